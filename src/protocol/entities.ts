@@ -1,0 +1,72 @@
+/**
+ * The `data` object of each entity type (design.md §Data model; field list in docs/protocol.md §Data model).
+ * Extra fields are kept (loose objects): a FunkyGibbon may carry more than this profile knows about.
+ * `id`, `sync_id` and `updated_at` may appear inside `data` (original Python FunkyGibbon spelling); they are read
+ * by `splitEnvelopeFields` and stored as columns, not as part of the data.
+ */
+import { z } from 'zod';
+import type { EntityType } from './entity-types.js';
+import { TimestampSchema } from './messages.js';
+
+const Name = z.string().min(1).max(200);
+const OptionalRef = z.string().min(1).max(256).nullable().optional();
+
+export const RoomDataSchema = z.looseObject({
+  name: Name,
+  home_id: z.string().max(256).optional(),
+  floor: z.union([z.number(), z.string().max(64)]).nullable().optional(),
+  icon: z.string().max(64).nullable().optional(),
+});
+
+export const DeviceDataSchema = z.looseObject({
+  name: Name,
+  room_id: OptionalRef,
+  home_id: z.string().max(256).optional(),
+  device_type: z.string().max(64).nullable().optional(),
+  manufacturer: z.string().max(200).nullable().optional(),
+  model: z.string().max(200).nullable().optional(),
+});
+
+export const EntityStateDataSchema = z.looseObject({
+  device_id: z.string().min(1).max(256),
+  state: z.record(z.string(), z.unknown()),
+  home_id: z.string().max(256).optional(),
+});
+
+export type RoomData = z.infer<typeof RoomDataSchema>;
+export type DeviceData = z.infer<typeof DeviceDataSchema>;
+export type EntityStateData = z.infer<typeof EntityStateDataSchema>;
+
+export const DATA_SCHEMAS: Readonly<Record<EntityType, z.ZodType<Record<string, unknown>>>> = {
+  room: RoomDataSchema,
+  device: DeviceDataSchema,
+  entity_state: EntityStateDataSchema,
+};
+
+const EnvelopeFieldsSchema = z.object({
+  id: z.string().min(1).max(256).optional(),
+  sync_id: z.string().min(1).max(256).optional(),
+  updated_at: TimestampSchema.optional(),
+});
+
+export interface SplitData {
+  readonly body: Record<string, unknown>;
+  readonly id: string | undefined;
+  readonly syncId: string | undefined;
+  readonly updatedAt: string | undefined;
+}
+
+/** Separates `id`, `sync_id` and `updated_at` from the rest of a `data` object; fails on wrong types. */
+export function splitEnvelopeFields(
+  data: Record<string, unknown>,
+): { ok: true; value: SplitData } | { ok: false; problems: string[] } {
+  const parsed = EnvelopeFieldsSchema.safeParse({ id: data.id, sync_id: data.sync_id, updated_at: data.updated_at });
+  if (!parsed.success) {
+    return { ok: false, problems: parsed.error.issues.map((i) => `data.${i.path.map(String).join('.')}: ${i.message}`) };
+  }
+  const { id: _id, sync_id: _syncId, updated_at: _updatedAt, ...body } = data;
+  return {
+    ok: true,
+    value: { body, id: parsed.data.id, syncId: parsed.data.sync_id, updatedAt: parsed.data.updated_at },
+  };
+}

@@ -1,0 +1,199 @@
+/**
+ * The Inbetweenies wire messages (seed §Message Formats) as zod schemas: each yields the runtime validator and the
+ * TypeScript type, so nothing from the network is cast. Wire types keep the seed's snake_case spelling; domain code
+ * maps them explicitly (see server/ and sync/).
+ *
+ * Unknown fields are ignored (stripped) for forward compatibility; unknown entity types are refused (request) or
+ * rejected per change (push), see docs/protocol.md §Validation.
+ */
+import { z } from 'zod';
+import { normaliseEntityType } from './entity-types.js';
+import { parseTimestamp } from './timestamps.js';
+
+export const MAX_ID_LENGTH = 256;
+
+export const TimestampSchema = z
+  .string()
+  .max(64)
+  .refine((s) => parseTimestamp(s) !== undefined, { message: 'expected an ISO-8601 timestamp' });
+
+const IdSchema = z.string().min(1).max(MAX_ID_LENGTH);
+
+/** A known entity type in either spelling (`device` or `devices`). */
+export const EntityTypeNameSchema = z
+  .string()
+  .max(64)
+  .refine((s) => normaliseEntityType(s) !== undefined, {
+    message: 'expected one of entity_state, device, room (singular or plural)',
+  });
+
+export const OperationSchema = z.enum(['create', 'update', 'delete']);
+export type Operation = z.infer<typeof OperationSchema>;
+
+export const DataSchema = z.record(z.string(), z.unknown());
+export type WireData = z.infer<typeof DataSchema>;
+
+// ---- 1. sync_request (seed §1) -------------------------------------------------------------------------------
+export const SyncRequestSchema = z.object({
+  type: z.literal('sync_request'),
+  client_id: IdSchema,
+  /** The `server_time` of the last completed sync; null or absent asks for everything (full sync). */
+  last_sync: TimestampSchema.nullable().optional(),
+  entity_types: z.array(EntityTypeNameSchema).max(16).optional(),
+  include_deleted: z.boolean().optional(),
+  /** Pagination (design.md §Pagination): the opaque cursor of the previous page. */
+  cursor: z.string().min(1).max(512).nullable().optional(),
+  /** Page size wish; the server caps it at its own limit (default 1000, seed §Batching). */
+  limit: z.number().int().min(1).max(100_000).optional(),
+});
+export type SyncRequest = z.infer<typeof SyncRequestSchema>;
+
+// ---- 2. sync_delta (seed §2) ---------------------------------------------------------------------------------
+export const ChangeSchema = z.object({
+  entity_type: EntityTypeNameSchema,
+  entity_id: IdSchema,
+  operation: OperationSchema,
+  data: DataSchema,
+  updated_at: TimestampSchema,
+  sync_id: IdSchema,
+});
+export type WireChange = z.infer<typeof ChangeSchema>;
+
+export const VersionSchema = z.object({
+  operation: OperationSchema,
+  data: DataSchema,
+  updated_at: TimestampSchema,
+  sync_id: IdSchema,
+  deleted: z.boolean(),
+});
+export type WireVersion = z.infer<typeof VersionSchema>;
+
+export const ConflictTypeSchema = z.enum(['UPDATE_UPDATE', 'UPDATE_DELETE', 'CREATE_CREATE']);
+export const ResolutionSchema = z.enum(['server_wins', 'client_wins']);
+
+export const ConflictSchema = z.object({
+  entity_type: EntityTypeNameSchema,
+  entity_id: IdSchema,
+  type: ConflictTypeSchema,
+  reason: z.string().max(200),
+  server_version: VersionSchema.nullable(),
+  client_version: VersionSchema,
+  resolution: ResolutionSchema,
+  client_sync_id: IdSchema.optional(),
+});
+export type WireConflict = z.infer<typeof ConflictSchema>;
+
+export const SyncDeltaSchema = z.object({
+  type: z.literal('sync_delta'),
+  server_time: TimestampSchema,
+  changes: z.array(ChangeSchema),
+  conflicts: z.array(ConflictSchema),
+  more: z.boolean(),
+  cursor: z.string().nullable().optional(),
+});
+export type SyncDelta = z.infer<typeof SyncDeltaSchema>;
+
+// ---- 3. sync_push (seed §3) ----------------------------------------------------------------------------------
+/**
+ * The envelope of one pushed change. `entity_type` and `data` are checked per change by the server so one bad change
+ * is rejected on its own (docs/protocol.md §Per-change rejection); what makes a change unaddressable (no
+ * `client_sync_id`, no `entity_id`, no valid operation) refuses the whole request.
+ */
+export const PushChangeSchema = z.object({
+  entity_type: z.string().min(1).max(64),
+  entity_id: IdSchema,
+  operation: OperationSchema,
+  data: DataSchema.optional(),
+  updated_at: TimestampSchema.optional(),
+  sync_id: IdSchema.optional(),
+  client_sync_id: IdSchema,
+});
+export type WirePushChange = z.infer<typeof PushChangeSchema>;
+
+export const SyncPushSchema = z.object({
+  type: z.literal('sync_push'),
+  client_id: IdSchema,
+  changes: z.array(PushChangeSchema).max(100_000),
+});
+export type SyncPush = z.infer<typeof SyncPushSchema>;
+
+// ---- 4. sync_result (seed §4) --------------------------------------------------------------------------------
+export const ApplyStatusSchema = z.enum(['applied', 'conflict', 'rejected']);
+export type ApplyStatus = z.infer<typeof ApplyStatusSchema>;
+
+export const AppliedSchema = z.object({
+  client_sync_id: IdSchema,
+  server_sync_id: IdSchema.nullable(),
+  status: ApplyStatusSchema,
+  entity_type: z.string().max(64),
+  entity_id: IdSchema,
+  error: z.object({ code: z.string().max(64), message: z.string().max(1000) }).optional(),
+});
+export type WireApplied = z.infer<typeof AppliedSchema>;
+
+export const SyncResultSchema = z.object({
+  type: z.literal('sync_result'),
+  applied: z.array(AppliedSchema),
+  conflicts: z.array(ConflictSchema),
+  server_time: TimestampSchema.optional(),
+});
+export type SyncResult = z.infer<typeof SyncResultSchema>;
+
+// ---- 5. sync_ack (seed §5) -----------------------------------------------------------------------------------
+export const SyncAckSchema = z.object({
+  type: z.literal('sync_ack'),
+  client_id: IdSchema,
+  sync_completed_at: TimestampSchema,
+});
+export type SyncAck = z.infer<typeof SyncAckSchema>;
+
+export const SyncAckResultSchema = z.object({
+  type: z.literal('sync_ack_result'),
+  acknowledged: z.boolean(),
+  server_time: TimestampSchema,
+});
+export type SyncAckResult = z.infer<typeof SyncAckResultSchema>;
+
+// ---- error body (design.md §Errors) --------------------------------------------------------------------------
+export const ErrorBodySchema = z.object({
+  type: z.literal('error'),
+  code: z.string().max(64),
+  message: z.string().max(2000),
+  retry_after: z.number().nonnegative().optional(),
+});
+export type ErrorBody = z.infer<typeof ErrorBodySchema>;
+
+// ---- auth (design.md §Endpoints) -----------------------------------------------------------------------------
+export const TokenRequestSchema = z.object({
+  client_id: IdSchema,
+  client_secret: z.string().min(1).max(512),
+});
+export type TokenRequest = z.infer<typeof TokenRequestSchema>;
+
+export const RefreshRequestSchema = z.object({ refresh_token: z.string().min(1).max(512) });
+export type RefreshRequest = z.infer<typeof RefreshRequestSchema>;
+
+export const TokenResponseSchema = z.object({
+  access_token: z.string().min(1),
+  token_type: z.literal('Bearer'),
+  expires_in: z.number().int().nonnegative(),
+  refresh_token: z.string().min(1),
+  refresh_expires_in: z.number().int().nonnegative().optional(),
+  home_id: z.string().optional(),
+});
+export type TokenResponse = z.infer<typeof TokenResponseSchema>;
+
+export const HealthResponseSchema = z.object({
+  status: z.literal('ok'),
+  version: z.string(),
+  server_time: TimestampSchema,
+});
+export type HealthResponse = z.infer<typeof HealthResponseSchema>;
+
+/** Formats zod issues as `path: message` lines, for error bodies and config reports. */
+export function describeIssues(error: z.ZodError): string[] {
+  return error.issues.map((issue) => {
+    const path = issue.path.length ? issue.path.map(String).join('.') : '(root)';
+    return `${path}: ${issue.message}`;
+  });
+}

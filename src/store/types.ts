@@ -1,0 +1,38 @@
+/** Domain types shared by the gateway's store, ingest and sync (wire types live in protocol/messages.ts). */
+import type { EntityType, Operation } from '../protocol/index.js';
+import type { Micros } from '../protocol/timestamps.js';
+
+/** A clock in server-corrected time (design.md §Clock); implemented by sync/clock.ts. */
+export interface StampClock {
+  /** Epoch microseconds, corrected by the offset estimated from the server's `server_time`. */
+  nowMicros(): Micros;
+}
+
+/** An entity as the gateway holds it. */
+export interface StoredEntity {
+  readonly entityType: EntityType;
+  readonly entityId: string;
+  readonly data: Record<string, unknown>;
+  readonly updatedAt: Micros;
+  readonly syncId: string | null;
+  readonly deleted: boolean;
+}
+
+/** A row of the outbox: the one pending change of an entity. */
+export interface PendingChange {
+  readonly entityType: EntityType;
+  readonly entityId: string;
+  readonly clientSyncId: string;
+  readonly operation: Operation;
+  readonly data: Record<string, unknown>;
+  readonly updatedAt: Micros;
+  readonly critical: boolean;
+  readonly firstQueuedAt: number;
+  readonly attempts: number;
+}
+
+/** Attributes to send to a device (downlink, design.md §Downlink). */
+export interface DeviceCommand {
+  readonly deviceId: string;
+  readonly attributes: Record<string, unknown>;
+}
