@@ -1,0 +1,178 @@
+/**
+ * The gateway's configuration: one YAML file checked against one zod schema that yields both the runtime check and
+ * the type. Every problem is reported at once with its path and what was expected. Precedence (lowest first):
+ * built-in defaults < YAML file < environment variables (for secrets) < command-line flags.
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { z } from 'zod';
+import { ConfigError } from '../errors.js';
+import { describeIssues } from '../protocol/messages.js';
+
+const Port = z.number().int().min(0).max(65535);
+const Level = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+export const GatewayConfigSchema = z.strictObject({
+  dataDir: z.string().min(1).default('./data'),
+  log: z.strictObject({ level: Level.default('info'), pretty: z.boolean().optional() }).prefault({}),
+  mqtt: z
+    .strictObject({
+      /** 0.0.0.0 so devices on the home network can connect (broker security arrives with issue 4). */
+      host: z.string().min(1).default('0.0.0.0'),
+      port: Port.default(1883),
+      maxPayloadBytes: z.number().int().min(256).max(16 * 1024 * 1024).default(256 * 1024),
+    })
+    .prefault({}),
+  ingest: z
+    .strictObject({
+      groupCommitWindowMs: z.number().min(0).max(1000).default(4),
+      maxBatch: z.number().int().min(1).max(100_000).default(2000),
+      native: z.strictObject({ enabled: z.boolean().default(true), baseTopic: z.string().min(1).default('devices') }).prefault({}),
+      critical: z
+        .strictObject({
+          deviceTypes: z.array(z.string().min(1)).default(['lock', 'alarm', 'smoke', 'leak', 'water_leak']),
+          attributes: z.array(z.string().min(1)).default(['lock_state', 'alarm', 'smoke', 'water_leak', 'leak', 'tamper']),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  server: z
+    .strictObject({
+      url: z.url({ protocol: /^https?$/ }).default('http://127.0.0.1:8000'),
+      clientId: z.string().min(1).max(256).optional(),
+      clientSecret: z.string().min(1).max(512).optional(),
+      /** Sign requests and verify response signatures (design.md §HMAC). */
+      hmac: z.boolean().default(true),
+      gzipThresholdBytes: z.number().int().min(0).default(1024),
+      connectTimeoutMs: z.number().int().min(100).default(5000),
+      requestTimeoutMs: z.number().int().min(100).default(15000),
+    })
+    .prefault({}),
+  sync: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      minIntervalSeconds: z.number().min(0.05).default(5),
+      maxIntervalSeconds: z.number().min(1).default(300),
+      criticalDebounceMs: z.number().int().min(0).default(250),
+      pushBatchSize: z.number().int().min(1).max(1000).default(1000),
+      maxRetries: z.number().int().min(0).max(20).default(5),
+      offlineProbeSeconds: z.number().min(0.05).default(30),
+    })
+    .prefault({}),
+  http: z
+    .strictObject({
+      host: z.string().min(1).default('127.0.0.1'),
+      /** Health and metrics endpoint; null disables it. */
+      port: Port.nullable().default(null),
+    })
+    .prefault({}),
+});
+
+export type GatewayConfig = z.infer<typeof GatewayConfigSchema>;
+export type GatewayConfigInput = z.input<typeof GatewayConfigSchema>;
+
+/** Environment variables that override the file (documented in the README). */
+export const ENV_OVERRIDES: ReadonlyArray<{ name: string; path: readonly string[]; type: 'string' | 'number' }> = [
+  { name: 'INBETWEENIES_DATA_DIR', path: ['dataDir'], type: 'string' },
+  { name: 'INBETWEENIES_SERVER_URL', path: ['server', 'url'], type: 'string' },
+  { name: 'INBETWEENIES_CLIENT_ID', path: ['server', 'clientId'], type: 'string' },
+  { name: 'INBETWEENIES_CLIENT_SECRET', path: ['server', 'clientSecret'], type: 'string' },
+  { name: 'INBETWEENIES_MQTT_HOST', path: ['mqtt', 'host'], type: 'string' },
+  { name: 'INBETWEENIES_MQTT_PORT', path: ['mqtt', 'port'], type: 'number' },
+  { name: 'INBETWEENIES_HTTP_PORT', path: ['http', 'port'], type: 'number' },
+  { name: 'INBETWEENIES_LOG_LEVEL', path: ['log', 'level'], type: 'string' },
+];
+
+/** Command-line overrides of `run` (issue 3 §Interfaces). */
+export interface GatewayFlags {
+  readonly dataDir?: string;
+  readonly mqttHost?: string;
+  readonly mqttPort?: number;
+  readonly serverUrl?: string;
+  readonly clientId?: string;
+  readonly clientSecret?: string;
+  readonly httpPort?: number;
+}
+
+type Tree = Record<string, unknown>;
+
+function setPath(tree: Tree, path: readonly string[], value: unknown): void {
+  let node = tree;
+  path.slice(0, -1).forEach((key) => {
+    const next = node[key];
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) node[key] = {};
+    node = node[key] as Tree;
+  });
+  const last = path[path.length - 1];
+  if (last !== undefined) node[last] = value;
+}
+
+/** Reads and parses a YAML file into a plain tree; a file that is not a mapping is a config problem. */
+export function readYamlFile(file: string): Tree {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError([`cannot read ${file}: ${(err as Error).message}`], file);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text, { prettyErrors: true });
+  } catch (err) {
+    const message = err instanceof YAMLParseError ? err.message : String(err);
+    throw new ConfigError([`YAML syntax: ${message}`], file);
+  }
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(['(root): expected a mapping of settings'], file);
+  return { ...(doc as Tree) };
+}
+
+export interface LoadGatewayConfigOptions {
+  readonly file?: string;
+  readonly env?: NodeJS.ProcessEnv;
+  readonly flags?: GatewayFlags;
+}
+
+/** Builds the effective configuration; throws ConfigError listing every problem with its path. */
+export function loadGatewayConfig(options: LoadGatewayConfigOptions = {}): GatewayConfig {
+  const tree: Tree = options.file ? readYamlFile(options.file) : {};
+  const problems: string[] = [];
+  for (const override of ENV_OVERRIDES) {
+    const raw = options.env?.[override.name];
+    if (raw === undefined || raw === '') continue;
+    if (override.type === 'number') {
+      const n = Number(raw);
+      if (!Number.isFinite(n)) problems.push(`${override.name}: expected a number, got ${JSON.stringify(raw)}`);
+      else setPath(tree, override.path, n);
+    } else {
+      setPath(tree, override.path, raw);
+    }
+  }
+  const f = options.flags ?? {};
+  const flagPaths: Array<[unknown, readonly string[]]> = [
+    [f.dataDir, ['dataDir']],
+    [f.mqttHost, ['mqtt', 'host']],
+    [f.mqttPort, ['mqtt', 'port']],
+    [f.serverUrl, ['server', 'url']],
+    [f.clientId, ['server', 'clientId']],
+    [f.clientSecret, ['server', 'clientSecret']],
+    [f.httpPort, ['http', 'port']],
+  ];
+  for (const [value, path] of flagPaths) if (value !== undefined) setPath(tree, path, value);
+  const parsed = GatewayConfigSchema.safeParse(tree);
+  if (!parsed.success) problems.push(...describeIssues(parsed.error));
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(problems, options.file ?? 'defaults');
+  const config = parsed.data;
+  if (config.sync.minIntervalSeconds > config.sync.maxIntervalSeconds) {
+    throw new ConfigError(
+      [`sync.minIntervalSeconds: expected at most sync.maxIntervalSeconds (${config.sync.maxIntervalSeconds}), got ${config.sync.minIntervalSeconds}`],
+      options.file ?? 'defaults',
+    );
+  }
+  return config;
+}
+
+/** The configuration with secrets replaced, for logs and `check-config` output. */
+export function redactConfig(config: GatewayConfig): GatewayConfig {
+  return { ...config, server: { ...config.server, clientSecret: config.server.clientSecret ? '[redacted]' : undefined } };
+}
