@@ -1,0 +1,2 @@
+export * from './broker.js';
+export * from './rate-limited-log.js';

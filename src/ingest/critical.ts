@@ -1,0 +1,34 @@
+/**
+ * Which local changes are critical (seed §Polling "Instant push for critical changes"; issue 3 item 6: defaults for
+ * locks, alarms, smoke and leak sensors). Pure: the scheduler decides what to do with the answer.
+ */
+export interface CriticalConfig {
+  /** Every state change of a device of one of these types is critical. */
+  readonly deviceTypes: readonly string[];
+  /** A change of one of these attributes is critical whatever the device type. */
+  readonly attributes: readonly string[];
+}
+
+export const DEFAULT_CRITICAL_CONFIG: CriticalConfig = {
+  deviceTypes: ['lock', 'alarm', 'smoke', 'leak', 'water_leak'],
+  attributes: ['lock_state', 'alarm', 'smoke', 'water_leak', 'leak', 'tamper'],
+};
+
+/**
+ * True when a change of `attributes` (only the attributes whose value changed) on a device of `deviceType` must be
+ * pushed at once. Names compare case-insensitively; an empty change is never critical.
+ */
+export function isCriticalChange(
+  deviceType: string | null | undefined,
+  attributes: Readonly<Record<string, unknown>>,
+  config: CriticalConfig = DEFAULT_CRITICAL_CONFIG,
+): boolean {
+  const names = Object.keys(attributes);
+  if (names.length === 0) return false;
+  if (deviceType) {
+    const type = deviceType.toLowerCase();
+    if (config.deviceTypes.some((t) => t.toLowerCase() === type)) return true;
+  }
+  const critical = new Set(config.attributes.map((a) => a.toLowerCase()));
+  return names.some((name) => critical.has(name.toLowerCase()));
+}

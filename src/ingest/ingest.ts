@@ -1,0 +1,158 @@
+/**
+ * The durable ingest pipeline (design.md §Durable ingest; issue 3 items 2–3): every PUBLISH passes through the
+ * broker's publish interceptor (aedes `authorizePublish`, which runs before the PUBACK is written). A message on an
+ * adapter's topic is parsed into updates and handed to the group commit; a QoS ≥ 1 message is called back — and so
+ * acknowledged — only after its batch is committed with fsync (synchronous=FULL, store/db.ts). QoS 0 messages join
+ * the same batches without waiting. Messages of one socket read are handled concurrently by aedes
+ * (lib/client.js `enqueue`), so a client's pipelined messages share one commit.
+ */
+import type { Client, PublishPacket } from 'aedes';
+import type { Broker } from '../broker/broker.js';
+import { RateLimitedLog } from '../broker/rate-limited-log.js';
+import type { Logger } from '../log.js';
+import type { Db } from '../store/db.js';
+import { applyLocalUpdates, type LocalUpdate } from '../store/local-writes.js';
+import type { DeviceCommand, StampClock } from '../store/types.js';
+import type { IngestAdapter } from './adapter.js';
+import { DEFAULT_CRITICAL_CONFIG, type CriticalConfig } from './critical.js';
+import { createDownlink, type DownlinkResult } from './downlink.js';
+import { GroupCommit } from './group-commit.js';
+import { countDropped, newIngestMetrics, type IngestMetrics } from './metrics.js';
+import { TopicRouter } from './router.js';
+
+export interface LocalChangeEvent {
+  /** Whether any committed change is critical (the scheduler syncs at once). */
+  readonly critical: boolean;
+  readonly written: number;
+}
+
+export interface IngestOptions {
+  readonly broker: Broker;
+  readonly db: Db;
+  readonly logger: Logger;
+  readonly clock: StampClock;
+  readonly adapters: readonly IngestAdapter[];
+  /** Local wall clock (epoch ms); default Date.now. */
+  readonly now?: () => number;
+  /** Group-commit window; default 4 ms. */
+  readonly groupCommitWindowMs?: number;
+  /** Messages per batch at most; default 2000. */
+  readonly maxBatch?: number;
+  readonly critical?: CriticalConfig;
+  /** Called after each commit that wrote something. */
+  readonly onLocalChange?: (event: LocalChangeEvent) => void;
+  /** Interval of the rate-limited warnings (bad payloads, commit failures); default 10 s. */
+  readonly errorLogIntervalMs?: number;
+}
+
+export interface Ingest {
+  start(): void;
+  /** Commits what is queued and detaches from the broker. */
+  stop(): void;
+  /** Commits what is queued now (tests, shutdown). */
+  flush(): void;
+  publishCommands(commands: readonly DeviceCommand[]): Promise<DownlinkResult>;
+  /** Counters; brokerClients is refreshed on each call. */
+  metrics(): IngestMetrics;
+  readonly router: TopicRouter;
+}
+
+export function createIngest(options: IngestOptions): Ingest {
+  const { broker, db, clock } = options;
+  const log = options.logger.child({ module: 'ingest' });
+  const now = options.now ?? Date.now;
+  const critical = options.critical ?? DEFAULT_CRITICAL_CONFIG;
+  const errorLogIntervalMs = options.errorLogIntervalMs ?? 10_000;
+  const rejected = new RateLimitedLog({ logger: log, intervalMs: errorLogIntervalMs, level: 'warn' });
+  const failures = new RateLimitedLog({ logger: log, intervalMs: errorLogIntervalMs, level: 'error' });
+  const metrics = newIngestMetrics();
+  const router = new TopicRouter(options.adapters);
+  const downlink = createDownlink({ aedes: broker.aedes, router, logger: options.logger, metrics });
+
+  const transaction = db.transaction((batches: readonly (readonly LocalUpdate[])[]) =>
+    applyLocalUpdates(db, batches.flat(), { clock, now, critical }),
+  );
+  const writer = new GroupCommit<readonly LocalUpdate[]>({
+    windowMs: options.groupCommitWindowMs ?? 4,
+    maxBatch: options.maxBatch ?? 2000,
+    commit: (items) => {
+      const counts = transaction(items);
+      metrics.batchesCommitted += 1;
+      metrics.largestBatch = Math.max(metrics.largestBatch, items.length);
+      metrics.statesWritten += counts.written;
+      metrics.duplicates += counts.duplicates;
+      metrics.criticalChanges += counts.critical;
+      if (counts.written > 0) notify({ critical: counts.critical > 0, written: counts.written });
+    },
+    onFailure: (err, items) => {
+      metrics.commitFailures += 1;
+      countDropped(metrics, 'commit_failed', items);
+      failures.record('commit_failed', 'store commit failed; QoS 1 messages not acknowledged', { err, messages: items });
+    },
+  });
+
+  function notify(event: LocalChangeEvent): void {
+    if (!options.onLocalChange) return;
+    // After the commit returned, outside the transaction; a throwing listener must not undo a commit.
+    queueMicrotask(() => {
+      try {
+        options.onLocalChange?.(event);
+      } catch (err) {
+        log.error({ err }, 'onLocalChange listener threw');
+      }
+    });
+  }
+
+  function intercept(client: Client | null, packet: PublishPacket, done: (err?: Error | null) => void): void {
+    metrics.messagesIn += 1;
+    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+    const routed = router.route(packet.topic, payload);
+    if (routed === undefined) {
+      done(null);
+      return;
+    }
+    const result = routed.result;
+    if (!result.ok) {
+      // Acknowledged and delivered to subscribers, but never stored: counted and logged, stored state untouched.
+      countDropped(metrics, result.reason);
+      rejected.record(result.reason, 'payload refused', {
+        adapter: routed.adapter.name,
+        topic: packet.topic.slice(0, 200),
+        clientId: client?.id,
+        detail: result.detail.slice(0, 300),
+      });
+      done(null);
+      return;
+    }
+    metrics.messagesIngested += 1;
+    if (packet.qos === 0) {
+      writer.submit(result.updates);
+      done(null);
+      return;
+    }
+    writer.submit(result.updates, (err) => done(err ? new Error(`ingest: not acknowledged, ${err.message}`) : null));
+  }
+
+  let detach: (() => void) | undefined;
+  return {
+    router,
+    start() {
+      if (detach) return;
+      detach = broker.addPublishInterceptor(intercept);
+      log.info({ adapters: router.adapters().map((a) => a.name) }, 'ingest started');
+    },
+    stop() {
+      detach?.();
+      detach = undefined;
+      writer.flush();
+      rejected.flush();
+      failures.flush();
+    },
+    flush: () => writer.flush(),
+    publishCommands: (commands) => downlink.publishCommands(commands),
+    metrics() {
+      metrics.brokerClients = broker.clientCount();
+      return metrics;
+    },
+  };
+}

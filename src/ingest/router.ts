@@ -1,0 +1,63 @@
+/**
+ * Topic router: finds the adapter that owns a topic (first registered wins) and remembers which adapter each device
+ * speaks, so a downlink command goes back through the same dialect. Topics no adapter owns are not errors: other
+ * clients talk on the broker too.
+ */
+import { levelsMatch, type IngestAdapter, type ParseResult } from './adapter.js';
+
+export interface Routed {
+  readonly adapter: IngestAdapter;
+  readonly result: ParseResult;
+}
+
+interface CompiledFilter {
+  readonly adapter: IngestAdapter;
+  readonly levels: readonly string[];
+}
+
+const MAX_REMEMBERED_DEVICES = 100_000;
+
+export class TopicRouter {
+  readonly #filters: CompiledFilter[] = [];
+  readonly #adapters: IngestAdapter[];
+  readonly #deviceAdapter = new Map<string, IngestAdapter>();
+
+  constructor(adapters: readonly IngestAdapter[]) {
+    const names = new Set<string>();
+    for (const adapter of adapters) {
+      if (names.has(adapter.name)) throw new RangeError(`two ingest adapters are named ${JSON.stringify(adapter.name)}`);
+      names.add(adapter.name);
+      for (const filter of adapter.filters) this.#filters.push({ adapter, levels: filter.split('/') });
+    }
+    this.#adapters = [...adapters];
+  }
+
+  adapters(): readonly IngestAdapter[] {
+    return this.#adapters;
+  }
+
+  /** The owning adapter's verdict on a message, or undefined when no adapter ingests this topic. */
+  route(topic: string, payload: Buffer): Routed | undefined {
+    if (topic.startsWith('$')) return undefined;
+    const levels = topic.split('/');
+    for (const filter of this.#filters) {
+      if (!levelsMatch(filter.levels, levels)) continue;
+      const result = filter.adapter.parse(topic, payload);
+      if (result === undefined) continue;
+      if (result.ok) for (const update of result.updates) this.#remember(update.deviceId, filter.adapter);
+      return { adapter: filter.adapter, result };
+    }
+    return undefined;
+  }
+
+  /** The adapter a device was last heard through, else the first that claims the id. */
+  adapterForDevice(deviceId: string): IngestAdapter | undefined {
+    return this.#deviceAdapter.get(deviceId) ?? this.#adapters.find((a) => a.ownsDevice?.(deviceId) ?? false);
+  }
+
+  #remember(deviceId: string, adapter: IngestAdapter): void {
+    if (this.#deviceAdapter.get(deviceId) === adapter) return;
+    if (this.#deviceAdapter.size >= MAX_REMEMBERED_DEVICES) this.#deviceAdapter.clear();
+    this.#deviceAdapter.set(deviceId, adapter);
+  }
+}
