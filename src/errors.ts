@@ -17,6 +17,7 @@ export type ErrorCode =
   | 'NOT_FOUND'
   | 'METHOD_NOT_ALLOWED'
   | 'UNSUPPORTED_MEDIA_TYPE'
+  | 'INTERNAL'
   // per-change rejection codes inside a sync_result
   | 'UNKNOWN_ENTITY_TYPE'
   | 'INVALID_ENTITY'
@@ -40,6 +41,7 @@ export const HTTP_STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
   UNSUPPORTED_MEDIA_TYPE: 415,
+  INTERNAL: 500,
   UNKNOWN_ENTITY_TYPE: 422,
   INVALID_ENTITY: 422,
   CONFIG_INVALID: 500,

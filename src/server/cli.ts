@@ -1,0 +1,110 @@
+/**
+ * `server` sub-commands (wired into src/cli.ts by the lead):
+ *   server [--config FILE] [--host H] [--port N] [--data-dir DIR]   start the server (flags override the file)
+ *   server add-client --data-dir DIR --home HOME_ID                  print one JSON credential object
+ * Exit codes: 0 ok, 2 bad usage or bad configuration, 1 runtime failure.
+ */
+import { parseArgs } from 'node:util';
+import { ConfigError } from '../errors.js';
+import { createLogger } from '../log.js';
+import { loadServerConfig, type ServerConfigInput } from './config.js';
+import { createSyncServer } from './server.js';
+import { ServerStore } from './store/index.js';
+
+export interface CommandIo {
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+}
+
+const defaultIo: CommandIo = {
+  stdout: (text) => process.stdout.write(text),
+  stderr: (text) => process.stderr.write(text),
+};
+
+const USAGE = `usage:
+  inbetweenies-gateway server [--config FILE] [--host H] [--port N] [--data-dir DIR]
+  inbetweenies-gateway server add-client --data-dir DIR --home HOME_ID
+`;
+
+/** Runs `server …`; `argv` are the arguments after `server` (a leading "server" is tolerated). */
+export async function runServerCommand(argv: string[], io: CommandIo = defaultIo): Promise<number> {
+  const args = argv[0] === 'server' ? argv.slice(1) : argv;
+  try {
+    if (args[0] === 'add-client') return addClientCommand(args.slice(1), io);
+    return await serveCommand(args, io);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      io.stderr(`${err.message}\n`);
+      return 2;
+    }
+    if (err instanceof TypeError && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS')) {
+      io.stderr(`${err.message}\n${USAGE}`);
+      return 2;
+    }
+    io.stderr(`server failed: ${(err as Error).message}\n`);
+    return 1;
+  }
+}
+
+function addClientCommand(args: string[], io: CommandIo): number {
+  const { values } = parseArgs({
+    args,
+    options: { 'data-dir': { type: 'string' }, home: { type: 'string' }, config: { type: 'string' } },
+    strict: true,
+  });
+  const overrides: ServerConfigInput = {};
+  if (values['data-dir'] !== undefined) overrides.dataDir = values['data-dir'];
+  const config = loadServerConfig(values.config, overrides);
+  if (values.home === undefined || values.home.length === 0) {
+    io.stderr(`--home HOME_ID is required\n${USAGE}`);
+    return 2;
+  }
+  const store = new ServerStore({ dataDir: config.dataDir, clock: Date.now });
+  try {
+    io.stdout(`${JSON.stringify(store.accounts.addClient(values.home))}\n`);
+  } finally {
+    store.close();
+  }
+  return 0;
+}
+
+async function serveCommand(args: string[], io: CommandIo): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      config: { type: 'string' },
+      host: { type: 'string' },
+      port: { type: 'string' },
+      'data-dir': { type: 'string' },
+    },
+    strict: true,
+  });
+  const overrides: ServerConfigInput = {};
+  if (values.host !== undefined) overrides.host = values.host;
+  if (values['data-dir'] !== undefined) overrides.dataDir = values['data-dir'];
+  if (values.port !== undefined) {
+    const port = Number(values.port);
+    if (!/^\d+$/.test(values.port) || port > 65535) {
+      io.stderr(`--port: expected an integer 0..65535, got ${JSON.stringify(values.port)}\n`);
+      return 2;
+    }
+    overrides.port = port;
+  }
+  const config = loadServerConfig(values.config, overrides);
+  const logger = createLogger({ level: config.log.level, name: 'inbetweenies-server' });
+  const server = createSyncServer({ config, logger });
+  const { url } = await server.listen();
+  logger.info({ url, dataDir: config.dataDir, hmacRequired: config.hmac.required }, `listening on ${url}`);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: NodeJS.Signals): void => {
+      logger.info({ signal }, 'shutting down');
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  await server.close();
+  return 0;
+}

@@ -1,0 +1,106 @@
+/**
+ * Server configuration: a zod schema that yields both the validator and the type, loaded from YAML
+ * (config/server.example.yaml). Every problem is listed at once with its path (ConfigError); unknown keys are
+ * refused so a typo never silently falls back to a default.
+ */
+import { readFileSync } from 'node:fs';
+import { parseDocument } from 'yaml';
+import { z } from 'zod';
+import { ConfigError } from '../errors.js';
+import { describeIssues } from '../protocol/index.js';
+
+const PositiveInt = z.number().int().positive();
+
+export const ServerConfigSchema = z.strictObject({
+  host: z.string().min(1).default('127.0.0.1'),
+  port: z.number().int().min(0).max(65535).default(8000),
+  dataDir: z.string().min(1).default('./data'),
+  /** seed §Batching "Max 1000 entities per sync cycle": changes per sync_delta page. */
+  pageSize: PositiveInt.max(100_000).default(1000),
+  /** Changes accepted in one sync_push; more gets 413 PAYLOAD_TOO_LARGE. */
+  maxPushChanges: PositiveInt.max(100_000).default(1000),
+  /** Raw (possibly compressed) request body cap. */
+  maxBodyBytes: PositiveInt.default(4 * 1024 * 1024),
+  /** Inflated gzip body cap (design.md §gzip: a bomb gets 413). */
+  maxInflatedBytes: PositiveInt.default(16 * 1024 * 1024),
+  tokens: z
+    .strictObject({
+      accessTtlSeconds: PositiveInt.default(3600),
+      refreshTtlSeconds: PositiveInt.default(30 * 24 * 3600),
+    })
+    .prefault({}),
+  hmac: z
+    .strictObject({
+      /** Unsigned requests are refused with BAD_SIGNATURE when true. */
+      required: z.boolean().default(false),
+      /** design.md §HMAC: ±300 s. */
+      windowSeconds: PositiveInt.max(3600).default(300),
+    })
+    .prefault({}),
+  rateLimit: z
+    .strictObject({
+      ratePerSecond: z.number().positive().default(20),
+      burst: PositiveInt.default(60),
+    })
+    .prefault({}),
+  tombstones: z
+    .strictObject({
+      retentionSeconds: PositiveInt.default(30 * 24 * 3600),
+      purgeIntervalSeconds: PositiveInt.default(3600),
+    })
+    .prefault({}),
+  log: z
+    .strictObject({
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    })
+    .prefault({}),
+});
+
+export type ServerConfig = z.infer<typeof ServerConfigSchema>;
+/** What a caller may pass: every field optional, nested objects partial. */
+export type ServerConfigInput = z.input<typeof ServerConfigSchema>;
+
+/** Validates a config object; throws ConfigError listing every problem. */
+export function parseServerConfig(input: unknown, source = 'server config'): ServerConfig {
+  const parsed = ServerConfigSchema.safeParse(input ?? {});
+  if (!parsed.success) throw new ConfigError(describeIssues(parsed.error), source);
+  return parsed.data;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Deep merge of plain objects; `over` wins, undefined values in `over` are ignored. */
+export function mergeConfig(base: unknown, over: unknown): unknown {
+  if (!isPlainObject(base) || !isPlainObject(over)) return over === undefined ? base : over;
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    if (value === undefined) continue;
+    out[key] = mergeConfig(base[key], value);
+  }
+  return out;
+}
+
+/**
+ * Loads the YAML file at `path` (or only defaults when `path` is undefined), applies `overrides` (CLI flags win over
+ * the file) and validates. YAML syntax errors and schema problems are all reported in one ConfigError.
+ */
+export function loadServerConfig(path: string | undefined, overrides: ServerConfigInput = {}): ServerConfig {
+  let fromFile: unknown = {};
+  if (path !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (err) {
+      throw new ConfigError([`cannot read file: ${(err as Error).message}`], path);
+    }
+    const doc = parseDocument(text);
+    if (doc.errors.length > 0) {
+      throw new ConfigError(doc.errors.map((e) => `yaml: ${e.message.split('\n')[0] ?? e.message}`), path);
+    }
+    fromFile = doc.toJS() ?? {};
+    if (!isPlainObject(fromFile)) throw new ConfigError(['(root): expected a mapping of settings'], path);
+  }
+  return parseServerConfig(mergeConfig(fromFile, overrides), path ?? 'defaults');
+}

@@ -1,0 +1,109 @@
+/**
+ * The server's own SQLite file `<dataDir>/server.db` (separate from the gateway store): open, pragmas, migrations.
+ * WAL with synchronous=FULL, so a 200 to a push means the push is on disk. The file holds client secrets (they key
+ * the HMAC), so it is created with mode 0600 in a 0700 directory.
+ */
+import Database from 'better-sqlite3';
+import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
+import { join } from 'node:path';
+
+export type ServerDb = Database.Database;
+
+export const SERVER_DB_FILE = 'server.db';
+
+/** Each entry runs once, in order, inside a transaction; `user_version` records how far a file has come. */
+const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE homes (
+    home_id          TEXT PRIMARY KEY,
+    created_at       INTEGER NOT NULL,           -- epoch ms
+    purged_through   INTEGER NOT NULL DEFAULT 0  -- max seq of a purged tombstone (µs watermark)
+  ) WITHOUT ROWID;
+
+  CREATE TABLE clients (
+    client_id           TEXT PRIMARY KEY,
+    secret              TEXT NOT NULL,           -- kept as-is: it keys the HMAC
+    home_id             TEXT NOT NULL REFERENCES homes(home_id),
+    created_at          INTEGER NOT NULL,        -- epoch ms
+    last_ack_watermark  INTEGER,                 -- µs, the server_time of the last acknowledged sync
+    last_ack_at         INTEGER                  -- epoch ms
+  ) WITHOUT ROWID;
+  CREATE INDEX clients_by_home ON clients (home_id);
+
+  CREATE TABLE tokens (
+    token_hash  TEXT PRIMARY KEY,               -- sha256 hex of the token; the token itself is never stored
+    kind        TEXT NOT NULL CHECK (kind IN ('access', 'refresh')),
+    client_id   TEXT NOT NULL REFERENCES clients(client_id),
+    expires_at  INTEGER NOT NULL                -- epoch ms
+  ) WITHOUT ROWID;
+  CREATE INDEX tokens_by_expiry ON tokens (expires_at);
+
+  -- Each home is its own namespace: every query is scoped by the token's home.
+  CREATE TABLE entities (
+    home_id        TEXT    NOT NULL,
+    entity_type    TEXT    NOT NULL,
+    entity_id      TEXT    NOT NULL,
+    data           TEXT    NOT NULL,            -- wire data minus id / sync_id / updated_at (JSON object)
+    updated_at     INTEGER NOT NULL,            -- µs, the version's own timestamp (LWW)
+    sync_id        TEXT    NOT NULL,
+    deleted        INTEGER NOT NULL DEFAULT 0,
+    seq            INTEGER NOT NULL,            -- commit sequence (design.md §Watermark), unique
+    created_seq    INTEGER NOT NULL,
+    priority       INTEGER NOT NULL,            -- seed §Batching: entity_state 0, device 1, room 2
+    origin_client  TEXT,
+    PRIMARY KEY (home_id, entity_type, entity_id)
+  ) WITHOUT ROWID;
+  CREATE INDEX entities_by_order ON entities (home_id, priority, seq);
+  CREATE INDEX entities_tombstones ON entities (home_id, deleted, seq) WHERE deleted = 1;
+
+  -- Idempotent push: the result of every client_sync_id a client pushed.
+  CREATE TABLE push_results (
+    client_id       TEXT    NOT NULL,
+    client_sync_id  TEXT    NOT NULL,
+    result          TEXT    NOT NULL,           -- JSON {applied, conflict?}
+    applications    INTEGER NOT NULL,           -- how many times this change was written (must stay <= 1)
+    recorded_at     INTEGER NOT NULL,           -- epoch ms
+    PRIMARY KEY (client_id, client_sync_id)
+  ) WITHOUT ROWID;
+
+  -- Conflicts recorded against a client's pushes, reported again on its next sync_delta (first page).
+  CREATE TABLE conflicts (
+    id         INTEGER PRIMARY KEY,
+    client_id  TEXT    NOT NULL,
+    seq        INTEGER NOT NULL,
+    entry      TEXT    NOT NULL                 -- JSON conflict entry as on the wire
+  );
+  CREATE INDEX conflicts_by_client ON conflicts (client_id, seq);
+
+  CREATE TABLE meta (
+    key    TEXT PRIMARY KEY,
+    value  TEXT NOT NULL
+  ) WITHOUT ROWID;
+  `,
+];
+
+export function openServerDb(dataDir: string): ServerDb {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const path = join(dataDir, SERVER_DB_FILE);
+  closeSync(openSync(path, 'a', 0o600));
+  chmodSync(path, 0o600);
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('foreign_keys = ON');
+  db.pragma('busy_timeout = 5000');
+  migrate(db);
+  return db;
+}
+
+function migrate(db: ServerDb): void {
+  const current = Number(db.pragma('user_version', { simple: true }));
+  for (let version = current; version < MIGRATIONS.length; version++) {
+    const sql = MIGRATIONS[version];
+    if (sql === undefined) break;
+    db.transaction(() => {
+      db.exec(sql);
+      db.pragma(`user_version = ${version + 1}`);
+    })();
+  }
+}

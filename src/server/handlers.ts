@@ -1,0 +1,198 @@
+/**
+ * Endpoint logic (seed §Message Formats, §Server Endpoints; design.md §Endpoints): each takes the parsed JSON body
+ * and the authenticated client and returns a reply, or throws a ProtocolError that becomes the error body.
+ */
+import type { z } from 'zod';
+import { ProtocolError } from '../errors.js';
+import {
+  ENTITY_PRIORITY,
+  RefreshRequestSchema,
+  SyncAckSchema,
+  SyncPushSchema,
+  SyncRequestSchema,
+  TokenRequestSchema,
+  describeIssues,
+  formatTimestamp,
+  normaliseEntityType,
+  parseTimestamp,
+  type HealthResponse,
+  type Micros,
+  type SyncAckResult,
+  type SyncResult,
+  type TokenResponse,
+} from '../protocol/index.js';
+import type { ServerConfig } from './config.js';
+import { decodeCursor, encodeCursor } from './cursor.js';
+import { jsonReply, type Reply } from './http/io.js';
+import type { ClientRecord, IssuedTokens, ServerStore } from './store/index.js';
+import { ALL_TYPES_MASK, type PagePosition } from './store/pull.js';
+
+export const SERVER_VERSION = '0.1.0';
+/** A last_sync up to this far beyond the floor is tolerated (issued watermarks persist with 1 s slack). */
+export const FUTURE_TOLERANCE_US: Micros = 5_000_000;
+
+export interface HandlerDeps {
+  readonly store: ServerStore;
+  readonly config: ServerConfig;
+}
+
+function parse<T extends z.ZodType>(schema: T, body: unknown, what: string): z.infer<T> {
+  const parsed = schema.safeParse(body);
+  if (!parsed.success) {
+    throw new ProtocolError('BAD_REQUEST', `invalid ${what}: ${describeIssues(parsed.error).join('; ')}`);
+  }
+  return parsed.data;
+}
+
+function checkClient(messageClientId: string, client: ClientRecord): void {
+  if (messageClientId !== client.clientId) {
+    throw new ProtocolError('FORBIDDEN', 'client_id does not match the authenticated client');
+  }
+}
+
+function typesMask(types: readonly string[] | undefined): number {
+  if (types === undefined || types.length === 0) return ALL_TYPES_MASK;
+  let mask = 0;
+  for (const name of types) {
+    const type = normaliseEntityType(name);
+    if (type !== undefined) mask |= 1 << ENTITY_PRIORITY[type];
+  }
+  return mask;
+}
+
+/** sync_request → sync_delta (seed §1, §2; design.md §Watermark, §Pagination). */
+export function handleSyncRequest(deps: HandlerDeps, client: ClientRecord, body: unknown): Reply {
+  const { store, config } = deps;
+  const msg = parse(SyncRequestSchema, body, 'sync_request');
+  checkClient(msg.client_id, client);
+  let w: Micros | null;
+  let h: Micros;
+  let after: PagePosition | null = null;
+  if (msg.cursor) {
+    const c = decodeCursor(store.cursorKey, client.clientId, msg.cursor);
+    if (c.h > store.sequencer.current()) throw new ProtocolError('BAD_REQUEST', 'cursor: from the future');
+    ({ w, h } = c);
+    after = { p: c.p, s: c.s };
+  } else {
+    w = msg.last_sync ? (parseTimestamp(msg.last_sync) ?? null) : null;
+    if (w !== null && w > store.sequencer.current() + FUTURE_TOLERANCE_US) {
+      throw new ProtocolError(
+        'INVALID_SYNC_STATE',
+        'last_sync is later than any server_time this server issued (restored from a backup?): do a full resync',
+      );
+    }
+    h = store.sequencer.issue();
+    if (w !== null && w > h) w = h;
+  }
+  if (w !== null && w < store.purgedThrough(client.homeId)) {
+    throw new ProtocolError(
+      'INVALID_SYNC_STATE',
+      'last_sync is older than the tombstone retention horizon: do a full resync (last_sync null)',
+    );
+  }
+  const page = store.delta.page({
+    homeId: client.homeId,
+    clientId: client.clientId,
+    w,
+    h,
+    typesMask: typesMask(msg.entity_types),
+    includeDeleted: msg.include_deleted === true,
+    after,
+    limit: Math.min(config.pageSize, msg.limit ?? config.pageSize),
+  });
+  const conflicts = after === null ? store.delta.conflicts(client.clientId, w, h, config.pageSize) : [];
+  const cursor =
+    page.more && page.last !== null
+      ? encodeCursor(store.cursorKey, client.clientId, { w, h, p: page.last.p, s: page.last.s })
+      : null;
+  const text =
+    `{"type":"sync_delta","server_time":"${formatTimestamp(h)}","changes":[${page.changes.join(',')}],` +
+    `"conflicts":[${conflicts.join(',')}],"more":${page.more},"cursor":${JSON.stringify(cursor)}}`;
+  return { status: 200, body: text };
+}
+
+/** sync_push → sync_result (seed §3, §4). */
+export function handleSyncPush(deps: HandlerDeps, client: ClientRecord, body: unknown): Reply {
+  const { store, config } = deps;
+  if (typeof body === 'object' && body !== null && 'changes' in body && Array.isArray(body.changes)) {
+    if (body.changes.length > config.maxPushChanges) {
+      throw new ProtocolError(
+        'PAYLOAD_TOO_LARGE',
+        `sync_push carries ${body.changes.length} changes; at most ${config.maxPushChanges} are accepted per push`,
+      );
+    }
+  }
+  const msg = parse(SyncPushSchema, body, 'sync_push');
+  checkClient(msg.client_id, client);
+  const result = store.push.apply({ homeId: client.homeId, clientId: client.clientId }, msg.changes);
+  const reply: SyncResult = {
+    type: 'sync_result',
+    applied: result.applied,
+    conflicts: result.conflicts,
+    server_time: formatTimestamp(result.serverTime),
+  };
+  return jsonReply(200, reply);
+}
+
+/** sync_ack → sync_ack_result (seed §5): records the client's last completed sync, used by the tombstone purge. */
+export function handleSyncAck(deps: HandlerDeps, client: ClientRecord, body: unknown): Reply {
+  const { store } = deps;
+  const msg = parse(SyncAckSchema, body, 'sync_ack');
+  checkClient(msg.client_id, client);
+  const w = parseTimestamp(msg.sync_completed_at);
+  const floor = store.sequencer.current();
+  if (w === undefined || w > floor) {
+    throw new ProtocolError('BAD_REQUEST', 'sync_completed_at is later than any server_time this server issued');
+  }
+  store.accounts.recordAck(client.clientId, w);
+  const reply: SyncAckResult = { type: 'sync_ack_result', acknowledged: true, server_time: formatTimestamp(floor) };
+  return jsonReply(200, reply);
+}
+
+function tokenReply(tokens: IssuedTokens, client: ClientRecord): Reply {
+  const reply: TokenResponse = {
+    access_token: tokens.accessToken,
+    token_type: 'Bearer',
+    expires_in: tokens.accessTtlSeconds,
+    refresh_token: tokens.refreshToken,
+    refresh_expires_in: tokens.refreshTtlSeconds,
+    home_id: client.homeId,
+  };
+  return jsonReply(200, reply);
+}
+
+/** POST /auth/token. `signedBy` is the client id of a verified request signature, if any. */
+export function handleToken(deps: HandlerDeps, body: unknown, signedBy: string | undefined): Reply {
+  const msg = parse(TokenRequestSchema, body, 'token request');
+  if (signedBy !== undefined && signedBy !== msg.client_id) {
+    throw new ProtocolError('BAD_SIGNATURE', 'x-inbetweenies-client-id does not match client_id');
+  }
+  const client = deps.store.accounts.authenticate(msg.client_id, msg.client_secret);
+  if (client === undefined) throw new ProtocolError('UNAUTHORIZED', 'invalid client credentials');
+  return tokenReply(deps.store.accounts.issueTokens(client.clientId, deps.config.tokens), client);
+}
+
+/** POST /auth/refresh: a new pair; the old refresh token is revoked. */
+export function handleRefresh(deps: HandlerDeps, body: unknown, signedBy: string | undefined): Reply {
+  const msg = parse(RefreshRequestSchema, body, 'refresh request');
+  const lookup = deps.store.accounts.lookupToken(msg.refresh_token, 'refresh');
+  if (!lookup.ok) {
+    throw lookup.reason === 'expired'
+      ? new ProtocolError('AUTH_EXPIRED', 'refresh token expired: authenticate with the client credentials')
+      : new ProtocolError('UNAUTHORIZED', 'unknown refresh token');
+  }
+  if (signedBy !== undefined && signedBy !== lookup.client.clientId) {
+    throw new ProtocolError('UNAUTHORIZED', 'refresh token belongs to another client');
+  }
+  const tokens = deps.store.accounts.rotateRefresh(msg.refresh_token, lookup.client.clientId, deps.config.tokens);
+  return tokenReply(tokens, lookup.client);
+}
+
+export function handleHealth(deps: HandlerDeps): Reply {
+  const reply: HealthResponse = {
+    status: 'ok',
+    version: SERVER_VERSION,
+    server_time: formatTimestamp(deps.store.sequencer.nowMicros()),
+  };
+  return jsonReply(200, reply);
+}

@@ -1,0 +1,113 @@
+/**
+ * Request body reading with a hard cap, and replies: JSON text, gzipped when the client accepts it and the body is
+ * over 1 KB (seed §Compression), signed when the request was signed (design.md §HMAC: over the body bytes as sent,
+ * i.e. after gzip, bound to the request nonce).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ProtocolError } from '../../errors.js';
+import { encodeBody, signResponse, type ErrorBody } from '../../protocol/index.js';
+
+export interface Reply {
+  readonly status: number;
+  /** JSON text of the body. */
+  readonly body: string;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+export interface SigningContext {
+  readonly secret: string;
+  readonly nonce: string;
+}
+
+export function jsonReply(status: number, value: unknown): Reply {
+  return { status, body: JSON.stringify(value) };
+}
+
+export function errorReply(err: ProtocolError): Reply {
+  const body: ErrorBody = { type: 'error', code: err.code, message: err.message.slice(0, 2000) };
+  if (err.retryAfterSeconds !== undefined) body.retry_after = err.retryAfterSeconds;
+  const headers: Record<string, string> = {};
+  if (err.retryAfterSeconds !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(err.retryAfterSeconds)));
+  if (err.code === 'METHOD_NOT_ALLOWED') headers.allow = err.message.replace(/^.*allowed: /, '');
+  return { status: err.status, body: JSON.stringify(body), headers };
+}
+
+/**
+ * Reads the whole body, refusing more than `maxBytes` (413 PAYLOAD_TOO_LARGE). On overflow reading stops at once
+ * and nothing more is buffered; the caller answers with `Connection: close`.
+ */
+export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    return Promise.reject(new ProtocolError('PAYLOAD_TOO_LARGE', `body of ${declared} bytes exceeds ${maxBytes} bytes`));
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const cleanup = (): void => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > maxBytes) {
+        cleanup();
+        req.pause();
+        reject(new ProtocolError('PAYLOAD_TOO_LARGE', `body exceeds ${maxBytes} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => {
+      cleanup();
+      resolve(chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks, size));
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      reject(new ProtocolError('BAD_REQUEST', `request body could not be read: ${err.message}`, { cause: err }));
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+  });
+}
+
+export interface SendOptions {
+  readonly gzip: boolean;
+  readonly signing: SigningContext | undefined;
+  readonly nowSeconds: number;
+  /** Ask the client to close the connection (server closing, or an unread request body). */
+  readonly close: boolean;
+}
+
+/** Writes a reply; returns the number of body bytes sent. */
+export async function sendReply(res: ServerResponse, reply: Reply, options: SendOptions): Promise<number> {
+  const raw = Buffer.from(reply.body, 'utf8');
+  const encoded = options.gzip ? await encodeBody(raw) : { bytes: raw, gzipped: false };
+  const headers: Record<string, string | number> = {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': encoded.bytes.length,
+    'cache-control': 'no-store',
+    vary: 'accept-encoding',
+    ...reply.headers,
+  };
+  if (encoded.gzipped) headers['content-encoding'] = 'gzip';
+  if (options.close) headers.connection = 'close';
+  if (options.signing !== undefined) {
+    Object.assign(
+      headers,
+      signResponse({
+        secret: options.signing.secret,
+        status: reply.status,
+        requestNonce: options.signing.nonce,
+        body: encoded.bytes,
+        timestampSeconds: options.nowSeconds,
+      }),
+    );
+  }
+  if (res.destroyed) return 0;
+  res.writeHead(reply.status, headers);
+  res.end(encoded.bytes);
+  return encoded.bytes.length;
+}

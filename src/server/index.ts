@@ -1,0 +1,6 @@
+export { createSyncServer } from './server.js';
+export type { SyncServer, SyncServerOptions, ListenAddress } from './server.js';
+export { ServerConfigSchema, loadServerConfig, parseServerConfig } from './config.js';
+export type { ServerConfig, ServerConfigInput } from './config.js';
+export type { ClientCredentials, EntityView } from './store/index.js';
+export { runServerCommand } from './cli.js';

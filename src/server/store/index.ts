@@ -1,0 +1,118 @@
+/**
+ * The server's persistent state behind one facade: accounts (homes, clients, tokens, acks), the commit sequencer,
+ * delta reads, push application and tombstone purge. Everything is synchronous (better-sqlite3).
+ */
+import { randomBytes } from 'node:crypto';
+import type { Micros } from '../../protocol/index.js';
+import { openServerDb, type ServerDb } from '../db.js';
+import { AccountStore } from './accounts.js';
+import { DeltaReader } from './pull.js';
+import { PushApplier } from './push.js';
+import { Sequencer } from './sequencer.js';
+
+export { AccountStore, DeltaReader, PushApplier, Sequencer };
+export type { ClientCredentials, ClientRecord, IssuedTokens, TokenLookup } from './accounts.js';
+export type { PullPage, PullQuery, PagePosition } from './pull.js';
+export type { PushContext, PushResult } from './push.js';
+
+/** An entity as the server holds it, for tests and tools. */
+export interface EntityView {
+  readonly entity_type: string;
+  readonly entity_id: string;
+  readonly data: Record<string, unknown>;
+  readonly updated_at: Micros;
+  readonly sync_id: string;
+  readonly deleted: boolean;
+  readonly seq: Micros;
+  readonly origin_client: string | null;
+}
+
+interface EntityRow {
+  entity_type: string;
+  entity_id: string;
+  data: string;
+  updated_at: number;
+  sync_id: string;
+  deleted: number;
+  seq: number;
+  origin_client: string | null;
+}
+
+export class ServerStore {
+  readonly db: ServerDb;
+  readonly accounts: AccountStore;
+  readonly sequencer: Sequencer;
+  readonly delta: DeltaReader;
+  readonly push: PushApplier;
+  /** Keys cursor MACs; random per database. */
+  readonly cursorKey: string;
+  private readonly clock: () => number;
+  private readonly stmts;
+
+  constructor(options: { dataDir: string; clock: () => number }) {
+    this.clock = options.clock;
+    this.db = openServerDb(options.dataDir);
+    const db = this.db;
+    this.accounts = new AccountStore({ db, clock: this.clock });
+    this.sequencer = new Sequencer({ db, clock: this.clock });
+    this.delta = new DeltaReader(db);
+    this.push = new PushApplier({ db, sequencer: this.sequencer, clock: this.clock });
+    db.prepare("INSERT INTO meta (key, value) VALUES ('cursor_key', ?) ON CONFLICT(key) DO NOTHING").run(
+      randomBytes(32).toString('base64url'),
+    );
+    this.cursorKey = db.prepare("SELECT value FROM meta WHERE key = 'cursor_key'").pluck().get() as string;
+    this.stmts = {
+      purgedThrough: db.prepare('SELECT purged_through FROM homes WHERE home_id = ?').pluck(),
+      homes: db.prepare('SELECT home_id FROM homes').pluck(),
+      minAck: db.prepare('SELECT min(coalesce(last_ack_watermark, 0)) FROM clients WHERE home_id = ?').pluck(),
+      maxTombstone: db
+        .prepare('SELECT max(seq) FROM entities WHERE home_id = ? AND deleted = 1 AND seq <= ?')
+        .pluck(),
+      deleteTombstones: db.prepare('DELETE FROM entities WHERE home_id = ? AND deleted = 1 AND seq <= ?'),
+      setPurged: db.prepare('UPDATE homes SET purged_through = max(purged_through, ?) WHERE home_id = ?'),
+      entities: db.prepare('SELECT * FROM entities WHERE home_id = ? ORDER BY priority, seq'),
+    };
+  }
+
+  purgedThrough(homeId: string): Micros {
+    return (this.stmts.purgedThrough.get(homeId) as number | undefined) ?? 0;
+  }
+
+  /**
+   * Deletes tombstones every client of their home has acknowledged past, or older than `retentionSeconds`
+   * (design.md §Deletes); records per home the highest purged seq. Returns how many were deleted.
+   */
+  purgeTombstones(retentionSeconds: number): number {
+    const horizon = this.sequencer.nowMicros() - retentionSeconds * 1_000_000;
+    return this.db.transaction(() => {
+      let purged = 0;
+      for (const homeId of this.stmts.homes.all() as string[]) {
+        const minAck = (this.stmts.minAck.get(homeId) as number | null) ?? 0;
+        const cutoff = Math.max(minAck, horizon);
+        const top = this.stmts.maxTombstone.get(homeId, cutoff) as number | null;
+        if (top === null) continue;
+        purged += this.stmts.deleteTombstones.run(homeId, cutoff).changes;
+        this.stmts.setPurged.run(top, homeId);
+      }
+      return purged;
+    })();
+  }
+
+  /** Every entity of a home (tombstones included), in delta order. */
+  entities(homeId: string): EntityView[] {
+    return (this.stmts.entities.all(homeId) as EntityRow[]).map((r) => ({
+      entity_type: r.entity_type,
+      entity_id: r.entity_id,
+      data: JSON.parse(r.data) as Record<string, unknown>,
+      updated_at: r.updated_at,
+      sync_id: r.sync_id,
+      deleted: r.deleted === 1,
+      seq: r.seq,
+      origin_client: r.origin_client,
+    }));
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
