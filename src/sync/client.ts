@@ -1,0 +1,200 @@
+/**
+ * The sync client: one cycle runs the five phases of seed §Sync Flow — pull (request + delta pages), push (outbox
+ * batches + results), ack (sync_completed_at = the delta's server_time, design.md §Watermark). It owns the transport,
+ * the token manager and the server-corrected clock; the scheduler (scheduler.ts) decides when cycles run.
+ */
+import { z } from 'zod';
+import { GatewayError, SyncHttpError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { HealthResponseSchema, parseTimestamp, SyncAckResultSchema, type SyncAck } from '../protocol/index.js';
+import type { Db } from '../store/db.js';
+import { SyncOutbox } from '../store/sync-outbox.js';
+import { SyncRemote } from '../store/sync-remote.js';
+import { SyncStateRepo } from '../store/sync-state.js';
+import type { DeviceCommand } from '../store/types.js';
+import { TokenManager } from './auth.js';
+import { ServerClock } from './clock.js';
+import { Ms, validateOptions } from './options.js';
+import { pull } from './pull.js';
+import { push } from './push.js';
+import { SyncTransport, TransportConfigSchema, type CallResult, type CallSpec } from './transport.js';
+
+export const SYNC_ACK_PATH = '/api/v1/sync/ack';
+export const HEALTH_PATH = '/api/v1/health';
+
+export const SyncClientConfigSchema = TransportConfigSchema.extend({
+  /** seed §Batching: at most 1000 changes per push. */
+  pushBatchSize: z.number().int().min(1).max(1000).default(1000),
+  /** Ask the server for smaller pages (it caps at its own limit). */
+  pageLimit: z.number().int().min(1).max(1000).optional(),
+  /** Refresh the access token when less than this fraction of its lifetime is left. */
+  refreshAtFraction: z.number().gt(0).lt(1).default(0.2),
+  /** Progress lines for long work at most this often. */
+  progressEveryMs: Ms.default(5_000),
+});
+export type SyncClientConfig = z.input<typeof SyncClientConfigSchema>;
+
+export interface SyncClientOptions extends SyncClientConfig {
+  readonly db: Db;
+  readonly logger: Logger;
+  /** Local wall clock, epoch ms (tests inject a skewed one). */
+  readonly now?: () => number;
+  /** design.md §Downlink: called with the device commands a cycle produced, as soon as their page is committed. */
+  readonly onDeviceCommands?: (commands: DeviceCommand[]) => void;
+}
+
+export interface CycleReport {
+  readonly pulled: number;
+  readonly pushed: number;
+  readonly applied: number;
+  readonly conflicts: number;
+  readonly rejected: number;
+  readonly pages: number;
+  readonly bytesSent: number;
+  readonly bytesReceived: number;
+  readonly durationMs: number;
+  readonly serverTime: string;
+  readonly fullResync: boolean;
+  readonly commands: number;
+}
+
+export class SyncClient {
+  readonly config: z.output<typeof SyncClientConfigSchema>;
+  /** The server-corrected clock: ingest stamps updated_at with it (design.md §Clock). */
+  readonly clock: ServerClock;
+  readonly transport: SyncTransport;
+  readonly outbox: SyncOutbox;
+  readonly state: SyncStateRepo;
+  readonly #remote: SyncRemote;
+  readonly #tokens: TokenManager;
+  readonly #log: Logger;
+  readonly #now: () => number;
+  readonly #onCommands: (commands: DeviceCommand[]) => void;
+
+  constructor(options: SyncClientOptions) {
+    const { db, logger, now, onDeviceCommands, ...config } = options;
+    if (typeof db?.prepare !== 'function') throw new GatewayError('CONFIG_INVALID', 'sync client: expected db to be an open better-sqlite3 Database');
+    this.config = validateOptions(SyncClientConfigSchema, config, 'sync client options');
+    this.#log = logger.child({ module: 'sync' });
+    this.#now = now ?? Date.now;
+    this.#onCommands = onDeviceCommands ?? (() => undefined);
+    this.state = new SyncStateRepo(db);
+    this.clock = new ServerClock({ now: this.#now, state: this.state, logger });
+    this.transport = new SyncTransport({ ...this.config, logger, now: this.#now, timestampSeconds: () => this.clock.nowMs() / 1000 });
+    this.#tokens = new TokenManager({
+      transport: this.transport,
+      state: this.state,
+      logger,
+      clientId: this.config.clientId,
+      clientSecret: this.config.clientSecret,
+      refreshAtFraction: this.config.refreshAtFraction,
+      now: this.#now,
+    });
+    this.outbox = new SyncOutbox({ db, logger, nowMs: this.#now });
+    this.#remote = new SyncRemote({ db, logger, nowMs: this.#now });
+  }
+
+  /** One full cycle, five phases. Throws the typed error of the phase that failed; the outbox keeps everything. */
+  async runCycle(): Promise<CycleReport> {
+    const at = this.#now();
+    try {
+      const report = await this.#cycleWithResign();
+      this.state.set('last_sync_at', at);
+      this.state.set('last_result', {
+        ok: true, at, pulled: report.pulled, pushed: report.pushed, conflicts: report.conflicts, rejected: report.rejected, durationMs: report.durationMs,
+      });
+      return report;
+    } catch (err) {
+      const code = err instanceof GatewayError ? err.code : 'INTERNAL';
+      this.state.set('last_result', { ok: false, at });
+      this.state.set('last_error', { code, message: err instanceof Error ? err.message : String(err), at });
+      throw err;
+    }
+  }
+
+  async #cycleWithResign(): Promise<CycleReport> {
+    try {
+      return await this.#cycle();
+    } catch (err) {
+      // A server-side BAD_SIGNATURE is most often a stale timestamp: our clock offset is unknown or stepped.
+      if (!(err instanceof SyncHttpError) || err.code !== 'BAD_SIGNATURE') throw err;
+      this.#log.warn({ reason: err.message }, 'server refused our signature; re-estimating the clock offset and retrying once');
+      await this.probe();
+      return this.#cycle();
+    }
+  }
+
+  async #cycle(): Promise<CycleReport> {
+    const started = performance.now();
+    const sent0 = this.transport.stats.bytesSent;
+    const received0 = this.transport.stats.bytesReceived;
+    if (!this.clock.known) await this.probe(); // first contact: HMAC timestamps and stamps need the offset
+    const emit = (commands: DeviceCommand[]): void => this.#emit(commands);
+    const call = <T>(spec: CallSpec<T>): Promise<CallResult<T>> => this.#authed(spec);
+    const common = { call, clientId: this.config.clientId, logger: this.#log, progressEveryMs: this.config.progressEveryMs, emit };
+    const pulled = await pull({ ...common, remote: this.#remote, state: this.state, clock: this.clock, pageLimit: this.config.pageLimit });
+    const pushed = await push({ ...common, outbox: this.outbox, batchSize: this.config.pushBatchSize });
+    const ack: SyncAck = { type: 'sync_ack', client_id: this.config.clientId, sync_completed_at: pulled.serverTime };
+    await call({ method: 'POST', path: SYNC_ACK_PATH, body: ack, schema: SyncAckResultSchema });
+    const report: CycleReport = {
+      pulled: pulled.pulled,
+      pushed: pushed.pushed,
+      applied: pushed.applied + pulled.applied,
+      conflicts: pushed.conflicts + pulled.conflicts,
+      rejected: pushed.rejected,
+      pages: pulled.pages,
+      bytesSent: this.transport.stats.bytesSent - sent0,
+      bytesReceived: this.transport.stats.bytesReceived - received0,
+      durationMs: Math.round((performance.now() - started) * 1000) / 1000,
+      serverTime: pulled.serverTime,
+      fullResync: pulled.fullResync,
+      commands: this.#commandCount,
+    };
+    this.#commandCount = 0;
+    const level = report.pulled + report.pushed >= 1000 ? 'info' : 'debug';
+    this.#log[level]({ ...report }, 'sync cycle done');
+    return report;
+  }
+
+  #commandCount = 0;
+
+  #emit(commands: DeviceCommand[]): void {
+    this.#commandCount += commands.length;
+    try {
+      this.#onCommands(commands);
+    } catch (err) {
+      this.#log.error({ err }, 'onDeviceCommands failed');
+    }
+  }
+
+  /** GET /api/v1/health; its server_time also feeds the clock estimate. Throws when the server is not reachable. */
+  async probe(): Promise<void> {
+    const { value, sentAtMs, receivedAtMs } = await this.transport.call({ method: 'GET', path: HEALTH_PATH, schema: HealthResponseSchema });
+    const serverMicros = parseTimestamp(value.server_time);
+    if (serverMicros !== undefined) this.clock.observe(serverMicros, sentAtMs, receivedAtMs);
+  }
+
+  /** A request with the bearer token; on 401 AUTH_EXPIRED (or a token the server no longer knows) renew once, retry once. */
+  async #authed<T>(spec: CallSpec<T>): Promise<CallResult<T>> {
+    const token = await this.#tokens.accessToken();
+    try {
+      return await this.transport.call({ ...spec, bearer: token });
+    } catch (err) {
+      if (!(err instanceof SyncHttpError) || (err.code !== 'AUTH_EXPIRED' && err.code !== 'UNAUTHORIZED')) throw err;
+      this.#log.info({ code: err.code, path: spec.path }, 'access token refused; renewing and retrying once');
+      if (err.code === 'UNAUTHORIZED') this.#tokens.forget();
+      const renewed = await this.#tokens.renew();
+      return this.transport.call({ ...spec, bearer: renewed });
+    }
+  }
+
+  /** Drains requests in flight and closes connections. */
+  async close(): Promise<void> {
+    await this.transport.close();
+  }
+
+  /** Aborts requests in flight (the outbox keeps every change: nothing is cleared without a result). */
+  async destroy(): Promise<void> {
+    await this.transport.destroy();
+  }
+}

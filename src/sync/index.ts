@@ -1,0 +1,12 @@
+/** The gateway's sync client (design.md §What runs): transport, auth, clock, five-phase client, scheduler. */
+export { SyncClient, SyncClientConfigSchema, SYNC_ACK_PATH, HEALTH_PATH } from './client.js';
+export type { SyncClientConfig, SyncClientOptions, CycleReport } from './client.js';
+export { SyncScheduler, SchedulerConfigSchema } from './scheduler.js';
+export type { SchedulerConfig, SchedulerOptions, SchedulerStatus, SyncRunner } from './scheduler.js';
+export { SyncTransport, TransportConfigSchema, parseRetryAfter } from './transport.js';
+export type { TransportConfig, TransportOptions, CallSpec, CallResult, TransportStats } from './transport.js';
+export { TokenManager } from './auth.js';
+export { ServerClock, bestSample, offsetOf } from './clock.js';
+export type { ClockSample, ServerClockOptions } from './clock.js';
+export { retryDelayMs, nextPollInterval, isOffline, localChangeDelay } from './backoff.js';
+export { toWireChange } from './push.js';

@@ -1,0 +1,14 @@
+/** What every phase of a cycle gets from the client (pull.ts, push.ts). */
+import type { Logger } from '../log.js';
+import type { DeviceCommand } from '../store/types.js';
+import type { CallResult, CallSpec } from './transport.js';
+
+export interface PhaseDeps {
+  /** An authenticated request (bearer token, renewed once on AUTH_EXPIRED). */
+  readonly call: <T>(spec: CallSpec<T>) => Promise<CallResult<T>>;
+  readonly clientId: string;
+  readonly logger: Logger;
+  readonly progressEveryMs: number;
+  /** Hands device commands to the daemon (design.md §Downlink). */
+  readonly emit: (commands: DeviceCommand[]) => void;
+}

@@ -1,0 +1,273 @@
+/**
+ * HTTP transport of the sync client (design.md §Dependencies: undici with keep-alive and timeouts). Every request:
+ * JSON body gzipped above 1 KB (seed §Compression), HMAC-signed when enabled (seed §Data Integrity, scheme in
+ * protocol/hmac.ts), `Accept-Encoding: gzip`. Every response: signature verified against the request's nonce
+ * (before it is used at all), gunzipped with a cap, validated with its zod schema. Errors are typed: SyncHttpError
+ * for the server's error bodies, GatewayError TRANSPORT / TIMEOUT / BAD_RESPONSE / BAD_SIGNATURE for the rest.
+ */
+import { Pool, errors as undiciErrors } from 'undici';
+import { z } from 'zod';
+import { GatewayError, HTTP_STATUS_BY_CODE, SyncHttpError, type ErrorCode } from '../errors.js';
+import type { Logger } from '../log.js';
+import {
+  decodeGzip,
+  encodeBody,
+  ErrorBodySchema,
+  HEADER_SIGNATURE,
+  HEADER_TIMESTAMP,
+  contentEncodingOf,
+  describeIssues,
+  newNonce,
+  signRequest,
+  verifyResponse,
+} from '../protocol/index.js';
+import { Ms, validateOptions } from './options.js';
+
+export const TransportConfigSchema = z.object({
+  serverUrl: z.url({ protocol: /^https?$/ }),
+  clientId: z.string().min(1),
+  clientSecret: z.string().min(1),
+  hmac: z.boolean().default(true),
+  connectTimeoutMs: Ms.default(5_000),
+  headersTimeoutMs: Ms.default(15_000),
+  bodyTimeoutMs: Ms.default(30_000),
+  keepAliveTimeoutMs: Ms.default(30_000),
+  connections: z.number().int().min(1).max(16).default(2),
+  /** Cap on a response body, raw and inflated (default 16 MiB). */
+  maxResponseBytes: z.number().int().positive().default(16 * 1024 * 1024),
+  gzipThresholdBytes: z.number().int().nonnegative().default(1024),
+});
+export type TransportConfig = z.input<typeof TransportConfigSchema>;
+
+export interface TransportOptions extends TransportConfig {
+  readonly logger: Logger;
+  /** Seconds for HMAC timestamps; the client passes the server-corrected clock so a skewed gateway still signs fresh. */
+  readonly timestampSeconds?: () => number;
+  /** Local wall clock, epoch ms (round-trip timing for the clock estimate). */
+  readonly now?: () => number;
+}
+
+export interface CallSpec<T> {
+  readonly method: 'GET' | 'POST';
+  readonly path: string;
+  readonly body?: unknown;
+  readonly schema: z.ZodType<T>;
+  readonly bearer?: string;
+}
+
+export interface CallResult<T> {
+  readonly value: T;
+  readonly status: number;
+  readonly sentAtMs: number;
+  readonly receivedAtMs: number;
+}
+
+export interface TransportStats {
+  bytesSent: number;
+  bytesReceived: number;
+  requests: number;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+export class SyncTransport {
+  readonly config: z.output<typeof TransportConfigSchema>;
+  readonly stats: TransportStats = { bytesSent: 0, bytesReceived: 0, requests: 0 };
+  readonly #pool: Pool;
+  readonly #log: Logger;
+  readonly #timestampSeconds: () => number;
+  readonly #now: () => number;
+  readonly #origin: string;
+  readonly #basePath: string;
+
+  constructor(options: TransportOptions) {
+    const { logger, timestampSeconds, now, ...config } = options;
+    this.config = validateOptions(TransportConfigSchema, config, 'sync transport options');
+    this.#log = logger.child({ module: 'sync-transport' });
+    this.#now = now ?? Date.now;
+    this.#timestampSeconds = timestampSeconds ?? (() => Math.floor(this.#now() / 1000));
+    const url = new URL(this.config.serverUrl);
+    this.#origin = url.origin;
+    this.#basePath = url.pathname.replace(/\/+$/, '');
+    this.#pool = new Pool(this.#origin, {
+      connections: this.config.connections,
+      connectTimeout: this.config.connectTimeoutMs,
+      headersTimeout: this.config.headersTimeoutMs,
+      bodyTimeout: this.config.bodyTimeoutMs,
+      keepAliveTimeout: this.config.keepAliveTimeoutMs,
+    });
+  }
+
+  /** One request/response exchange, fully checked. */
+  async call<T>(spec: CallSpec<T>): Promise<CallResult<T>> {
+    const path = `${this.#basePath}${spec.path}`;
+    const raw = spec.body === undefined ? EMPTY : Buffer.from(JSON.stringify(spec.body), 'utf8');
+    const encoded = spec.body === undefined ? { bytes: EMPTY, gzipped: false } : await encodeBody(raw, this.config.gzipThresholdBytes);
+    const nonce = newNonce();
+    const headers: Record<string, string> = { accept: 'application/json', 'accept-encoding': 'gzip' };
+    if (spec.body !== undefined) headers['content-type'] = 'application/json';
+    if (encoded.gzipped) headers['content-encoding'] = 'gzip';
+    if (spec.bearer !== undefined) headers.authorization = `Bearer ${spec.bearer}`;
+    if (this.config.hmac) {
+      Object.assign(headers, signRequest({
+        secret: this.config.clientSecret,
+        method: spec.method,
+        path,
+        clientId: this.config.clientId,
+        body: encoded.bytes,
+        timestampSeconds: Math.floor(this.#timestampSeconds()),
+        nonce,
+      }));
+    }
+    this.stats.requests += 1;
+    this.stats.bytesSent += estimateRequestHeaderBytes(spec.method, path, headers, this.#origin, encoded.bytes.length) + encoded.bytes.length;
+    const sentAtMs = this.#now();
+    const response = await this.#send(spec.method, path, headers, encoded.bytes);
+    const receivedAtMs = this.#now();
+    this.stats.bytesReceived += estimateResponseHeaderBytes(response.headers) + response.body.length;
+    this.#verify(response, nonce);
+    const json = await this.#decode(response);
+    if (response.status < 200 || response.status >= 300) throw toHttpError(response, json);
+    const parsed = spec.schema.safeParse(json);
+    if (!parsed.success) {
+      throw new GatewayError('BAD_RESPONSE', `${spec.method} ${spec.path}: response does not match its schema: ${describeIssues(parsed.error).join('; ')}`);
+    }
+    return { value: parsed.data, status: response.status, sentAtMs, receivedAtMs };
+  }
+
+  async #send(method: string, path: string, headers: Record<string, string>, body: Buffer): Promise<RawResponse> {
+    try {
+      const res = await this.#pool.request({ method, path, headers, body: body.length > 0 ? body : null });
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of res.body) {
+        const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk));
+        size += buf.length;
+        if (size > this.config.maxResponseBytes) {
+          res.body.destroy();
+          throw new GatewayError('BAD_RESPONSE', `response body exceeds ${this.config.maxResponseBytes} bytes`);
+        }
+        chunks.push(buf);
+      }
+      return { status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) };
+    } catch (err) {
+      throw toTransportError(err, method, path);
+    }
+  }
+
+  /** design.md §HMAC: a response is used only if its signature is good; a 2xx must be signed. */
+  #verify(response: RawResponse, nonce: string): void {
+    if (!this.config.hmac) return;
+    const signature = header(response.headers, HEADER_SIGNATURE);
+    const ok2xx = response.status >= 200 && response.status < 300;
+    if (signature === undefined && !ok2xx) return; // an unsigned error is still an error; its body is never applied
+    const check = verifyResponse({
+      secret: this.config.clientSecret,
+      status: response.status,
+      requestNonce: nonce,
+      body: response.body,
+      headers: { timestamp: header(response.headers, HEADER_TIMESTAMP), signature },
+    });
+    if (!check.ok) {
+      throw new GatewayError('BAD_SIGNATURE', `response signature ${check.reason} (HTTP ${response.status}); response discarded`, { status: 401 });
+    }
+  }
+
+  async #decode(response: RawResponse): Promise<unknown> {
+    let body = response.body;
+    const encoding = contentEncodingOf(response.headers['content-encoding']);
+    if (encoding === 'unsupported') throw new GatewayError('BAD_RESPONSE', 'response has an unsupported Content-Encoding');
+    if (encoding === 'gzip') {
+      try {
+        body = await decodeGzip(body, this.config.maxResponseBytes);
+      } catch (err) {
+        throw new GatewayError('BAD_RESPONSE', `response gzip: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      }
+    }
+    if (body.length === 0) return undefined;
+    try {
+      return JSON.parse(body.toString('utf8')) as unknown;
+    } catch (err) {
+      if (response.status >= 400) return undefined;
+      throw new GatewayError('BAD_RESPONSE', `response is not JSON (HTTP ${response.status})`, { cause: err });
+    }
+  }
+
+  /** Drains: waits for requests in flight, then closes the connections. */
+  async close(): Promise<void> {
+    await this.#pool.close();
+  }
+
+  /** Aborts requests in flight and closes at once. */
+  async destroy(): Promise<void> {
+    await this.#pool.destroy();
+  }
+
+  get log(): Logger {
+    return this.#log;
+  }
+}
+
+interface RawResponse {
+  readonly status: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly body: Buffer;
+}
+
+function header(headers: RawResponse['headers'], name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function isErrorCode(code: string): code is ErrorCode {
+  return Object.prototype.hasOwnProperty.call(HTTP_STATUS_BY_CODE, code);
+}
+
+/** Retry-After: delay-seconds or an HTTP date (RFC 9110 §10.2.3). */
+export function parseRetryAfter(value: string | undefined, nowMs: number = Date.now()): number | undefined {
+  if (value === undefined) return undefined;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text);
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - nowMs) / 1000));
+}
+
+function toHttpError(response: RawResponse, json: unknown): SyncHttpError {
+  const parsed = ErrorBodySchema.safeParse(json);
+  const retryAfter = parseRetryAfter(header(response.headers, 'retry-after')) ?? (parsed.success ? parsed.data.retry_after : undefined);
+  const fallback: ErrorCode = response.status === 429 ? 'RATE_LIMITED' : response.status === 401 ? 'UNAUTHORIZED' : 'BAD_RESPONSE';
+  if (!parsed.success) return new SyncHttpError(fallback, `HTTP ${response.status} without a valid error body`, response.status, retryAfter);
+  const code = isErrorCode(parsed.data.code) ? parsed.data.code : fallback;
+  const message = code === parsed.data.code ? parsed.data.message : `${parsed.data.code}: ${parsed.data.message}`;
+  return new SyncHttpError(code, message, response.status, retryAfter);
+}
+
+function toTransportError(err: unknown, method: string, path: string): GatewayError {
+  if (err instanceof GatewayError) return err;
+  const what = `${method} ${path}`;
+  if (
+    err instanceof undiciErrors.HeadersTimeoutError ||
+    err instanceof undiciErrors.BodyTimeoutError ||
+    err instanceof undiciErrors.ConnectTimeoutError
+  ) {
+    return new GatewayError('TIMEOUT', `${what}: ${err.message}`, { cause: err });
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return new GatewayError('TRANSPORT', `${what}: ${message}`, { cause: err });
+}
+
+function estimateRequestHeaderBytes(method: string, path: string, headers: Record<string, string>, origin: string, length: number): number {
+  // request line + host + content-length + connection + each header line + blank line
+  let n = `${method} ${path} HTTP/1.1\r\n`.length + `host: ${new URL(origin).host}\r\n`.length + 24 + 2;
+  if (length > 0) n += `content-length: ${length}\r\n`.length;
+  for (const [name, value] of Object.entries(headers)) n += name.length + value.length + 4;
+  return n;
+}
+
+function estimateResponseHeaderBytes(headers: RawResponse['headers']): number {
+  let n = 'HTTP/1.1 200 OK\r\n'.length + 2;
+  for (const [name, value] of Object.entries(headers)) {
+    for (const v of Array.isArray(value) ? value : [value ?? '']) n += name.length + v.length + 4;
+  }
+  return n;
+}
