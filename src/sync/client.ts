@@ -169,7 +169,7 @@ export class SyncClient {
 
   /** GET /api/v1/health; its server_time also feeds the clock estimate. Throws when the server is not reachable. */
   async probe(): Promise<void> {
-    const { value, sentAtMs, receivedAtMs } = await this.transport.call({ method: 'GET', path: HEALTH_PATH, schema: HealthResponseSchema });
+    const { value, sentAtMs, receivedAtMs } = await this.transport.call({ method: 'GET', path: HEALTH_PATH, schema: HealthResponseSchema, signed: false });
     const serverMicros = parseTimestamp(value.server_time);
     if (serverMicros !== undefined) this.clock.observe(serverMicros, sentAtMs, receivedAtMs);
   }

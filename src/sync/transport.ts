@@ -53,6 +53,11 @@ export interface CallSpec<T> {
   readonly body?: unknown;
   readonly schema: z.ZodType<T>;
   readonly bearer?: string;
+  /**
+   * false only for GET /api/v1/health: unauthenticated, so the server neither checks nor signs it (its only use is
+   * reachability and a clock sample). Default true: signed request, verified response.
+   */
+  readonly signed?: boolean;
 }
 
 export interface CallResult<T> {
@@ -108,7 +113,8 @@ export class SyncTransport {
     if (spec.body !== undefined) headers['content-type'] = 'application/json';
     if (encoded.gzipped) headers['content-encoding'] = 'gzip';
     if (spec.bearer !== undefined) headers.authorization = `Bearer ${spec.bearer}`;
-    if (this.config.hmac) {
+    const signed = this.config.hmac && spec.signed !== false;
+    if (signed) {
       Object.assign(headers, signRequest({
         secret: this.config.clientSecret,
         method: spec.method,
@@ -125,7 +131,7 @@ export class SyncTransport {
     const response = await this.#send(spec.method, path, headers, encoded.bytes);
     const receivedAtMs = this.#now();
     this.stats.bytesReceived += estimateResponseHeaderBytes(response.headers) + response.body.length;
-    this.#verify(response, nonce);
+    if (signed) this.#verify(response, nonce);
     const json = await this.#decode(response);
     if (response.status < 200 || response.status >= 300) throw toHttpError(response, json);
     const parsed = spec.schema.safeParse(json);
@@ -157,7 +163,6 @@ export class SyncTransport {
 
   /** design.md §HMAC: a response is used only if its signature is good; a 2xx must be signed. */
   #verify(response: RawResponse, nonce: string): void {
-    if (!this.config.hmac) return;
     const signature = header(response.headers, HEADER_SIGNATURE);
     const ok2xx = response.status >= 200 && response.status < 300;
     if (signature === undefined && !ok2xx) return; // an unsigned error is still an error; its body is never applied

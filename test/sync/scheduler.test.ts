@@ -15,6 +15,7 @@ class FakeRunner implements SyncRunner {
   probes: number[] = [];
   failWith: Error | undefined;
   cycleMs = 0;
+  destroy: (() => Promise<void>) | undefined;
   async runCycle(): Promise<CycleReport> {
     this.cycles.push(Date.now());
     if (this.cycleMs > 0) await new Promise((r) => setTimeout(r, this.cycleMs));

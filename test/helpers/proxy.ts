@@ -1,0 +1,151 @@
+/**
+ * A TCP proxy on 127.0.0.1, port 0, between a client and a server, for network-failure tests (reused by chaos tests):
+ * - `cutResponseTo(match)`: the next request whose bytes contain `match` is forwarded whole; when the server starts
+ *   to answer, both connections are destroyed and no response byte reaches the client (a lost response after the
+ *   server applied the request).
+ * - `holdResponseTo(match)`: the response to the next matching request is withheld until `release()`.
+ * - `setLatency(ms)`: every chunk, both ways, is delayed.
+ * - `blackHole(true)`: accepts connections and swallows every byte, answering nothing (a dead route).
+ * - `dropAll()`: destroys every open connection.
+ */
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
+
+export interface HeldResponse {
+  /** Resolves when the server's answer has started to arrive and is being withheld. */
+  readonly held: Promise<void>;
+  /** Forwards what was withheld and lets the rest through. */
+  release(): void;
+}
+
+export interface TcpProxy {
+  readonly url: string;
+  readonly port: number;
+  readonly stats: { connections: number; cut: number };
+  setLatency(ms: number): void;
+  blackHole(on: boolean): void;
+  /** Arms a one-shot cut; resolves when it has happened. */
+  cutResponseTo(match: string): Promise<void>;
+  holdResponseTo(match: string): HeldResponse;
+  dropAll(): void;
+  close(): Promise<void>;
+}
+
+interface Pair {
+  readonly client: Socket;
+  upstream: Socket | undefined;
+  cut: (() => void) | undefined;
+  hold: { buffered: Buffer[]; onHeld: () => void; released: boolean; first: boolean } | undefined;
+}
+
+type Rule =
+  | { kind: 'cut'; match: string; done: () => void }
+  | { kind: 'hold'; match: string; ctl: NonNullable<Pair['hold']> };
+
+export async function startProxy(options: { target: string }): Promise<TcpProxy> {
+  const target = new URL(options.target);
+  const pairs = new Set<Pair>();
+  const rules: Rule[] = [];
+  const stats = { connections: 0, cut: 0 };
+  let latencyMs = 0;
+  let blackHoled = false;
+
+  const later = (fn: () => void): void => {
+    if (latencyMs > 0) setTimeout(fn, latencyMs);
+    else fn();
+  };
+
+  const destroyPair = (pair: Pair): void => {
+    pair.client.destroy();
+    pair.upstream?.destroy();
+    pairs.delete(pair);
+  };
+
+  const onClientData = (pair: Pair, chunk: Buffer): void => {
+    if (blackHoled || pair.upstream === undefined) return;
+    const text = chunk.toString('latin1');
+    const index = rules.findIndex((rule) => text.includes(rule.match));
+    if (index >= 0) {
+      const [rule] = rules.splice(index, 1);
+      if (rule?.kind === 'cut') pair.cut = rule.done;
+      if (rule?.kind === 'hold') pair.hold = rule.ctl;
+    }
+    const upstream = pair.upstream;
+    later(() => upstream.write(chunk));
+  };
+
+  const onUpstreamData = (pair: Pair, chunk: Buffer): void => {
+    if (pair.cut !== undefined) {
+      const done = pair.cut;
+      pair.cut = undefined;
+      stats.cut += 1;
+      destroyPair(pair);
+      done();
+      return;
+    }
+    const hold = pair.hold;
+    if (hold !== undefined && !hold.released) {
+      hold.buffered.push(chunk);
+      if (hold.first) {
+        hold.first = false;
+        hold.onHeld();
+      }
+      return;
+    }
+    later(() => pair.client.write(chunk));
+  };
+
+  const server: Server = createServer((client) => {
+    stats.connections += 1;
+    const pair: Pair = { client, upstream: undefined, cut: undefined, hold: undefined };
+    pairs.add(pair);
+    client.on('error', () => destroyPair(pair));
+    client.on('close', () => destroyPair(pair));
+    client.on('data', (chunk: Buffer) => onClientData(pair, chunk));
+    if (blackHoled) return;
+    const upstream = connect(Number(target.port), target.hostname);
+    pair.upstream = upstream;
+    upstream.on('data', (chunk: Buffer) => onUpstreamData(pair, chunk));
+    upstream.on('error', () => destroyPair(pair));
+    upstream.on('close', () => later(() => destroyPair(pair)));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    stats,
+    setLatency: (ms) => {
+      latencyMs = ms;
+    },
+    blackHole: (on) => {
+      blackHoled = on;
+    },
+    cutResponseTo: (match) => new Promise<void>((resolve) => rules.push({ kind: 'cut', match, done: resolve })),
+    holdResponseTo: (match) => {
+      let onHeld: () => void = () => undefined;
+      const held = new Promise<void>((resolve) => {
+        onHeld = resolve;
+      });
+      const ctl = { buffered: [] as Buffer[], onHeld, released: false, first: true };
+      rules.push({ kind: 'hold', match, ctl });
+      return {
+        held,
+        release: () => {
+          ctl.released = true;
+          for (const pair of pairs) {
+            if (pair.hold === ctl) for (const chunk of ctl.buffered.splice(0)) pair.client.write(chunk);
+          }
+        },
+      };
+    },
+    dropAll: () => {
+      for (const pair of [...pairs]) destroyPair(pair);
+    },
+    close: async () => {
+      for (const pair of [...pairs]) destroyPair(pair);
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
