@@ -53,6 +53,8 @@ export class SyncOutbox {
   readonly #bump: Database.Statement<[string]>;
   readonly #deleteById: Database.Statement<[string]>;
   readonly #count: Database.Statement<[], { n: number }>;
+  readonly #rebaseEntities: Database.Statement<[number]>;
+  readonly #rebaseOutbox: Database.Statement<[number]>;
 
   constructor(options: SyncOutboxOptions) {
     this.#db = options.db;
@@ -63,10 +65,29 @@ export class SyncOutbox {
     this.#bump = options.db.prepare('UPDATE outbox SET attempts = attempts + 1 WHERE client_sync_id = ?');
     this.#deleteById = options.db.prepare('DELETE FROM outbox WHERE client_sync_id = ?');
     this.#count = options.db.prepare('SELECT COUNT(*) AS n FROM outbox');
+    this.#rebaseEntities = options.db.prepare(
+      `UPDATE entities SET updated_at = updated_at + ? WHERE EXISTS (SELECT 1 FROM outbox o WHERE
+         o.entity_type = entities.entity_type AND o.entity_id = entities.entity_id AND o.updated_at = entities.updated_at)`,
+    );
+    this.#rebaseOutbox = options.db.prepare('UPDATE outbox SET updated_at = updated_at + ?');
   }
 
   pendingCount(): number {
     return this.#count.get()?.n ?? 0;
+  }
+
+  /**
+   * design.md §Clock: when the server offset is first learnt (or the local clock steps), pending changes were stamped
+   * with the old offset; shift them (and the local versions they carry) by the difference, so a Pi that booted with a
+   * wrong clock neither writes a wrong time upstream nor loses every conflict. Returns the rows shifted.
+   */
+  rebasePending(deltaMicros: number): number {
+    const delta = Math.round(deltaMicros);
+    if (delta === 0) return 0;
+    return this.#db.transaction(() => {
+      this.#rebaseEntities.run(delta);
+      return this.#rebaseOutbox.run(delta).changes;
+    })();
   }
 
   /** Up to `limit` pending changes, highest priority first; each one's attempts is incremented. */

@@ -79,7 +79,8 @@ export class SyncClient {
     this.#now = now ?? Date.now;
     this.#onCommands = onDeviceCommands ?? (() => undefined);
     this.state = new SyncStateRepo(db);
-    this.clock = new ServerClock({ now: this.#now, state: this.state, logger });
+    this.outbox = new SyncOutbox({ db, logger, nowMs: this.#now });
+    this.clock = new ServerClock({ now: this.#now, state: this.state, logger, onStep: (deltaMs) => this.#rebase(deltaMs) });
     this.transport = new SyncTransport({ ...this.config, logger, now: this.#now, timestampSeconds: () => this.clock.nowMs() / 1000 });
     this.#tokens = new TokenManager({
       transport: this.transport,
@@ -90,7 +91,6 @@ export class SyncClient {
       refreshAtFraction: this.config.refreshAtFraction,
       now: this.#now,
     });
-    this.outbox = new SyncOutbox({ db, logger, nowMs: this.#now });
     this.#remote = new SyncRemote({ db, logger, nowMs: this.#now });
   }
 
@@ -157,6 +157,11 @@ export class SyncClient {
   }
 
   #commandCount = 0;
+
+  #rebase(deltaMs: number): void {
+    const shifted = this.outbox.rebasePending(deltaMs * 1000);
+    if (shifted > 0) this.#log.info({ shifted, deltaMs: Math.round(deltaMs) }, 'pending changes re-stamped in server-corrected time');
+  }
 
   #emit(commands: DeviceCommand[]): void {
     this.#commandCount += commands.length;

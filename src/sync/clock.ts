@@ -26,6 +26,11 @@ export interface ServerClockOptions {
   readonly smoothing?: number;
   /** A difference larger than this is a clock step, taken at once (default 1000 ms). */
   readonly stepMs?: number;
+  /**
+   * Called with the change of offset (ms) when the estimate steps (first estimate, or a clock step): changes stamped
+   * before it were stamped with the old offset, and the client re-bases the pending ones (SyncOutbox.rebasePending).
+   */
+  readonly onStep?: (deltaMs: number) => void;
 }
 
 /** Pure estimate: the lowest-RTT sample of the window (ties: the most recent). */
@@ -53,6 +58,7 @@ export class ServerClock implements StampClock {
   readonly #smoothing: number;
   readonly #stepMs: number;
   readonly #samples: ClockSample[] = [];
+  readonly #onStep: ((deltaMs: number) => void) | undefined;
   #offsetMs: number;
   #known: boolean;
 
@@ -63,6 +69,7 @@ export class ServerClock implements StampClock {
     this.#window = options.window ?? 8;
     this.#smoothing = options.smoothing ?? 0.3;
     this.#stepMs = options.stepMs ?? 1000;
+    this.#onStep = options.onStep;
     const saved = options.state?.get('clock_offset_ms');
     this.#offsetMs = saved ?? 0;
     this.#known = saved !== undefined;
@@ -99,6 +106,7 @@ export class ServerClock implements StampClock {
       this.#samples.length = 0;
       this.#samples.push(sample);
       this.#offsetMs = sample.offsetMs;
+      this.#onStep?.(sample.offsetMs - previous);
     } else {
       this.#samples.push(sample);
       if (this.#samples.length > this.#window) this.#samples.shift();

@@ -7,6 +7,7 @@
  * - `setLatency(ms)`: every chunk, both ways, is delayed.
  * - `blackHole(true)`: accepts connections and swallows every byte, answering nothing (a dead route).
  * - `dropAll()`: destroys every open connection.
+ * - `setTarget(url)`: later connections go to another server (a server restarted on a new port).
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -23,6 +24,8 @@ export interface TcpProxy {
   readonly port: number;
   readonly stats: { connections: number; cut: number };
   setLatency(ms: number): void;
+  /** Points new connections at another server (e.g. one restarted on a new port). */
+  setTarget(url: string): void;
   blackHole(on: boolean): void;
   /** Arms a one-shot cut; resolves when it has happened. */
   cutResponseTo(match: string): Promise<void>;
@@ -43,7 +46,7 @@ type Rule =
   | { kind: 'hold'; match: string; ctl: NonNullable<Pair['hold']> };
 
 export async function startProxy(options: { target: string }): Promise<TcpProxy> {
-  const target = new URL(options.target);
+  let target = new URL(options.target);
   const pairs = new Set<Pair>();
   const rules: Rule[] = [];
   const stats = { connections: 0, cut: 0 };
@@ -116,6 +119,9 @@ export async function startProxy(options: { target: string }): Promise<TcpProxy>
     url: `http://127.0.0.1:${port}`,
     port,
     stats,
+    setTarget: (url) => {
+      target = new URL(url);
+    },
     setLatency: (ms) => {
       latencyMs = ms;
     },
