@@ -1,0 +1,68 @@
+#!/usr/bin/env node
+/**
+ * inbetweenies-gateway command line (design.md §Suggested layout): run | server | status | sync | devices |
+ * check-config | demo | simulate. Each command lives in its own module; this file only dispatches.
+ */
+import { runGatewayCommand } from './commands/run.js';
+import { checkConfigCommand } from './commands/check-config.js';
+import { devicesCommand, statusCommand } from './commands/inspect.js';
+import { simulateCommand } from './commands/simulate.js';
+import { demoCommand } from './commands/demo.js';
+import { runServerCommand } from './server/cli.js';
+
+const USAGE = `usage: inbetweenies-gateway <command> [options]
+
+commands:
+  run            run the gateway daemon (broker + store + sync)
+                 [--config FILE] [--data-dir DIR] [--mqtt-host H] [--mqtt-port N] [--server-url URL]
+                 [--client-id ID] [--client-secret S] [--http-port N]
+  server         run the FunkyGibbon-compatible sync server
+                 [--config FILE] [--host H] [--port N] [--data-dir DIR]
+  server add-client --data-dir DIR --home HOME_ID
+                 create a client credential; prints {"client_id","client_secret","home_id"}
+  status         --data-dir DIR [--json]   pending changes, last sync, online/offline
+  devices        --data-dir DIR [--json]   devices in the store with their current state
+  check-config   FILE                      validate a gateway config file; lists every problem
+  simulate       [--url mqtt://127.0.0.1:1883] [--rate N]   run ~30 simulated devices
+  demo           server + gateway + simulator, with an offline spell, end to end
+
+Run 'inbetweenies-gateway <command> --help' for a command's options.`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'run':
+      return runGatewayCommand(rest);
+    case 'server':
+      return runServerCommand(rest);
+    case 'status':
+      return statusCommand(rest);
+    case 'devices':
+      return devicesCommand(rest);
+    case 'check-config':
+      return checkConfigCommand(rest);
+    case 'simulate':
+      return simulateCommand(rest);
+    case 'demo':
+      return demoCommand(rest);
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      process.stdout.write(`${USAGE}\n`);
+      return command === undefined ? 2 : 0;
+    default:
+      process.stderr.write(`unknown command ${JSON.stringify(command)}\n\n${USAGE}\n`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);
