@@ -34,12 +34,14 @@ export function makeGateway(options: {
   url: string;
   creds: ClientCredentials;
   skewMs?: number;
+  /** The gateway's wall clock (epoch ms); default Date.now() + skewMs. */
+  now?: () => number;
   config?: Partial<SyncClientConfig>;
 }): TestGateway {
   const dir = mkdtempSync(join(tmpdir(), 'ib-gw-'));
   const db = openStore({ path: join(dir, 'gateway.db') });
   const skew = options.skewMs ?? 0;
-  const now = (): number => Date.now() + skew;
+  const now = options.now ?? ((): number => Date.now() + skew);
   const commands: DeviceCommand[] = [];
   const client = new SyncClient({
     serverUrl: options.url,

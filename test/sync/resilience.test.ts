@@ -107,6 +107,23 @@ describe('sync resilience', () => {
     expect(Math.abs(a.client.clock.offsetMs - 86_400_000)).toBeLessThan(1_000);
   });
 
+  it('refreshes the access token before it expires (less than 20 % of its lifetime left), without a 401', async () => {
+    const { srv, proxy } = await setup({ tokens: { accessTtlSeconds: 100 } });
+    let localAhead = 0;
+    const a = gateway(proxy.url, srv, { now: () => Date.now() + localAhead });
+    await a.client.runCycle();
+    const state = new SyncStateRepo(a.db);
+    const first = state.get('tokens');
+    localAhead = 70_000; // 30 % left: still used as is
+    await a.client.runCycle();
+    expect(state.get('tokens')?.access_token).toBe(first?.access_token);
+    localAhead = 85_000; // 15 % left: refreshed first
+    await a.client.runCycle();
+    const second = state.get('tokens');
+    expect(second?.access_token).not.toBe(first?.access_token);
+    expect(second?.refresh_token).not.toBe(first?.refresh_token);
+  });
+
   it('INVALID_SYNC_STATE (tombstones purged past our watermark) → a full resync that reconciles', async () => {
     let serverAhead = 0;
     const { srv, proxy } = await setup({ tombstones: { retentionSeconds: 1 } }, () => Date.now() + serverAhead);

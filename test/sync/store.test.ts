@@ -1,0 +1,131 @@
+/** The sync side of the store on a real SQLite file: outbox order, remote pages, results; rejection end to end. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createLogger, silentLogger } from '../../src/log.js';
+import { formatTimestamp, SyncResultSchema, type WireChange } from '../../src/protocol/index.js';
+import { openStore, type Db } from '../../src/store/db.js';
+import { newClientSyncId } from '../../src/store/sync-ids.js';
+import { SyncOutbox } from '../../src/store/sync-outbox.js';
+import { SyncRemote } from '../../src/store/sync-remote.js';
+import { readSyncStatus, SyncStateRepo } from '../../src/store/sync-state.js';
+import { startTestServer } from '../helpers/server.js';
+import { toWireChange } from '../../src/sync/index.js';
+import { makeGateway, serverState } from './fixtures.js';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+function store(): Db {
+  const dir = mkdtempSync(join(tmpdir(), 'ib-store-'));
+  const db = openStore({ path: join(dir, 'gateway.db') });
+  cleanups.push(() => {
+    db.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return db;
+}
+
+function queue(db: Db, type: string, id: string, priority: number, queuedAt: number, data: object = { name: id }): string {
+  const csid = newClientSyncId();
+  db.prepare(
+    `INSERT INTO outbox (entity_type, entity_id, client_sync_id, operation, data, updated_at, priority, critical, first_queued_at)
+     VALUES (?, ?, ?, 'update', ?, ?, ?, 0, ?)`,
+  ).run(type, id, csid, JSON.stringify(data), queuedAt * 1000, priority, queuedAt);
+  return csid;
+}
+
+const change = (id: string, state: object, syncId: string): WireChange => ({
+  entity_type: 'entity_state',
+  entity_id: id,
+  operation: 'update',
+  data: { id, sync_id: syncId, device_id: id, state },
+  updated_at: formatTimestamp(Date.now() * 1000),
+  sync_id: syncId,
+});
+
+describe('sync store', () => {
+  it('client sync ids are time-ordered, unique, and the format the brief fixes', () => {
+    const ids = Array.from({ length: 1000 }, () => newClientSyncId(1_700_000_000_000_000));
+    expect(new Set(ids).size).toBe(1000);
+    expect([...ids].sort()).toEqual(ids);
+    expect(ids[0]).toMatch(/^[0-9a-f]{14}-[0-9a-f]{12}$/);
+  });
+
+  it('takePending orders by priority (states, devices, rooms) then age, and counts attempts', () => {
+    const db = store();
+    queue(db, 'room', 'r1', 2, 1);
+    queue(db, 'device', 'd1', 1, 2);
+    queue(db, 'entity_state', 's2', 0, 5);
+    queue(db, 'entity_state', 's1', 0, 3);
+    const outbox = new SyncOutbox({ db, logger: silentLogger() });
+    expect(outbox.takePending(3).map((c) => c.entityId)).toEqual(['s1', 's2', 'd1']);
+    const again = outbox.takePending(10);
+    expect(again.map((c) => [c.entityId, c.attempts])).toEqual([['s1', 2], ['s2', 2], ['d1', 2], ['r1', 1]]);
+    expect(readSyncStatus(db, 11).pending).toBe(4);
+    expect(readSyncStatus(db, 11).oldestPendingAgeMs).toBe(10);
+  });
+
+  it('applies remote pages atomically: watermark with the last page only, pending local changes kept and recorded, no outbox writes', () => {
+    const db = store();
+    db.prepare(`INSERT INTO entities (entity_type, entity_id, data, updated_at, sync_id) VALUES ('entity_state', 'lamp', '{"device_id":"lamp","state":{"power":"on"}}', 1, 's-0')`).run();
+    db.prepare(`INSERT INTO entities (entity_type, entity_id, data, updated_at, sync_id) VALUES ('entity_state', 'fan', '{"device_id":"fan","state":{"speed":1}}', 1, 's-1')`).run();
+    queue(db, 'entity_state', 'fan', 0, 1, { device_id: 'fan', state: { speed: 2 } });
+    const remote = new SyncRemote({ db, logger: silentLogger() });
+    const state = new SyncStateRepo(db);
+    const first = remote.applyRemotePage({ changes: [change('lamp', { power: 'off' }, 's-2')], serverTime: 'T1', last: false });
+    expect(first).toMatchObject({ applied: 1, commands: [{ deviceId: 'lamp', attributes: { power: 'off' } }] });
+    expect(state.get('last_sync')).toBeUndefined();
+    const second = remote.applyRemotePage({
+      changes: [change('lamp', { power: 'off' }, 's-2'), change('fan', { speed: 3 }, 's-3')],
+      serverTime: 'T2',
+      last: true,
+    });
+    expect(second).toMatchObject({ applied: 0, echoes: 1, conflicts: 1, commands: [{ deviceId: 'fan', attributes: { speed: 3 } }] });
+    expect(state.get('last_sync')).toBe('T2');
+    const fan = db.prepare<[], { data: string }>("SELECT data FROM entities WHERE entity_id = 'fan'").get();
+    expect(JSON.parse(fan?.data ?? '{}')).toEqual({ device_id: 'fan', state: { speed: 1 } }); // local kept
+    expect(db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM outbox').get()?.n).toBe(1);
+    const conflict = db.prepare<[], { reason: string; resolution: string }>('SELECT reason, resolution FROM conflicts').get();
+    expect(conflict).toEqual({ reason: 'pending_local_change', resolution: 'server_arbitrates_on_push' });
+  });
+
+  it('a change the server rejects is dropped from the outbox, recorded and logged; the rest of the batch applies', async () => {
+    const srv = await startTestServer({ hmac: { required: true } });
+    cleanups.push(() => srv.close());
+    const lines: string[] = [];
+    const gw = makeGateway({ url: srv.url, creds: srv.addClient('home-1') });
+    cleanups.push(() => gw.close());
+    gw.state('lamp', { power: 'on' });
+    queue(gw.db, 'entity_state', 'broken', 0, Date.now(), { state: { x: 1 } }); // no device_id: INVALID_ENTITY
+    const outbox = new SyncOutbox({
+      db: gw.db,
+      logger: createLogger({ level: 'warn', destination: new Writable({ write: (c: Buffer, _e, done) => { lines.push(c.toString()); done(); } }) }),
+    });
+    const batch = outbox.takePending(10); // what the cycle below pushes (read before it clears them)
+    expect(batch.map(toWireChange).every((c) => c.data?.id === c.entity_id)).toBe(true);
+    const report = await gw.client.runCycle();
+    expect(report).toMatchObject({ pushed: 2, applied: 1, rejected: 1 });
+    expect(gw.pending()).toEqual([]);
+    expect(serverState(srv.server, 'home-1', 'lamp')).toEqual({ power: 'on' });
+    const recorded = gw.db.prepare<[], { type: string; reason: string }>('SELECT type, reason FROM conflicts').all();
+    expect(recorded).toHaveLength(1);
+    expect(recorded[0]?.type).toBe('REJECTED');
+    expect(recorded[0]?.reason).toMatch(/^INVALID_ENTITY: /);
+    expect(readSyncStatus(gw.db).conflicts).toBe(1);
+    // a rejection is logged as a warning (never silent): the same result applied through an outbox that logs
+    outbox.applyPushResult(
+      SyncResultSchema.parse({
+        type: 'sync_result',
+        applied: batch.map((c) => ({ client_sync_id: c.clientSyncId, server_sync_id: null, status: 'rejected', entity_type: c.entityType, entity_id: c.entityId, error: { code: 'INVALID_ENTITY', message: 'bad' } })),
+        conflicts: [],
+      }),
+      batch,
+    );
+    expect(lines.some((l) => l.includes('server rejected a pushed change'))).toBe(true);
+  });
+});
