@@ -107,3 +107,19 @@ function migrate(db: ServerDb): void {
     })();
   }
 }
+
+/**
+ * Runs `fn` in a transaction committed WITHOUT fsync (synchronous=NORMAL for this commit only), for writes whose
+ * loss on power failure is harmless: acks (a lost ack only delays a tombstone purge), the watermark hint, tokens
+ * (a lost token means the client authenticates again). The next FULL commit fsyncs the WAL, these frames included.
+ * Pushes never use it: their 200 means "on disk".
+ */
+export function relaxedWrite<T>(db: ServerDb, fn: () => T): T {
+  if (db.inTransaction) return fn(); // part of an enclosing transaction: its commit decides
+  db.pragma('synchronous = NORMAL');
+  try {
+    return db.transaction(fn)();
+  } finally {
+    db.pragma('synchronous = FULL');
+  }
+}

@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../helpers/server.js';
@@ -81,7 +82,7 @@ describe('HTTP surface', () => {
     const res = await request(`${ts.url}/api/v1/sync/push`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${c.token}` },
-      body: chunks(),
+      body: Readable.from(chunks()),
     });
     if (res instanceof Error) throw res;
     expect(res.statusCode).toBe(413);

@@ -4,7 +4,7 @@
  * SHA-256 is stored.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { ServerDb } from '../db.js';
+import { relaxedWrite, type ServerDb } from '../db.js';
 
 export interface ClientRecord {
   readonly clientId: string;
@@ -124,10 +124,11 @@ export class AccountStore {
     const accessToken = randomBytes(32).toString('base64url');
     const refreshToken = randomBytes(32).toString('base64url');
     const now = this.clock();
-    this.db.transaction(() => {
+    // A token lost to a power failure only means the client authenticates again: no fsync needed.
+    relaxedWrite(this.db, () => {
       this.stmts.insertToken.run(hashToken(accessToken), 'access', clientId, now + ttl.accessTtlSeconds * 1000);
       this.stmts.insertToken.run(hashToken(refreshToken), 'refresh', clientId, now + ttl.refreshTtlSeconds * 1000);
-    })();
+    });
     return { accessToken, refreshToken, ...ttl };
   }
 
@@ -146,6 +147,7 @@ export class AccountStore {
     clientId: string,
     ttl: { accessTtlSeconds: number; refreshTtlSeconds: number },
   ): IssuedTokens {
+    // fsynced: a revocation must survive a power failure.
     return this.db.transaction(() => {
       this.stmts.deleteToken.run(hashToken(refreshToken));
       return this.issueTokens(clientId, ttl);
@@ -153,7 +155,8 @@ export class AccountStore {
   }
 
   recordAck(clientId: string, watermark: number): void {
-    this.stmts.ack.run(watermark, this.clock(), clientId);
+    // A lost ack only delays a tombstone purge: no fsync needed.
+    relaxedWrite(this.db, () => this.stmts.ack.run(watermark, this.clock(), clientId));
   }
 
   deleteExpiredTokens(): number {

@@ -46,10 +46,21 @@ interface Row {
 export const ALL_TYPES_MASK = ENTITY_TYPES.reduce((mask, t) => mask | (1 << ENTITY_PRIORITY[t]), 0);
 const MAX_PRIORITY = Math.max(...Object.values(ENTITY_PRIORITY));
 
+let lastUs = -1;
+let lastText = '';
+/** formatTimestamp, remembering the last value (rows of one push share their timestamp). */
+function formatCached(us: Micros): string {
+  if (us !== lastUs) {
+    lastText = formatTimestamp(us);
+    lastUs = us;
+  }
+  return lastText;
+}
+
 /** One change of a sync_delta as JSON text; `data` also carries id, sync_id and updated_at (Python compatibility). */
 export function changeJson(row: Row, w: Micros | null): string {
   const op = row.deleted ? 'delete' : row.created_seq > (w ?? 0) ? 'create' : 'update';
-  const ts = formatTimestamp(row.updated_at);
+  const ts = formatCached(row.updated_at);
   const id = JSON.stringify(row.entity_id);
   const syncId = JSON.stringify(row.sync_id);
   const head = `{"id":${id},"sync_id":${syncId},"updated_at":"${ts}"`;

@@ -61,6 +61,8 @@ interface Candidate {
   readonly syncId: string;
   readonly deleted: boolean;
   readonly clientSyncId: string;
+  /** JSON text of `body`, as stored. */
+  readonly bodyText: string;
 }
 
 const MAX_ERROR_MESSAGE = 1000;
@@ -84,7 +86,7 @@ export function validateChange(change: WirePushChange, ctx: PushContext): Candid
   if (type === undefined) {
     return rejected(change, 'UNKNOWN_ENTITY_TYPE', `unknown entity type ${JSON.stringify(change.entity_type)}`);
   }
-  const split = splitEnvelopeFields(change.data ?? {});
+  const split = splitData(change.data ?? {});
   if (!split.ok) return rejected(change, 'INVALID_ENTITY', split.problems.join('; '));
   const { body, id, syncId, updatedAt } = split.value;
   if (id !== undefined && id !== change.entity_id) {
@@ -114,7 +116,16 @@ export function validateChange(change: WirePushChange, ctx: PushContext): Candid
     syncId: change.sync_id ?? syncId ?? change.client_sync_id,
     deleted: change.operation === 'delete',
     clientSyncId: change.client_sync_id,
+    bodyText: JSON.stringify(body),
   };
+}
+
+/** splitEnvelopeFields, skipped when no envelope field is present (the common case on the hot path). */
+function splitData(data: Record<string, unknown>): ReturnType<typeof splitEnvelopeFields> {
+  if (data.id === undefined && data.sync_id === undefined && data.updated_at === undefined) {
+    return { ok: true, value: { body: data, id: undefined, syncId: undefined, updatedAt: undefined } };
+  }
+  return splitEnvelopeFields(data);
 }
 
 function storedVersion(row: StoredRow, entityId: string): WireVersion {
@@ -201,12 +212,11 @@ export class PushApplier {
       this.write(ctx, c, undefined);
       return { outcome: { applied: this.appliedEntry(c, 'applied', c.syncId) }, wrote: true };
     }
-    const bodyText = JSON.stringify(c.body);
     if (
       stored.sync_id === c.syncId &&
       stored.updated_at === c.updatedAt &&
       (stored.deleted === 1) === c.deleted &&
-      (c.deleted || stored.data === bodyText)
+      (c.deleted || stored.data === c.bodyText)
     ) {
       // Identical resubmission of the stored version: applied, nothing written, no new seq.
       return { outcome: { applied: this.appliedEntry(c, 'applied', stored.sync_id) }, wrote: false };
@@ -246,7 +256,7 @@ export class PushApplier {
       ctx.homeId,
       c.type,
       c.entityId,
-      keepData ? stored.data : JSON.stringify(c.body),
+      keepData ? stored.data : c.bodyText,
       c.updatedAt,
       c.syncId,
       c.deleted ? 1 : 0,

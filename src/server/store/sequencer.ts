@@ -11,7 +11,7 @@
  * persisted value (well inside the 5 s tolerance that INVALID_SYNC_STATE allows after a restart).
  */
 import type { Micros } from '../../protocol/index.js';
-import type { ServerDb } from '../db.js';
+import { relaxedWrite, type ServerDb } from '../db.js';
 
 export const PERSIST_SLACK_US: Micros = 1_000_000;
 
@@ -20,6 +20,7 @@ export class Sequencer {
   private persisted: Micros;
   private readonly clock: () => number;
   private readonly writeMeta: (value: string) => void;
+  private readonly writeMetaRelaxed: (value: string) => void;
 
   constructor(options: { db: ServerDb; clock: () => number }) {
     const { db } = options;
@@ -34,6 +35,7 @@ export class Sequencer {
     this.writeMeta = (value) => {
       stmt.run(value);
     };
+    this.writeMetaRelaxed = (value) => relaxedWrite(db, () => stmt.run(value));
   }
 
   nowMicros(): Micros {
@@ -57,7 +59,7 @@ export class Sequencer {
     const h = Math.max(this.floor, this.nowMicros());
     this.floor = h;
     if (h > this.persisted + PERSIST_SLACK_US) {
-      this.writeMeta(String(h));
+      this.writeMetaRelaxed(String(h));
       this.persisted = h;
     }
     return h;

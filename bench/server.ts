@@ -1,0 +1,189 @@
+/**
+ * Sync server benchmark (`npm run bench:server`): push and pull throughput for 10,000 changes (pushes of 1000, pages
+ * of 1000) and the median latency of a typical-home cycle (sync_request + sync_push of 20 changes + sync_ack), in
+ * four modes in the same run — plain, gzip, hmac, gzip+hmac — with ratios against plain. One line per figure:
+ * `name: value unit`. Goals (issue 2): >= 30,000 changes/s push, >= 50,000/s pull, cycle < 5 ms median.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { Pool } from 'undici';
+import { silentLogger } from '../src/log.js';
+import { newNonce, signRequest } from '../src/protocol/index.js';
+import { createSyncServer, parseServerConfig, type ClientCredentials } from '../src/server/index.js';
+
+interface Mode {
+  readonly name: string;
+  readonly gzip: boolean;
+  readonly hmac: boolean;
+}
+
+const MODES: readonly Mode[] = [
+  { name: 'plain', gzip: false, hmac: false },
+  { name: 'gzip', gzip: true, hmac: false },
+  { name: 'hmac', gzip: false, hmac: true },
+  { name: 'gzip+hmac', gzip: true, hmac: true },
+];
+const TOTAL = 10_000;
+const BATCH = 1000;
+const CYCLES = 200;
+
+class BenchClient {
+  token = '';
+  constructor(
+    private readonly pool: Pool,
+    readonly creds: ClientCredentials,
+    private readonly mode: Mode,
+  ) {}
+
+  async call(path: string, body: unknown, auth = true): Promise<any> {
+    let bytes = Buffer.from(JSON.stringify(body));
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    if (this.mode.gzip) {
+      headers['accept-encoding'] = 'gzip';
+      if (bytes.length > 1024) {
+        bytes = gzipSync(bytes, { level: 6 });
+        headers['content-encoding'] = 'gzip';
+      }
+    }
+    if (auth) headers.authorization = `Bearer ${this.token}`;
+    if (this.mode.hmac) {
+      Object.assign(
+        headers,
+        signRequest({
+          secret: this.creds.client_secret,
+          method: 'POST',
+          path,
+          clientId: this.creds.client_id,
+          body: bytes,
+          timestampSeconds: Math.floor(Date.now() / 1000),
+          nonce: newNonce(),
+        }),
+      );
+    }
+    const res = await this.pool.request({ path, method: 'POST', headers, body: bytes });
+    const raw = Buffer.from(await res.body.arrayBuffer());
+    const text = (res.headers['content-encoding'] === 'gzip' ? gunzipSync(raw) : raw).toString('utf8');
+    if (res.statusCode !== 200) throw new Error(`${path}: ${res.statusCode} ${text}`);
+    return JSON.parse(text);
+  }
+
+  async login(): Promise<void> {
+    const res = await this.call('/api/v1/auth/token', { client_id: this.creds.client_id, client_secret: this.creds.client_secret }, false);
+    this.token = res.access_token;
+  }
+}
+
+function change(i: number, at: string, tag: string): Record<string, unknown> {
+  const kind = i % 3;
+  const base = { entity_id: `e-${i}`, operation: 'update', updated_at: at, client_sync_id: `${tag}-${i}` };
+  if (kind === 0) return { ...base, entity_type: 'entity_state', data: { device_id: `d-${i}`, state: { power: 'on', level: i % 100, temp: 21.5 } } };
+  if (kind === 1) return { ...base, entity_type: 'device', data: { name: `Device ${i}`, room_id: `r-${i % 10}`, device_type: 'light', manufacturer: 'Acme' } };
+  return { ...base, entity_type: 'room', data: { name: `Room ${i}`, floor: 1 } };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? NaN;
+}
+
+async function runMode(mode: Mode): Promise<Record<string, number>> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'ib-bench-'));
+  const config = parseServerConfig({
+    host: '127.0.0.1',
+    port: 0,
+    dataDir,
+    hmac: { required: mode.hmac },
+    rateLimit: { ratePerSecond: 1e9, burst: 1e9 },
+    log: { level: 'silent' },
+  });
+  const server = createSyncServer({ config, logger: silentLogger() });
+  const { url } = await server.listen();
+  const pool = new Pool(url, { connections: 4, pipelining: 1 });
+  try {
+    const pusher = new BenchClient(pool, server.addClient('bench-home'), mode);
+    const puller = new BenchClient(pool, server.addClient('bench-home'), mode);
+    await pusher.login();
+    await puller.login();
+    // warm-up (JIT, statement cache) in another home
+    const warm = new BenchClient(pool, server.addClient('warm-home'), mode);
+    await warm.login();
+    await warm.call('/api/v1/sync/push', { type: 'sync_push', client_id: warm.creds.client_id, changes: Array.from({ length: BATCH }, (_, i) => change(i, new Date().toISOString(), 'w')) });
+    await warm.call('/api/v1/sync/request', { type: 'sync_request', client_id: warm.creds.client_id, last_sync: null });
+
+    const at = new Date().toISOString();
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < TOTAL; i += BATCH) {
+      const changes = Array.from({ length: BATCH }, (_, k) => change(i + k, at, 'p'));
+      const res = await pusher.call('/api/v1/sync/push', { type: 'sync_push', client_id: pusher.creds.client_id, changes });
+      if (res.applied.length !== BATCH) throw new Error('push incomplete');
+    }
+    const pushSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
+
+    const t1 = process.hrtime.bigint();
+    let pulled = 0;
+    let cursor: string | null = null;
+    for (;;) {
+      const res: any = await puller.call('/api/v1/sync/request', { type: 'sync_request', client_id: puller.creds.client_id, last_sync: null, ...(cursor ? { cursor } : {}) });
+      pulled += res.changes.length;
+      if (!res.more) break;
+      cursor = res.cursor;
+    }
+    const pullSeconds = Number(process.hrtime.bigint() - t1) / 1e9;
+    if (pulled !== TOTAL) throw new Error(`pulled ${pulled}`);
+
+    const cycleMs = await typicalCycles(pool, server.addClient('typical-home'), mode);
+    return { push: TOTAL / pushSeconds, pull: TOTAL / pullSeconds, cycle: cycleMs };
+  } finally {
+    await pool.close();
+    await server.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** A typical home: 50 entities; each cycle is request + push of 20 changes + ack. Returns the median ms. */
+async function typicalCycles(pool: Pool, creds: ClientCredentials, mode: Mode): Promise<number> {
+  const c = new BenchClient(pool, creds, mode);
+  await c.login();
+  const seed = Array.from({ length: 50 }, (_, i) => change(i, new Date().toISOString(), 'seed'));
+  await c.call('/api/v1/sync/push', { type: 'sync_push', client_id: creds.client_id, changes: seed });
+  let lastSync: string | null = (await c.call('/api/v1/sync/request', { type: 'sync_request', client_id: creds.client_id, last_sync: null })).server_time;
+  const times: number[] = [];
+  for (let n = 0; n < CYCLES + 20; n++) {
+    const start = process.hrtime.bigint();
+    const delta = await c.call('/api/v1/sync/request', { type: 'sync_request', client_id: creds.client_id, last_sync: lastSync });
+    const at = new Date().toISOString();
+    const changes = Array.from({ length: 20 }, (_, k) => change((n * 20 + k) % 50, at, `c${n}`));
+    await c.call('/api/v1/sync/push', { type: 'sync_push', client_id: creds.client_id, changes });
+    await c.call('/api/v1/sync/ack', { type: 'sync_ack', client_id: creds.client_id, sync_completed_at: delta.server_time });
+    lastSync = delta.server_time;
+    if (n >= 20) times.push(Number(process.hrtime.bigint() - start) / 1e6); // first 20 are warm-up
+    if (process.env.BENCH_DEBUG && n % 40 === 0) console.log("cycle", n, times.at(-1));
+  }
+  return median(times);
+}
+
+async function main(): Promise<void> {
+  const results = new Map<string, Record<string, number>>();
+  for (const mode of MODES) results.set(mode.name, await runMode(mode));
+  const plain = results.get('plain');
+  for (const [name, r] of results) {
+    console.log(`push.${name}: ${Math.round(r.push ?? 0)} changes/s`);
+    console.log(`pull.${name}: ${Math.round(r.pull ?? 0)} changes/s`);
+    console.log(`cycle_median.${name}: ${(r.cycle ?? 0).toFixed(2)} ms`);
+  }
+  if (plain) {
+    for (const [name, r] of results) {
+      if (name === 'plain') continue;
+      console.log(`push.${name}/plain: ${((r.push ?? 0) / (plain.push ?? 1)).toFixed(2)} ratio`);
+      console.log(`pull.${name}/plain: ${((r.pull ?? 0) / (plain.pull ?? 1)).toFixed(2)} ratio`);
+      console.log(`cycle_median.${name}/plain: ${((r.cycle ?? 0) / (plain.cycle ?? 1)).toFixed(2)} ratio`);
+    }
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});
