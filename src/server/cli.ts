@@ -14,6 +14,10 @@ import { ServerStore } from './store/index.js';
 export interface CommandIo {
   readonly stdout: (text: string) => void;
   readonly stderr: (text: string) => void;
+  /** Stops a running server like SIGTERM does (tests). */
+  readonly signal?: AbortSignal;
+  /** Called with the URL once the server listens (tests). */
+  readonly onListening?: (url: string) => void;
 }
 
 const defaultIo: CommandIo = {
@@ -95,15 +99,20 @@ async function serveCommand(args: string[], io: CommandIo): Promise<number> {
   const server = createSyncServer({ config, logger });
   const { url } = await server.listen();
   logger.info({ url, dataDir: config.dataDir, hmacRequired: config.hmac.required }, `listening on ${url}`);
+  io.onListening?.(url);
   await new Promise<void>((resolve) => {
-    const stop = (signal: NodeJS.Signals): void => {
+    const stop = (signal: string): void => {
       logger.info({ signal }, 'shutting down');
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
+      io.signal?.removeEventListener('abort', onAbort);
       resolve();
     };
+    const onAbort = (): void => stop('abort');
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
+    if (io.signal?.aborted) stop('abort');
+    else io.signal?.addEventListener('abort', onAbort);
   });
   await server.close();
   return 0;
