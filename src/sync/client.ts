@@ -65,6 +65,7 @@ export class SyncClient {
   readonly transport: SyncTransport;
   readonly outbox: SyncOutbox;
   readonly state: SyncStateRepo;
+  readonly #db: Db;
   readonly #remote: SyncRemote;
   readonly #tokens: TokenManager;
   readonly #log: Logger;
@@ -75,6 +76,7 @@ export class SyncClient {
     const { db, logger, now, onDeviceCommands, ...config } = options;
     if (typeof db?.prepare !== 'function') throw new GatewayError('CONFIG_INVALID', 'sync client: expected db to be an open better-sqlite3 Database');
     this.config = validateOptions(SyncClientConfigSchema, config, 'sync client options');
+    this.#db = db;
     this.#log = logger.child({ module: 'sync' });
     this.#now = now ?? Date.now;
     this.#onCommands = onDeviceCommands ?? (() => undefined);
@@ -99,15 +101,19 @@ export class SyncClient {
     const at = this.#now();
     try {
       const report = await this.#cycleWithResign();
-      this.state.set('last_sync_at', at);
-      this.state.set('last_result', {
-        ok: true, at, pulled: report.pulled, pushed: report.pushed, conflicts: report.conflicts, rejected: report.rejected, durationMs: report.durationMs,
-      });
+      this.#db.transaction(() => {
+        this.state.set('last_sync_at', at);
+        this.state.set('last_result', {
+          ok: true, at, pulled: report.pulled, pushed: report.pushed, conflicts: report.conflicts, rejected: report.rejected, durationMs: report.durationMs,
+        });
+      })();
       return report;
     } catch (err) {
       const code = err instanceof GatewayError ? err.code : 'INTERNAL';
-      this.state.set('last_result', { ok: false, at });
-      this.state.set('last_error', { code, message: err instanceof Error ? err.message : String(err), at });
+      this.#db.transaction(() => {
+        this.state.set('last_result', { ok: false, at });
+        this.state.set('last_error', { code, message: err instanceof Error ? err.message : String(err), at });
+      })();
       throw err;
     }
   }

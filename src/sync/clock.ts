@@ -9,6 +9,8 @@ import type { Micros } from '../protocol/index.js';
 import type { SyncStateRepo } from '../store/sync-state.js';
 import type { StampClock } from '../store/types.js';
 
+const PERSIST_THRESHOLD_MS = 10;
+
 export interface ClockSample {
   readonly offsetMs: number;
   readonly rttMs: number;
@@ -60,6 +62,7 @@ export class ServerClock implements StampClock {
   readonly #samples: ClockSample[] = [];
   readonly #onStep: ((deltaMs: number) => void) | undefined;
   #offsetMs: number;
+  #persistedMs: number;
   #known: boolean;
 
   constructor(options: ServerClockOptions) {
@@ -72,6 +75,7 @@ export class ServerClock implements StampClock {
     this.#onStep = options.onStep;
     const saved = options.state?.get('clock_offset_ms');
     this.#offsetMs = saved ?? 0;
+    this.#persistedMs = saved ?? Number.NaN;
     this.#known = saved !== undefined;
   }
 
@@ -115,6 +119,10 @@ export class ServerClock implements StampClock {
     }
     if (!this.#known) this.#log.info({ offsetMs: Math.round(this.#offsetMs), rttMs: sample.rttMs }, 'server clock offset estimated');
     this.#known = true;
-    this.#state?.set('clock_offset_ms', this.#offsetMs);
+    // Persist only real moves (each write is an fsync on the Pi's SD card); a few ms lost on restart do not matter.
+    if (Number.isNaN(this.#persistedMs) || Math.abs(this.#offsetMs - this.#persistedMs) >= PERSIST_THRESHOLD_MS) {
+      this.#state?.set('clock_offset_ms', this.#offsetMs);
+      this.#persistedMs = this.#offsetMs;
+    }
   }
 }
