@@ -48,6 +48,7 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer
       req.off('data', onData);
       req.off('end', onEnd);
       req.off('error', onError);
+      req.off('close', onClose);
     };
     const onData = (chunk: Buffer): void => {
       size += chunk.length;
@@ -67,9 +68,14 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer
       cleanup();
       reject(new ProtocolError('BAD_REQUEST', `request body could not be read: ${err.message}`, { cause: err }));
     };
+    const onClose = (): void => {
+      cleanup();
+      reject(new ProtocolError('BAD_REQUEST', 'request closed before its body was complete'));
+    };
     req.on('data', onData);
     req.on('end', onEnd);
     req.on('error', onError);
+    req.on('close', onClose);
   });
 }
 

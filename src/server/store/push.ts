@@ -107,6 +107,13 @@ export function validateChange(change: WirePushChange, ctx: PushContext): Candid
   if (body.home_id !== undefined && body.home_id !== ctx.homeId) {
     return rejected(change, 'FORBIDDEN', 'data.home_id names another home than the client belongs to');
   }
+  let bodyText: string;
+  try {
+    bodyText = JSON.stringify(body);
+  } catch {
+    // JSON.parse accepts nesting that JSON.stringify cannot re-serialise (stack overflow): refuse, never a 500.
+    return rejected(change, 'INVALID_ENTITY', 'data is nested too deeply');
+  }
   return {
     type,
     entityId: change.entity_id,
@@ -116,7 +123,7 @@ export function validateChange(change: WirePushChange, ctx: PushContext): Candid
     syncId: change.sync_id ?? syncId ?? change.client_sync_id,
     deleted: change.operation === 'delete',
     clientSyncId: change.client_sync_id,
-    bodyText: JSON.stringify(body),
+    bodyText,
   };
 }
 
