@@ -120,3 +120,30 @@ describe('last-write-wins on push', () => {
     expect(after.conflicts).toEqual([]);
   });
 });
+
+describe('the 1 s window is not transitive (docs/protocol.md §Conflicts)', () => {
+  it('resolves versions within a second of each other by arrival order', async () => {
+    const ts = await startTestServer();
+    try {
+      const t0 = Date.parse('2026-01-01T00:00:00Z');
+      const versions = {
+        X: { at: t0, syncId: 'z' },
+        Y: { at: t0 + 600, syncId: 'm' },
+        Z: { at: t0 + 1200, syncId: 'a' },
+      };
+      async function finalAfter(home: string, order: (keyof typeof versions)[]): Promise<unknown> {
+        const c = new TestClient(ts.url, ts.addClient(home));
+        await c.login();
+        for (const name of order) {
+          const v = versions[name];
+          await c.pushOk([{ ...deviceChange('dev-t', name, isoAt(v.at)), sync_id: v.syncId }]);
+        }
+        return ts.server.entities(home)[0]?.data.name;
+      }
+      expect(await finalAfter('home-xyz', ['X', 'Y', 'Z'])).toBe('Z');
+      expect(await finalAfter('home-yzx', ['Y', 'Z', 'X'])).toBe('X');
+    } finally {
+      await ts.close();
+    }
+  });
+});
