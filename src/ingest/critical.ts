@@ -14,6 +14,24 @@ export const DEFAULT_CRITICAL_CONFIG: CriticalConfig = {
   attributes: ['lock_state', 'alarm', 'smoke', 'water_leak', 'leak', 'tamper'],
 };
 
+interface Compiled {
+  readonly types: ReadonlySet<string>;
+  readonly attributes: ReadonlySet<string>;
+}
+const compiled = new WeakMap<CriticalConfig, Compiled>();
+
+function compile(config: CriticalConfig): Compiled {
+  let c = compiled.get(config);
+  if (!c) {
+    c = {
+      types: new Set(config.deviceTypes.map((t) => t.toLowerCase())),
+      attributes: new Set(config.attributes.map((a) => a.toLowerCase())),
+    };
+    compiled.set(config, c);
+  }
+  return c;
+}
+
 /**
  * True when a change of `attributes` (only the attributes whose value changed) on a device of `deviceType` must be
  * pushed at once. Names compare case-insensitively; an empty change is never critical.
@@ -25,10 +43,7 @@ export function isCriticalChange(
 ): boolean {
   const names = Object.keys(attributes);
   if (names.length === 0) return false;
-  if (deviceType) {
-    const type = deviceType.toLowerCase();
-    if (config.deviceTypes.some((t) => t.toLowerCase() === type)) return true;
-  }
-  const critical = new Set(config.attributes.map((a) => a.toLowerCase()));
-  return names.some((name) => critical.has(name.toLowerCase()));
+  const c = compile(config);
+  if (deviceType && c.types.has(deviceType.toLowerCase())) return true;
+  return names.some((name) => c.attributes.has(name.toLowerCase()));
 }

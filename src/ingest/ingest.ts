@@ -76,7 +76,9 @@ export function createIngest(options: IngestOptions): Ingest {
     windowMs: options.groupCommitWindowMs ?? 4,
     maxBatch: options.maxBatch ?? 2000,
     commit: (items) => {
+      const started = performance.now();
       const counts = transaction(items);
+      metrics.commitMillis += performance.now() - started;
       metrics.batchesCommitted += 1;
       metrics.largestBatch = Math.max(metrics.largestBatch, items.length);
       metrics.statesWritten += counts.written;

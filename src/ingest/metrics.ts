@@ -15,6 +15,8 @@ export interface IngestMetrics {
   batchesCommitted: number;
   commitFailures: number;
   largestBatch: number;
+  /** Time spent inside commits (transaction + fsync), ms: the event loop is blocked meanwhile. */
+  commitMillis: number;
   commandsPublished: number;
   commandsFailed: number;
   /** Connected MQTT clients, read at the time of the snapshot. */
@@ -32,6 +34,7 @@ export function newIngestMetrics(): IngestMetrics {
     batchesCommitted: 0,
     commitFailures: 0,
     largestBatch: 0,
+    commitMillis: 0,
     commandsPublished: 0,
     commandsFailed: 0,
     brokerClients: 0,

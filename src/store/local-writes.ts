@@ -12,7 +12,6 @@
 import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import type Database from 'better-sqlite3';
-import { z } from 'zod';
 import { ENTITY_PRIORITY, type EntityType, type Operation } from '../protocol/index.js';
 import { DEFAULT_CRITICAL_CONFIG, isCriticalChange, type CriticalConfig } from '../ingest/critical.js';
 import type { Db } from './db.js';
@@ -55,17 +54,12 @@ interface EntityRow {
   sync_id: string | null;
   deleted: number;
 }
-interface OutboxRow {
-  operation: string;
-  first_queued_at: number;
-  critical: number;
-}
 
 interface Statements {
   getEntity: Database.Statement<[string, string], EntityRow>;
   upsertEntity: Database.Statement<[string, string, string, number]>;
-  getOutbox: Database.Statement<[string, string], OutboxRow>;
   upsertOutbox: Database.Statement<[string, string, string, string, string, number, number, number, number]>;
+  deviceType: Database.Statement<[string], { device_type: unknown }>;
 }
 
 const statementsByDb = new WeakMap<Db, Statements>();
@@ -80,15 +74,20 @@ function statements(db: Db): Statements {
          ON CONFLICT (entity_type, entity_id) DO UPDATE
          SET data = excluded.data, updated_at = excluded.updated_at, sync_id = NULL, deleted = 0`,
       ),
-      getOutbox: db.prepare('SELECT operation, first_queued_at, critical FROM outbox WHERE entity_type = ? AND entity_id = ?'),
+      // One statement instead of read-then-write: the existing row keeps its first_queued_at, a pending critical
+      // flag, and a not-yet-pushed 'create' (the server still has never seen the entity).
       upsertOutbox: db.prepare(
         `INSERT INTO outbox (entity_type, entity_id, client_sync_id, operation, data, updated_at, priority, critical,
                              first_queued_at, attempts)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)
          ON CONFLICT (entity_type, entity_id) DO UPDATE
-         SET client_sync_id = excluded.client_sync_id, operation = excluded.operation, data = excluded.data,
-             updated_at = excluded.updated_at, priority = excluded.priority, critical = excluded.critical,
-             first_queued_at = excluded.first_queued_at, attempts = 0`,
+         SET client_sync_id = excluded.client_sync_id,
+             operation = CASE WHEN excluded.operation = 'create' AND outbox.operation = 'create' THEN 'create' ELSE 'update' END,
+             data = excluded.data, updated_at = excluded.updated_at, priority = excluded.priority,
+             critical = max(outbox.critical, excluded.critical), attempts = 0`,
+      ),
+      deviceType: db.prepare(
+        "SELECT json_extract(data, '$.device_type') AS device_type FROM entities WHERE entity_type = 'device' AND entity_id = ? AND deleted = 0",
       ),
     };
     statementsByDb.set(db, s);
@@ -108,7 +107,19 @@ export function roomIdFor(name: string): string {
   return `room-${slug || createHash('sha256').update(name).digest('hex').slice(0, 12)}`;
 }
 
-const JsonObject = z.record(z.string(), z.unknown());
+/** Stored data was validated when written; this guard only protects against a hand-edited row. */
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function parseStored(text: string): Record<string, unknown> {
+  try {
+    const value: unknown = JSON.parse(text);
+    return isRecord(value) ? value : {};
+  } catch {
+    return {};
+  }
+}
 
 /** One entity as the batch sees it: the stored version and the version being built. */
 interface Working {
@@ -136,8 +147,7 @@ class Batch {
     let w = this.working.get(key);
     if (!w) {
       const stored = this.#s.getEntity.get(type, id);
-      const parsed = stored && stored.deleted === 0 ? JsonObject.safeParse(JSON.parse(stored.data)) : undefined;
-      const storedData = parsed?.success ? parsed.data : {};
+      const storedData = stored && stored.deleted === 0 ? parseStored(stored.data) : {};
       w = { type, id, stored, storedData, data: storedData, critical: false };
       this.working.set(key, w);
     }
@@ -146,8 +156,7 @@ class Batch {
 
   applyState(deviceId: string, attributes: Readonly<Record<string, unknown>>): void {
     const w = this.load('entity_state', deviceId);
-    const current = JsonObject.safeParse(w.data.state);
-    const state = current.success ? current.data : {};
+    const state = isRecord(w.data.state) ? w.data.state : {};
     const changed: Record<string, unknown> = {};
     for (const [name, value] of Object.entries(attributes)) {
       if (!isDeepStrictEqual(state[name], value) || !(name in state)) changed[name] = value;
@@ -157,8 +166,14 @@ class Batch {
       return;
     }
     w.data = { ...w.data, device_id: deviceId, state: { ...state, ...changed } };
-    const deviceType = this.load('device', deviceId).data.device_type;
-    if (isCriticalChange(typeof deviceType === 'string' ? deviceType : null, changed, this.#critical)) w.critical = true;
+    if (!w.critical && isCriticalChange(this.#deviceType(deviceId), changed, this.#critical)) w.critical = true;
+  }
+
+  /** The device's type as this batch sees it (a meta earlier in the batch counts). */
+  #deviceType(deviceId: string): string | null {
+    const working = this.working.get(`device\u0000${deviceId}`);
+    const type = working ? working.data.device_type : this.#s.deviceType.get(deviceId)?.device_type;
+    return typeof type === 'string' ? type : null;
   }
 
   applyMeta(update: Extract<LocalUpdate, { kind: 'meta' }>): void {
@@ -210,11 +225,8 @@ function writeEntity(s: Statements, w: Working, options: LocalWriteOptions): voi
   const updatedAt = Math.max(options.clock.nowMicros(), (w.stored?.updated_at ?? 0) + 1);
   const data = JSON.stringify(w.data);
   s.upsertEntity.run(w.type, w.id, data, updatedAt);
-  const prior = s.getOutbox.get(w.type, w.id);
-  // The server never had it: no synced version, and no pending change other than a not-yet-pushed create.
-  const neverSynced = (w.stored === undefined || w.stored.sync_id === null) && (prior === undefined || prior.operation === 'create');
-  const operation: Operation = neverSynced ? 'create' : 'update';
-  const critical = w.critical || (prior !== undefined && prior.critical !== 0);
+  // 'create' when the server never had it: no synced version here, and (in SQL) no pending row but a 'create'.
+  const operation: Operation = w.stored === undefined || w.stored.sync_id === null ? 'create' : 'update';
   s.upsertOutbox.run(
     w.type,
     w.id,
@@ -223,7 +235,7 @@ function writeEntity(s: Statements, w: Working, options: LocalWriteOptions): voi
     data,
     updatedAt,
     ENTITY_PRIORITY[w.type],
-    critical ? 1 : 0,
-    prior?.first_queued_at ?? options.now(),
+    w.critical ? 1 : 0,
+    options.now(),
   );
 }
