@@ -3,12 +3,7 @@
  * inbetweenies-gateway command line (design.md §Suggested layout): run | server | status | sync | devices |
  * check-config | demo | simulate. Each command lives in its own module; this file only dispatches.
  */
-import { runGatewayCommand } from './commands/run.js';
-import { checkConfigCommand } from './commands/check-config.js';
-import { devicesCommand, statusCommand } from './commands/inspect.js';
-import { simulateCommand } from './commands/simulate.js';
-import { demoCommand } from './commands/demo.js';
-import { runServerCommand } from './server/cli.js';
+// Commands are imported lazily: the daemon's resident memory must not carry the server, the simulator or the demo.
 
 const USAGE = `usage: inbetweenies-gateway <command> [options]
 
@@ -32,19 +27,19 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'run':
-      return runGatewayCommand(rest);
+      return (await import('./commands/run.js')).runGatewayCommand(rest);
     case 'server':
-      return runServerCommand(rest);
+      return (await import('./server/cli.js')).runServerCommand(rest);
     case 'status':
-      return statusCommand(rest);
+      return (await import('./commands/inspect.js')).statusCommand(rest);
     case 'devices':
-      return devicesCommand(rest);
+      return (await import('./commands/inspect.js')).devicesCommand(rest);
     case 'check-config':
-      return checkConfigCommand(rest);
+      return (await import('./commands/check-config.js')).checkConfigCommand(rest);
     case 'simulate':
-      return simulateCommand(rest);
+      return (await import('./commands/simulate.js')).simulateCommand(rest);
     case 'demo':
-      return demoCommand(rest);
+      return (await import('./commands/demo.js')).demoCommand(rest);
     case undefined:
     case '-h':
     case '--help':

@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 
-export const CLI = resolve(__dirname, '../../dist/cli.js');
+export const CLI = resolve(import.meta.dirname, '../../dist/cli.js');
 
 export interface DaemonProcess {
   readonly proc: ChildProcess;
@@ -38,7 +38,7 @@ export async function spawnDaemon(options: SpawnDaemonOptions): Promise<DaemonPr
   if (options.serverUrl) args.push('--server-url', options.serverUrl);
   if (options.clientId) args.push('--client-id', options.clientId);
   args.push(...(options.extraArgs ?? []));
-  const env = { ...process.env, INBETWEENIES_LOG_LEVEL: 'info', ...options.env };
+  const env: NodeJS.ProcessEnv = { ...process.env, INBETWEENIES_LOG_LEVEL: 'info', ...options.env };
   if (options.clientSecret) env.INBETWEENIES_CLIENT_SECRET = options.clientSecret;
   const proc = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: string[] = [];
