@@ -56,11 +56,16 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX entities_by_order ON entities (home_id, priority, seq);
   CREATE INDEX entities_tombstones ON entities (home_id, deleted, seq) WHERE deleted = 1;
 
-  -- Idempotent push: the result of every client_sync_id a client pushed.
+  -- Idempotent push: the result of every client_sync_id a client pushed. The applied entry is rebuilt from the
+  -- columns; detail holds {error?, conflict?} as JSON only when there is one.
   CREATE TABLE push_results (
     client_id       TEXT    NOT NULL,
     client_sync_id  TEXT    NOT NULL,
-    result          TEXT    NOT NULL,           -- JSON {applied, conflict?}
+    status          TEXT    NOT NULL,           -- applied | conflict | rejected
+    server_sync_id  TEXT,
+    entity_type     TEXT    NOT NULL,
+    entity_id       TEXT    NOT NULL,
+    detail          TEXT,
     applications    INTEGER NOT NULL,           -- how many times this change was written (must stay <= 1)
     recorded_at     INTEGER NOT NULL,           -- epoch ms
     PRIMARY KEY (client_id, client_sync_id)

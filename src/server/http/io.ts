@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ProtocolError } from '../../errors.js';
-import { encodeBody, signResponse, type ErrorBody } from '../../protocol/index.js';
+import { encodeBody, GZIP_THRESHOLD_BYTES, signResponse, type ErrorBody } from '../../protocol/index.js';
 
 export interface Reply {
   readonly status: number;
@@ -91,13 +91,15 @@ export interface SendOptions {
 export async function sendReply(res: ServerResponse, reply: Reply, options: SendOptions): Promise<number> {
   const raw = Buffer.from(reply.body, 'utf8');
   const encoded = options.gzip ? await encodeBody(raw) : { bytes: raw, gzipped: false };
+  // Lean headers (they are paid on every exchange): no charset (RFC 8259 §11: application/json has none, it is
+  // UTF-8), and Vary only when the representation can depend on Accept-Encoding, i.e. above the gzip threshold.
   const headers: Record<string, string | number> = {
-    'content-type': 'application/json; charset=utf-8',
+    'content-type': 'application/json',
     'content-length': encoded.bytes.length,
     'cache-control': 'no-store',
-    vary: 'accept-encoding',
     ...reply.headers,
   };
+  if (raw.length > GZIP_THRESHOLD_BYTES) headers.vary = 'accept-encoding';
   if (encoded.gzipped) headers['content-encoding'] = 'gzip';
   if (options.close) headers.connection = 'close';
   if (options.signing !== undefined) {

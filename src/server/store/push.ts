@@ -4,20 +4,17 @@
  * The whole push runs in ONE transaction (synchronous=FULL), so the 200 means all of it is durable. Each change is
  * decided on its own: a change the server cannot accept is "rejected" with a code and the rest of the batch applies
  * (docs/protocol.md §Per-change rejection). A client_sync_id the client already pushed returns the stored result and
- * changes nothing.
+ * changes nothing. Stored results and stored versions are read in one query each per push (json_each), not one
+ * query per change.
  */
 import {
-  DATA_SCHEMAS,
   ENTITY_PRIORITY,
   classifyConflict,
   formatTimestamp,
   normaliseEntityType,
-  parseTimestamp,
   resolveLastWriteWins,
-  splitEnvelopeFields,
-  type EntityType,
+  type ApplyStatus,
   type Micros,
-  type Operation,
   type WireApplied,
   type WireConflict,
   type WirePushChange,
@@ -25,16 +22,9 @@ import {
 } from '../../protocol/index.js';
 import type { ServerDb } from '../db.js';
 import type { Sequencer } from './sequencer.js';
+import { validateChange, type Candidate, type PushContext, type PushOutcome } from './validate.js';
 
-export interface PushContext {
-  readonly homeId: string;
-  readonly clientId: string;
-}
-
-export interface PushOutcome {
-  readonly applied: WireApplied;
-  readonly conflict?: WireConflict;
-}
+export type { PushContext, PushOutcome } from './validate.js';
 
 export interface PushResult {
   readonly applied: WireApplied[];
@@ -51,88 +41,35 @@ interface StoredRow {
   origin_client: string | null;
 }
 
-/** A pushed change that passed validation, in domain terms. */
-interface Candidate {
-  readonly type: EntityType;
-  readonly entityId: string;
-  readonly op: Operation;
-  readonly body: Record<string, unknown>;
-  readonly updatedAt: Micros;
-  readonly syncId: string;
-  readonly deleted: boolean;
-  readonly clientSyncId: string;
-  /** JSON text of `body`, as stored. */
-  readonly bodyText: string;
+interface ResultRow {
+  client_sync_id: string;
+  status: string;
+  server_sync_id: string | null;
+  entity_type: string;
+  entity_id: string;
+  detail: string | null;
 }
 
-const MAX_ERROR_MESSAGE = 1000;
+interface Detail {
+  error?: { code: string; message: string };
+  conflict?: WireConflict;
+}
 
-function rejected(change: WirePushChange, code: string, message: string): PushOutcome {
-  return {
-    applied: {
-      client_sync_id: change.client_sync_id,
-      server_sync_id: null,
-      status: 'rejected',
-      entity_type: change.entity_type,
-      entity_id: change.entity_id,
-      error: { code, message: message.slice(0, MAX_ERROR_MESSAGE) },
-    },
+function entityKey(type: string, id: string): string {
+  return `${type}\u0000${id}`;
+}
+
+function toOutcome(row: ResultRow): PushOutcome {
+  const detail: Detail = row.detail === null ? {} : (JSON.parse(row.detail) as Detail); // written by this class
+  const applied: WireApplied = {
+    client_sync_id: row.client_sync_id,
+    server_sync_id: row.server_sync_id,
+    status: row.status as ApplyStatus,
+    entity_type: row.entity_type,
+    entity_id: row.entity_id,
   };
-}
-
-/** Validates one change; returns the candidate or the per-change rejection. */
-export function validateChange(change: WirePushChange, ctx: PushContext): Candidate | PushOutcome {
-  const type = normaliseEntityType(change.entity_type);
-  if (type === undefined) {
-    return rejected(change, 'UNKNOWN_ENTITY_TYPE', `unknown entity type ${JSON.stringify(change.entity_type)}`);
-  }
-  const split = splitData(change.data ?? {});
-  if (!split.ok) return rejected(change, 'INVALID_ENTITY', split.problems.join('; '));
-  const { body, id, syncId, updatedAt } = split.value;
-  if (id !== undefined && id !== change.entity_id) {
-    return rejected(change, 'INVALID_ENTITY', `data.id ${JSON.stringify(id)} differs from entity_id`);
-  }
-  const stamp = change.updated_at ?? updatedAt;
-  const updatedAtUs = stamp === undefined ? undefined : parseTimestamp(stamp);
-  if (updatedAtUs === undefined) {
-    return rejected(change, 'INVALID_ENTITY', 'updated_at is required (on the change or inside data)');
-  }
-  if (change.operation !== 'delete') {
-    const parsed = DATA_SCHEMAS[type].safeParse(body);
-    if (!parsed.success) {
-      const problems = parsed.error.issues.map((i) => `data.${i.path.map(String).join('.')}: ${i.message}`);
-      return rejected(change, 'INVALID_ENTITY', problems.join('; '));
-    }
-  }
-  if (body.home_id !== undefined && body.home_id !== ctx.homeId) {
-    return rejected(change, 'FORBIDDEN', 'data.home_id names another home than the client belongs to');
-  }
-  let bodyText: string;
-  try {
-    bodyText = JSON.stringify(body);
-  } catch {
-    // JSON.parse accepts nesting that JSON.stringify cannot re-serialise (stack overflow): refuse, never a 500.
-    return rejected(change, 'INVALID_ENTITY', 'data is nested too deeply');
-  }
-  return {
-    type,
-    entityId: change.entity_id,
-    op: change.operation,
-    body,
-    updatedAt: updatedAtUs,
-    syncId: change.sync_id ?? syncId ?? change.client_sync_id,
-    deleted: change.operation === 'delete',
-    clientSyncId: change.client_sync_id,
-    bodyText,
-  };
-}
-
-/** splitEnvelopeFields, skipped when no envelope field is present (the common case on the hot path). */
-function splitData(data: Record<string, unknown>): ReturnType<typeof splitEnvelopeFields> {
-  if (data.id === undefined && data.sync_id === undefined && data.updated_at === undefined) {
-    return { ok: true, value: { body: data, id: undefined, syncId: undefined, updatedAt: undefined } };
-  }
-  return splitEnvelopeFields(data);
+  if (detail.error) applied.error = detail.error;
+  return detail.conflict ? { applied, conflict: detail.conflict } : { applied };
 }
 
 function storedVersion(row: StoredRow, entityId: string): WireVersion {
@@ -152,25 +89,43 @@ function candidateVersion(c: Candidate): WireVersion {
   };
 }
 
+function appliedEntry(c: Candidate, status: 'applied' | 'conflict', serverSyncId: string): WireApplied {
+  return { client_sync_id: c.clientSyncId, server_sync_id: serverSyncId, status, entity_type: c.type, entity_id: c.entityId };
+}
+
+/** Per-push working state: what the push has already decided and the current version of each touched entity. */
+interface PushState {
+  readonly ctx: PushContext;
+  readonly results: Map<string, PushOutcome>;
+  readonly entities: Map<string, StoredRow>;
+  readonly recordedAt: number;
+}
+
 export class PushApplier {
   private readonly db: ServerDb;
   private readonly seq: Sequencer;
+  private readonly clock: () => number;
   private readonly stmts;
 
   constructor(options: { db: ServerDb; sequencer: Sequencer; clock: () => number }) {
     this.db = options.db;
     this.seq = options.sequencer;
+    this.clock = options.clock;
     const db = this.db;
-    const clock = options.clock;
     this.stmts = {
-      getResult: db.prepare('SELECT result FROM push_results WHERE client_id = ? AND client_sync_id = ?').pluck(),
+      priorResults: db.prepare(`
+        SELECT client_sync_id, status, server_sync_id, entity_type, entity_id, detail FROM push_results
+        WHERE client_id = ? AND client_sync_id IN (SELECT value FROM json_each(?))`),
       putResult: db.prepare(`
-        INSERT INTO push_results (client_id, client_sync_id, result, applications, recorded_at) VALUES (?, ?, ?, ?, ?)
-        ON CONFLICT(client_id, client_sync_id) DO UPDATE SET
-          result = excluded.result, applications = applications + excluded.applications`),
-      getEntity: db.prepare(`
-        SELECT data, updated_at, sync_id, deleted, created_seq, origin_client
-        FROM entities WHERE home_id = ? AND entity_type = ? AND entity_id = ?`),
+        INSERT INTO push_results
+          (client_id, client_sync_id, status, server_sync_id, entity_type, entity_id, detail, applications, recorded_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT(client_id, client_sync_id) DO UPDATE SET applications = applications + excluded.applications`),
+      // CROSS JOIN keeps json_each as the outer loop: one primary-key lookup per pushed key.
+      storedVersions: db.prepare(`
+        SELECT e.entity_type, e.entity_id, e.data, e.updated_at, e.sync_id, e.deleted, e.created_seq, e.origin_client
+        FROM json_each(@keys) AS j CROSS JOIN entities AS e
+        ON e.home_id = @home AND e.entity_type = j.value ->> 0 AND e.entity_id = j.value ->> 1`),
       putEntity: db.prepare(`
         INSERT INTO entities
           (home_id, entity_type, entity_id, data, updated_at, sync_id, deleted, seq, created_seq, priority, origin_client)
@@ -180,28 +135,29 @@ export class PushApplier {
           deleted = excluded.deleted, seq = excluded.seq, created_seq = excluded.created_seq,
           origin_client = excluded.origin_client`),
       putConflict: db.prepare('INSERT INTO conflicts (client_id, seq, entry) VALUES (?, ?, ?)'),
+      applications: db
+        .prepare('SELECT applications FROM push_results WHERE client_id = ? AND client_sync_id = ?')
+        .pluck(),
     };
-    this.now = clock;
   }
-
-  private readonly now: () => number;
 
   /** Applies a whole push in one transaction. */
   apply(ctx: PushContext, changes: readonly WirePushChange[]): PushResult {
     return this.db.transaction(() => {
+      const state: PushState = {
+        ctx,
+        results: this.loadResults(ctx.clientId, changes),
+        entities: this.loadEntities(ctx.homeId, changes),
+        recordedAt: this.clock(),
+      };
       const applied: WireApplied[] = [];
       const conflicts: WireConflict[] = [];
-      const recordedAt = this.now();
       for (const change of changes) {
-        const prior = this.stmts.getResult.get(ctx.clientId, change.client_sync_id) as string | undefined;
-        if (prior !== undefined) {
-          const outcome = JSON.parse(prior) as PushOutcome; // written by this class below
-          applied.push(outcome.applied);
-          if (outcome.conflict) conflicts.push(outcome.conflict);
-          continue;
+        let outcome = state.results.get(change.client_sync_id);
+        if (outcome === undefined) {
+          outcome = this.applyNew(state, change);
+          state.results.set(change.client_sync_id, outcome); // a repeat inside this push gets the same result
         }
-        const { outcome, wrote } = this.applyOne(ctx, change);
-        this.stmts.putResult.run(ctx.clientId, change.client_sync_id, JSON.stringify(outcome), wrote ? 1 : 0, recordedAt);
         applied.push(outcome.applied);
         if (outcome.conflict) conflicts.push(outcome.conflict);
       }
@@ -210,14 +166,51 @@ export class PushApplier {
     })();
   }
 
-  private applyOne(ctx: PushContext, change: WirePushChange): { outcome: PushOutcome; wrote: boolean } {
-    const candidate = validateChange(change, ctx);
-    if (!('type' in candidate)) return { outcome: candidate, wrote: false };
-    const c = candidate;
-    const stored = this.stmts.getEntity.get(ctx.homeId, c.type, c.entityId) as StoredRow | undefined;
+  private loadResults(clientId: string, changes: readonly WirePushChange[]): Map<string, PushOutcome> {
+    const ids = JSON.stringify(changes.map((c) => c.client_sync_id));
+    const rows = this.stmts.priorResults.all(clientId, ids) as ResultRow[];
+    return new Map(rows.map((r) => [r.client_sync_id, toOutcome(r)]));
+  }
+
+  private loadEntities(homeId: string, changes: readonly WirePushChange[]): Map<string, StoredRow> {
+    const keys: [string, string][] = [];
+    for (const c of changes) {
+      const type = normaliseEntityType(c.entity_type);
+      if (type !== undefined) keys.push([type, c.entity_id]);
+    }
+    const rows = this.stmts.storedVersions.all({ home: homeId, keys: JSON.stringify(keys) }) as (StoredRow & {
+      entity_type: string;
+      entity_id: string;
+    })[];
+    return new Map(rows.map((r) => [entityKey(r.entity_type, r.entity_id), r]));
+  }
+
+  private applyNew(state: PushState, change: WirePushChange): PushOutcome {
+    const candidate = validateChange(change, state.ctx);
+    const { outcome, wrote } = 'type' in candidate ? this.decide(state, candidate) : { outcome: candidate, wrote: false };
+    const a = outcome.applied;
+    const detail: Detail | null = a.error || outcome.conflict ? { error: a.error, conflict: outcome.conflict } : null;
+    this.stmts.putResult.run(
+      state.ctx.clientId,
+      a.client_sync_id,
+      a.status,
+      a.server_sync_id,
+      a.entity_type,
+      a.entity_id,
+      detail === null ? null : JSON.stringify(detail),
+      wrote ? 1 : 0,
+      state.recordedAt,
+    );
+    return outcome;
+  }
+
+  /** Last-write-wins against the stored version (seed §Conflict Resolution). */
+  private decide(state: PushState, c: Candidate): { outcome: PushOutcome; wrote: boolean } {
+    const { ctx } = state;
+    const stored = state.entities.get(entityKey(c.type, c.entityId));
     if (stored === undefined) {
-      this.write(ctx, c, undefined);
-      return { outcome: { applied: this.appliedEntry(c, 'applied', c.syncId) }, wrote: true };
+      this.write(state, c, undefined);
+      return { outcome: { applied: appliedEntry(c, 'applied', c.syncId) }, wrote: true };
     }
     if (
       stored.sync_id === c.syncId &&
@@ -226,71 +219,64 @@ export class PushApplier {
       (c.deleted || stored.data === c.bodyText)
     ) {
       // Identical resubmission of the stored version: applied, nothing written, no new seq.
-      return { outcome: { applied: this.appliedEntry(c, 'applied', stored.sync_id) }, wrote: false };
+      return { outcome: { applied: appliedEntry(c, 'applied', stored.sync_id) }, wrote: false };
     }
     const decision = resolveLastWriteWins(
       { updatedAt: stored.updated_at, syncId: stored.sync_id, deleted: stored.deleted === 1 },
       { updatedAt: c.updatedAt, syncId: c.syncId, deleted: c.deleted },
     );
     const clientWins = decision.winner === 'client';
-    const reportable = !clientWins || stored.origin_client !== ctx.clientId;
-    const conflict: WireConflict | undefined = reportable
-      ? {
-          entity_type: c.type,
-          entity_id: c.entityId,
-          type: classifyConflict({ deleted: stored.deleted === 1 }, { deleted: c.deleted, operation: c.op }),
-          reason: decision.reason,
-          server_version: storedVersion(stored, c.entityId),
-          client_version: candidateVersion(c),
-          resolution: clientWins ? 'client_wins' : 'server_wins',
-          client_sync_id: c.clientSyncId,
-        }
-      : undefined;
-    const seq = clientWins ? this.write(ctx, c, stored) : this.seq.next();
+    const conflict: WireConflict | undefined =
+      !clientWins || stored.origin_client !== ctx.clientId
+        ? {
+            entity_type: c.type,
+            entity_id: c.entityId,
+            type: classifyConflict({ deleted: stored.deleted === 1 }, { deleted: c.deleted, operation: c.op }),
+            reason: decision.reason,
+            server_version: storedVersion(stored, c.entityId),
+            client_version: candidateVersion(c),
+            resolution: clientWins ? 'client_wins' : 'server_wins',
+            client_sync_id: c.clientSyncId,
+          }
+        : undefined;
+    const seq = clientWins ? this.write(state, c, stored) : this.seq.next();
     if (conflict) this.stmts.putConflict.run(ctx.clientId, seq, JSON.stringify(conflict));
-    const applied = clientWins
-      ? this.appliedEntry(c, 'applied', c.syncId)
-      : this.appliedEntry(c, 'conflict', stored.sync_id);
+    const applied = clientWins ? appliedEntry(c, 'applied', c.syncId) : appliedEntry(c, 'conflict', stored.sync_id);
     return { outcome: conflict ? { applied, conflict } : { applied }, wrote: clientWins };
   }
 
   /** Writes the candidate as the entity's current version; returns its seq. */
-  private write(ctx: PushContext, c: Candidate, stored: StoredRow | undefined): Micros {
+  private write(state: PushState, c: Candidate, stored: StoredRow | undefined): Micros {
     const seq = this.seq.next();
     const createdSeq = stored !== undefined && stored.deleted === 0 ? stored.created_seq : seq;
     const keepData = c.deleted && stored !== undefined && Object.keys(c.body).length === 0;
+    const row: StoredRow = {
+      data: keepData ? stored.data : c.bodyText,
+      updated_at: c.updatedAt,
+      sync_id: c.syncId,
+      deleted: c.deleted ? 1 : 0,
+      created_seq: createdSeq,
+      origin_client: state.ctx.clientId,
+    };
     this.stmts.putEntity.run(
-      ctx.homeId,
+      state.ctx.homeId,
       c.type,
       c.entityId,
-      keepData ? stored.data : c.bodyText,
-      c.updatedAt,
-      c.syncId,
-      c.deleted ? 1 : 0,
+      row.data,
+      row.updated_at,
+      row.sync_id,
+      row.deleted,
       seq,
-      createdSeq,
+      row.created_seq,
       ENTITY_PRIORITY[c.type],
-      ctx.clientId,
+      row.origin_client,
     );
+    state.entities.set(entityKey(c.type, c.entityId), row);
     return seq;
-  }
-
-  private appliedEntry(c: Candidate, status: 'applied' | 'conflict', serverSyncId: string): WireApplied {
-    return {
-      client_sync_id: c.clientSyncId,
-      server_sync_id: serverSyncId,
-      status,
-      entity_type: c.type,
-      entity_id: c.entityId,
-    };
   }
 
   /** How many times the change `clientSyncId` of `clientId` was written (0 when never seen). */
   applicationCount(clientId: string, clientSyncId: string): number {
-    const row = this.db
-      .prepare('SELECT applications FROM push_results WHERE client_id = ? AND client_sync_id = ?')
-      .pluck()
-      .get(clientId, clientSyncId) as number | undefined;
-    return row ?? 0;
+    return (this.stmts.applications.get(clientId, clientSyncId) as number | undefined) ?? 0;
   }
 }
