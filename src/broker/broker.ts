@@ -9,7 +9,7 @@
  */
 import type { EventEmitter } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
-import { Aedes, type AedesOptions, type Client, type PublishPacket } from 'aedes';
+import { Aedes, type Client, type PublishPacket } from 'aedes';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -88,7 +88,9 @@ export function classifyBrokerError(err: Error): string {
 
 const SYS_PREFIX = '$SYS/';
 
-export function createBroker(options: BrokerOptions): Broker {
+type Limits = z.output<typeof LimitsSchema>;
+
+function validateOptions(options: BrokerOptions): Limits {
   const parsed = OptionsSchema.safeParse({ host: options.host, port: options.port });
   const limitsParsed = LimitsSchema.safeParse(options.limits ?? {});
   const problems = [
@@ -96,12 +98,12 @@ export function createBroker(options: BrokerOptions): Broker {
     ...(limitsParsed.success ? [] : limitsParsed.error.issues.map((i) => `broker.limits.${i.path.join('.')}: ${i.message}`)),
   ];
   if (!parsed.success || !limitsParsed.success) throw new ConfigError(problems, 'createBroker options');
-  const limits = limitsParsed.data;
-  const log = options.logger.child({ module: 'broker' });
-  const errors = new RateLimitedLog({ logger: log, intervalMs: limits.errorLogIntervalMs, level: 'warn' });
-  const interceptors: PublishInterceptor[] = [];
+  return limitsParsed.data;
+}
 
-  const aedesOptions: AedesOptions = {
+/** aedes with our publish hook and its connection errors counted by reason. */
+function createAedes(limits: Limits, interceptors: readonly PublishInterceptor[], errors: RateLimitedLog): Aedes {
+  const aedes = new Aedes({
     connectTimeout: limits.connectTimeoutMs,
     queueLimit: limits.queueLimit,
     maxClientsIdLength: limits.maxClientIdLength,
@@ -113,8 +115,7 @@ export function createBroker(options: BrokerOptions): Broker {
       }
       runInterceptors(interceptors, client, packet, callback);
     },
-  };
-  const aedes = new Aedes(aedesOptions);
+  });
   const onClientError = (client: Client | null, err: Error): void => {
     errors.record(classifyBrokerError(err), 'mqtt connection error', {
       clientId: client?.id ?? undefined,
@@ -126,6 +127,27 @@ export function createBroker(options: BrokerOptions): Broker {
   aedes.on('connectionError', onClientError);
   const emitter: EventEmitter = aedes; // 'error' is not in aedes's typed overloads
   emitter.on('error', (err: Error) => errors.record('broker_error', 'aedes error', { error: err.message }));
+  return aedes;
+}
+
+function listen(srv: Server, port: number, host: string): Promise<BrokerAddress> {
+  return new Promise<BrokerAddress>((resolve, reject) => {
+    srv.once('error', reject);
+    srv.listen(port, host, () => {
+      srv.off('error', reject);
+      const addr = srv.address();
+      resolve({ host, port: typeof addr === 'object' && addr ? addr.port : port });
+    });
+  });
+}
+
+export function createBroker(options: BrokerOptions): Broker {
+  const limits = validateOptions(options);
+  const log = options.logger.child({ module: 'broker' });
+  const errors = new RateLimitedLog({ logger: log, intervalMs: limits.errorLogIntervalMs, level: 'warn' });
+  const interceptors: PublishInterceptor[] = [];
+
+  const aedes = createAedes(limits, interceptors, errors);
 
   const sockets = new Set<Socket>();
   let server: Server | undefined;
@@ -142,15 +164,7 @@ export function createBroker(options: BrokerOptions): Broker {
     });
     srv.maxConnections = limits.maxConnections;
     server = srv;
-    bound = await new Promise<BrokerAddress>((resolve, reject) => {
-      srv.once('error', reject);
-      srv.listen(options.port, options.host, () => {
-        srv.off('error', reject);
-        const addr = srv.address();
-        const port = typeof addr === 'object' && addr ? addr.port : options.port;
-        resolve({ host: options.host, port });
-      });
-    });
+    bound = await listen(srv, options.port, options.host);
     srv.on('error', (err) => errors.record('listener_error', 'mqtt listener error', { error: err.message }));
     log.info({ host: bound.host, port: bound.port }, 'mqtt broker listening');
     return bound;

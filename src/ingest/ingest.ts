@@ -6,8 +6,7 @@
  * the same batches without waiting. Messages of one socket read are handled concurrently by aedes
  * (lib/client.js `enqueue`), so a client's pipelined messages share one commit.
  */
-import type { Client, PublishPacket } from 'aedes';
-import type { Broker } from '../broker/broker.js';
+import type { Broker, PublishInterceptor } from '../broker/broker.js';
 import { RateLimitedLog } from '../broker/rate-limited-log.js';
 import type { Logger } from '../log.js';
 import type { Db } from '../store/db.js';
@@ -69,71 +68,8 @@ export function createIngest(options: IngestOptions): Ingest {
   const router = new TopicRouter(options.adapters);
   const downlink = createDownlink({ aedes: broker.aedes, router, logger: options.logger, metrics });
 
-  const transaction = db.transaction((batches: readonly (readonly LocalUpdate[])[]) =>
-    applyLocalUpdates(db, batches.flat(), { clock, now, critical }),
-  );
-  const writer = new GroupCommit<readonly LocalUpdate[]>({
-    windowMs: options.groupCommitWindowMs ?? 4,
-    maxBatch: options.maxBatch ?? 2000,
-    commit: (items) => {
-      const started = performance.now();
-      const counts = transaction(items);
-      metrics.commitMillis += performance.now() - started;
-      metrics.batchesCommitted += 1;
-      metrics.largestBatch = Math.max(metrics.largestBatch, items.length);
-      metrics.statesWritten += counts.written;
-      metrics.duplicates += counts.duplicates;
-      metrics.criticalChanges += counts.critical;
-      if (counts.written > 0) notify({ critical: counts.critical > 0, written: counts.written });
-    },
-    onFailure: (err, items) => {
-      metrics.commitFailures += 1;
-      countDropped(metrics, 'commit_failed', items);
-      failures.record('commit_failed', 'store commit failed; QoS 1 messages not acknowledged', { err, messages: items });
-    },
-  });
-
-  function notify(event: LocalChangeEvent): void {
-    if (!options.onLocalChange) return;
-    // After the commit returned, outside the transaction; a throwing listener must not undo a commit.
-    queueMicrotask(() => {
-      try {
-        options.onLocalChange?.(event);
-      } catch (err) {
-        log.error({ err }, 'onLocalChange listener threw');
-      }
-    });
-  }
-
-  function intercept(client: Client | null, packet: PublishPacket, done: (err?: Error | null) => void): void {
-    metrics.messagesIn += 1;
-    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
-    const routed = router.route(packet.topic, payload);
-    if (routed === undefined) {
-      done(null);
-      return;
-    }
-    const result = routed.result;
-    if (!result.ok) {
-      // Acknowledged and delivered to subscribers, but never stored: counted and logged, stored state untouched.
-      countDropped(metrics, result.reason);
-      rejected.record(result.reason, 'payload refused', {
-        adapter: routed.adapter.name,
-        topic: packet.topic.slice(0, 200),
-        clientId: client?.id,
-        detail: result.detail.slice(0, 300),
-      });
-      done(null);
-      return;
-    }
-    metrics.messagesIngested += 1;
-    if (packet.qos === 0) {
-      writer.submit(result.updates);
-      done(null);
-      return;
-    }
-    writer.submit(result.updates, (err) => done(err ? new Error(`ingest: not acknowledged, ${err.message}`) : null));
-  }
+  const writer = createWriter({ db, clock, now, critical, metrics, failures, notify: listener(options.onLocalChange, log) }, options);
+  const intercept = createInterceptor(router, writer, metrics, rejected);
 
   let detach: (() => void) | undefined;
   return {
@@ -156,5 +92,94 @@ export function createIngest(options: IngestOptions): Ingest {
       metrics.brokerClients = broker.clientCount();
       return metrics;
     },
+  };
+}
+
+interface WriterDeps {
+  readonly db: Db;
+  readonly clock: StampClock;
+  readonly now: () => number;
+  readonly critical: CriticalConfig;
+  readonly metrics: IngestMetrics;
+  readonly failures: RateLimitedLog;
+  readonly notify: (event: LocalChangeEvent) => void;
+}
+
+/** The group commit: one transaction (and one fsync) per batch of messages; counters updated after each. */
+function createWriter(deps: WriterDeps, options: IngestOptions): GroupCommit<readonly LocalUpdate[]> {
+  const { db, clock, now, critical, metrics } = deps;
+  const transaction = db.transaction((batches: readonly (readonly LocalUpdate[])[]) =>
+    applyLocalUpdates(db, batches.flat(), { clock, now, critical }),
+  );
+  return new GroupCommit<readonly LocalUpdate[]>({
+    windowMs: options.groupCommitWindowMs ?? 4,
+    maxBatch: options.maxBatch ?? 2000,
+    commit: (items) => {
+      const started = performance.now();
+      const counts = transaction(items);
+      metrics.commitMillis += performance.now() - started;
+      metrics.batchesCommitted += 1;
+      metrics.largestBatch = Math.max(metrics.largestBatch, items.length);
+      metrics.statesWritten += counts.written;
+      metrics.duplicates += counts.duplicates;
+      metrics.criticalChanges += counts.critical;
+      if (counts.written > 0) deps.notify({ critical: counts.critical > 0, written: counts.written });
+    },
+    onFailure: (err, items) => {
+      metrics.commitFailures += 1;
+      countDropped(metrics, 'commit_failed', items);
+      deps.failures.record('commit_failed', 'store commit failed; QoS 1 messages not acknowledged', { err, messages: items });
+    },
+  });
+}
+
+/** Calls the scheduler's listener after the commit returned; a throwing listener must not undo a commit. */
+function listener(onLocalChange: IngestOptions['onLocalChange'], log: Logger): (event: LocalChangeEvent) => void {
+  return (event) => {
+    if (!onLocalChange) return;
+    queueMicrotask(() => {
+      try {
+        onLocalChange(event);
+      } catch (err) {
+        log.error({ err }, 'onLocalChange listener threw');
+      }
+    });
+  };
+}
+
+function createInterceptor(
+  router: TopicRouter,
+  writer: GroupCommit<readonly LocalUpdate[]>,
+  metrics: IngestMetrics,
+  rejected: RateLimitedLog,
+): PublishInterceptor {
+  return (client, packet, done) => {
+    metrics.messagesIn += 1;
+    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+    const routed = router.route(packet.topic, payload);
+    if (routed === undefined) {
+      done(null); // not ours: other clients talk on the broker too
+      return;
+    }
+    const result = routed.result;
+    if (!result.ok) {
+      // Acknowledged and delivered to subscribers, but never stored: counted and logged, stored state untouched.
+      countDropped(metrics, result.reason);
+      rejected.record(result.reason, 'payload refused', {
+        adapter: routed.adapter.name,
+        topic: packet.topic.slice(0, 200),
+        clientId: client?.id,
+        detail: result.detail.slice(0, 300),
+      });
+      done(null);
+      return;
+    }
+    metrics.messagesIngested += 1;
+    if (packet.qos === 0) {
+      writer.submit(result.updates);
+      done(null);
+      return;
+    }
+    writer.submit(result.updates, (err) => done(err ? new Error(`ingest: not acknowledged, ${err.message}`) : null));
   };
 }
