@@ -5,7 +5,7 @@
  * `name: value unit`. Goals (issue 2): >= 30,000 changes/s push, >= 50,000/s pull, cycle < 5 ms median.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { Pool } from 'undici';
@@ -83,6 +83,12 @@ function change(i: number, at: string, tag: string): Record<string, unknown> {
   return { ...base, entity_type: 'room', data: { name: `Room ${i}`, floor: 1 } };
 }
 
+/** CPU seconds (user + system) of this process since `start`: client and server share the process. */
+function cpuSeconds(start: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) / 1e6;
+}
+
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)] ?? NaN;
@@ -120,6 +126,7 @@ async function runMode(mode: Mode): Promise<Record<string, number>> {
     }
 
     const at = new Date().toISOString();
+    const cpu0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
     for (let i = 0; i < TOTAL; i += BATCH) {
       const changes = Array.from({ length: BATCH }, (_, k) => change(i + k, at, 'p'));
@@ -127,7 +134,9 @@ async function runMode(mode: Mode): Promise<Record<string, number>> {
       if (res.applied.length !== BATCH) throw new Error('push incomplete');
     }
     const pushSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    const pushCpu = cpuSeconds(cpu0);
 
+    const cpu1 = process.cpuUsage();
     const t1 = process.hrtime.bigint();
     let pulled = 0;
     let cursor: string | null = null;
@@ -138,10 +147,11 @@ async function runMode(mode: Mode): Promise<Record<string, number>> {
       cursor = res.cursor;
     }
     const pullSeconds = Number(process.hrtime.bigint() - t1) / 1e9;
+    const pullCpu = cpuSeconds(cpu1);
     if (pulled !== TOTAL) throw new Error(`pulled ${pulled}`);
 
     const cycleMs = await typicalCycles(pool, server.addClient('typical-home'), mode);
-    return { push: TOTAL / pushSeconds, pull: TOTAL / pullSeconds, cycle: cycleMs };
+    return { push: TOTAL / pushSeconds, pull: TOTAL / pullSeconds, cycle: cycleMs, pushCpu: TOTAL / pushCpu, pullCpu: TOTAL / pullCpu };
   } finally {
     await pool.close();
     await server.close();
@@ -184,14 +194,19 @@ async function main(): Promise<void> {
       push: median(list.map((r) => r.push ?? 0)),
       pull: median(list.map((r) => r.pull ?? 0)),
       cycle: median(list.map((r) => r.cycle ?? 0)),
+      pushCpu: median(list.map((r) => r.pushCpu ?? 0)),
+      pullCpu: median(list.map((r) => r.pullCpu ?? 0)),
     });
   }
-  console.log(`runs: ${REPS} per mode, median of runs`);
+  console.log(`runs: ${REPS} per mode, median of runs; load average at start: ${loadavg()[0]?.toFixed(2)}`);
   const plain = results.get('plain');
   for (const [name, r] of results) {
     console.log(`push.${name}: ${Math.round(r.push ?? 0)} changes/s`);
     console.log(`pull.${name}: ${Math.round(r.pull ?? 0)} changes/s`);
     console.log(`cycle_median.${name}: ${(r.cycle ?? 0).toFixed(2)} ms`);
+    // Throughput per CPU-second of the (client + server) process: insensitive to other load on a shared machine.
+    console.log(`push_per_cpu_s.${name}: ${Math.round(r.pushCpu ?? 0)} changes/cpu-s`);
+    console.log(`pull_per_cpu_s.${name}: ${Math.round(r.pullCpu ?? 0)} changes/cpu-s`);
   }
   if (plain) {
     for (const [name, r] of results) {

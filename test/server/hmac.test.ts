@@ -3,6 +3,19 @@ import { newNonce, signRequest } from '../../src/protocol/index.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { TestClient, deviceChange, isoAt, responseSignatureOk, send } from './client.js';
 
+/** Headers signing `body` for `path` with the credential, now. */
+function signedFor(creds: { client_id: string; client_secret: string }, path: string, body: Buffer): Record<string, string> {
+  return signRequest({
+    secret: creds.client_secret,
+    method: 'POST',
+    path,
+    clientId: creds.client_id,
+    body,
+    timestampSeconds: Math.floor(Date.now() / 1000),
+    nonce: newNonce(),
+  });
+}
+
 describe('HMAC signing (required)', () => {
   let ts: TestServer;
   let c: TestClient;
@@ -44,15 +57,7 @@ describe('HMAC signing (required)', () => {
 
   it('refuses a tampered body', async () => {
     const body = Buffer.from(JSON.stringify({ type: 'sync_request', client_id: c.creds.client_id }));
-    const headers = signRequest({
-      secret: c.creds.client_secret,
-      method: 'POST',
-      path: '/api/v1/sync/request',
-      clientId: c.creds.client_id,
-      body,
-      timestampSeconds: Math.floor(Date.now() / 1000),
-      nonce: newNonce(),
-    });
+    const headers = signedFor(c.creds, '/api/v1/sync/request', body);
     const tampered = Buffer.from(body.toString().replace('sync_request"', 'sync_request","include_deleted":true'));
     const res = await c.post('/api/v1/sync/request', undefined, { sign: undefined, rawBody: tampered, headers });
     expect(res.status).toBe(401);
@@ -65,15 +70,7 @@ describe('HMAC signing (required)', () => {
     const wrongKey = await c.syncRequest({}, { sign: { ...c.creds, client_secret: other.client_secret } });
     expect(wrongKey.status).toBe(401);
     const body = Buffer.from(JSON.stringify({ type: 'sync_request', client_id: c.creds.client_id }));
-    const headers = signRequest({
-      secret: c.creds.client_secret,
-      method: 'POST',
-      path: '/api/v1/sync/ack',
-      clientId: c.creds.client_id,
-      body,
-      timestampSeconds: Math.floor(Date.now() / 1000),
-      nonce: newNonce(),
-    });
+    const headers = signedFor(c.creds, '/api/v1/sync/ack', body);
     const wrongPath = await c.post('/api/v1/sync/request', undefined, { sign: undefined, rawBody: body, headers });
     expect(wrongPath.status).toBe(401);
     expect(wrongPath.json.code).toBe('BAD_SIGNATURE');

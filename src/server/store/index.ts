@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type { Micros } from '../../protocol/index.js';
 import { openServerDb, type ServerDb } from '../db.js';
 import { AccountStore } from './accounts.js';
-import { DeltaReader } from './pull.js';
+import { DeltaReader, type EntityRow } from './pull.js';
 import { PushApplier } from './push.js';
 import { Sequencer } from './sequencer.js';
 
@@ -27,16 +27,6 @@ export interface EntityView {
   readonly origin_client: string | null;
 }
 
-interface EntityRow {
-  entity_type: string;
-  entity_id: string;
-  data: string;
-  updated_at: number;
-  sync_id: string;
-  deleted: number;
-  seq: number;
-  origin_client: string | null;
-}
 
 export class ServerStore {
   readonly db: ServerDb;
@@ -108,7 +98,7 @@ export class ServerStore {
       sync_id: r.sync_id,
       deleted: r.deleted === 1,
       seq: r.seq,
-      origin_client: r.origin_client,
+      origin_client: r.origin_client ?? null,
     }));
   }
 

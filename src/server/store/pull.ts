@@ -32,7 +32,8 @@ export interface PullPage {
   readonly last: PagePosition | null;
 }
 
-interface Row {
+/** An entities row as read for deltas and tools. */
+export interface EntityRow {
   entity_type: string;
   entity_id: string;
   data: string;
@@ -41,6 +42,7 @@ interface Row {
   deleted: number;
   seq: number;
   created_seq: number;
+  origin_client?: string | null;
 }
 
 export const ALL_TYPES_MASK = ENTITY_TYPES.reduce((mask, t) => mask | (1 << ENTITY_PRIORITY[t]), 0);
@@ -58,7 +60,7 @@ function formatCached(us: Micros): string {
 }
 
 /** One change of a sync_delta as JSON text; `data` also carries id, sync_id and updated_at (Python compatibility). */
-export function changeJson(row: Row, w: Micros | null): string {
+export function changeJson(row: EntityRow, w: Micros | null): string {
   const op = row.deleted ? 'delete' : row.created_seq > (w ?? 0) ? 'create' : 'update';
   const ts = formatCached(row.updated_at);
   const id = JSON.stringify(row.entity_id);
@@ -91,7 +93,7 @@ export class DeltaReader {
 
   /** Reads one page: priorities in order, resuming after `after`, fetching one extra row to know `more`. */
   page(q: PullQuery): PullPage {
-    const rows: { row: Row; p: number }[] = [];
+    const rows: { row: EntityRow; p: number }[] = [];
     const start = q.after?.p ?? 0;
     for (let p = start; p <= MAX_PRIORITY && rows.length <= q.limit; p++) {
       if ((q.typesMask & (1 << p)) === 0) continue;
@@ -104,7 +106,7 @@ export class DeltaReader {
         includeDeleted: q.includeDeleted ? 1 : 0,
         exclude: q.w === null ? null : q.clientId, // a full sync includes the client's own writes
         limit: q.limit + 1 - rows.length,
-      }) as Row[];
+      }) as EntityRow[];
       for (const row of batch) rows.push({ row, p });
     }
     const more = rows.length > q.limit;
