@@ -150,7 +150,7 @@ export class App {
       throw new ProtocolError('UNSUPPORTED_MEDIA_TYPE', 'content-encoding must be gzip or identity');
     }
     if (route.kind === 'sync') {
-      ex.client = this.authenticate(req);
+      ex.client = this.authenticateLimited(req);
       this.limit(this.clientLimiter, `client:${ex.client.clientId}`);
     } else {
       this.limit(this.addressLimiter, `addr:${req.socket.remoteAddress ?? '?'}`);
@@ -162,6 +162,18 @@ export class App {
     if (route.kind === 'sync' && ex.client !== undefined) return route.handler(this.deps, ex.client, body);
     if (route.kind === 'auth') return route.handler(this.deps, body, ex.signedBy);
     throw new Error('unreachable route kind');
+  }
+
+  /** Bearer check; a request with an unknown token counts against its address's bucket (token guessing). */
+  private authenticateLimited(req: IncomingMessage): ClientRecord {
+    try {
+      return this.authenticate(req);
+    } catch (err) {
+      if (err instanceof ProtocolError && err.code === 'UNAUTHORIZED') {
+        this.limit(this.addressLimiter, `addr:${req.socket.remoteAddress ?? '?'}`);
+      }
+      throw err;
+    }
   }
 
   private authenticate(req: IncomingMessage): ClientRecord {

@@ -170,4 +170,18 @@ describe('rate limit', () => {
     expect(statuses).toContain(429);
     expect(statuses.filter((s) => s === 401).length).toBeLessThanOrEqual(3);
   });
+
+  it('counts requests with unknown bearer tokens against the address (token guessing)', async () => {
+    const own = await startTestServer({ rateLimit: { ratePerSecond: 0.5, burst: 3 } });
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const res = await send(own.url, '/api/v1/sync/request', { type: 'sync_request', client_id: 'x' }, { token: `guess${i}` });
+        statuses.push(res.status);
+      }
+      expect(statuses).toEqual([401, 401, 401, 429, 429]);
+    } finally {
+      await own.close();
+    }
+  });
 });
