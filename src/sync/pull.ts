@@ -8,6 +8,7 @@ import { parseTimestamp, SyncDeltaSchema, type SyncRequest } from '../protocol/i
 import { newFullResyncTracker, type SyncRemote } from '../store/sync-remote.js';
 import type { SyncStateRepo } from '../store/sync-state.js';
 import type { ServerClock } from './clock.js';
+import { faultPoint } from './fault-points.js';
 import { Progress } from './progress.js';
 import type { PhaseDeps } from './phase.js';
 
@@ -59,6 +60,7 @@ async function pullFrom(deps: PullDeps, lastSync: string | null): Promise<PullRe
       ...(deps.pageLimit === undefined ? {} : { limit: deps.pageLimit }),
     };
     const { value: delta, sentAtMs, receivedAtMs } = await deps.call({ method: 'POST', path: SYNC_REQUEST_PATH, body: request, schema: SyncDeltaSchema });
+    faultPoint('after_request');
     if (tally.pages === 0) {
       // design.md §Clock: every page repeats the first page's server_time, so only the first round trip is a sample.
       const serverMicros = parseTimestamp(delta.server_time);
@@ -74,6 +76,7 @@ async function pullFrom(deps: PullDeps, lastSync: string | null): Promise<PullRe
       last: !delta.more,
       ...(full === undefined ? {} : { fullResync: full }),
     });
+    if (delta.more) faultPoint('during_delta_apply');
     tally.pages += 1;
     tally.pulled += delta.changes.length;
     tally.applied += outcome.applied;

@@ -8,6 +8,7 @@ import { GatewayError } from '../errors.js';
 import { formatTimestamp, SyncResultSchema, type SyncPush, type SyncResult, type WirePushChange } from '../protocol/index.js';
 import type { SyncOutbox } from '../store/sync-outbox.js';
 import type { PendingChange } from '../store/types.js';
+import { faultPoint } from './fault-points.js';
 import { Progress } from './progress.js';
 import type { PhaseDeps } from './phase.js';
 import type { CallResult } from './transport.js';
@@ -50,6 +51,7 @@ export async function push(deps: PushDeps): Promise<PushReport> {
     if (batch.length === 0) break;
     const body: SyncPush = { type: 'sync_push', client_id: deps.clientId, changes: batch.map(toWireChange) };
     const { value } = await sendWithRetry(deps, body);
+    faultPoint('after_push_result');
     const outcome = deps.outbox.applyPushResult(value, batch);
     tally.batches += 1;
     tally.pushed += batch.length;
