@@ -70,6 +70,7 @@ const MIGRATIONS: readonly string[] = [
     recorded_at     INTEGER NOT NULL,           -- epoch ms
     PRIMARY KEY (client_id, client_sync_id)
   ) WITHOUT ROWID;
+  CREATE INDEX push_results_by_age ON push_results (recorded_at);
 
   -- Conflicts recorded against a client's pushes, reported again on its next sync_delta (first page).
   CREATE TABLE conflicts (

@@ -84,7 +84,8 @@ class HttpSyncServer implements SyncServer {
       try {
         const purged = this.purgeTombstones();
         const tokens = this.store.accounts.deleteExpiredTokens();
-        this.log.debug({ purged, tokens }, 'purge job');
+        const history = this.store.purgeHistory(this.config.tombstones.retentionSeconds);
+        this.log.debug({ purged, tokens, ...history }, 'purge job');
       } catch (err) {
         this.log.error({ err }, 'purge job failed');
       }

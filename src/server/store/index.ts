@@ -61,6 +61,8 @@ export class ServerStore {
       deleteTombstones: db.prepare('DELETE FROM entities WHERE home_id = ? AND deleted = 1 AND seq <= ?'),
       setPurged: db.prepare('UPDATE homes SET purged_through = max(purged_through, ?) WHERE home_id = ?'),
       entities: db.prepare('SELECT * FROM entities WHERE home_id = ? ORDER BY priority, seq'),
+      oldResults: db.prepare('DELETE FROM push_results WHERE recorded_at < ?'),
+      oldConflicts: db.prepare('DELETE FROM conflicts WHERE seq < ?'),
     };
   }
 
@@ -86,6 +88,18 @@ export class ServerStore {
       }
       return purged;
     })();
+  }
+
+  /**
+   * Forgets push results and recorded conflicts older than `retentionSeconds` (the tombstone retention): a retry
+   * older than that is decided by last-write-wins again, which is safe (an identical version is a no-op).
+   */
+  purgeHistory(retentionSeconds: number): { results: number; conflicts: number } {
+    const cutoffMs = this.clock() - retentionSeconds * 1000;
+    return this.db.transaction(() => ({
+      results: this.stmts.oldResults.run(cutoffMs).changes,
+      conflicts: this.stmts.oldConflicts.run(cutoffMs * 1000).changes,
+    }))();
   }
 
   /** Every entity of a home (tombstones included), in delta order. */
