@@ -15,6 +15,7 @@ import {
   type WireConflict,
 } from '../protocol/index.js';
 import type { Db } from './db.js';
+import { relaxedTransaction } from './relaxed-durability.js';
 import { conflictRecordOf, downlinkFor, parseDataColumn, SyncRows } from './sync-rows.js';
 import type { DeviceCommand, PendingChange } from './types.js';
 
@@ -90,9 +91,12 @@ export class SyncOutbox {
     })();
   }
 
-  /** Up to `limit` pending changes, highest priority first; each one's attempts is incremented. */
+  /**
+   * Up to `limit` pending changes, highest priority first; each one's attempts is incremented. Committed without
+   * fsync (relaxed-durability.ts): a lost attempts count is harmless.
+   */
   takePending(limit: number): PendingChange[] {
-    return this.#db.transaction(() => {
+    return relaxedTransaction(this.#db, () => {
       const out: PendingChange[] = [];
       for (const row of this.#take.all(limit)) {
         const entityType = normaliseEntityType(row.entity_type);
@@ -116,12 +120,16 @@ export class SyncOutbox {
         });
       }
       return out;
-    })();
+    });
   }
 
-  /** Applies one sync_result for the changes that were pushed, in one transaction. */
+  /**
+   * Applies one sync_result for the changes that were pushed, in one transaction, committed without fsync
+   * (relaxed-durability.ts): if a power cut loses it, the rows are still in the outbox, are pushed again with the
+   * same client_sync_ids, and the server answers with its stored result (design.md §Idempotency).
+   */
   applyPushResult(result: SyncResult, pushed: readonly PendingChange[]): PushOutcome {
-    return this.#db.transaction(() => this.#applyPushResult(result, pushed))();
+    return relaxedTransaction(this.#db, () => this.#applyPushResult(result, pushed));
   }
 
   #applyPushResult(result: SyncResult, pushed: readonly PendingChange[]): PushOutcome {

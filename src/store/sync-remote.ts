@@ -18,6 +18,7 @@ import {
   type WireConflict,
 } from '../protocol/index.js';
 import type { Db } from './db.js';
+import { relaxedTransaction } from './relaxed-durability.js';
 import { SyncStateRepo } from './sync-state.js';
 import { conflictRecordOf, downlinkFor, entityKey, SyncRows } from './sync-rows.js';
 import type { DeviceCommand } from './types.js';
@@ -77,9 +78,12 @@ export class SyncRemote {
     );
   }
 
-  /** Applies one sync_delta page atomically. */
+  /**
+   * Applies one sync_delta page atomically, committed without fsync (relaxed-durability.ts): a page and watermark
+   * lost to a power cut are pulled again from the older watermark and applied again idempotently.
+   */
   applyRemotePage(page: RemotePage): RemoteOutcome {
-    return this.#db.transaction(() => {
+    return relaxedTransaction(this.#db, () => {
       const tally = { applied: 0, echoes: 0, conflicts: 0, invalid: 0, removed: 0, commands: [] as DeviceCommand[] };
       for (const change of page.changes) this.#applyChange(change, page.fullResync, tally);
       for (const conflict of page.conflicts ?? []) this.#rows.recordServerConflict(conflictRecordOf(conflict));
@@ -88,7 +92,7 @@ export class SyncRemote {
         this.#state.set('last_sync', page.serverTime); // design.md §Watermark: the server's time, never ours
       }
       return tally;
-    })();
+    });
   }
 
   #applyChange(

@@ -10,10 +10,12 @@ import { HealthResponseSchema, parseTimestamp, SyncAckResultSchema, type SyncAck
 import type { Db } from '../store/db.js';
 import { SyncOutbox } from '../store/sync-outbox.js';
 import { SyncRemote } from '../store/sync-remote.js';
+import { relaxedTransaction } from '../store/relaxed-durability.js';
 import { SyncStateRepo } from '../store/sync-state.js';
 import type { DeviceCommand } from '../store/types.js';
 import { TokenManager } from './auth.js';
 import { ServerClock } from './clock.js';
+import { faultPoint } from './fault-points.js';
 import { Ms, validateOptions } from './options.js';
 import { pull } from './pull.js';
 import { push } from './push.js';
@@ -31,6 +33,11 @@ export const SyncClientConfigSchema = TransportConfigSchema.extend({
   refreshAtFraction: z.number().gt(0).lt(1).default(0.2),
   /** Progress lines for long work at most this often. */
   progressEveryMs: Ms.default(5_000),
+  /**
+   * A cycle that pulled and pushed nothing sends no sync_ack unless the last ack is older than this (default 10 min):
+   * the ack only lets the server purge tombstones (design.md §Deletes), so a later ack is enough (ackDue()).
+   */
+  ackMaxAgeMs: Ms.default(600_000),
 });
 export type SyncClientConfig = z.input<typeof SyncClientConfigSchema>;
 
@@ -56,6 +63,30 @@ export interface CycleReport {
   readonly serverTime: string;
   readonly fullResync: boolean;
   readonly commands: number;
+  /** Whether this cycle sent a sync_ack (ackDue()). */
+  readonly acked: boolean;
+}
+
+export interface AckDueInput {
+  /** Changes the cycle pulled and pushed, and whether its pull was a full resync. */
+  readonly moved: number;
+  readonly fullResync: boolean;
+  /** Local epoch ms of the last ack this process sent; undefined before the first. */
+  readonly lastAckAtMs: number | undefined;
+  readonly nowMs: number;
+  readonly maxAgeMs: number;
+}
+
+/**
+ * Pure rule: whether a cycle ends with a sync_ack (seed §Sync Flow step 5). The server uses acks only to know how far
+ * every client of a home has synced before it purges tombstones (design.md §Deletes), so an idle cycle (nothing
+ * pulled, nothing pushed) skips it: an ack is sent by every cycle that moved something, after a full resync, on the
+ * first cycle of the process, and at least every `maxAgeMs` (also when the local clock stepped back).
+ */
+export function ackDue(input: AckDueInput): boolean {
+  if (input.moved > 0 || input.fullResync || input.lastAckAtMs === undefined) return true;
+  const age = input.nowMs - input.lastAckAtMs;
+  return age < 0 || age >= input.maxAgeMs;
 }
 
 export class SyncClient {
@@ -101,19 +132,20 @@ export class SyncClient {
     const at = this.#now();
     try {
       const report = await this.#cycleWithResign();
-      this.#db.transaction(() => {
+      // Status rows are diagnostics: committed without fsync (store/relaxed-durability.ts).
+      relaxedTransaction(this.#db, () => {
         this.state.set('last_sync_at', at);
         this.state.set('last_result', {
           ok: true, at, pulled: report.pulled, pushed: report.pushed, conflicts: report.conflicts, rejected: report.rejected, durationMs: report.durationMs,
         });
-      })();
+      });
       return report;
     } catch (err) {
       const code = err instanceof GatewayError ? err.code : 'INTERNAL';
-      this.#db.transaction(() => {
+      relaxedTransaction(this.#db, () => {
         this.state.set('last_result', { ok: false, at });
         this.state.set('last_error', { code, message: err instanceof Error ? err.message : String(err), at });
-      })();
+      });
       throw err;
     }
   }
@@ -140,8 +172,19 @@ export class SyncClient {
     const common = { call, clientId: this.config.clientId, logger: this.#log, progressEveryMs: this.config.progressEveryMs, emit };
     const pulled = await pull({ ...common, remote: this.#remote, state: this.state, clock: this.clock, pageLimit: this.config.pageLimit });
     const pushed = await push({ ...common, outbox: this.outbox, batchSize: this.config.pushBatchSize });
-    const ack: SyncAck = { type: 'sync_ack', client_id: this.config.clientId, sync_completed_at: pulled.serverTime };
-    await call({ method: 'POST', path: SYNC_ACK_PATH, body: ack, schema: SyncAckResultSchema });
+    const acked = ackDue({
+      moved: pulled.pulled + pushed.pushed,
+      fullResync: pulled.fullResync,
+      lastAckAtMs: this.#lastAckAtMs,
+      nowMs: this.#now(),
+      maxAgeMs: this.config.ackMaxAgeMs,
+    });
+    if (acked) {
+      faultPoint('before_ack');
+      const ack: SyncAck = { type: 'sync_ack', client_id: this.config.clientId, sync_completed_at: pulled.serverTime };
+      await call({ method: 'POST', path: SYNC_ACK_PATH, body: ack, schema: SyncAckResultSchema });
+      this.#lastAckAtMs = this.#now();
+    }
     const report: CycleReport = {
       pulled: pulled.pulled,
       pushed: pushed.pushed,
@@ -155,6 +198,7 @@ export class SyncClient {
       serverTime: pulled.serverTime,
       fullResync: pulled.fullResync,
       commands: this.#commandCount,
+      acked,
     };
     this.#commandCount = 0;
     const level = report.pulled + report.pushed >= 1000 ? 'info' : 'debug';
@@ -163,6 +207,8 @@ export class SyncClient {
   }
 
   #commandCount = 0;
+  /** Local epoch ms of the last sync_ack sent (in memory: a restarted gateway acks on its first cycle). */
+  #lastAckAtMs: number | undefined;
 
   #rebase(deltaMs: number): void {
     const shifted = this.outbox.rebasePending(deltaMs * 1000);

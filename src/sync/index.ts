@@ -1,6 +1,6 @@
 /** The gateway's sync client (design.md §What runs): transport, auth, clock, five-phase client, scheduler. */
-export { SyncClient, SyncClientConfigSchema, SYNC_ACK_PATH, HEALTH_PATH } from './client.js';
-export type { SyncClientConfig, SyncClientOptions, CycleReport } from './client.js';
+export { SyncClient, SyncClientConfigSchema, SYNC_ACK_PATH, HEALTH_PATH, ackDue } from './client.js';
+export type { SyncClientConfig, SyncClientOptions, CycleReport, AckDueInput } from './client.js';
 export { SyncScheduler, SchedulerConfigSchema } from './scheduler.js';
 export type { SchedulerConfig, SchedulerOptions, SchedulerStatus, SyncRunner } from './scheduler.js';
 export { SyncTransport, TransportConfigSchema, parseRetryAfter } from './transport.js';

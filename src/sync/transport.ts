@@ -13,6 +13,7 @@ import {
   decodeGzip,
   encodeBody,
   ErrorBodySchema,
+  HEADER_CLIENT_ID,
   HEADER_SIGNATURE,
   HEADER_TIMESTAMP,
   contentEncodingOf,
@@ -109,7 +110,9 @@ export class SyncTransport {
     const raw = spec.body === undefined ? EMPTY : Buffer.from(JSON.stringify(spec.body), 'utf8');
     const encoded = spec.body === undefined ? { bytes: EMPTY, gzipped: false } : await encodeBody(raw, this.config.gzipThresholdBytes);
     const nonce = newNonce();
-    const headers: Record<string, string> = { accept: 'application/json', 'accept-encoding': 'gzip' };
+    // Every header costs bytes on every exchange (a Pi on a metered link polls all day): no `accept` (the API only
+    // speaks JSON), and on bearer requests no client-id header (below).
+    const headers: Record<string, string> = { 'accept-encoding': 'gzip' };
     if (spec.body !== undefined) headers['content-type'] = 'application/json';
     if (encoded.gzipped) headers['content-encoding'] = 'gzip';
     if (spec.bearer !== undefined) headers.authorization = `Bearer ${spec.bearer}`;
@@ -124,6 +127,9 @@ export class SyncTransport {
         timestampSeconds: Math.floor(this.#timestampSeconds()),
         nonce,
       }));
+      // docs/protocol.md §HMAC: on sync endpoints the bearer token names the client (and the key), so the client-id
+      // header is optional there; the canonical string still binds our client id.
+      if (spec.bearer !== undefined) delete headers[HEADER_CLIENT_ID];
     }
     this.stats.requests += 1;
     this.stats.bytesSent += estimateRequestHeaderBytes(spec.method, path, headers, this.#origin, encoded.bytes.length) + encoded.bytes.length;

@@ -4,7 +4,7 @@ import { silentLogger } from '../../src/log.js';
 import { isOffline, nextPollInterval, retryDelayMs, SyncScheduler, type CycleReport, type SyncRunner } from '../../src/sync/index.js';
 
 function report(moved = 0): CycleReport {
-  return { pulled: moved, pushed: 0, applied: 0, conflicts: 0, rejected: 0, pages: 1, bytesSent: 0, bytesReceived: 0, durationMs: 1, serverTime: '', fullResync: false, commands: 0 };
+  return { pulled: moved, pushed: 0, applied: 0, conflicts: 0, rejected: 0, pages: 1, bytesSent: 0, bytesReceived: 0, durationMs: 1, serverTime: '', fullResync: false, commands: 0, acked: true };
 }
 
 /** A runner whose behaviour the test switches: up (cycles succeed) or down (everything fails with TRANSPORT). */
