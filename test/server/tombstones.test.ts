@@ -119,13 +119,14 @@ describe('history retention', () => {
     const b = new TestClient(ts.url, ts.addClient('home-h'));
     await a.login();
     await b.login();
-    const change = { ...deviceChange('dev-1', 'One', isoAt(now)), sync_id: 'v1' };
+    const base = deviceChange('dev-1', 'One', isoAt(now));
+    const change = { ...base, sync_id: 'v1' };
     await a.pushOk([change]);
     await b.pushOk([deviceChange('dev-1', 'Older', isoAt(now - 10_000))]); // a conflict for b
     expect(ts.server.store.purgeHistory(60)).toEqual({ results: 0, conflicts: 0 });
     now += 61_000;
     expect(ts.server.store.purgeHistory(60)).toEqual({ results: 2, conflicts: 1 });
-    expect(ts.server.applicationCount(a.creds.client_id, change.client_sync_id as string)).toBe(0);
+    expect(ts.server.applicationCount(a.creds.client_id, base.client_sync_id as string)).toBe(0);
     const retry = await a.pushOk([change]);
     expect(retry.applied[0]).toMatchObject({ status: 'applied', server_sync_id: 'v1' });
     expect(ts.server.entities('home-h')[0]?.data.name).toBe('One');
