@@ -16,7 +16,11 @@ export type RejectReason =
   | 'not_an_object'
   | 'invalid_schema'
   | 'invalid_device_id'
-  | 'invalid_availability';
+  | 'invalid_availability'
+  /** issue 4: a topic in an adapter's own namespace whose shape is wrong (e.g. a bad Shelly component key). */
+  | 'invalid_topic'
+  /** issue 4: a Home Assistant value template this gateway cannot evaluate (only `{{ value }}` / `{{ value_json.x }}` forms). */
+  | 'unsupported_template';
 
 export type ParseResult =
   | { readonly ok: true; readonly updates: readonly LocalUpdate[] }
@@ -43,6 +47,23 @@ export interface IngestAdapter {
   commandsFor(command: DeviceCommand): readonly OutgoingMessage[];
   /** Whether a device id is one of this adapter's (used before the device has been heard from); optional. */
   ownsDevice?(deviceId: string): boolean;
+  /**
+   * Filters learnt at run time (issue 4: the state and availability topics Home Assistant discovery configs name).
+   * The router offers a topic that no static filter took to the adapters whose dynamic filters match it; an
+   * external-broker client subscribes to them as well as to `filters`. Optional.
+   */
+  dynamicFilters?(): readonly string[];
+  /**
+   * Calls `listener` when dynamicFilters() changed (`resubscribe: false`), or when every filter should be subscribed
+   * again so the broker re-delivers retained messages (`resubscribe: true`, e.g. on Home Assistant's birth message).
+   * Returns the unsubscribe function. Optional; required when dynamicFilters is given.
+   */
+  onFiltersChanged?(listener: (event: FiltersChangedEvent) => void): () => void;
+}
+
+export interface FiltersChangedEvent {
+  readonly adapter: string;
+  readonly resubscribe: boolean;
 }
 
 /** MQTT topic filter match (MQTT 3.1.1 §4.7): `+` one level, `#` the rest (including the parent level). */

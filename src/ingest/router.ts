@@ -21,6 +21,8 @@ export class TopicRouter {
   readonly #filters: CompiledFilter[] = [];
   readonly #adapters: IngestAdapter[];
   readonly #deviceAdapter = new Map<string, IngestAdapter>();
+  /** Adapters with run-time filters (issue 4, Home Assistant discovery), recompiled lazily after a change. */
+  readonly #dynamic: DynamicFilters[] = [];
 
   constructor(adapters: readonly IngestAdapter[]) {
     const names = new Set<string>();
@@ -30,6 +32,12 @@ export class TopicRouter {
       for (const filter of adapter.filters) this.#filters.push({ adapter, levels: filter.split('/') });
     }
     this.#adapters = [...adapters];
+    for (const adapter of adapters) {
+      if (!adapter.dynamicFilters) continue;
+      const entry = new DynamicFilters(adapter);
+      this.#dynamic.push(entry);
+      adapter.onFiltersChanged?.(() => entry.invalidate());
+    }
   }
 
   adapters(): readonly IngestAdapter[] {
@@ -47,6 +55,13 @@ export class TopicRouter {
       if (result.ok) for (const update of result.updates) this.#remember(update.deviceId, filter.adapter);
       return { adapter: filter.adapter, result };
     }
+    for (const dynamic of this.#dynamic) {
+      if (!dynamic.matches(topic, levels)) continue;
+      const result = dynamic.adapter.parse(topic, payload);
+      if (result === undefined) continue;
+      if (result.ok) for (const update of result.updates) this.#remember(update.deviceId, dynamic.adapter);
+      return { adapter: dynamic.adapter, result };
+    }
     return undefined;
   }
 
@@ -59,5 +74,36 @@ export class TopicRouter {
     if (this.#deviceAdapter.get(deviceId) === adapter) return;
     if (this.#deviceAdapter.size >= MAX_REMEMBERED_DEVICES) this.#deviceAdapter.clear();
     this.#deviceAdapter.set(deviceId, adapter);
+  }
+}
+
+/** An adapter's run-time filters: exact topics in a set, wildcard filters split into levels. */
+class DynamicFilters {
+  readonly adapter: IngestAdapter;
+  #exact = new Set<string>();
+  #wildcards: (readonly string[])[] = [];
+  #stale = true;
+
+  constructor(adapter: IngestAdapter) {
+    this.adapter = adapter;
+  }
+
+  invalidate(): void {
+    this.#stale = true;
+  }
+
+  matches(topic: string, levels: readonly string[]): boolean {
+    if (this.#stale) this.#compile();
+    return this.#exact.has(topic) || this.#wildcards.some((filter) => levelsMatch(filter, levels));
+  }
+
+  #compile(): void {
+    this.#stale = false;
+    this.#exact = new Set();
+    this.#wildcards = [];
+    for (const filter of this.adapter.dynamicFilters?.() ?? []) {
+      if (/[+#]/.test(filter)) this.#wildcards.push(filter.split('/'));
+      else this.#exact.add(filter);
+    }
   }
 }
