@@ -70,7 +70,10 @@ export function handleSyncRequest(deps: HandlerDeps, client: ClientRecord, body:
   let after: PagePosition | null = null;
   if (msg.cursor) {
     const c = decodeCursor(store.cursorKey, client.clientId, msg.cursor);
-    if (c.h > store.sequencer.current()) throw new ProtocolError('BAD_REQUEST', 'cursor: from the future');
+    if (c.h > store.sequencer.current() + FUTURE_TOLERANCE_US) {
+      throw new ProtocolError('INVALID_SYNC_STATE', 'cursor is later than anything this server issued: do a full resync');
+    }
+    store.sequencer.observe(c.h);
     ({ w, h } = c);
     after = { p: c.p, s: c.s };
   } else {
@@ -81,8 +84,8 @@ export function handleSyncRequest(deps: HandlerDeps, client: ClientRecord, body:
         'last_sync is later than any server_time this server issued (restored from a backup?): do a full resync',
       );
     }
+    if (w !== null) store.sequencer.observe(w);
     h = store.sequencer.issue();
-    if (w !== null && w > h) w = h;
   }
   if (w !== null && w < store.purgedThrough(client.homeId)) {
     throw new ProtocolError(

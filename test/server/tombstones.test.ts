@@ -86,8 +86,10 @@ describe('tombstones and INVALID_SYNC_STATE', () => {
       const creds = first.addClient('home-x');
       const a = new TestClient(first.url, creds);
       await a.login();
-      await a.pushOk([deviceChange('dev-1', 'One', isoAt(Date.now()))]);
+      await a.pushOk([deviceChange('dev-1', 'One', isoAt(Date.now())), deviceChange('dev-0', 'Zero', isoAt(Date.now()))]);
       const { serverTime } = await a.pullAll(null);
+      const paged = await a.syncRequest({ last_sync: null, limit: 1 });
+      expect(paged.json.more).toBe(true);
       await first.close();
       const second = await startTestServer({}, { dataDir });
       try {
@@ -95,6 +97,12 @@ describe('tombstones and INVALID_SYNC_STATE', () => {
         await again.login();
         const res = await again.syncRequest({ last_sync: serverTime });
         expect(res.status).toBe(200);
+        // a paged sync continues across the restart
+        const rest = await again.syncRequest({ last_sync: null, limit: 1, cursor: paged.json.cursor });
+        expect(rest.status).toBe(200);
+        expect(rest.json.server_time).toBe(paged.json.server_time);
+        expect(rest.json.changes).toHaveLength(1);
+        expect(rest.json.changes[0].entity_id).not.toBe(paged.json.changes[0].entity_id);
         const other = new TestClient(second.url, second.addClient('home-x'));
         await other.login();
         await other.pushOk([deviceChange('dev-2', 'Two', isoAt(Date.now()))]);

@@ -65,6 +65,14 @@ export class Sequencer {
     return h;
   }
 
+  /**
+   * Raises the floor to a watermark a client presents (a cursor's H or a last_sync within the restart tolerance),
+   * so every later write gets a higher seq even if that watermark was issued but not persisted before a restart.
+   */
+  observe(watermark: Micros): void {
+    if (watermark > this.floor) this.floor = watermark;
+  }
+
   /** Records the floor inside a write transaction that already runs (no extra fsync). */
   persistInTx(): void {
     if (this.floor > this.persisted) {
