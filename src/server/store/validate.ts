@@ -62,6 +62,17 @@ function splitData(data: Record<string, unknown>): ReturnType<typeof splitEnvelo
   return splitEnvelopeFields(data);
 }
 
+let lastStamp = '';
+let lastStampUs: Micros | undefined;
+/** parseTimestamp, remembering the last string (the changes of one push usually share their updated_at). */
+function parseStamp(text: string): Micros | undefined {
+  if (text !== lastStamp) {
+    lastStampUs = parseTimestamp(text);
+    lastStamp = text;
+  }
+  return lastStampUs;
+}
+
 /** Validates one change; returns the candidate or the per-change rejection. */
 export function validateChange(change: WirePushChange, ctx: PushContext): Candidate | PushOutcome {
   const type = normaliseEntityType(change.entity_type);
@@ -75,7 +86,7 @@ export function validateChange(change: WirePushChange, ctx: PushContext): Candid
     return rejected(change, 'INVALID_ENTITY', `data.id ${JSON.stringify(id)} differs from entity_id`);
   }
   const stamp = change.updated_at ?? updatedAt;
-  const updatedAtUs = stamp === undefined ? undefined : parseTimestamp(stamp);
+  const updatedAtUs = stamp === undefined ? undefined : parseStamp(stamp);
   if (updatedAtUs === undefined) {
     return rejected(change, 'INVALID_ENTITY', 'updated_at is required (on the change or inside data)');
   }
