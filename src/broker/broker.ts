@@ -8,11 +8,23 @@
  * is counted by reason and logged through a RateLimitedLog.
  */
 import type { EventEmitter } from 'node:events';
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { Aedes, type Client, type PublishPacket } from 'aedes';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { isLoopbackAddress, remoteAddressOf, type BrokerAuth } from './auth.js';
+import { ConnectionGate, GuardedConnection } from './limits.js';
+import {
+  createTcpListener,
+  createTlsListener,
+  createWebSocketListener,
+  type AcceptedConnection,
+  type Listener,
+  type ListenerKind,
+  type TlsListenerOptions,
+  type WebSocketListenerOptions,
+} from './listeners.js';
 import { RateLimitedLog } from './rate-limited-log.js';
 
 export type PublishInterceptor = (
@@ -27,8 +39,19 @@ const LimitsSchema = z.strictObject({
   /** Packets buffered before CONNACK (aedes `queueLimit`). */
   queueLimit: z.number().int().min(1).max(100_000).default(42),
   maxClientIdLength: z.number().int().min(1).max(65_535).default(23),
-  /** Simultaneous TCP connections; further ones are refused by the listener. */
+  /** Simultaneous connections over every listener; further ones are closed at once. */
   maxConnections: z.number().int().min(1).max(1_000_000).default(1000),
+  /** A PUBLISH with a larger payload is acknowledged and dropped (not delivered, not stored). */
+  maxPayloadBytes: z.number().int().min(16).max(256 * 1024 * 1024).default(256 * 1024),
+  /** A packet declaring a larger remaining length closes its connection before it is buffered; default payload + 64 KiB. */
+  maxPacketBytes: z.number().int().min(64).max(268_435_455).optional(),
+  /** QoS 1/2 PUBLISHes of one client waiting for their acknowledgement (ingest commit); beyond, the client is closed. */
+  maxInflightPerClient: z.number().int().min(1).max(65_535).default(1000),
+  /** Per source address: connections at once, then `connectionsPerMinute` (token bucket). */
+  connectionBurst: z.number().int().min(1).max(1_000_000).default(20),
+  connectionsPerMinute: z.number().min(1).max(1_000_000).default(120),
+  /** Loopback clients (the gateway's own tools, a zigbee2mqtt on the same Pi) skip the per-address rate. */
+  rateLimitLoopback: z.boolean().default(false),
   /** A client whose socket stays full this long is disconnected (aedes `drainTimeout`). */
   drainTimeoutMs: z.number().int().min(0).max(600_000).default(60_000),
   /** Seconds between two lines per error reason. */
@@ -47,6 +70,30 @@ export interface BrokerOptions {
   readonly port: number;
   readonly logger: Logger;
   readonly limits?: BrokerLimits;
+  /** Users, anonymous policy and ACLs (auth.ts); omitted: every client may connect and do anything. */
+  readonly auth?: BrokerAuth;
+  /** An MQTT-over-TLS listener (usually port 8883). */
+  readonly tls?: Omit<TlsListenerOptions, 'handshakeTimeoutMs'>;
+  /** An MQTT-over-WebSocket listener. */
+  readonly websocket?: Omit<WebSocketListenerOptions, 'maxMessageBytes'>;
+}
+
+/** One message to publish on the bus (downlink commands). */
+export interface BusMessage {
+  readonly topic: string;
+  readonly payload: Buffer;
+  readonly qos: 0 | 1;
+  readonly retain: boolean;
+}
+
+/** What ingest needs from a broker: the embedded one, or the external broker's connection (external mode). */
+export interface MessageBus {
+  /** Runs `fn` for every PUBLISH from a client, in registration order, before it is acknowledged. */
+  addPublishInterceptor(fn: PublishInterceptor): () => void;
+  /** Connected MQTT clients (embedded), or 1 / 0 for the external connection. */
+  clientCount(): number;
+  /** Publishes from the gateway itself (not subject to ACLs, not seen by interceptors). */
+  publish(message: BusMessage): Promise<void>;
 }
 
 export interface BrokerAddress {
@@ -54,17 +101,16 @@ export interface BrokerAddress {
   readonly port: number;
 }
 
-export interface Broker {
+export interface Broker extends MessageBus {
   /** The aedes instance: publishing (downlink) and events. Hooks go through addPublishInterceptor. */
   readonly aedes: Aedes;
+  /** Starts every configured listener; resolves with the plain TCP one's address. */
   start(): Promise<BrokerAddress>;
   stop(): Promise<void>;
-  /** Connected MQTT clients (after CONNACK). */
-  clientCount(): number;
   address(): BrokerAddress | undefined;
-  /** Runs `fn` for every PUBLISH from a client, in registration order, before it is acknowledged. */
-  addPublishInterceptor(fn: PublishInterceptor): () => void;
-  /** Connection-level errors by reason since start. */
+  /** Bound port of each started listener. */
+  listeners(): Partial<Record<ListenerKind, number>>;
+  /** Connection-level errors and refusals (limits, auth) by reason since start. */
   errorCounts(): Record<string, number>;
 }
 
@@ -77,6 +123,8 @@ export function classifyBrokerError(err: Error): string {
   if (m.includes('connect did not arrive')) return 'connect_timeout';
   if (m === 'Invalid protocol') return 'protocol_violation';
   if (m.includes('queue limit')) return 'queue_limit';
+  if (m.startsWith('packet too large')) return 'packet_too_large';
+  if (m.startsWith('inflight limit')) return 'inflight_limit';
   if (m.includes('drain timeout')) return 'drain_timeout';
   if (m.includes('keep') && m.includes('alive')) return 'keepalive_timeout';
   if (m.startsWith('ingest:')) return 'ingest_rejected';
@@ -87,6 +135,12 @@ export function classifyBrokerError(err: Error): string {
 }
 
 const SYS_PREFIX = '$SYS/';
+/**
+ * Where a refused PUBLISH goes: rewriting the packet in authorizePublish (as aedes's docs show) lets aedes acknowledge
+ * it by the normal QoS rules while no one can receive it — every subscription to this level is refused.
+ */
+const DROPPED_TOPIC = '$DROPPED/refused';
+const DROPPED_LEVEL = '$DROPPED';
 
 type Limits = z.output<typeof LimitsSchema>;
 
@@ -101,20 +155,29 @@ function validateOptions(options: BrokerOptions): Limits {
   return limitsParsed.data;
 }
 
-/** aedes with our publish hook and its connection errors counted by reason. */
-function createAedes(limits: Limits, interceptors: readonly PublishInterceptor[], errors: RateLimitedLog): Aedes {
+interface AedesDeps {
+  readonly limits: Limits;
+  readonly interceptors: readonly PublishInterceptor[];
+  readonly errors: RateLimitedLog;
+  readonly auth: BrokerAuth | undefined;
+}
+
+/** aedes with our auth, publish and subscribe hooks, and its connection errors counted by reason. */
+function createAedes(deps: AedesDeps): Aedes {
+  const { limits, errors, auth } = deps;
   const aedes = new Aedes({
     connectTimeout: limits.connectTimeoutMs,
     queueLimit: limits.queueLimit,
     maxClientsIdLength: limits.maxClientIdLength,
     drainTimeout: limits.drainTimeoutMs,
-    authorizePublish: (client, packet, callback) => {
-      if (packet.topic.startsWith(SYS_PREFIX)) {
-        callback(new Error(`${SYS_PREFIX} topics are reserved`));
-        return;
-      }
-      runInterceptors(interceptors, client, packet, callback);
+    maxInflightInbound: limits.maxInflightPerClient,
+    ...(auth ? { authenticate: auth.authenticate } : {}),
+    authorizeSubscribe: (client, sub, callback) => {
+      // design.md §Broker refusals follow MQTT: (null, null) grants 0x80 for this filter, the connection stays.
+      const refused = sub.topic.split('/', 1)[0] === DROPPED_LEVEL || (auth !== undefined && !auth.maySubscribe(client, sub.topic));
+      callback(null, refused ? null : sub);
     },
+    authorizePublish: createAuthorizePublish(deps),
   });
   const onClientError = (client: Client | null, err: Error): void => {
     errors.record(classifyBrokerError(err), 'mqtt connection error', {
@@ -130,15 +193,61 @@ function createAedes(limits: Limits, interceptors: readonly PublishInterceptor[]
   return aedes;
 }
 
-function listen(srv: Server, port: number, host: string): Promise<BrokerAddress> {
-  return new Promise<BrokerAddress>((resolve, reject) => {
-    srv.once('error', reject);
-    srv.listen(port, host, () => {
-      srv.off('error', reject);
-      const addr = srv.address();
-      resolve({ host, port: typeof addr === 'object' && addr ? addr.port : port });
+/**
+ * The PUBLISH gate, in order: `$SYS/` is reserved (closes, as aedes's default does); a payload over the limit or a
+ * topic the ACL denies is acknowledged and dropped (MQTT 3.1.1 §3.3.5) before any interceptor — so ingest never
+ * stores it; too many unacknowledged QoS ≥ 1 messages close the client; the rest runs the interceptors (ingest).
+ */
+function createAuthorizePublish(deps: AedesDeps): (client: Client | null, packet: PublishPacket, callback: (err?: Error | null) => void) => void {
+  const { limits, interceptors, errors, auth } = deps;
+  const inflight = new WeakMap<Client, number>();
+  return (client, packet, callback) => {
+    if (packet.topic.startsWith(SYS_PREFIX)) {
+      callback(new Error(`${SYS_PREFIX} topics are reserved`));
+      return;
+    }
+    const size = packet.payload.length;
+    const refusal = size > limits.maxPayloadBytes ? 'payload_too_large' : auth && !auth.mayPublish(client, packet.topic) ? 'acl' : undefined;
+    if (refusal !== undefined) {
+      if (refusal === 'payload_too_large') {
+        errors.record('payload_too_large', 'mqtt publish dropped: payload too large', { clientId: client?.id, topic: packet.topic.slice(0, 200), bytes: size });
+      }
+      packet.topic = DROPPED_TOPIC;
+      packet.retain = false;
+      packet.payload = Buffer.alloc(0);
+      callback(null);
+      return;
+    }
+    if (packet.qos === 0 || !client) {
+      runInterceptors(interceptors, client, packet, callback);
+      return;
+    }
+    const pending = (inflight.get(client) ?? 0) + 1;
+    if (pending > limits.maxInflightPerClient) {
+      callback(new Error(`inflight limit: more than ${limits.maxInflightPerClient} unacknowledged QoS ${packet.qos} messages`));
+      return;
+    }
+    inflight.set(client, pending);
+    runInterceptors(interceptors, client, packet, (err) => {
+      inflight.set(client, (inflight.get(client) ?? 1) - 1);
+      callback(err);
     });
-  });
+  };
+}
+
+/** Admits a raw socket through the gate (closing it when refused) and releases the slot when it closes. */
+function createAdmit(gate: ConnectionGate, limits: Limits, errors: RateLimitedLog): (socket: Socket) => boolean {
+  return (socket) => {
+    const address = socket.remoteAddress;
+    const refusal = gate.admit(address, limits.rateLimitLoopback || !isLoopbackAddress(address));
+    if (refusal !== undefined) {
+      errors.record(refusal, 'mqtt connection refused', { remote: address });
+      socket.destroy();
+      return false;
+    }
+    socket.once('close', () => gate.release());
+    return true;
+  };
 }
 
 export function createBroker(options: BrokerOptions): Broker {
@@ -146,38 +255,64 @@ export function createBroker(options: BrokerOptions): Broker {
   const log = options.logger.child({ module: 'broker' });
   const errors = new RateLimitedLog({ logger: log, intervalMs: limits.errorLogIntervalMs, level: 'warn' });
   const interceptors: PublishInterceptor[] = [];
+  const aedes = createAedes({ limits, interceptors, errors, auth: options.auth });
+  const maxPacketBytes = limits.maxPacketBytes ?? limits.maxPayloadBytes + 65_536;
 
-  const aedes = createAedes(limits, interceptors, errors);
-
-  const sockets = new Set<Socket>();
-  let server: Server | undefined;
+  let listeners: Listener[] = [];
+  let ports: Partial<Record<ListenerKind, number>> = {};
   let bound: BrokerAddress | undefined;
 
-  async function start(): Promise<BrokerAddress> {
-    if (server) throw new Error('broker already started');
-    await aedes.listen();
-    const srv = createServer((socket) => {
-      sockets.add(socket);
-      socket.once('close', () => sockets.delete(socket));
-      socket.on('error', () => undefined); // aedes reports it through clientError/connectionError
-      aedes.handle(socket);
+  function accept(c: AcceptedConnection): void {
+    const conn = new GuardedConnection(c.stream, { maxPacketBytes, remoteAddress: c.remoteAddress, remotePort: c.remotePort });
+    conn.on('error', () => undefined); // aedes reports it through clientError/connectionError
+    aedes.handle(conn, c.req);
+  }
+
+  function createListeners(): Listener[] {
+    const gate = new ConnectionGate({
+      maxConnections: limits.maxConnections,
+      connectionBurst: limits.connectionBurst,
+      connectionsPerMinute: limits.connectionsPerMinute,
     });
-    srv.maxConnections = limits.maxConnections;
-    server = srv;
-    bound = await listen(srv, options.port, options.host);
-    srv.on('error', (err) => errors.record('listener_error', 'mqtt listener error', { error: err.message }));
-    log.info({ host: bound.host, port: bound.port }, 'mqtt broker listening');
+    const hooks = {
+      admit: createAdmit(gate, limits, errors),
+      accept,
+      onError: (reason: string, err: Error) => errors.record(reason, 'mqtt listener error', { error: err.message }),
+    };
+    const list = [createTcpListener({ host: options.host, port: options.port }, hooks)];
+    if (options.tls) list.push(createTlsListener({ ...options.tls, handshakeTimeoutMs: limits.connectTimeoutMs }, hooks));
+    if (options.websocket) list.push(createWebSocketListener({ ...options.websocket, maxMessageBytes: maxPacketBytes }, hooks));
+    return list;
+  }
+
+  async function start(): Promise<BrokerAddress> {
+    if (listeners.length > 0) throw new Error('broker already started');
+    await aedes.listen();
+    listeners = createListeners();
+    try {
+      for (const listener of listeners) ports[listener.kind] = await listener.start();
+    } catch (err) {
+      await stopListeners();
+      throw err;
+    }
+    bound = { host: options.host, port: ports.tcp ?? options.port };
+    log.info({ host: bound.host, ...ports }, 'mqtt broker listening');
     return bound;
   }
 
+  async function stopListeners(): Promise<void> {
+    const list = listeners;
+    listeners = [];
+    ports = {};
+    await Promise.all(list.map((l) => l.stop()));
+  }
+
   async function stop(): Promise<void> {
-    const srv = server;
-    server = undefined;
-    const closed = srv ? new Promise<void>((resolve) => srv.close(() => resolve())) : Promise.resolve();
+    const closing = stopListeners();
     await new Promise<void>((resolve) => aedes.close(() => resolve()));
-    for (const socket of sockets) socket.destroy();
-    await closed;
+    await closing;
     errors.flush();
+    options.auth?.flush();
     if (bound) log.info({ port: bound.port }, 'mqtt broker stopped');
     bound = undefined;
   }
@@ -188,6 +323,7 @@ export function createBroker(options: BrokerOptions): Broker {
     stop,
     clientCount: () => (aedes.closed ? 0 : aedes.connectedClients),
     address: () => bound,
+    listeners: () => ({ ...ports }),
     addPublishInterceptor(fn) {
       interceptors.push(fn);
       return () => {
@@ -195,7 +331,14 @@ export function createBroker(options: BrokerOptions): Broker {
         if (i >= 0) interceptors.splice(i, 1);
       };
     },
-    errorCounts: () => errors.counts(),
+    publish: (message) =>
+      new Promise<void>((resolve, reject) => {
+        aedes.publish(
+          { cmd: 'publish', topic: message.topic, payload: message.payload, qos: message.qos, retain: message.retain, dup: false },
+          (err?: Error) => (err ? reject(err) : resolve()),
+        );
+      }),
+    errorCounts: () => ({ ...errors.counts(), ...options.auth?.counts() }),
   };
 }
 

@@ -4,7 +4,7 @@
  * broker-originated publish does not pass aedes's authorizePublish, and no adapter ingests a command topic, so a
  * command is never read back as a state (no echo); the device's own next report closes the loop.
  */
-import type { Aedes } from 'aedes';
+import type { BusMessage } from '../broker/broker.js';
 import type { Logger } from '../log.js';
 import type { DeviceCommand } from '../store/types.js';
 import type { OutgoingMessage } from './adapter.js';
@@ -19,7 +19,8 @@ export interface DownlinkResult {
 }
 
 export interface DownlinkOptions {
-  readonly aedes: Aedes;
+  /** Publishes on the message bus: the embedded broker, or the external broker's connection (external mode). */
+  readonly publish: (message: BusMessage) => Promise<void>;
   readonly router: TopicRouter;
   readonly logger: Logger;
   readonly metrics: IngestMetrics;
@@ -31,15 +32,13 @@ export interface Downlink {
 
 export function createDownlink(options: DownlinkOptions): Downlink {
   const log = options.logger.child({ module: 'downlink' });
-  const { aedes, router, metrics } = options;
+  const { router, metrics } = options;
 
   function publish(message: OutgoingMessage): Promise<Error | undefined> {
-    return new Promise((resolve) => {
-      aedes.publish(
-        { cmd: 'publish', topic: message.topic, payload: message.payload, qos: message.qos, retain: message.retain, dup: false },
-        (err?: Error) => resolve(err ?? undefined),
-      );
-    });
+    return options.publish(message).then(
+      () => undefined,
+      (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
+    );
   }
 
   async function publishCommands(commands: readonly DeviceCommand[]): Promise<DownlinkResult> {

@@ -6,7 +6,7 @@
  * the same batches without waiting. Messages of one socket read are handled concurrently by aedes
  * (lib/client.js `enqueue`), so a client's pipelined messages share one commit.
  */
-import type { Broker, PublishInterceptor } from '../broker/broker.js';
+import type { MessageBus, PublishInterceptor } from '../broker/broker.js';
 import { RateLimitedLog } from '../broker/rate-limited-log.js';
 import type { Logger } from '../log.js';
 import type { Db } from '../store/db.js';
@@ -26,7 +26,8 @@ export interface LocalChangeEvent {
 }
 
 export interface IngestOptions {
-  readonly broker: Broker;
+  /** The embedded broker, or the external broker's connection (external mode: src/ingest/external-source.ts). */
+  readonly broker: MessageBus;
   readonly db: Db;
   readonly logger: Logger;
   readonly clock: StampClock;
@@ -66,7 +67,7 @@ export function createIngest(options: IngestOptions): Ingest {
   const failures = new RateLimitedLog({ logger: log, intervalMs: errorLogIntervalMs, level: 'error' });
   const metrics = newIngestMetrics();
   const router = new TopicRouter(options.adapters);
-  const downlink = createDownlink({ aedes: broker.aedes, router, logger: options.logger, metrics });
+  const downlink = createDownlink({ publish: (message) => broker.publish(message), router, logger: options.logger, metrics });
 
   const writer = createWriter({ db, clock, now, critical, metrics, failures, notify: listener(options.onLocalChange, log) }, options);
   const intercept = createInterceptor(router, writer, metrics, rejected);
