@@ -32,7 +32,6 @@ import { NonceCache } from './http/nonces.js';
 import { RateLimiter } from './http/rate-limit.js';
 import type { ClientRecord, ServerStore } from './store/index.js';
 
-
 type SyncHandler = (deps: HandlerDeps, client: ClientRecord, body: unknown) => Reply;
 type AuthHandler = (deps: HandlerDeps, body: unknown, signedBy: string | undefined) => Reply;
 
@@ -137,7 +136,8 @@ export class App {
     const entry = Object.prototype.hasOwnProperty.call(ROUTES, path) ? ROUTES[path] : undefined;
     if (entry === undefined) throw new ProtocolError('NOT_FOUND', `no endpoint ${path}`);
     if (req.method !== entry.method) {
-      throw new ProtocolError('METHOD_NOT_ALLOWED', `${req.method ?? '?'} not allowed on ${path}; allowed: ${entry.method}`);
+      const err = new ProtocolError('METHOD_NOT_ALLOWED', `${req.method ?? '?'} not allowed on ${path}`);
+      return { ...errorReply(err), headers: { allow: entry.method } };
     }
     const route = entry.route;
     if (route.kind === 'health') return handleHealth(this.deps);

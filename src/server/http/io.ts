@@ -28,7 +28,6 @@ export function errorReply(err: ProtocolError): Reply {
   if (err.retryAfterSeconds !== undefined) body.retry_after = err.retryAfterSeconds;
   const headers: Record<string, string> = {};
   if (err.retryAfterSeconds !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(err.retryAfterSeconds)));
-  if (err.code === 'METHOD_NOT_ALLOWED') headers.allow = err.message.replace(/^.*allowed: /, '');
   return { status: err.status, body: JSON.stringify(body), headers };
 }
 
