@@ -36,3 +36,29 @@ describe('sync server basics', () => {
     expect(delta.changes[0]?.data).toMatchObject({ id: 'dev-1', name: 'Lamp' });
   });
 });
+
+describe('logging', () => {
+  it('logs one line per request at debug and never a secret or a token', async () => {
+    const { PassThrough } = await import('node:stream');
+    const { createLogger } = await import('../../src/log.js');
+    const sink = new PassThrough();
+    const lines: string[] = [];
+    sink.on('data', (chunk: Buffer) => lines.push(...chunk.toString('utf8').split('\n').filter(Boolean)));
+    const ts = await startTestServer({}, { logger: createLogger({ level: 'debug', destination: sink }) });
+    try {
+      const creds = ts.addClient('home-log');
+      const c = new TestClient(ts.url, creds);
+      await c.login();
+      await c.syncRequest();
+      await c.post('/api/v1/sync/push', undefined, { rawBody: '{bad json' });
+      await new Promise((r) => setTimeout(r, 50));
+      const requests = lines.filter((l) => l.includes('"msg":"request"'));
+      expect(requests).toHaveLength(3);
+      expect(requests[2]).toContain('"status":400');
+      const all = lines.join('\n');
+      for (const secret of [creds.client_secret, c.token, c.refreshToken]) expect(all).not.toContain(secret);
+    } finally {
+      await ts.close();
+    }
+  });
+});
