@@ -135,7 +135,7 @@ describe('homes are separate namespaces', () => {
 describe('rate limit', () => {
   let ts: TestServer;
   beforeAll(async () => {
-    ts = await startTestServer({ rateLimit: { ratePerSecond: 0.5, burst: 3 } });
+    ts = await startTestServer({ rateLimit: { ratePerSecond: 0.05, burst: 3 } });
   });
   afterAll(async () => {
     await ts.close();
@@ -172,7 +172,7 @@ describe('rate limit', () => {
   });
 
   it('counts requests with unknown bearer tokens against the address (token guessing)', async () => {
-    const own = await startTestServer({ rateLimit: { ratePerSecond: 0.5, burst: 3 } });
+    const own = await startTestServer({ rateLimit: { ratePerSecond: 0.05, burst: 3 } });
     try {
       const statuses: number[] = [];
       for (let i = 0; i < 5; i++) {
