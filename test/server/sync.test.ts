@@ -248,7 +248,7 @@ describe('push: per-change rejection, idempotency, limits', () => {
       });
       socket.on('error', reject);
     });
-    for (let i = 0; i < 100 && ts.server.applicationCount(a.creds.client_id, csid) === 0; i++) {
+    for (let i = 0; i < 500 && ts.server.applicationCount(a.creds.client_id, csid) === 0; i++) {
       await new Promise((r) => setTimeout(r, 10));
     }
     expect(ts.server.applicationCount(a.creds.client_id, csid)).toBe(1);
