@@ -4,30 +4,30 @@
  * built-in defaults < YAML file < environment variables (for secrets) < command-line flags.
  */
 import { readFileSync } from 'node:fs';
+import { validate as validateCron } from 'node-cron';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { describeIssues } from '../protocol/messages.js';
+import { AdaptersConfigSchema } from '../ingest/adapters/config.js';
+import { MqttConfigSchema, redactMqttConfig } from '../broker/config.js';
 
 const Port = z.number().int().min(0).max(65535);
+const Cron = z.string().refine((v) => validateCron(v), { message: 'expected a cron expression such as "30 3 * * 0" (minute hour day month weekday)' });
 const Level = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
 export const GatewayConfigSchema = z.strictObject({
   dataDir: z.string().min(1).default('./data'),
   log: z.strictObject({ level: Level.default('info'), pretty: z.boolean().optional() }).prefault({}),
-  mqtt: z
-    .strictObject({
-      /** 0.0.0.0 so devices on the home network can connect (broker security arrives with issue 4). */
-      host: z.string().min(1).default('0.0.0.0'),
-      port: Port.default(1883),
-      maxPayloadBytes: z.number().int().min(256).max(16 * 1024 * 1024).default(256 * 1024),
-    })
-    .prefault({}),
+  /** Embedded broker (listeners, users, ACLs, limits) or external broker: src/broker/config.ts. */
+  mqtt: MqttConfigSchema.prefault({}),
   ingest: z
     .strictObject({
       groupCommitWindowMs: z.number().min(0).max(1000).default(4),
       maxBatch: z.number().int().min(1).max(100_000).default(2000),
       native: z.strictObject({ enabled: z.boolean().default(true), baseTopic: z.string().min(1).default('devices') }).prefault({}),
+      /** Device ecosystems (issue 4): zigbee2mqtt, tasmota, shelly, homeassistant, generic; each on by default. */
+      adapters: AdaptersConfigSchema.prefault({}),
       critical: z
         .strictObject({
           deviceTypes: z.array(z.string().min(1)).default(['lock', 'alarm', 'smoke', 'leak', 'water_leak']),
@@ -66,6 +66,33 @@ export const GatewayConfigSchema = z.strictObject({
       port: Port.nullable().default(null),
     })
     .prefault({}),
+  /** Health checks behind /healthz and the systemd watchdog (issue 5 §2, §6). */
+  health: z
+    .strictObject({
+      /** How often health is evaluated (and WATCHDOG=1 sent while healthy; at least twice per WatchdogSec). */
+      intervalMs: z.number().int().min(100).max(60_000).default(5000),
+      maxEventLoopLagMs: z.number().int().min(50).default(1000),
+      /** At most this often an idle store gets a write probe (a group commit since the last check counts as one). */
+      storeProbeSeconds: z.number().min(1).default(60),
+      /** /healthz turns 503 once sync has been failing (backoff/offline) this long. */
+      syncFailingAfterSeconds: z.number().min(1).default(900),
+    })
+    .prefault({}),
+  /** Scheduled jobs (node-cron expressions, local time unless timezone is set); a job never overlaps itself. */
+  jobs: z
+    .strictObject({
+      timezone: z.string().min(1).optional(),
+      reconcile: z.strictObject({ enabled: z.boolean().default(true), schedule: Cron.default('30 3 * * 0') }).prefault({}),
+      maintenance: z.strictObject({ enabled: z.boolean().default(true), schedule: Cron.default('15 4 * * *') }).prefault({}),
+      pruneConflicts: z
+        .strictObject({
+          enabled: z.boolean().default(true),
+          schedule: Cron.default('45 4 * * *'),
+          keepDays: z.number().int().min(1).max(3650).default(90),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
 });
 
 export type GatewayConfig = z.infer<typeof GatewayConfigSchema>;
@@ -79,6 +106,7 @@ export const ENV_OVERRIDES: ReadonlyArray<{ name: string; path: readonly string[
   { name: 'INBETWEENIES_CLIENT_SECRET', path: ['server', 'clientSecret'], type: 'string' },
   { name: 'INBETWEENIES_MQTT_HOST', path: ['mqtt', 'host'], type: 'string' },
   { name: 'INBETWEENIES_MQTT_PORT', path: ['mqtt', 'port'], type: 'number' },
+  { name: 'INBETWEENIES_MQTT_PASSWORD', path: ['mqtt', 'external', 'password'], type: 'string' },
   { name: 'INBETWEENIES_HTTP_PORT', path: ['http', 'port'], type: 'number' },
   { name: 'INBETWEENIES_LOG_LEVEL', path: ['log', 'level'], type: 'string' },
 ];
@@ -174,5 +202,9 @@ export function loadGatewayConfig(options: LoadGatewayConfigOptions = {}): Gatew
 
 /** The configuration with secrets replaced, for logs and `check-config` output. */
 export function redactConfig(config: GatewayConfig): GatewayConfig {
-  return { ...config, server: { ...config.server, clientSecret: config.server.clientSecret ? '[redacted]' : undefined } };
+  return {
+    ...config,
+    mqtt: redactMqttConfig(config.mqtt),
+    server: { ...config.server, clientSecret: config.server.clientSecret ? '[redacted]' : undefined },
+  };
 }

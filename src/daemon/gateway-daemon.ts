@@ -4,19 +4,25 @@
  */
 import type { Logger } from '../log.js';
 import type { GatewayConfig } from '../config/gateway-config.js';
-import { createBroker, type Broker, type BrokerAddress } from '../broker/index.js';
-import { createIngest, createNativeAdapter, type Ingest, type IngestAdapter } from '../ingest/index.js';
+import type { BrokerAddress } from '../broker/index.js';
+import { createMqttBus, type MqttBus } from '../broker/bus.js';
+import { createIngest, type Ingest, type IngestAdapter } from '../ingest/index.js';
+import { createAdapters } from '../ingest/adapters/index.js';
 import { openStore, type Db } from '../store/db.js';
 import { storePath } from '../store/device-queries.js';
 import { readSyncStatus, SyncStateRepo, type SyncStatus } from '../store/sync-state.js';
 import type { DeviceCommand, StampClock } from '../store/types.js';
 import { ServerClock, SyncClient, SyncScheduler, type CycleReport, type SchedulerStatus } from '../sync/index.js';
+import { DaemonOps } from './ops.js';
+import { InstrumentedRunner } from './sync-stats.js';
 
 export interface GatewayDaemonOptions {
   readonly config: GatewayConfig;
   readonly logger: Logger;
   /** Local wall clock, epoch ms (tests inject a skewed one). */
   readonly now?: () => number;
+  /** Where systemd's NOTIFY_SOCKET / WATCHDOG_USEC are read (default process.env). */
+  readonly env?: NodeJS.ProcessEnv;
 }
 
 export interface DaemonStatus extends SyncStatus {
@@ -28,11 +34,14 @@ export interface DaemonStatus extends SyncStatus {
 
 interface Running {
   readonly db: Db;
-  readonly broker: Broker;
+  /** Embedded broker or external broker connection (config.mqtt.mode). */
+  readonly broker: MqttBus;
   readonly ingest: Ingest;
   readonly sync: SyncClient | undefined;
   readonly scheduler: SyncScheduler | undefined;
+  readonly runner: InstrumentedRunner | undefined;
   readonly address: BrokerAddress;
+  ops: DaemonOps | undefined;
 }
 
 export class GatewayDaemon {
@@ -41,6 +50,7 @@ export class GatewayDaemon {
   /** The logger components derive their own `module` child from. */
   readonly #root: Logger;
   readonly #now: () => number;
+  readonly #env: NodeJS.ProcessEnv;
   #running: Running | undefined;
   #starting: Promise<BrokerAddress> | undefined;
   /** Where the sync client's device commands go; set once ingest exists (both are created in the same start). */
@@ -54,6 +64,7 @@ export class GatewayDaemon {
     this.#root = options.logger;
     this.#log = options.logger.child({ module: 'daemon' });
     this.#now = options.now ?? Date.now;
+    this.#env = options.env ?? process.env;
   }
 
   /** True when server credentials are configured and sync is enabled. */
@@ -73,15 +84,17 @@ export class GatewayDaemon {
     const db = openStore({ path: storePath(config.dataDir) });
     const sync = this.#createSyncClient(db);
     const clock: StampClock = sync?.clock ?? new ServerClock({ now: this.#now, state: new SyncStateRepo(db), logger });
-    const broker = createBroker({ host: config.mqtt.host, port: config.mqtt.port, logger });
-    const scheduler = sync ? this.#createScheduler(sync, db) : undefined;
+    const adapters = this.#adapters();
+    const broker = createMqttBus({ mqtt: config.mqtt, logger, filters: adapters.flatMap((a) => a.filters) });
+    const runner = sync ? new InstrumentedRunner({ inner: sync, state: new SyncStateRepo(db) }) : undefined;
+    const scheduler = runner ? this.#createScheduler(runner, db) : undefined;
     const ingest = createIngest({
       broker,
       db,
       logger,
       clock,
       now: this.#now,
-      adapters: this.#adapters(),
+      adapters,
       groupCommitWindowMs: config.ingest.groupCommitWindowMs,
       maxBatch: config.ingest.maxBatch,
       critical: { deviceTypes: config.ingest.critical.deviceTypes, attributes: config.ingest.critical.attributes },
@@ -99,7 +112,8 @@ export class GatewayDaemon {
       db.close();
       throw err;
     }
-    this.#running = { db, broker, ingest, sync, scheduler, address };
+    const running: Running = { db, broker, ingest, sync, scheduler, runner, address, ops: undefined };
+    this.#running = running;
     this.#log.info({ mqtt: `${address.host}:${address.port}`, store: storePath(config.dataDir), server: config.server.url }, 'gateway started');
     if (scheduler) scheduler.start();
     else {
@@ -109,7 +123,33 @@ export class GatewayDaemon {
         this.config.sync.enabled ? 'no server credentials configured: offline, buffering every change' : 'sync disabled: buffering every change',
       );
     }
+    await this.#startOps(running);
     return address;
+  }
+
+  /** Health, systemd notify (READY=1 now: the broker listens and the store is open), jobs, HTTP listener. */
+  async #startOps(running: Running): Promise<void> {
+    const ops = new DaemonOps({
+      config: this.config,
+      logger: this.#root,
+      env: this.#env,
+      now: this.#now,
+      db: running.db,
+      broker: running.broker,
+      ingest: running.ingest,
+      scheduler: running.scheduler,
+      runner: running.runner,
+      transport: () => running.sync?.transport.stats,
+      status: () => this.#statusOf(running),
+    });
+    running.ops = ops;
+    try {
+      await ops.start();
+    } catch (err) {
+      this.#starting = Promise.resolve(running.address);
+      await this.stop();
+      throw err;
+    }
   }
 
   #createSyncClient(db: Db): SyncClient | undefined {
@@ -132,10 +172,10 @@ export class GatewayDaemon {
     });
   }
 
-  #createScheduler(sync: SyncClient, db: Db): SyncScheduler {
+  #createScheduler(runner: InstrumentedRunner, db: Db): SyncScheduler {
     const s = this.config.sync;
     return new SyncScheduler({
-      runner: sync,
+      runner,
       logger: this.#root,
       state: new SyncStateRepo(db),
       now: this.#now,
@@ -147,23 +187,32 @@ export class GatewayDaemon {
     });
   }
 
+  /** The enabled ingest adapters (issue 4: zigbee2mqtt, Tasmota, Shelly, Home Assistant, generic, native). */
   #adapters(): IngestAdapter[] {
     const { ingest, mqtt } = this.config;
-    const adapters: IngestAdapter[] = [];
-    if (ingest.native.enabled) adapters.push(createNativeAdapter({ baseTopic: ingest.native.baseTopic, maxPayloadBytes: mqtt.maxPayloadBytes }));
-    return adapters;
+    return createAdapters({ adapters: ingest.adapters, native: ingest.native, maxPayloadBytes: mqtt.maxPayloadBytes });
   }
 
-  /** Runs a sync cycle now; rejects when sync is not configured. */
-  async syncNow(): Promise<CycleReport> {
-    const scheduler = this.#running?.scheduler;
-    if (!scheduler) throw new Error('sync is not configured (no server credentials) or the daemon is not running');
+  /** Runs a sync cycle now (`full`: a reconcile from last_sync null); rejects when sync is not configured. */
+  async syncNow(options: { full?: boolean } = {}): Promise<CycleReport> {
+    const { scheduler, runner } = this.#running ?? {};
+    if (!scheduler || !runner) throw new Error('sync is not configured (no server credentials) or the daemon is not running');
+    if (options.full) runner.requestFullReconcile();
     return scheduler.syncNow();
+  }
+
+  /** Health, notify, jobs and the HTTP listener of the running daemon. */
+  get ops(): DaemonOps | undefined {
+    return this.#running?.ops;
   }
 
   status(): DaemonStatus {
     const running = this.#running;
     if (!running) throw new Error('gateway daemon is not running');
+    return this.#statusOf(running);
+  }
+
+  #statusOf(running: Running): DaemonStatus {
     return {
       ...readSyncStatus(running.db, this.#now()),
       scheduler: running.scheduler?.status() ?? null,
@@ -189,11 +238,13 @@ export class GatewayDaemon {
     if (!running) return;
     this.#running = undefined;
     this.#starting = undefined;
+    await running.ops?.beginStop();
     await running.scheduler?.stop();
     await running.sync?.close().catch((err: unknown) => this.#log.warn({ err }, 'closing the sync transport failed'));
     running.ingest.stop();
     await running.broker.stop();
     running.db.close();
+    await running.ops?.finish();
     this.#log.info('gateway stopped');
   }
 }

@@ -1,6 +1,6 @@
 /**
  * Runs the built gateway (`node dist/cli.js run`) as a child process, the way systemd does, so tests can kill -9 it.
- * The MQTT port is read from the daemon's own JSON log line ("mqtt broker listening").
+ * The MQTT port is read from the daemon's own JSON log line ("gateway started", field mqtt).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -54,12 +54,11 @@ export async function spawnDaemon(options: SpawnDaemonOptions): Promise<DaemonPr
         const line = buffered.slice(0, nl);
         buffered = buffered.slice(nl + 1);
         lines.push(line);
-        if (line.includes('mqtt broker listening')) {
-          const port = (JSON.parse(line) as { port?: unknown }).port;
-          if (typeof port === 'number') {
-            clearTimeout(timer);
-            resolvePort(port);
-          }
+        // The daemon's own "gateway started" line (mqtt: "host:port") is stable whatever the broker logs.
+        const started = /"mqtt":"[^"]*:(\d+)".*"msg":"gateway started"/.exec(line);
+        if (started) {
+          clearTimeout(timer);
+          resolvePort(Number(started[1]));
         }
       }
     });

@@ -1,0 +1,155 @@
+/**
+ * The daemon's loopback HTTP listener (issue 5 §6): GET /healthz, GET /metrics (Prometheus), and the local control
+ * endpoints the CLI uses: GET /status, POST /sync, POST /jobs/<name>. Errors are JSON
+ * `{"type":"error","code","message"}` with the status of the code (design.md §Errors), never a 500 for bad input.
+ * POSTs must say `Content-Type: application/json`: a browser on the Pi cannot send that cross-origin without a
+ * preflight this server never answers, so a web page cannot trigger a sync.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { z } from 'zod';
+import { GatewayError, type ErrorCode } from '../errors.js';
+import type { Logger } from '../log.js';
+
+export interface ControlHandlers {
+  health(): { healthy: boolean; body: unknown };
+  metrics(): Promise<{ contentType: string; text: string }>;
+  status(): unknown;
+  sync(full: boolean): Promise<unknown>;
+  runJob(name: string): Promise<unknown>;
+}
+
+export interface ControlServerOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly logger: Logger;
+  readonly handlers: ControlHandlers;
+}
+
+const SyncBody = z.strictObject({ full: z.boolean().optional() });
+const MAX_BODY = 4096;
+
+type Route = { method: 'GET' | 'POST'; run: (req: IncomingMessage, body: unknown, res: ServerResponse) => Promise<void> | void };
+
+export class ControlServer {
+  readonly #o: ControlServerOptions;
+  readonly #log: Logger;
+  #server: Server | undefined;
+
+  constructor(options: ControlServerOptions) {
+    this.#o = options;
+    this.#log = options.logger.child({ module: 'http' });
+  }
+
+  async listen(): Promise<{ host: string; port: number; url: string }> {
+    const server = createServer((req, res) => void this.#handle(req, res));
+    server.keepAliveTimeout = 5000;
+    server.headersTimeout = 10_000;
+    server.requestTimeout = 120_000;
+    this.#server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.#o.port, this.#o.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const { address, port } = server.address() as AddressInfo;
+    const url = `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
+    this.#log.info({ url }, 'health, metrics and control listening');
+    return { host: address, port, url };
+  }
+
+  async close(): Promise<void> {
+    const server = this.#server;
+    this.#server = undefined;
+    if (!server) return;
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  }
+
+  #routes(path: string): Route | undefined {
+    const h = this.#o.handlers;
+    if (path === '/healthz') {
+      return { method: 'GET', run: (_q, _b, res) => { const r = h.health(); send(res, r.healthy ? 200 : 503, r.body); } };
+    }
+    if (path === '/metrics') {
+      return { method: 'GET', run: async (_q, _b, res) => { const m = await h.metrics(); sendText(res, 200, m.contentType, m.text); } };
+    }
+    if (path === '/status') return { method: 'GET', run: (_q, _b, res) => send(res, 200, h.status()) };
+    if (path === '/sync') {
+      return {
+        method: 'POST',
+        run: async (_q, body, res) => {
+          const parsed = SyncBody.safeParse(body ?? {});
+          if (!parsed.success) throw new GatewayError('BAD_REQUEST', `body: expected {"full"?: boolean}, ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+          send(res, 200, await h.sync(parsed.data.full ?? false));
+        },
+      };
+    }
+    const job = /^\/jobs\/([a-zA-Z][\w-]{0,63})$/.exec(path);
+    if (job?.[1]) {
+      const name = job[1];
+      return { method: 'POST', run: async (_q, _b, res) => send(res, 200, await h.runJob(name)) };
+    }
+    return undefined;
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+      const route = this.#routes(path);
+      if (!route) throw new GatewayError('NOT_FOUND', `no route ${path} (try /healthz, /metrics, /status, POST /sync)`);
+      if (req.method !== route.method && !(route.method === 'GET' && req.method === 'HEAD')) {
+        res.setHeader('Allow', route.method);
+        throw new GatewayError('METHOD_NOT_ALLOWED', `${req.method ?? '?'} ${path}: expected ${route.method}`);
+      }
+      const body = route.method === 'POST' ? await readJson(req) : undefined;
+      await route.run(req, body, res);
+    } catch (err) {
+      if (err instanceof GatewayError) {
+        const status = err.status;
+        if (status >= 500) this.#log.warn({ err }, 'control request failed');
+        send(res, status, { type: 'error', code: err.code, message: err.message });
+        return;
+      }
+      this.#log.error({ err }, 'control request failed');
+      send(res, 500, { type: 'error', code: 'INTERNAL' satisfies ErrorCode, message: err instanceof Error ? err.message : String(err) });
+    }
+  }
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+  if (type !== 'application/json') {
+    req.resume();
+    throw new GatewayError('UNSUPPORTED_MEDIA_TYPE', `expected Content-Type: application/json, got ${JSON.stringify(type ?? '')}`);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    const buf = chunk as Buffer;
+    size += buf.length;
+    if (size > MAX_BODY) throw new GatewayError('PAYLOAD_TOO_LARGE', `body over ${MAX_BODY} bytes`);
+    chunks.push(buf);
+  }
+  const text = Buffer.concat(chunks).toString('utf8').trim();
+  if (text === '') return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new GatewayError('BAD_REQUEST', 'body is not valid JSON');
+  }
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  sendText(res, status, 'application/json; charset=utf-8', `${JSON.stringify(body)}\n`);
+}
+
+function sendText(res: ServerResponse, status: number, contentType: string, text: string): void {
+  if (res.headersSent) return;
+  res.writeHead(status, { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store' });
+  res.end(text);
+}

@@ -1,0 +1,164 @@
+/**
+ * Scheduled jobs (issue 5 §7) with node-cron: a periodic full reconcile, WAL checkpoint + PRAGMA optimize, and
+ * pruning of the conflict log. A job never overlaps itself: a run that finds the previous one still going is skipped
+ * and logged (node-cron's noOverlap, and our own guard so that manual runs obey it too).
+ */
+import { createTask, type ScheduledTask } from 'node-cron';
+import type { Logger } from '../log.js';
+import type { Db } from '../store/db.js';
+
+export type JobResult = Record<string, unknown>;
+
+export interface JobSpec {
+  readonly name: string;
+  /** node-cron expression (5 or 6 fields). */
+  readonly schedule: string;
+  readonly run: () => Promise<JobResult> | JobResult;
+}
+
+export interface JobRunStatus {
+  readonly at: number;
+  readonly ok: boolean;
+  readonly durationMs: number;
+  readonly result?: JobResult;
+  readonly error?: string;
+}
+
+export interface JobStatus {
+  readonly name: string;
+  readonly schedule: string;
+  readonly running: boolean;
+  readonly runs: number;
+  readonly skippedOverlaps: number;
+  readonly lastRun: JobRunStatus | null;
+  readonly nextRunAt: string | null;
+}
+
+export type JobOutcome = { readonly skipped: 'already running' } | JobRunStatus;
+
+interface Entry {
+  readonly spec: JobSpec;
+  task: ScheduledTask | undefined;
+  running: Promise<JobRunStatus> | undefined;
+  runs: number;
+  skipped: number;
+  last: JobRunStatus | null;
+}
+
+export class JobRunner {
+  readonly #log: Logger;
+  readonly #timezone: string | undefined;
+  readonly #entries = new Map<string, Entry>();
+  readonly #now: () => number;
+
+  constructor(options: { logger: Logger; jobs: readonly JobSpec[]; timezone?: string; now?: () => number }) {
+    this.#log = options.logger.child({ module: 'jobs' });
+    this.#timezone = options.timezone;
+    this.#now = options.now ?? Date.now;
+    for (const spec of options.jobs) {
+      if (this.#entries.has(spec.name)) throw new TypeError(`jobs: duplicate job name ${JSON.stringify(spec.name)}`);
+      this.#entries.set(spec.name, { spec, task: undefined, running: undefined, runs: 0, skipped: 0, last: null });
+    }
+  }
+
+  start(): void {
+    const cronLog = {
+      info: (m: string) => this.#log.debug({ source: 'node-cron' }, m),
+      warn: (m: string) => this.#log.warn({ source: 'node-cron' }, m),
+      error: (m: string | Error) => this.#log.error({ source: 'node-cron', err: m }, 'node-cron error'),
+      debug: (m: string | Error) => this.#log.debug({ source: 'node-cron' }, String(m)),
+    };
+    for (const entry of this.#entries.values()) {
+      if (entry.task) continue;
+      entry.task = createTask(entry.spec.schedule, () => this.run(entry.spec.name), {
+        name: `inbetweenies-${entry.spec.name}`,
+        noOverlap: true,
+        logger: cronLog,
+        ...(this.#timezone ? { timezone: this.#timezone } : {}),
+      });
+      void entry.task.start();
+      this.#log.info({ job: entry.spec.name, schedule: entry.spec.schedule, next: entry.task.getNextRun()?.toISOString() ?? null }, 'job scheduled');
+    }
+  }
+
+  names(): string[] {
+    return [...this.#entries.keys()];
+  }
+
+  /** Runs a job now unless it is already running (then resolves `{ skipped }` at once). Never rejects. */
+  run(name: string): Promise<JobOutcome> {
+    const entry = this.#entries.get(name);
+    if (!entry) return Promise.reject(new RangeError(`no job named ${JSON.stringify(name)} (jobs: ${this.names().join(', ')})`));
+    if (entry.running) {
+      entry.skipped += 1;
+      this.#log.warn({ job: name }, 'job skipped: its previous run is still going');
+      return Promise.resolve({ skipped: 'already running' });
+    }
+    const running = this.#execute(entry).finally(() => {
+      entry.running = undefined;
+    });
+    entry.running = running;
+    return running;
+  }
+
+  async #execute(entry: Entry): Promise<JobRunStatus> {
+    const at = this.#now();
+    const started = performance.now();
+    const job = entry.spec.name;
+    this.#log.info({ job }, 'job started');
+    let status: JobRunStatus;
+    try {
+      const result = await entry.spec.run();
+      status = { at, ok: true, durationMs: Math.round(performance.now() - started), result };
+      this.#log.info({ job, durationMs: status.durationMs, ...result }, 'job finished');
+    } catch (err) {
+      status = { at, ok: false, durationMs: Math.round(performance.now() - started), error: err instanceof Error ? err.message : String(err) };
+      this.#log.error({ job, err }, 'job failed');
+    }
+    entry.runs += 1;
+    entry.last = status;
+    return status;
+  }
+
+  status(): JobStatus[] {
+    return [...this.#entries.values()].map((e) => ({
+      name: e.spec.name,
+      schedule: e.spec.schedule,
+      running: e.running !== undefined,
+      runs: e.runs,
+      skippedOverlaps: e.skipped,
+      lastRun: e.last,
+      nextRunAt: e.task?.getNextRun()?.toISOString() ?? null,
+    }));
+  }
+
+  /** Stops the schedules; waits (bounded) for runs in flight. */
+  async stop(boundMs = 5000): Promise<void> {
+    const inflight: Promise<unknown>[] = [];
+    for (const entry of this.#entries.values()) {
+      if (entry.task) await entry.task.destroy();
+      entry.task = undefined;
+      if (entry.running) inflight.push(entry.running);
+    }
+    if (inflight.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.allSettled(inflight), new Promise((r) => (timer = setTimeout(r, boundMs)))]);
+    clearTimeout(timer);
+  }
+}
+
+/** WAL checkpoint (TRUNCATE: the -wal file shrinks back) and PRAGMA optimize (sqlite.org/pragma.html#pragma_optimize). */
+export function maintainStore(db: Db): JobResult {
+  const rows: unknown = db.pragma('wal_checkpoint(TRUNCATE)');
+  const first = Array.isArray(rows) ? (rows[0] as unknown) : undefined;
+  const checkpoint = typeof first === 'object' && first !== null ? first : {};
+  db.pragma('optimize');
+  return { checkpoint };
+}
+
+/** Deletes conflict-log rows older than `keepDays`. */
+export function pruneConflicts(db: Db, keepDays: number, nowMs: number): JobResult {
+  const cutoff = nowMs - keepDays * 86_400_000;
+  const { changes } = db.prepare<[number]>('DELETE FROM conflicts WHERE recorded_at < ?').run(cutoff);
+  return { deleted: changes, keepDays };
+}
