@@ -15,9 +15,12 @@ commands:
                  [--config FILE] [--host H] [--port N] [--data-dir DIR]
   server add-client --data-dir DIR --home HOME_ID
                  create a client credential; prints {"client_id","client_secret","home_id"}
-  status         --data-dir DIR [--json]   pending changes, last sync, online/offline
+  status         [--config FILE | --http-port N | --data-dir DIR] [--json]
+                 health, MQTT clients, devices, pending changes, last sync, online/offline, last error, jobs
+  sync           [--full] [--config FILE | --http-port N] [--json]   ask the running daemon to sync now
   devices        --data-dir DIR [--json]   devices in the store with their current state
   check-config   FILE                      validate a gateway config file; lists every problem
+  hash-password  [--cost N] [--json] < password   scrypt hash for a broker user (issue 4 users)
   simulate       [--url mqtt://127.0.0.1:1883] [--rate N]   run ~30 simulated devices
   demo           server + gateway + simulator, with an offline spell, end to end
 
@@ -29,9 +32,13 @@ async function main(argv: string[]): Promise<number> {
     case 'run':
       return (await import('./commands/run.js')).runGatewayCommand(rest);
     case 'server':
-      return (await import('./server/cli.js')).runServerCommand(rest);
+      return (await import('./commands/server.js')).serverCommand(rest);
     case 'status':
-      return (await import('./commands/inspect.js')).statusCommand(rest);
+      return (await import('./commands/status.js')).statusCommand(rest);
+    case 'sync':
+      return (await import('./commands/sync.js')).syncCommand(rest);
+    case 'hash-password':
+      return (await import('./commands/hash-password.js')).hashPasswordCommand(rest);
     case 'devices':
       return (await import('./commands/inspect.js')).devicesCommand(rest);
     case 'check-config':

@@ -1,0 +1,50 @@
+/** The daemon's GET /status answer as the CLI reads it (validated: it crosses a process boundary), and its text form. */
+import { z } from 'zod';
+
+const LastError = z.object({ code: z.string(), message: z.string(), at: z.number() }).nullable();
+
+export const DaemonStatusView = z.looseObject({
+  source: z.literal('daemon'),
+  pid: z.number(),
+  uptimeSeconds: z.number(),
+  devices: z.number(),
+  pending: z.number(),
+  oldestPendingAgeMs: z.number().nullable(),
+  lastSyncAt: z.number().nullable(),
+  lastResult: z.looseObject({ ok: z.boolean() }).nullable(),
+  lastError: LastError,
+  lastSync: z.string().nullable(),
+  mode: z.string().nullable(),
+  conflicts: z.number(),
+  syncConfigured: z.boolean(),
+  brokerClients: z.number(),
+  mqtt: z.object({ host: z.string(), port: z.number() }).nullable(),
+  scheduler: z.looseObject({ mode: z.string(), consecutiveFailures: z.number(), nextSyncAt: z.number().nullable(), lastError: LastError }).nullable(),
+  health: z.looseObject({ healthy: z.boolean(), reasons: z.array(z.string()) }),
+  jobs: z.array(z.looseObject({ name: z.string(), schedule: z.string(), running: z.boolean(), nextRunAt: z.string().nullable(), lastRun: z.looseObject({ ok: z.boolean(), at: z.number() }).nullable() })),
+  http: z.string().nullable(),
+});
+export type DaemonStatusView = z.infer<typeof DaemonStatusView>;
+
+const iso = (ms: number | null | undefined): string => (ms === null || ms === undefined ? 'never' : new Date(ms).toISOString());
+
+export function formatDaemonStatus(s: DaemonStatusView): string {
+  const age = s.oldestPendingAgeMs === null ? '-' : `${Math.round(s.oldestPendingAgeMs / 1000)} s`;
+  const mode = s.scheduler?.mode ?? (s.syncConfigured ? s.mode ?? 'unknown' : 'offline (no server credentials)');
+  const online = mode === 'online' ? 'online' : `${mode}${s.scheduler && s.scheduler.consecutiveFailures > 0 ? ` (${s.scheduler.consecutiveFailures} failures)` : ''}`;
+  const err = s.scheduler?.lastError ?? s.lastError;
+  const lines = [
+    `health:          ${s.health.healthy ? 'ok' : `UNHEALTHY: ${s.health.reasons.join('; ')}`}`,
+    `sync:            ${online}`,
+    `mqtt:            ${s.mqtt ? `${s.mqtt.host}:${s.mqtt.port}` : '-'}, ${s.brokerClients} client(s)`,
+    `devices:         ${s.devices}`,
+    `pending changes: ${s.pending} (oldest ${age})`,
+    `last sync:       ${iso(s.lastSyncAt)} (${s.lastResult ? (s.lastResult.ok ? 'ok' : 'failed') : '-'})`,
+    `next sync:       ${s.scheduler?.nextSyncAt ? iso(s.scheduler.nextSyncAt) : '-'}`,
+    `conflicts:       ${s.conflicts}`,
+    `last error:      ${err ? `${err.code}: ${err.message} (${iso(err.at)})` : '-'}`,
+    `daemon:          pid ${s.pid}, up ${s.uptimeSeconds} s, ${s.http ?? ''}`,
+    ...s.jobs.map((j) => `job ${j.name.padEnd(14)} ${j.schedule.padEnd(14)} next ${j.nextRunAt ?? '-'}, last ${j.lastRun ? `${iso(j.lastRun.at)} ${j.lastRun.ok ? 'ok' : 'failed'}` : 'never'}${j.running ? ' (running)' : ''}`),
+  ];
+  return lines.join('\n');
+}
