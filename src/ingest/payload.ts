@@ -21,23 +21,34 @@ export function payloadText(payload: Buffer, maxBytes: number): PayloadResult<st
   return { ok: true, value: payload.toString('utf8') };
 }
 
-/** Parses a JSON object payload and checks it against `schema`. */
-export function parseJsonObject<T>(payload: Buffer, maxBytes: number, schema: z.ZodType<T>): PayloadResult<T> {
+/** Decodes a JSON payload of any shape within `maxBytes` (issue 4: zigbee2mqtt's bridge/devices is an array). */
+export function parseJsonValue(payload: Buffer, maxBytes: number): PayloadResult<unknown> {
   const text = payloadText(payload, maxBytes);
   if (!text.ok) return text;
-  let json: unknown;
   try {
-    json = JSON.parse(text.value);
+    return { ok: true, value: JSON.parse(text.value) as unknown };
   } catch (err) {
     return reject('invalid_json', err instanceof Error ? err.message : 'not JSON');
   }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-    return reject('not_an_object', `expected a JSON object, got ${Array.isArray(json) ? 'an array' : json === null ? 'null' : typeof json}`);
-  }
+}
+
+/** Checks a decoded value against `schema`, the first issues in the detail. */
+export function checkSchema<T>(json: unknown, schema: z.ZodType<T>): PayloadResult<T> {
   const parsed = schema.safeParse(json);
   if (!parsed.success) {
     const issues = parsed.error.issues.slice(0, 3).map((i) => `${i.path.map(String).join('.') || '(root)'}: ${i.message}`);
     return reject('invalid_schema', issues.join('; '));
   }
   return { ok: true, value: parsed.data };
+}
+
+/** Parses a JSON object payload and checks it against `schema`. */
+export function parseJsonObject<T>(payload: Buffer, maxBytes: number, schema: z.ZodType<T>): PayloadResult<T> {
+  const decoded = parseJsonValue(payload, maxBytes);
+  if (!decoded.ok) return decoded;
+  const json = decoded.value;
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    return reject('not_an_object', `expected a JSON object, got ${Array.isArray(json) ? 'an array' : json === null ? 'null' : typeof json}`);
+  }
+  return checkSchema(json, schema);
 }
