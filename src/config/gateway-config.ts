@@ -24,6 +24,8 @@ export const GatewayConfigSchema = z.strictObject({
   ingest: z
     .strictObject({
       groupCommitWindowMs: z.number().min(0).max(1000).default(4),
+      /** QoS 0 messages (nothing to acknowledge) are committed without fsync at most this long after arriving. */
+      qos0WindowMs: z.number().min(0).max(10_000).default(1000),
       maxBatch: z.number().int().min(1).max(100_000).default(2000),
       native: z.strictObject({ enabled: z.boolean().default(true), baseTopic: z.string().min(1).default('devices') }).prefault({}),
       /** Device ecosystems (issue 4): zigbee2mqtt, tasmota, shelly, homeassistant, generic; each on by default. */

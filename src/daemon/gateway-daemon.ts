@@ -96,6 +96,7 @@ export class GatewayDaemon {
       now: this.#now,
       adapters,
       groupCommitWindowMs: config.ingest.groupCommitWindowMs,
+      qos0WindowMs: Math.max(config.ingest.qos0WindowMs, config.ingest.groupCommitWindowMs),
       maxBatch: config.ingest.maxBatch,
       critical: { deviceTypes: config.ingest.critical.deviceTypes, attributes: config.ingest.critical.attributes },
       onLocalChange: (event) => scheduler?.notifyLocalChange(event.critical),

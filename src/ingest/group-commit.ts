@@ -5,6 +5,11 @@
  * simply tries again, so the writer recovers by itself when the disk works again. A failure that is not about the
  * disk (one bad item) is isolated by committing the batch's items one by one, so one poison message cannot hold
  * back everybody else's.
+ *
+ * Items without a waiter (QoS 0: nothing is acknowledged) may wait longer (`relaxedWindowMs`) and a batch made only
+ * of them is committed without fsync (`durable: false`): at a home's trickle of messages this turns one fsync per
+ * message into one write per second (docs/architecture.md §Disk writes). A waiter arriving shortens the wait to
+ * `windowMs`, and the batch it joins is durable; items stay in arrival order either way.
  */
 export type CommitDone = (err: Error | null) => void;
 
@@ -13,8 +18,13 @@ export interface GroupCommitOptions<T> {
   readonly windowMs: number;
   /** A batch this large is committed at once. */
   readonly maxBatch: number;
-  /** Commits the items in one transaction; throws when nothing was committed. */
-  readonly commit: (items: readonly T[]) => void;
+  /** How long a batch of waiter-less items (QoS 0) may wait; default windowMs. */
+  readonly relaxedWindowMs?: number;
+  /**
+   * Commits the items in one transaction; throws when nothing was committed. `durable` is true when any item has a
+   * waiter (its acknowledgement needs the fsync).
+   */
+  readonly commit: (items: readonly T[], durable: boolean) => void;
   readonly onFailure?: (err: Error, items: number) => void;
 }
 
@@ -26,6 +36,9 @@ export class GroupCommit<T> {
   #items: T[] = [];
   #waiters: Array<CommitDone | undefined> = [];
   #timer: { kind: 'timeout'; handle: NodeJS.Timeout } | { kind: 'immediate'; handle: NodeJS.Immediate } | undefined;
+  /** When the pending timer fires (epoch ms); Infinity for an immediate. */
+  #dueAt = 0;
+  #durable = false;
   #closed = false;
 
   constructor(options: GroupCommitOptions<T>) {
@@ -34,6 +47,10 @@ export class GroupCommit<T> {
     }
     if (!Number.isInteger(options.maxBatch) || options.maxBatch < 1) {
       throw new RangeError(`group commit: maxBatch must be an integer >= 1, given ${String(options.maxBatch)}`);
+    }
+    const relaxed = options.relaxedWindowMs ?? options.windowMs;
+    if (!Number.isFinite(relaxed) || relaxed < options.windowMs || relaxed > 10_000) {
+      throw new RangeError(`group commit: relaxedWindowMs must be within windowMs..10000, given ${String(options.relaxedWindowMs)}`);
     }
     this.#options = options;
   }
@@ -46,12 +63,20 @@ export class GroupCommit<T> {
     }
     this.#items.push(item);
     this.#waiters.push(done);
-    if (this.#items.length >= this.#options.maxBatch) this.flush();
-    else if (this.#timer === undefined) {
-      this.#timer =
-        this.#options.windowMs === 0
-          ? { kind: 'immediate', handle: setImmediate(() => this.flush()) }
-          : { kind: 'timeout', handle: setTimeout(() => this.flush(), this.#options.windowMs) };
+    if (done !== undefined) this.#durable = true;
+    if (this.#items.length >= this.#options.maxBatch) {
+      this.flush();
+      return;
+    }
+    const wait = this.#durable ? this.#options.windowMs : (this.#options.relaxedWindowMs ?? this.#options.windowMs);
+    if (this.#timer !== undefined && this.#dueAt <= Date.now() + wait) return;
+    this.#clearTimer();
+    if (wait === 0) {
+      this.#dueAt = -Infinity;
+      this.#timer = { kind: 'immediate', handle: setImmediate(() => this.flush()) };
+    } else {
+      this.#dueAt = Date.now() + wait;
+      this.#timer = { kind: 'timeout', handle: setTimeout(() => this.flush(), wait) };
     }
   }
 
@@ -65,9 +90,11 @@ export class GroupCommit<T> {
     if (this.#items.length === 0) return;
     const items = this.#items;
     const waiters = this.#waiters;
+    const durable = this.#durable;
     this.#items = [];
     this.#waiters = [];
-    const err = this.#tryCommit(items);
+    this.#durable = false;
+    const err = this.#tryCommit(items, durable);
     if (err === undefined) {
       for (const done of waiters) done?.(null);
       return;
@@ -78,7 +105,7 @@ export class GroupCommit<T> {
       return;
     }
     items.forEach((item, i) => {
-      const single = this.#tryCommit([item]);
+      const single = this.#tryCommit([item], waiters[i] !== undefined);
       if (single !== undefined) this.#options.onFailure?.(single, 1);
       waiters[i]?.(single ?? null);
     });
@@ -90,9 +117,9 @@ export class GroupCommit<T> {
     this.#closed = true;
   }
 
-  #tryCommit(items: readonly T[]): Error | undefined {
+  #tryCommit(items: readonly T[], durable: boolean): Error | undefined {
     try {
-      this.#options.commit(items);
+      this.#options.commit(items, durable);
       return undefined;
     } catch (err) {
       return err instanceof Error ? err : new Error(String(err));

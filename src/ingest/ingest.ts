@@ -11,6 +11,7 @@ import { RateLimitedLog } from '../broker/rate-limited-log.js';
 import type { Logger } from '../log.js';
 import type { Db } from '../store/db.js';
 import { applyLocalUpdates, type LocalUpdate } from '../store/local-writes.js';
+import { relaxedTransaction } from '../store/relaxed-durability.js';
 import type { DeviceCommand, StampClock } from '../store/types.js';
 import type { IngestAdapter } from './adapter.js';
 import { DEFAULT_CRITICAL_CONFIG, type CriticalConfig } from './critical.js';
@@ -36,6 +37,11 @@ export interface IngestOptions {
   readonly now?: () => number;
   /** Group-commit window; default 4 ms. */
   readonly groupCommitWindowMs?: number;
+  /**
+   * How long QoS 0 messages (nothing to acknowledge) may wait for company before a commit without fsync; default
+   * groupCommitWindowMs. A QoS 1 message joining the batch shortens the wait and makes the commit durable.
+   */
+  readonly qos0WindowMs?: number;
   /** Messages per batch at most; default 2000. */
   readonly maxBatch?: number;
   readonly critical?: CriticalConfig;
@@ -109,15 +115,16 @@ interface WriterDeps {
 /** The group commit: one transaction (and one fsync) per batch of messages; counters updated after each. */
 function createWriter(deps: WriterDeps, options: IngestOptions): GroupCommit<readonly LocalUpdate[]> {
   const { db, clock, now, critical, metrics } = deps;
-  const transaction = db.transaction((batches: readonly (readonly LocalUpdate[])[]) =>
-    applyLocalUpdates(db, batches.flat(), { clock, now, critical }),
-  );
+  const apply = (batches: readonly (readonly LocalUpdate[])[]) => applyLocalUpdates(db, batches.flat(), { clock, now, critical });
+  const durableTransaction = db.transaction(apply);
   return new GroupCommit<readonly LocalUpdate[]>({
     windowMs: options.groupCommitWindowMs ?? 4,
+    relaxedWindowMs: options.qos0WindowMs ?? options.groupCommitWindowMs ?? 4,
     maxBatch: options.maxBatch ?? 2000,
-    commit: (items) => {
+    // A batch with a QoS 1 message commits with fsync (its PUBACK waits for it); a QoS 0-only batch needs none.
+    commit: (items, durable) => {
       const started = performance.now();
-      const counts = transaction(items);
+      const counts = durable ? durableTransaction(items) : relaxedTransaction(db, () => apply(items));
       metrics.commitMillis += performance.now() - started;
       metrics.batchesCommitted += 1;
       metrics.largestBatch = Math.max(metrics.largestBatch, items.length);

@@ -36,7 +36,7 @@ const MIGRATIONS: readonly string[] = [
   CREATE TABLE outbox (
     entity_type     TEXT    NOT NULL,
     entity_id       TEXT    NOT NULL,
-    client_sync_id  TEXT    NOT NULL UNIQUE,
+    client_sync_id  TEXT    NOT NULL,
     operation       TEXT    NOT NULL,
     data            TEXT    NOT NULL,
     updated_at      INTEGER NOT NULL,
@@ -46,7 +46,8 @@ const MIGRATIONS: readonly string[] = [
     attempts        INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (entity_type, entity_id)
   ) WITHOUT ROWID;
-  CREATE INDEX outbox_by_priority ON outbox (priority, first_queued_at);
+  -- No secondary index on the outbox: each would cost one more page write per ingest commit (docs/architecture.md
+  -- §Disk writes). Results are matched by primary key plus client_sync_id; takePending sorts the (small) table.
 
   -- Every conflict the server reported, and every pulled change that met an unpushed local one.
   CREATE TABLE conflicts (
@@ -69,9 +70,14 @@ const MIGRATIONS: readonly string[] = [
   `,
 ];
 
+export const STORE_PAGE_SIZE = 1024;
+
 export function openStore(options: OpenStoreOptions): Db {
   if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
   const db = new Database(options.path);
+  // 1 KiB pages: an ingest commit rewrites one entities page and one outbox page, so a smaller page is fewer bytes
+  // written to the SD card per state (docs/architecture.md §Disk writes). Only takes effect on a new file.
+  db.pragma(`page_size = ${STORE_PAGE_SIZE}`);
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${options.synchronous ?? 'FULL'}`);
   db.pragma('foreign_keys = ON');

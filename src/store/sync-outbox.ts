@@ -51,8 +51,8 @@ export class SyncOutbox {
   readonly #log: Logger;
   readonly #rows: SyncRows;
   readonly #take: Database.Statement<[number], OutboxRow>;
-  readonly #bump: Database.Statement<[string]>;
-  readonly #deleteById: Database.Statement<[string]>;
+  readonly #bump: Database.Statement<[string, string, string]>;
+  readonly #deleteById: Database.Statement<[string, string, string]>;
   readonly #count: Database.Statement<[], { n: number }>;
   readonly #rebaseEntities: Database.Statement<[number]>;
   readonly #rebaseOutbox: Database.Statement<[number]>;
@@ -63,8 +63,10 @@ export class SyncOutbox {
     this.#rows = new SyncRows(options.db, options.nowMs ?? Date.now);
     // seed §Batching: states (0) > devices (1) > rooms (2), then oldest first.
     this.#take = options.db.prepare('SELECT * FROM outbox ORDER BY priority, first_queued_at, client_sync_id LIMIT ?');
-    this.#bump = options.db.prepare('UPDATE outbox SET attempts = attempts + 1 WHERE client_sync_id = ?');
-    this.#deleteById = options.db.prepare('DELETE FROM outbox WHERE client_sync_id = ?');
+    // By primary key plus client_sync_id: the outbox has no secondary index (each one costs a page write per ingest
+    // commit, docs/architecture.md §Disk writes), and matching the id keeps a newer version safe.
+    this.#bump = options.db.prepare('UPDATE outbox SET attempts = attempts + 1 WHERE entity_type = ? AND entity_id = ? AND client_sync_id = ?');
+    this.#deleteById = options.db.prepare('DELETE FROM outbox WHERE entity_type = ? AND entity_id = ? AND client_sync_id = ?');
     this.#count = options.db.prepare('SELECT COUNT(*) AS n FROM outbox');
     this.#rebaseEntities = options.db.prepare(
       `UPDATE entities SET updated_at = updated_at + ? WHERE EXISTS (SELECT 1 FROM outbox o WHERE
@@ -103,10 +105,10 @@ export class SyncOutbox {
         const operation = OperationSchema.safeParse(row.operation);
         if (entityType === undefined || !operation.success) {
           this.#log.warn({ row: { ...row, data: undefined } }, 'outbox row with unknown type/operation dropped');
-          this.#deleteById.run(row.client_sync_id);
+          this.#deleteById.run(row.entity_type, row.entity_id, row.client_sync_id);
           continue;
         }
-        this.#bump.run(row.client_sync_id);
+        this.#bump.run(row.entity_type, row.entity_id, row.client_sync_id);
         out.push({
           entityType,
           entityId: row.entity_id,
@@ -147,7 +149,7 @@ export class SyncOutbox {
         continue;
       }
       answered.add(entry.client_sync_id);
-      this.#deleteById.run(change.clientSyncId);
+      this.#deleteById.run(change.entityType, change.entityId, change.clientSyncId);
       if (entry.status === 'applied') {
         applied += 1;
         if (entry.server_sync_id !== null) {

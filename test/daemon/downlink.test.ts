@@ -77,7 +77,7 @@ describe('downlink through the daemon', () => {
     await gwd.syncNow();
     await waitFor(() => gwd.status().pending === 0, 10_000, 'outbox drained');
     expect(stateOnServer()).toEqual({ state: 'ON', brightness: 7 });
-    expect(commands.some((c) => c.body.brightness === 7)).toBe(true);
+    await waitFor(() => commands.some((c) => c.body.brightness === 7), 10_000, 'the server-wins command on devices/lamp-1/set');
     expect(gwd.status().conflicts).toBeGreaterThanOrEqual(1);
   });
 });

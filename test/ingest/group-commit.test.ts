@@ -77,3 +77,42 @@ describe('GroupCommit', () => {
     expect(() => new GroupCommit({ windowMs: 1, maxBatch: 0, commit: () => undefined })).toThrow(/maxBatch must be an integer >= 1, given 0/);
   });
 });
+
+describe('GroupCommit: QoS 0 batches (relaxedWindowMs)', () => {
+  function relaxed() {
+    const batches: Array<{ items: number[]; durable: boolean }> = [];
+    const writer = new GroupCommit<number>({
+      windowMs: 5,
+      relaxedWindowMs: 200,
+      maxBatch: 100,
+      commit: (items, durable) => {
+        batches.push({ items: [...items], durable });
+      },
+    });
+    return { writer, batches };
+  }
+  const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+  it('lets waiter-less items wait the relaxed window and commits them without durability', async () => {
+    const { writer, batches } = relaxed();
+    writer.submit(1);
+    writer.submit(2);
+    await sleep(40);
+    expect(batches).toEqual([]);
+    await sleep(250);
+    expect(batches).toEqual([{ items: [1, 2], durable: false }]);
+  });
+
+  it('a waiter shortens the wait, keeps arrival order and makes the batch durable', async () => {
+    const { writer, batches } = relaxed();
+    writer.submit(1);
+    await sleep(20);
+    writer.submit(2, () => undefined);
+    await sleep(40);
+    expect(batches).toEqual([{ items: [1, 2], durable: true }]);
+  });
+
+  it('refuses a relaxed window shorter than the window', () => {
+    expect(() => new GroupCommit<number>({ windowMs: 10, relaxedWindowMs: 5, maxBatch: 1, commit: () => undefined })).toThrow(/relaxedWindowMs/);
+  });
+});
