@@ -199,7 +199,7 @@ async function pullAll(c: BenchClient): Promise<number> {
 async function typicalCycles(pool: Pool, creds: ClientCredentials, mode: Mode): Promise<number> {
   const c = new BenchClient(pool, creds, mode);
   await c.login();
-  const seed = Array.from({ length: 50 }, (_, i) => change(i, new Date().toISOString(), 'seed'));
+  const seed = Array.from({ length: 50 }, (_, i) => change(i, new Date().toISOString(), 'a-seed'));
   await c.call('/api/v1/sync/push', { type: 'sync_push', client_id: creds.client_id, changes: seed });
   let lastSync: string | null = (await c.call('/api/v1/sync/request', { type: 'sync_request', client_id: creds.client_id, last_sync: null })).server_time;
   const times: number[] = [];
@@ -207,8 +207,9 @@ async function typicalCycles(pool: Pool, creds: ClientCredentials, mode: Mode): 
     const start = process.hrtime.bigint();
     const delta = await c.call('/api/v1/sync/request', { type: 'sync_request', client_id: creds.client_id, last_sync: lastSync });
     const at = new Date().toISOString();
-    const changes = Array.from({ length: 20 }, (_, k) => change((n * 20 + k) % 50, at, `c${n}`));
-    await c.call('/api/v1/sync/push', { type: 'sync_push', client_id: creds.client_id, changes });
+    const changes = Array.from({ length: 20 }, (_, k) => change((n * 20 + k) % 50, at, `c${String(n).padStart(6, '0')}`));
+    const result = await c.call('/api/v1/sync/push', { type: 'sync_push', client_id: creds.client_id, changes });
+    if (result.conflicts.length > 0) throw new Error('typical cycle: unexpected conflict (sync ids must increase)');
     await c.call('/api/v1/sync/ack', { type: 'sync_ack', client_id: creds.client_id, sync_completed_at: delta.server_time });
     lastSync = delta.server_time;
     if (n >= 20) times.push(Number(process.hrtime.bigint() - start) / 1e6); // first 20 are warm-up
@@ -217,12 +218,17 @@ async function typicalCycles(pool: Pool, creds: ClientCredentials, mode: Mode): 
 }
 
 /** Modes run interleaved REPS times (the machine is shared: interleaving spreads background load fairly). */
-const REPS = Number(process.env.BENCH_REPS ?? 3);
+const REPS = Number(process.env.BENCH_REPS ?? 4);
 
 async function main(): Promise<void> {
   const runs = new Map<string, Record<string, number>[]>(MODES.map((m) => [m.name, []]));
+  await runMode(MODES[0] as Mode); // discarded: warms the server code in this thread
   for (let rep = 0; rep < REPS; rep++) {
-    for (const mode of MODES) runs.get(mode.name)?.push(await runMode(mode));
+    // rotate the order so no mode always runs first after the previous server's teardown
+    for (let k = 0; k < MODES.length; k++) {
+      const mode = MODES[(rep + k) % MODES.length] as Mode;
+      runs.get(mode.name)?.push(await runMode(mode));
+    }
   }
   const results = new Map<string, Record<string, number>>();
   for (const [name, list] of runs) {
