@@ -18,6 +18,7 @@ import {
   type HealthResponse,
   type Micros,
   type SyncAckResult,
+  type SyncRequest,
   type SyncResult,
   type TokenResponse,
 } from '../protocol/index.js';
@@ -60,24 +61,24 @@ function typesMask(types: readonly string[] | undefined): number {
   return mask;
 }
 
-/** sync_request → sync_delta (seed §1, §2; design.md §Watermark, §Pagination). */
-export function handleSyncRequest(deps: HandlerDeps, client: ClientRecord, body: unknown): Reply {
-  const { store, config } = deps;
-  const msg = parse(SyncRequestSchema, body, 'sync_request');
-  checkClient(msg.client_id, client);
-  let w: Micros | null;
-  let h: Micros;
-  let after: PagePosition | null = null;
+interface SyncWindow {
+  readonly w: Micros | null;
+  readonly h: Micros;
+  readonly after: PagePosition | null;
+}
+
+/** The delta window (W, H] of a request: from its cursor, or a fresh watermark for a first page (design.md §Watermark). */
+function syncWindow(store: ServerStore, client: ClientRecord, msg: SyncRequest): SyncWindow {
+  let window: SyncWindow;
   if (msg.cursor) {
     const c = decodeCursor(store.cursorKey, client.clientId, msg.cursor);
     if (c.h > store.sequencer.current() + FUTURE_TOLERANCE_US) {
       throw new ProtocolError('INVALID_SYNC_STATE', 'cursor is later than anything this server issued: do a full resync');
     }
     store.sequencer.observe(c.h);
-    ({ w, h } = c);
-    after = { p: c.p, s: c.s };
+    window = { w: c.w, h: c.h, after: { p: c.p, s: c.s } };
   } else {
-    w = msg.last_sync ? (parseTimestamp(msg.last_sync) ?? null) : null;
+    const w = msg.last_sync ? (parseTimestamp(msg.last_sync) ?? null) : null;
     if (w !== null && w > store.sequencer.current() + FUTURE_TOLERANCE_US) {
       throw new ProtocolError(
         'INVALID_SYNC_STATE',
@@ -85,14 +86,23 @@ export function handleSyncRequest(deps: HandlerDeps, client: ClientRecord, body:
       );
     }
     if (w !== null) store.sequencer.observe(w);
-    h = store.sequencer.issue();
+    window = { w, h: store.sequencer.issue(), after: null };
   }
-  if (w !== null && w < store.purgedThrough(client.homeId)) {
+  if (window.w !== null && window.w < store.purgedThrough(client.homeId)) {
     throw new ProtocolError(
       'INVALID_SYNC_STATE',
       'last_sync is older than the tombstone retention horizon: do a full resync (last_sync null)',
     );
   }
+  return window;
+}
+
+/** sync_request → sync_delta (seed §1, §2; design.md §Watermark, §Pagination). */
+export function handleSyncRequest(deps: HandlerDeps, client: ClientRecord, body: unknown): Reply {
+  const { store, config } = deps;
+  const msg = parse(SyncRequestSchema, body, 'sync_request');
+  checkClient(msg.client_id, client);
+  const { w, h, after } = syncWindow(store, client, msg);
   const page = store.delta.page({
     homeId: client.homeId,
     clientId: client.clientId,
