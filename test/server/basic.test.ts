@@ -62,3 +62,37 @@ describe('logging', () => {
     }
   });
 });
+
+describe('close', () => {
+  it('drains an in-flight push, then refuses new connections and closes the database', async () => {
+    const { connect } = await import('node:net');
+    const ts = await startTestServer();
+    const c = new TestClient(ts.url, ts.addClient('home-close'));
+    await c.login();
+    const body = JSON.stringify({ type: 'sync_push', client_id: c.creds.client_id, changes: [deviceChange('dev-c', 'Closing', isoAt(Date.now()))] });
+    const { port } = new URL(ts.url);
+    const socket = connect(Number(port), '127.0.0.1');
+    await new Promise((r) => socket.once('connect', r));
+    const response = new Promise<string>((resolve) => {
+      let text = '';
+      socket.on('data', (d: Buffer) => (text += d.toString()));
+      socket.on('close', () => resolve(text));
+    });
+    // headers and half the body: the request is in flight when close() is called
+    socket.write(
+      `POST /api/v1/sync/push HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n` +
+        `Authorization: Bearer ${c.token}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body.slice(0, 20)}`,
+    );
+    await new Promise((r) => setTimeout(r, 50));
+    const closed = ts.server.close();
+    socket.write(body.slice(20));
+    const text = await response;
+    expect(text).toMatch(/^HTTP\/1\.1 200/);
+    expect(text.toLowerCase()).toContain('connection: close');
+    expect(text).toContain('"status":"applied"');
+    await closed;
+    expect(ts.server.store.db.open).toBe(false);
+    await expect(send(ts.url, '/api/v1/health', undefined, { method: 'GET' })).rejects.toThrow();
+    await ts.close();
+  });
+});
