@@ -45,6 +45,10 @@ export async function runServerCommand(argv: string[], io: CommandIo = defaultIo
       io.stderr(`${err.message}\n${USAGE}`);
       return 2;
     }
+    if (err instanceof RangeError) {
+      io.stderr(`${err.message}\n${USAGE}`);
+      return 2;
+    }
     io.stderr(`server failed: ${(err as Error).message}\n`);
     return 1;
   }

@@ -81,6 +81,7 @@ describe('server CLI', () => {
     expect(await runServerCommand(['--port', 'eighty'], flags.io)).toBe(2);
     expect(await runServerCommand(['--bogus'], capture().io)).toBe(2);
     expect(await runServerCommand(['add-client', '--data-dir', dir], capture().io)).toBe(2);
+    expect(await runServerCommand(['add-client', '--data-dir', dir, '--home', 'h'.repeat(300)], capture().io)).toBe(2);
   });
 
   it('serves with flags overriding the file, and a credential from add-client works against it', async () => {

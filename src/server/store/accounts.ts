@@ -94,7 +94,8 @@ export class AccountStore {
       throw new RangeError(`home id must be 1..256 characters, got ${homeId.length}`);
     }
     const clientId = `gw-${randomBytes(12).toString('hex')}`;
-    const secret = randomBytes(32).toString('base64url');
+    // Hex, not base64url: a secret starting with '-' would read as an option on a command line (`--client-secret -x…`).
+    const secret = randomBytes(32).toString('hex');
     const now = this.clock();
     this.db.transaction(() => {
       this.stmts.insertHome.run(homeId, now);
