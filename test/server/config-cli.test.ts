@@ -65,7 +65,7 @@ describe('server CLI', () => {
     expect(await runServerCommand(['add-client', '--data-dir', dir, '--home', 'home-cli'], io)).toBe(0);
     expect(out).toHaveLength(1);
     const creds = JSON.parse(out[0] as string);
-    expect(creds).toEqual({ client_id: expect.stringMatching(/^gw-/), client_secret: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/), home_id: 'home-cli' });
+    expect(creds).toEqual({ client_id: expect.stringMatching(/^gw-/), client_secret: expect.stringMatching(/^[0-9a-f]{64}$/), home_id: 'home-cli' });
     expect(statSync(join(dir, 'server.db')).mode & 0o777).toBe(0o600);
   });
 
