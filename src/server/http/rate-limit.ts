@@ -54,6 +54,11 @@ export class RateLimiter {
     return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil(seconds)) };
   }
 
+  /** How many keys are tracked. */
+  size(): number {
+    return this.buckets.size;
+  }
+
   private sweep(now: number): void {
     for (const [key, b] of this.buckets) {
       if (b.tokens + ((now - b.at) / 1000) * this.rate >= this.burst) this.buckets.delete(key);
