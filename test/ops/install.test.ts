@@ -1,0 +1,86 @@
+/** scripts/install.sh (issue 5 §3) staged with DESTDIR (no systemd, no user needed), run twice; shellcheck clean. */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { assertBuilt } from '../helpers/daemon-process.js';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const SCRIPT = join(ROOT, 'scripts/install.sh');
+const dest = mkdtempSync(join(tmpdir(), 'ib-install-'));
+afterAll(() => rmSync(dest, { recursive: true, force: true }));
+
+function install(...args: string[]): { status: number | null; out: string } {
+  const r = spawnSync('bash', [SCRIPT, ...args], { env: { ...process.env, DESTDIR: dest }, encoding: 'utf8', timeout: 120_000 });
+  return { status: r.status, out: `${r.stdout}${r.stderr}` };
+}
+
+const mode = (p: string): number => statSync(p).mode & 0o777;
+
+describe('scripts/install.sh', () => {
+  it('is shellcheck clean (shellcheck must be installed: .ci/run does it)', () => {
+    const r = spawnSync('shellcheck', ['--severity=style', SCRIPT], { encoding: 'utf8' });
+    expect(r.error, 'shellcheck is not installed').toBeUndefined();
+    expect(`${r.stdout}${r.stderr}`).toBe('');
+    expect(r.status).toBe(0);
+  });
+
+  it('installs into DESTDIR, then again idempotently keeping the edited config; uninstall keeps data, --purge removes it', () => {
+    assertBuilt();
+    const first = install();
+    expect(first.status, first.out).toBe(0);
+    const app = join(dest, 'opt/inbetweenies-gateway');
+    const conf = join(dest, 'etc/inbetweenies-gateway/gateway.yaml');
+    expect(existsSync(join(app, 'dist/cli.js'))).toBe(true);
+    expect(existsSync(join(app, 'node_modules/better-sqlite3/package.json'))).toBe(true);
+    expect(existsSync(join(app, 'node_modules/vitest')), 'dev dependencies are not installed').toBe(false);
+    expect(mode(conf)).toBe(0o640);
+    expect(mode(join(dest, 'etc/inbetweenies-gateway/environment'))).toBe(0o640);
+    expect(readFileSync(conf, 'utf8')).toMatch(/^dataDir: \/var\/lib\/inbetweenies-gateway$/m);
+    const unit = readFileSync(join(dest, 'etc/systemd/system/inbetweenies-gateway.service'), 'utf8');
+    expect(unit).toMatch(/^Type=notify$/m);
+    expect(unit).toContain('/opt/inbetweenies-gateway/dist/cli.js run');
+    expect(existsSync(join(dest, 'etc/systemd/system/inbetweenies-server.service'))).toBe(true);
+    const link = join(dest, 'usr/local/bin/inbetweenies-gateway');
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(readlinkSync(link)).toBe('/opt/inbetweenies-gateway/dist/cli.js');
+    expect(first.out).toContain('not calling systemctl');
+    // The installed app runs: check-config on the config it wrote.
+    expect(execFileSync(process.execPath, [join(app, 'dist/cli.js'), 'check-config', conf], { encoding: 'utf8' })).toContain('OK');
+
+    writeFileSync(conf, 'dataDir: /var/lib/inbetweenies-gateway\nmqtt:\n  port: 1884\n');
+    const second = install();
+    expect(second.status, second.out).toBe(0);
+    expect(second.out).toContain('keeping existing /etc/inbetweenies-gateway/gateway.yaml');
+    expect(readFileSync(conf, 'utf8')).toContain('port: 1884');
+    expect(existsSync(join(dest, 'opt/inbetweenies-gateway.old'))).toBe(false);
+    expect(existsSync(join(app, 'dist/cli.js'))).toBe(true);
+
+    const state = join(dest, 'var/lib/inbetweenies-gateway');
+    mkdirSync(state, { recursive: true });
+    writeFileSync(join(state, 'gateway.db'), 'store');
+    const un = install('--uninstall');
+    expect(un.status, un.out).toBe(0);
+    expect(existsSync(app)).toBe(false);
+    expect(existsSync(link)).toBe(false);
+    expect(existsSync(join(dest, 'etc/systemd/system/inbetweenies-gateway.service'))).toBe(false);
+    expect(readFileSync(conf, 'utf8')).toContain('port: 1884');
+    expect(existsSync(join(state, 'gateway.db'))).toBe(true);
+
+    const purge = install('--uninstall', '--purge');
+    expect(purge.status, purge.out).toBe(0);
+    expect(existsSync(conf)).toBe(false);
+    expect(existsSync(state)).toBe(false);
+  });
+
+  it('refuses bad options with a clear message', () => {
+    const r = install('--purge');
+    expect(r.status).not.toBe(0);
+    expect(r.out).toContain('--purge only goes with --uninstall');
+    const p = install('--prefix', 'relative/dir');
+    expect(p.status).not.toBe(0);
+    expect(p.out).toContain('expected an absolute path');
+    expect(install('--help').out).toContain('--uninstall');
+  });
+});
