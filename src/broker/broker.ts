@@ -14,7 +14,7 @@ import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { isLoopbackAddress, remoteAddressOf, type BrokerAuth } from './auth.js';
-import { ConnectionGate, GuardedConnection } from './limits.js';
+import { BrokerLimitsSchema, ConnectionGate, GuardedConnection } from './limits.js';
 import {
   createTcpListener,
   createTlsListener,
@@ -33,31 +33,7 @@ export type PublishInterceptor = (
   done: (err?: Error | null) => void,
 ) => void;
 
-const LimitsSchema = z.strictObject({
-  /** A socket that has not sent CONNECT by then is closed (aedes `connectTimeout`). */
-  connectTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
-  /** Packets buffered before CONNACK (aedes `queueLimit`). */
-  queueLimit: z.number().int().min(1).max(100_000).default(42),
-  maxClientIdLength: z.number().int().min(1).max(65_535).default(23),
-  /** Simultaneous connections over every listener; further ones are closed at once. */
-  maxConnections: z.number().int().min(1).max(1_000_000).default(1000),
-  /** A PUBLISH with a larger payload is acknowledged and dropped (not delivered, not stored). */
-  maxPayloadBytes: z.number().int().min(16).max(256 * 1024 * 1024).default(256 * 1024),
-  /** A packet declaring a larger remaining length closes its connection before it is buffered; default payload + 64 KiB. */
-  maxPacketBytes: z.number().int().min(64).max(268_435_455).optional(),
-  /** QoS 1/2 PUBLISHes of one client waiting for their acknowledgement (ingest commit); beyond, the client is closed. */
-  maxInflightPerClient: z.number().int().min(1).max(65_535).default(1000),
-  /** Per source address: connections at once, then `connectionsPerMinute` (token bucket). */
-  connectionBurst: z.number().int().min(1).max(1_000_000).default(20),
-  connectionsPerMinute: z.number().min(1).max(1_000_000).default(120),
-  /** Loopback clients (the gateway's own tools, a zigbee2mqtt on the same Pi) skip the per-address rate. */
-  rateLimitLoopback: z.boolean().default(false),
-  /** A client whose socket stays full this long is disconnected (aedes `drainTimeout`). */
-  drainTimeoutMs: z.number().int().min(0).max(600_000).default(60_000),
-  /** Seconds between two lines per error reason. */
-  errorLogIntervalMs: z.number().int().min(0).max(3_600_000).default(10_000),
-});
-export type BrokerLimits = z.input<typeof LimitsSchema>;
+export type BrokerLimits = z.input<typeof BrokerLimitsSchema>;
 
 const OptionsSchema = z.object({
   host: z.string().min(1),
@@ -142,11 +118,11 @@ const SYS_PREFIX = '$SYS/';
 const DROPPED_TOPIC = '$DROPPED/refused';
 const DROPPED_LEVEL = '$DROPPED';
 
-type Limits = z.output<typeof LimitsSchema>;
+type Limits = z.output<typeof BrokerLimitsSchema>;
 
 function validateOptions(options: BrokerOptions): Limits {
   const parsed = OptionsSchema.safeParse({ host: options.host, port: options.port });
-  const limitsParsed = LimitsSchema.safeParse(options.limits ?? {});
+  const limitsParsed = BrokerLimitsSchema.safeParse(options.limits ?? {});
   const problems = [
     ...(parsed.success ? [] : parsed.error.issues.map((i) => `broker.${i.path.join('.')}: ${i.message}`)),
     ...(limitsParsed.success ? [] : limitsParsed.error.issues.map((i) => `broker.limits.${i.path.join('.')}: ${i.message}`)),
@@ -287,8 +263,8 @@ export function createBroker(options: BrokerOptions): Broker {
 
   async function start(): Promise<BrokerAddress> {
     if (listeners.length > 0) throw new Error('broker already started');
+    listeners = createListeners(); // reads the TLS files: a ConfigError before anything runs
     await aedes.listen();
-    listeners = createListeners();
     try {
       for (const listener of listeners) ports[listener.kind] = await listener.start();
     } catch (err) {
@@ -342,7 +318,8 @@ export function createBroker(options: BrokerOptions): Broker {
   };
 }
 
-function runInterceptors(
+/** Runs the interceptors in order; the first error stops the chain (also used by the external broker source). */
+export function runInterceptors(
   list: readonly PublishInterceptor[],
   client: Client | null,
   packet: PublishPacket,

@@ -10,6 +10,33 @@
  *   3.1.1 has no way to tell the client why; closing the connection is what Mosquitto does for `max_packet_size`.
  */
 import { Duplex } from 'node:stream';
+import { z } from 'zod';
+
+/** The broker's limits; also the `mqtt.limits` section of the gateway config. */
+export const BrokerLimitsSchema = z.strictObject({
+  /** A socket that has not sent CONNECT by then is closed (aedes `connectTimeout`). */
+  connectTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
+  /** Packets buffered before CONNACK (aedes `queueLimit`). */
+  queueLimit: z.number().int().min(1).max(100_000).default(42),
+  maxClientIdLength: z.number().int().min(1).max(65_535).default(23),
+  /** Simultaneous connections over every listener; further ones are closed at once. */
+  maxConnections: z.number().int().min(1).max(1_000_000).default(1000),
+  /** A PUBLISH with a larger payload is acknowledged and dropped (not delivered, not stored). */
+  maxPayloadBytes: z.number().int().min(16).max(256 * 1024 * 1024).default(256 * 1024),
+  /** A packet declaring a larger remaining length closes its connection before it is buffered; default payload + 64 KiB. */
+  maxPacketBytes: z.number().int().min(64).max(268_435_455).optional(),
+  /** QoS 1/2 PUBLISHes of one client waiting for their acknowledgement (ingest commit); beyond, the client is closed. */
+  maxInflightPerClient: z.number().int().min(1).max(65_535).default(1000),
+  /** Per source address: connections at once, then `connectionsPerMinute` (token bucket). */
+  connectionBurst: z.number().int().min(1).max(1_000_000).default(20),
+  connectionsPerMinute: z.number().min(1).max(1_000_000).default(120),
+  /** Loopback clients (the gateway's own tools, a zigbee2mqtt on the same Pi) skip the per-address rate. */
+  rateLimitLoopback: z.boolean().default(false),
+  /** A client whose socket stays full this long is disconnected (aedes `drainTimeout`). */
+  drainTimeoutMs: z.number().int().min(0).max(600_000).default(60_000),
+  /** Seconds between two lines per error reason. */
+  errorLogIntervalMs: z.number().int().min(0).max(3_600_000).default(10_000),
+});
 
 export type GateRefusal = 'too_many_connections' | 'connection_rate_limited';
 

@@ -1,0 +1,91 @@
+/**
+ * The daemon's MQTT side from the `mqtt` config section: the embedded broker (aedes with users, ACLs, TLS and
+ * WebSocket listeners, limits) or, with `mode: external`, a connection to an existing broker (issue 4 items 2–3).
+ * Either way ingest sees one MessageBus.
+ */
+import type { Logger } from '../log.js';
+import { createExternalSource, type ExternalSource, type ExternalSourceStatus } from '../ingest/external-source.js';
+import { createBrokerAuth } from './auth.js';
+import { createBroker, type Broker, type BrokerAddress, type MessageBus, type PublishInterceptor, type BusMessage } from './broker.js';
+import type { MqttConfig } from './config.js';
+
+export interface MqttBus extends MessageBus {
+  readonly mode: 'embedded' | 'external';
+  /** Embedded: starts the listeners. External: starts connecting (does not wait for the broker). */
+  start(): Promise<BrokerAddress>;
+  stop(): Promise<void>;
+  /** Embedded: the TCP listener's address once listening. External: the broker's address while connected. */
+  address(): BrokerAddress | undefined;
+  /** Refusals and connection errors by reason (embedded). */
+  errorCounts(): Record<string, number>;
+  /** The embedded broker (undefined in external mode). */
+  readonly broker: Broker | undefined;
+  /** The external connection (undefined in embedded mode). */
+  readonly external: ExternalSource | undefined;
+  externalStatus(): ExternalSourceStatus | undefined;
+}
+
+export interface MqttBusOptions {
+  readonly mqtt: MqttConfig;
+  readonly logger: Logger;
+  /** The adapters' topic filters: what external mode subscribes to. */
+  readonly filters: readonly string[];
+}
+
+export function createMqttBus(options: MqttBusOptions): MqttBus {
+  return options.mqtt.mode === 'external' ? externalBus(options) : embeddedBus(options);
+}
+
+function embeddedBus({ mqtt, logger }: MqttBusOptions): MqttBus {
+  const auth =
+    mqtt.users.length > 0 || mqtt.acl !== undefined || mqtt.allowAnonymous !== true
+      ? createBrokerAuth({ users: mqtt.users, acl: mqtt.acl, allowAnonymous: mqtt.allowAnonymous, logger })
+      : undefined;
+  const broker = createBroker({
+    host: mqtt.host,
+    port: mqtt.port,
+    logger,
+    limits: { ...mqtt.limits, maxPayloadBytes: mqtt.maxPayloadBytes },
+    ...(auth ? { auth } : {}),
+    ...(mqtt.tls ? { tls: mqtt.tls } : {}),
+    ...(mqtt.websocket ? { websocket: mqtt.websocket } : {}),
+  });
+  return {
+    mode: 'embedded',
+    broker,
+    external: undefined,
+    start: () => broker.start(),
+    stop: () => broker.stop(),
+    address: () => broker.address(),
+    errorCounts: () => broker.errorCounts(),
+    externalStatus: () => undefined,
+    clientCount: () => broker.clientCount(),
+    addPublishInterceptor: (fn: PublishInterceptor) => broker.addPublishInterceptor(fn),
+    publish: (message: BusMessage) => broker.publish(message),
+  };
+}
+
+function externalBus({ mqtt, logger, filters }: MqttBusOptions): MqttBus {
+  const ext = mqtt.external;
+  if (!ext) throw new RangeError('mqtt.external: expected the external broker (url, …) when mode is external');
+  const source = createExternalSource({ ...ext, filters: [...new Set(filters)], logger });
+  const url = new URL(ext.url);
+  const defaultPort = { 'mqtt:': 1883, 'mqtts:': 8883, 'ws:': 80, 'wss:': 443 }[url.protocol] ?? 1883;
+  const address: BrokerAddress = { host: url.hostname, port: url.port ? Number(url.port) : defaultPort };
+  return {
+    mode: 'external',
+    broker: undefined,
+    external: source,
+    start: () => {
+      source.start();
+      return Promise.resolve(address);
+    },
+    stop: () => source.stop(),
+    address: () => (source.status().connected ? address : undefined),
+    errorCounts: () => ({}),
+    externalStatus: () => source.status(),
+    clientCount: () => source.clientCount(),
+    addPublishInterceptor: (fn: PublishInterceptor) => source.addPublishInterceptor(fn),
+    publish: (message: BusMessage) => source.publish(message),
+  };
+}
