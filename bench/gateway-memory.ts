@@ -46,8 +46,8 @@ function writeBytes(pid: number): number {
   return m ? Number(m[1]) : 0;
 }
 
-async function spawnNode(args: string[], waitFor: string | undefined): Promise<{ proc: ChildProcess; port: number }> {
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, INBETWEENIES_LOG_LEVEL: 'info' } });
+async function spawnNode(args: string[], waitFor: string | undefined, extraEnv: NodeJS.ProcessEnv = {}): Promise<{ proc: ChildProcess; port: number }> {
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, INBETWEENIES_LOG_LEVEL: 'info', ...extraEnv } });
   if (!waitFor) return { proc, port: 0 };
   const port = await new Promise<number>((done, fail) => {
     let buf = '';
@@ -55,8 +55,10 @@ async function spawnNode(args: string[], waitFor: string | undefined): Promise<{
       buf += c.toString();
       for (const line of buf.split('\n')) {
         if (line.includes(waitFor)) {
-          const p = (JSON.parse(line) as { port?: number }).port;
-          if (typeof p === 'number') done(p);
+          // The daemon's own "gateway started" line names the broker as host:port (stable, unlike listener lines).
+          const mqttAddress = (JSON.parse(line) as { mqtt?: unknown }).mqtt;
+          const p = typeof mqttAddress === 'string' ? Number(mqttAddress.slice(mqttAddress.lastIndexOf(':') + 1)) : NaN;
+          if (Number.isInteger(p)) done(p);
         }
       }
       buf = buf.slice(buf.lastIndexOf('\n') + 1);
@@ -78,7 +80,7 @@ async function watch(pid: number, ms: number): Promise<MemSample[]> {
 }
 
 /** 100 devices, 10 messages/s in all, every other message a repeat of the device's last state. */
-async function referenceLoad(client: MqttClient, seconds: number): Promise<number> {
+async function referenceLoad(client: MqttClient, seconds: number, qos: 0 | 1 = 1): Promise<number> {
   let sent = 0;
   const last = new Map<number, string>();
   const start = Date.now();
@@ -88,7 +90,7 @@ async function referenceLoad(client: MqttClient, seconds: number): Promise<numbe
     const repeat = sent % 2 === 1 && last.has(d);
     const payload = repeat ? (last.get(d) ?? '{}') : JSON.stringify({ temperature: Math.round(Math.random() * 300) / 10, battery: 90 });
     last.set(d, payload);
-    await client.publishAsync(`devices/ref-${d}/state`, payload, { qos: 1 });
+    await client.publishAsync(`devices/ref-${d}/state`, payload, { qos });
     sent += 1;
     await sleep(Math.max(0, start + sent * 100 - Date.now())); // paced at 10 messages/s, whatever a publish costs
   }
@@ -124,8 +126,8 @@ export async function runMemoryBench(options: { referenceSeconds?: number; loadS
   const bareSample = sample(bare.proc.pid ?? 0);
   bare.proc.kill('SIGKILL');
 
-  const args = [...flags, CLI, 'run', '--data-dir', join(dir, 'gw'), '--mqtt-host', '127.0.0.1', '--mqtt-port', '0', '--server-url', url, '--client-id', creds.client_id, '--client-secret', creds.client_secret];
-  const { proc, port } = await spawnNode(args, 'mqtt broker listening');
+  const args = [...flags, CLI, 'run', '--data-dir', join(dir, 'gw'), '--mqtt-host', '127.0.0.1', '--mqtt-port', '0', '--server-url', url, '--client-id', creds.client_id];
+  const { proc, port } = await spawnNode(args, 'gateway started', { INBETWEENIES_CLIENT_SECRET: creds.client_secret });
   const pid = proc.pid ?? 0;
   try {
     const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: 'bench-ref' });
@@ -141,8 +143,14 @@ export async function runMemoryBench(options: { referenceSeconds?: number; loadS
     figure('reference_home_private_anon_steady', median(steady.map((s) => s.anonMb)), 'MB', 1);
     figure('reference_home_private_anon_peak', Math.max(...samples.map((s) => s.anonMb)), 'MB', 1);
     figure('reference_home_messages', sent, 'messages', 0);
-    figure('disk_written_per_1000_updates', (written / sent) * 1000 / 1024, 'KiB', 1);
-    figure('disk_written_per_day_reference_home', (written / refSeconds) * 86_400 / 1024 / 1024, 'MiB', 1);
+    figure('disk_written_per_1000_updates_qos1', (written / sent) * 1000 / 1024, 'KiB', 1);
+    figure('disk_written_per_day_reference_home_qos1', (written / refSeconds) * 86_400 / 1024 / 1024, 'MiB', 1);
+    // The same home with QoS 0 devices (zigbee2mqtt's, Tasmota's and Home Assistant's default).
+    const io1 = writeBytes(pid);
+    const sent0 = await referenceLoad(client, refSeconds, 0);
+    const written0 = writeBytes(pid) - io1;
+    figure('disk_written_per_1000_updates_qos0', (written0 / sent0) * 1000 / 1024, 'KiB', 1);
+    figure('disk_written_per_day_reference_home_qos0', (written0 / refSeconds) * 86_400 / 1024 / 1024, 'MiB', 1);
 
     const loaders = await Promise.all(Array.from({ length: 4 }, (_, i) => mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: `bench-load-${i}` })));
     const [loadSamples, loadSent] = await Promise.all([watch(pid, loadSeconds * 1000), saturate(loaders, loadSeconds)]);
