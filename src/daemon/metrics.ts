@@ -30,13 +30,16 @@ interface Snapshot {
 
 /** Feeds a prom-client Counter from a cumulative value read at scrape time (only ever increments by the delta). */
 class Mirror {
-  readonly #last = new Map<string, number>();
+  /** Last value seen, per counter, per label set. */
+  readonly #last = new WeakMap<Counter<string>, Map<string, number>>();
   set(counter: Counter<string>, value: number, labels: Record<string, string> = {}): void {
+    let seen = this.#last.get(counter);
+    if (!seen) this.#last.set(counter, (seen = new Map()));
     const key = JSON.stringify(labels);
-    const delta = value - (this.#last.get(key) ?? 0);
+    const delta = value - (seen.get(key) ?? 0);
     if (delta > 0) counter.inc(labels, delta);
-    if (!this.#last.has(key)) counter.inc(labels, 0);
-    this.#last.set(key, value);
+    if (!seen.has(key)) counter.inc(labels, 0);
+    seen.set(key, value);
   }
 }
 
