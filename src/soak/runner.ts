@@ -35,7 +35,8 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 const pick = <T>(list: readonly T[]): T => list[Math.floor(Math.random() * list.length)] as T;
 const between = (lo: number, hi: number): number => lo + Math.floor(Math.random() * (hi - lo + 1));
 
-async function freePort(): Promise<number> {
+/** A free TCP port on 127.0.0.1 (the gateway child keeps one MQTT port across restarts). */
+export async function freePort(): Promise<number> {
   const s = createServer();
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
   const { port } = s.address() as AddressInfo;
