@@ -9,7 +9,7 @@
 import { z } from 'zod';
 import type { DeviceCommand } from '../../store/types.js';
 import type { IngestAdapter, OutgoingMessage, ParseResult } from '../adapter.js';
-import { parseJsonObject, payloadText } from '../payload.js';
+import { parseJsonObject, payloadText, reject } from '../payload.js';
 import { badDeviceId, checkMaxBytes, commandable, DEFAULT_MAX_PAYLOAD_BYTES, deviceIdFor, message, plainValue, scalarPayload, stateResult } from './common.js';
 
 export interface GenericMapping {
@@ -83,7 +83,7 @@ export function createGenericAdapter(options: GenericAdapterOptions): IngestAdap
       try {
         return { ok: true, value: JSON.parse(text.value) as unknown };
       } catch (err) {
-        if (c.payload === 'json') return { ok: false, reason: 'invalid_json', detail: err instanceof Error ? err.message : 'not JSON' };
+        if (c.payload === 'json') return reject('invalid_json', err instanceof Error ? err.message : 'not JSON');
         return { ok: true, value: plainValue(text.value) };
       }
     }
@@ -105,6 +105,7 @@ export function createGenericAdapter(options: GenericAdapterOptions): IngestAdap
     const v = value(c, payload);
     if (!('value' in v)) return v;
     const attribute = c.attributeLevel >= 0 ? (levels[c.attributeLevel] ?? '') : c.valueAttribute;
+    if (attribute.length === 0 || attribute.length > 128) return reject('invalid_topic', `attribute level ${JSON.stringify(attribute.slice(0, 140))}: expected 1 to 128 characters`);
     return { ok: true, updates: [{ kind: 'state', deviceId, attributes: { [attribute]: v.value } }] };
   }
 

@@ -141,7 +141,8 @@ export interface HaEntity {
   readonly stateOn: string;
   readonly stateOff: string;
   readonly availability: ReadonlyArray<{ topic: string; on: string; off: string; template: CompiledTemplate | null | undefined }>;
-  readonly device: { name: string; manufacturer: string | null; model: string | null; room: string | null; type: string | null };
+  /** `named`: the config gave the device (or entity) a name, rather than the id standing in for one. */
+  readonly device: { name: string; named: boolean; manufacturer: string | null; model: string | null; room: string | null; type: string | null };
 }
 
 const TYPE_BY_PLATFORM: Readonly<Record<string, string>> = { light: 'light', switch: 'switch', lock: 'lock', cover: 'cover', climate: 'climate', fan: 'fan' };
@@ -178,6 +179,7 @@ export function compileEntity(key: string, platform: string, fallbackId: string,
     })),
     device: {
       name: config.device?.name ?? config.name ?? deviceLocal,
+      named: typeof (config.device?.name ?? config.name) === 'string',
       manufacturer: config.device?.manufacturer ?? null,
       model: config.device?.model ?? null,
       room: config.device?.suggested_area ?? null,

@@ -79,7 +79,8 @@ export function createHomeAssistantAdapter(options: HomeAssistantAdapterOptions 
     }
     registry.replace(topic, entities);
     notify(false);
-    return { ok: true, updates: metaUpdates(entities) };
+    // Entities of one device often repeat only its identifiers: meta merges what all of them say.
+    return { ok: true, updates: [...new Set(entities.map((e) => e.deviceId))].map((id) => metaUpdate(id, registry.ofDevice(id))) };
   }
 
   function parse(topic: string, payload: Buffer): ParseResult | undefined {
@@ -192,18 +193,19 @@ function parseJson(text: string): unknown {
   }
 }
 
-function metaUpdates(entities: readonly HaEntity[]): LocalUpdate[] {
-  const byDevice = new Map<string, HaEntity>();
-  for (const e of entities) if (!byDevice.has(e.deviceId) || (e.device.type !== null && byDevice.get(e.deviceId)?.device.type === null)) byDevice.set(e.deviceId, e);
-  return [...byDevice.values()].map((e) => ({
+/** One device's meta from everything its entities say (first non-null of each field, in discovery order). */
+function metaUpdate(deviceId: string, entities: readonly HaEntity[]): LocalUpdate {
+  const first = <K extends keyof HaEntity['device']>(key: K): HaEntity['device'][K] | null => entities.find((e) => e.device[key] !== null)?.device[key] ?? null;
+  const named = entities.find((e) => e.device.named);
+  return {
     kind: 'meta',
-    deviceId: e.deviceId,
-    name: e.device.name,
-    type: e.device.type,
-    room: e.device.room,
-    manufacturer: e.device.manufacturer,
-    model: e.device.model,
-  }));
+    deviceId,
+    name: (named ?? entities[0])?.device.name ?? deviceId,
+    type: first('type'),
+    room: first('room'),
+    manufacturer: first('manufacturer'),
+    model: first('model'),
+  };
 }
 
 function dedupeAvailability(updates: LocalUpdate[]): LocalUpdate[] {
@@ -249,6 +251,10 @@ class Registry {
 
   availabilityEntities(topic: string): ReadonlyArray<{ entity: HaEntity; index: number }> {
     return this.#availIndex.get(topic) ?? [];
+  }
+
+  ofDevice(deviceId: string): HaEntity[] {
+    return [...this.#byConfig.values()].flat().filter((e) => e.deviceId === deviceId);
   }
 
   commandEntity(deviceId: string, attribute: string): HaEntity | undefined {

@@ -71,6 +71,11 @@ export function z2mDeviceType(device: BridgeDevice): string | null {
   return null;
 }
 
+/** A friendly name usable as topic levels: no empty level, no wildcard. */
+function validName(name: string): boolean {
+  return name.length > 0 && !/[+#]/.test(name) && name.split('/').every((l) => l.length > 0);
+}
+
 export function createZigbee2MqttAdapter(options: Zigbee2MqttAdapterOptions = {}): IngestAdapter {
   const base = options.baseTopic ?? 'zigbee2mqtt';
   const maxBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
@@ -122,17 +127,18 @@ export function createZigbee2MqttAdapter(options: Zigbee2MqttAdapterOptions = {}
     const availability = levels[levels.length - 1] === 'availability' && levels.length > 1;
     const name = availability ? levels.slice(0, -1).join('/') : rest;
     const deviceId = deviceIdFor(Z2M_ID_PREFIX, name);
-    if (deviceId === undefined || levels.some((l) => l.length === 0)) return badDeviceId(name);
+    if (deviceId === undefined || !validName(name)) return badDeviceId(name);
     if (availability) return parseAvailability(deviceId, payload);
     const parsed = parseJsonObject(payload, maxBytes, StateSchema);
     return parsed.ok ? stateResult(deviceId, without(parsed.value, ignored)) : parsed;
   }
 
   function commandsFor(command: DeviceCommand): readonly OutgoingMessage[] {
-    if (!command.deviceId.startsWith(Z2M_ID_PREFIX)) return [];
+    const name = command.deviceId.slice(Z2M_ID_PREFIX.length);
+    if (!command.deviceId.startsWith(Z2M_ID_PREFIX) || !validName(name)) return [];
     const attributes = Object.fromEntries(commandable(command.attributes).filter(([name]) => !ignored.has(name)));
     if (Object.keys(attributes).length === 0) return [];
-    return [message(`${prefix}${command.deviceId.slice(Z2M_ID_PREFIX.length)}/set`, JSON.stringify(attributes))];
+    return [message(`${prefix}${name}/set`, JSON.stringify(attributes))];
   }
 
   return {
