@@ -94,8 +94,8 @@ export class SyncOutbox {
   }
 
   /**
-   * Up to `limit` pending changes, highest priority first; each one's attempts is incremented. Committed without
-   * fsync (relaxed-durability.ts): a lost attempts count is harmless.
+   * Up to `limit` pending changes, highest priority first. Reading writes nothing (a write per row per cycle would
+   * wear the SD card for a diagnostic); `attempts` counts pushes that got no result (`recordFailedAttempt`).
    */
   takePending(limit: number): PendingChange[] {
     return relaxedTransaction(this.#db, () => {
@@ -108,7 +108,6 @@ export class SyncOutbox {
           this.#deleteById.run(row.entity_type, row.entity_id, row.client_sync_id);
           continue;
         }
-        this.#bump.run(row.entity_type, row.entity_id, row.client_sync_id);
         out.push({
           entityType,
           entityId: row.entity_id,
@@ -118,10 +117,17 @@ export class SyncOutbox {
           updatedAt: row.updated_at,
           critical: row.critical !== 0,
           firstQueuedAt: row.first_queued_at,
-          attempts: row.attempts + 1,
+          attempts: row.attempts,
         });
       }
       return out;
+    });
+  }
+
+  /** Counts a push of these changes that got no sync_result (transport failure, error answer). */
+  recordFailedAttempt(changes: readonly PendingChange[]): void {
+    relaxedTransaction(this.#db, () => {
+      for (const c of changes) this.#bump.run(c.entityType, c.entityId, c.clientSyncId);
     });
   }
 

@@ -50,7 +50,13 @@ export async function push(deps: PushDeps): Promise<PushReport> {
     const batch = deps.outbox.takePending(deps.batchSize);
     if (batch.length === 0) break;
     const body: SyncPush = { type: 'sync_push', client_id: deps.clientId, changes: batch.map(toWireChange) };
-    const { value } = await sendWithRetry(deps, body);
+    let value: SyncResult;
+    try {
+      ({ value } = await sendWithRetry(deps, body));
+    } catch (err) {
+      deps.outbox.recordFailedAttempt(batch);
+      throw err;
+    }
     faultPoint('after_push_result');
     const outcome = deps.outbox.applyPushResult(value, batch);
     tally.batches += 1;

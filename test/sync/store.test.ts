@@ -56,7 +56,7 @@ describe('sync store', () => {
     expect(ids[0]).toMatch(/^[0-9a-f]{14}-[0-9a-f]{12}$/);
   });
 
-  it('takePending orders by priority (states, devices, rooms) then age, and counts attempts', () => {
+  it('takePending orders by priority (states, devices, rooms) then age, writes nothing, and failed pushes count attempts', () => {
     const db = store();
     queue(db, 'room', 'r1', 2, 1);
     queue(db, 'device', 'd1', 1, 2);
@@ -64,8 +64,14 @@ describe('sync store', () => {
     queue(db, 'entity_state', 's1', 0, 3);
     const outbox = new SyncOutbox({ db, logger: silentLogger() });
     expect(outbox.takePending(3).map((c) => c.entityId)).toEqual(['s1', 's2', 'd1']);
+    const first = outbox.takePending(3);
+    const changesBefore = db.prepare('SELECT total_changes() AS n').get() as { n: number };
     const again = outbox.takePending(10);
-    expect(again.map((c) => [c.entityId, c.attempts])).toEqual([['s1', 2], ['s2', 2], ['d1', 2], ['r1', 1]]);
+    expect((db.prepare('SELECT total_changes() AS n').get() as { n: number }).n).toBe(changesBefore.n);
+    expect(again.map((c) => [c.entityId, c.attempts])).toEqual([['s1', 0], ['s2', 0], ['d1', 0], ['r1', 0]]);
+    outbox.recordFailedAttempt(first);
+    outbox.recordFailedAttempt(first.slice(0, 1));
+    expect(outbox.takePending(10).map((c) => [c.entityId, c.attempts])).toEqual([['s1', 2], ['s2', 1], ['d1', 1], ['r1', 0]]);
     expect(readSyncStatus(db, 11).pending).toBe(4);
     expect(readSyncStatus(db, 11).oldestPendingAgeMs).toBe(10);
   });
