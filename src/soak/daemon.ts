@@ -45,7 +45,7 @@ function writeConfig(dataDir: string): string {
   return path;
 }
 
-export async function startGatewayProcess(options: GatewayProcessOptions, startTimeoutMs = 20_000): Promise<GatewayProcess> {
+export async function startGatewayProcess(options: GatewayProcessOptions, startTimeoutMs = 45_000): Promise<GatewayProcess> {
   const args = [
     gatewayCli(), 'run', '--config', writeConfig(options.dataDir), '--data-dir', options.dataDir,
     '--mqtt-host', '127.0.0.1', '--mqtt-port', String(options.mqttPort), '--server-url', options.serverUrl, '--client-id', options.clientId,

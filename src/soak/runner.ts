@@ -49,12 +49,12 @@ class Soak {
   readonly serverDir = join(this.dir, 'server');
   readonly gatewayDir = join(this.dir, 'gateway');
   readonly ack = new AckLog();
-  readonly counts = { faults_injected: 0, kills: 0, fault_point_kills: 0, server_restarts: 0, net_faults: 0 };
+  readonly counts = { faults_injected: 0, kills: 0, fault_point_kills: 0, server_restarts: 0, net_faults: 0, start_retries: 0 };
   readonly rss: number[] = [];
   server!: SyncServer;
   serverUrl = '';
   proxy!: ChaosProxy;
-  gateway!: GatewayProcess;
+  gateway: GatewayProcess | undefined;
   mqttPort = 0;
   creds!: { client_id: string; client_secret: string };
   readonly logLines: string[] = [];
@@ -69,7 +69,21 @@ class Soak {
     this.serverUrl = (await this.server.listen()).url;
   }
 
+  /** Starts the gateway child; a start that times out (an overloaded host) is retried twice before giving up. */
   async startGateway(fault?: string): Promise<void> {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        await this.#startGatewayOnce(fault);
+        return;
+      } catch (err) {
+        if (attempt >= 3) throw err;
+        this.counts.start_retries += 1;
+        this.options.log(`soak: gateway start failed (${(err as Error).message}); retrying`);
+      }
+    }
+  }
+
+  async #startGatewayOnce(fault?: string): Promise<void> {
     this.gateway = await startGatewayProcess({
       dataDir: this.gatewayDir, mqttPort: this.mqttPort, serverUrl: this.proxy.url,
       clientId: this.creds.client_id, clientSecret: this.creds.client_secret, ...(fault === undefined ? {} : { fault }),
@@ -84,16 +98,16 @@ class Soak {
     this.counts.faults_injected += 1;
     const kind = pick(['kill9', 'kill9', 'fault_point', 'server_restart', 'net', 'net', 'net', 'reset_all']);
     if (kind === 'kill9') {
-      await this.gateway.kill9();
+      await this.gateway?.kill9();
       this.counts.kills += 1;
       await this.startGateway();
     } else if (kind === 'fault_point') {
-      await this.gateway.kill9();
+      await this.gateway?.kill9();
       this.counts.kills += 1;
       await this.startGateway(pick(PHASES));
-      const died = await Promise.race([this.gateway.exited.then((e) => e.signal === 'SIGKILL'), sleep(8000).then(() => false)]);
+      const died = await Promise.race([(this.gateway?.exited ?? Promise.resolve({ signal: null })).then((e) => e.signal === 'SIGKILL'), sleep(8000).then(() => false)]);
       if (died) this.counts.fault_point_kills += 1;
-      else await this.gateway.kill9();
+      else await this.gateway?.kill9();
       this.counts.kills += 1;
       await this.startGateway();
     } else if (kind === 'server_restart') {
@@ -144,6 +158,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakSummary> {
   const app = new AppWriter({ serverUrl: () => soak.serverUrl, clientId: appCreds.client_id, clientSecret: appCreds.client_secret });
   soak.proxy = await startChaosProxy(soak.serverUrl);
   soak.mqttPort = await freePort();
+  // Never leave a gateway child behind, whatever ends this process.
+  process.once('exit', () => soak.gateway?.proc.kill('SIGKILL'));
   await soak.startGateway();
   const fleet = new DeviceFleet({ url: () => `mqtt://127.0.0.1:${soak.mqttPort}`, devices: options.devices, ack: soak.ack, intervalMs: options.intervalMs });
   fleet.start();
@@ -153,7 +169,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakSummary> {
   while (Date.now() < deadline) {
     await sleep(between(1000, 3000));
     if (Date.now() >= deadline) break;
-    const rss = soak.gateway.rssMb();
+    const rss = soak.gateway?.rssMb();
     if (rss !== undefined) soak.rss.push(rss);
     await soak.injectFault();
     void app.write(`app-${between(0, 9)}`, { counter: between(0, 1000), by: 'app' }, Date.now());
@@ -171,7 +187,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakSummary> {
   const loss = soak.ack.missingFrom(onServer);
   const storeLoss = soak.ack.missingFrom(gatewayCounters(soak.gatewayDir));
   const twice = maxApplications(soak.serverDir);
-  await soak.gateway.stop();
+  await soak.gateway?.stop();
   await soak.server.close();
   await soak.proxy.close();
   for (const d of loss.details.slice(0, 20)) options.log(`lost: ${d}`);
