@@ -30,6 +30,9 @@ export interface MqttBusOptions {
   readonly logger: Logger;
   /** The adapters' topic filters: what external mode subscribes to. */
   readonly filters: readonly string[];
+  /** Filters adapters learn at run time, and how to hear of changes (external mode subscribes to them too). */
+  readonly dynamicFilters?: () => readonly string[];
+  readonly watchFilters?: (listener: () => void) => () => void;
 }
 
 export function createMqttBus(options: MqttBusOptions): MqttBus {
@@ -65,10 +68,16 @@ function embeddedBus({ mqtt, logger }: MqttBusOptions): MqttBus {
   };
 }
 
-function externalBus({ mqtt, logger, filters }: MqttBusOptions): MqttBus {
+function externalBus({ mqtt, logger, filters, dynamicFilters, watchFilters }: MqttBusOptions): MqttBus {
   const ext = mqtt.external;
   if (!ext) throw new RangeError('mqtt.external: expected the external broker (url, …) when mode is external');
-  const source = createExternalSource({ ...ext, filters: [...new Set(filters)], logger });
+  const source = createExternalSource({
+    ...ext,
+    filters: [...new Set(filters)],
+    logger,
+    ...(dynamicFilters ? { dynamicFilters } : {}),
+    ...(watchFilters ? { watchFilters } : {}),
+  });
   const url = new URL(ext.url);
   const defaultPort = { 'mqtt:': 1883, 'mqtts:': 8883, 'ws:': 80, 'wss:': 443 }[url.protocol] ?? 1883;
   const address: BrokerAddress = { host: url.hostname, port: url.port ? Number(url.port) : defaultPort };

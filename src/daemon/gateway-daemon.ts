@@ -85,7 +85,16 @@ export class GatewayDaemon {
     const sync = this.#createSyncClient(db);
     const clock: StampClock = sync?.clock ?? new ServerClock({ now: this.#now, state: new SyncStateRepo(db), logger });
     const adapters = this.#adapters();
-    const broker = createMqttBus({ mqtt: config.mqtt, logger, filters: adapters.flatMap((a) => a.filters) });
+    const broker = createMqttBus({
+      mqtt: config.mqtt,
+      logger,
+      filters: adapters.flatMap((a) => a.filters),
+      dynamicFilters: () => adapters.flatMap((a) => a.dynamicFilters?.() ?? []),
+      watchFilters: (listener) => {
+        const removals = adapters.map((a) => a.onFiltersChanged?.(() => listener()));
+        return () => removals.forEach((remove) => remove?.());
+      },
+    });
     const runner = sync ? new InstrumentedRunner({ inner: sync, state: new SyncStateRepo(db) }) : undefined;
     const scheduler = runner ? this.#createScheduler(runner, db) : undefined;
     const ingest = createIngest({

@@ -38,6 +38,13 @@ export interface ExternalSourceOptions {
   readonly reconnectMaxMs?: number;
   /** Topic filters to subscribe to (the adapters'). */
   readonly filters: readonly string[];
+  /**
+   * Filters the adapters learn at run time (Home Assistant discovery names state topics anywhere); subscribed on
+   * every connect and, through `watchFilters`, as soon as they change.
+   */
+  readonly dynamicFilters?: () => readonly string[];
+  /** Registers a listener for changes of dynamicFilters(); returns its removal. */
+  readonly watchFilters?: (listener: () => void) => () => void;
   readonly logger: Logger;
   /** Jitter source; default Math.random. */
   readonly random?: () => number;
@@ -144,11 +151,28 @@ export function createExternalSource(options: ExternalSourceOptions): ExternalSo
     });
   });
 
-  /** QoS 1 on every filter; a filter the broker refuses (0x80, its ACL) is logged and reported in status. */
+  /** Dynamic filters subscribed on the current connection. */
+  let dynamicSubscribed = new Set<string>();
+  function dynamicNow(): string[] {
+    return [...new Set(options.dynamicFilters?.() ?? [])].filter((f) => !options.filters.includes(f));
+  }
+  const unwatch = options.watchFilters?.(() => {
+    if (!client.connected) return; // the next connect subscribes everything
+    const fresh = dynamicNow().filter((f) => !dynamicSubscribed.has(f));
+    if (fresh.length > 0) void subscribe(fresh);
+  });
+
+  /** QoS 1 on every filter, static and learnt; a filter the broker refuses (0x80, its ACL) is logged and reported. */
   async function subscribeAll(): Promise<void> {
+    dynamicSubscribed = new Set();
+    await subscribe([...options.filters, ...dynamicNow()]);
+  }
+
+  async function subscribe(filters: readonly string[]): Promise<void> {
+    for (const f of filters) if (!options.filters.includes(f)) dynamicSubscribed.add(f);
     let codes: number[];
     try {
-      codes = (await client.subscribeAsync([...options.filters], { qos: 1 })).map((g) => g.qos);
+      codes = (await client.subscribeAsync([...filters], { qos: 1 })).map((g) => g.qos);
     } catch (err) {
       if (!(err instanceof ErrorWithSubackPacket)) {
         log.warn({ err }, 'subscribe failed');
@@ -156,7 +180,8 @@ export function createExternalSource(options: ExternalSourceOptions): ExternalSo
       }
       codes = err.packet.granted.map((g) => (typeof g === 'number' ? g : 128));
     }
-    state.refusedFilters = options.filters.filter((_f, i) => (codes[i] ?? 128) >= 128);
+    const refused = filters.filter((_f, i) => (codes[i] ?? 128) >= 128);
+    state.refusedFilters = [...new Set([...state.refusedFilters.filter((f) => !filters.includes(f)), ...refused])];
     if (state.refusedFilters.length > 0) log.error({ filters: state.refusedFilters }, 'the external broker refused these subscriptions (its ACL)');
   }
   client.on('error', (err) => {
@@ -184,6 +209,7 @@ export function createExternalSource(options: ExternalSourceOptions): ExternalSo
     ready: () => (subscribed ? Promise.resolve() : new Promise<void>((resolve) => waiters.push(resolve))),
     async stop() {
       stopping = true;
+      unwatch?.();
       clearTimeout(timer);
       await client.endAsync(false).catch(() => client.endAsync(true));
       log.info('disconnected from the external broker');

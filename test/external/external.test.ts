@@ -67,6 +67,27 @@ const stateOnServer = (id: string): unknown =>
   server!.server.entities(HOME).find((e) => e.entity_type === 'entity_state' && e.entity_id === id)?.data.state;
 
 describe('external broker mode (real Mosquitto)', () => {
+
+  it('subscribes to the state topics Home Assistant discovery names, outside homeassistant/# (learnt at run time)', async () => {
+    mosquitto = await startMosquitto(USERS);
+    server = await startTestServer();
+    gateway = await startGateway();
+    const sensor = await device(mosquitto.url);
+    // A device-side discovery config (HA "MQTT discovery" shape) whose state topic is not under homeassistant/.
+    const config = { name: 'Porch temperature', stat_t: 'porch/sensor/temp', uniq_id: 'porch_temp_1', dev: { ids: ['porch-1'], name: 'Porch sensor' }, val_tpl: '{{ value_json.t }}' };
+    await sensor.publishAsync('homeassistant/sensor/porch/temp/config', JSON.stringify(config), { qos: 1, retain: true });
+    const db = gateway.daemon.db!;
+    const porchState = (): unknown => {
+      const row = db.prepare("SELECT data FROM entities WHERE entity_type = 'entity_state' AND entity_id LIKE 'ha:%porch%'").get() as { data: string } | undefined;
+      return row ? (JSON.parse(row.data) as { state: unknown }).state : undefined;
+    };
+    // The gateway learns the topic and subscribes to it on Mosquitto; a reading published afterwards reaches the store.
+    await waitFor(async () => {
+      await sensor.publishAsync('porch/sensor/temp', JSON.stringify({ t: 21.5 }), { qos: 1 });
+      return porchState() !== undefined;
+    }, 10_000, 'the porch reading in the store');
+    expect(JSON.stringify(porchState())).toContain('21.5');
+  });
   it('device → Mosquitto → gateway → store → server, and server change → gateway → Mosquitto → device', async () => {
     mosquitto = await startMosquitto(USERS);
     server = await startTestServer();
