@@ -189,6 +189,9 @@ class Batch {
       }
     }
     const device = this.load('device', update.deviceId);
+    // A meta that does not name a room (zigbee2mqtt, Tasmota, most discovery configs) keeps the device's room: it
+    // may have been set on the server, and republished metadata must not undo that.
+    if (roomId === null && typeof device.data.room_id === 'string') roomId = device.data.room_id;
     const next: Record<string, unknown> = { ...device.data, name: update.name, device_type: update.type, room_id: roomId };
     if (update.manufacturer !== undefined) next.manufacturer = update.manufacturer;
     if (update.model !== undefined) next.model = update.model;

@@ -75,8 +75,9 @@ describe('applyLocalUpdates', () => {
     expect(apply([meta('Living Room')])).toEqual({ written: 0, duplicates: 1, critical: 0 });
     expect(apply([meta('Kitchen')])).toEqual({ written: 2, duplicates: 0, critical: 0 });
     expect(entity(db, 'device', 'd')?.data.room_id).toBe('room-kitchen');
-    expect(apply([meta(null)]).written).toBe(1);
-    expect(entity(db, 'device', 'd')?.data.room_id).toBeNull();
+    // A meta that names no room (zigbee2mqtt, Tasmota) keeps the room, e.g. one set on the server.
+    expect(apply([meta(null)])).toEqual({ written: 0, duplicates: 1, critical: 0 });
+    expect(entity(db, 'device', 'd')?.data.room_id).toBe('room-kitchen');
   });
 
   it('flags critical changes and keeps a pending critical flag until pushed', () => {
