@@ -4,7 +4,7 @@
  * Either way ingest sees one MessageBus.
  */
 import type { Logger } from '../log.js';
-import { createExternalSource, type ExternalSource, type ExternalSourceStatus } from '../ingest/external-source.js';
+import type { ExternalSource, ExternalSourceStatus } from '../ingest/external-source.js';
 import { createBrokerAuth } from './auth.js';
 import { createBroker, type Broker, type BrokerAddress, type MessageBus, type PublishInterceptor, type BusMessage } from './broker.js';
 import type { MqttConfig } from './config.js';
@@ -35,8 +35,11 @@ export interface MqttBusOptions {
   readonly watchFilters?: (listener: () => void) => () => void;
 }
 
-export function createMqttBus(options: MqttBusOptions): MqttBus {
-  return options.mqtt.mode === 'external' ? externalBus(options) : embeddedBus(options);
+/** The embedded broker, or (mode external) a client of an existing broker; the mqtt client library is only loaded then. */
+export async function createMqttBus(options: MqttBusOptions): Promise<MqttBus> {
+  if (options.mqtt.mode !== 'external') return embeddedBus(options);
+  const { createExternalSource } = await import('../ingest/external-source.js');
+  return externalBus(options, createExternalSource);
 }
 
 function embeddedBus({ mqtt, logger }: MqttBusOptions): MqttBus {
@@ -68,7 +71,10 @@ function embeddedBus({ mqtt, logger }: MqttBusOptions): MqttBus {
   };
 }
 
-function externalBus({ mqtt, logger, filters, dynamicFilters, watchFilters }: MqttBusOptions): MqttBus {
+function externalBus(
+  { mqtt, logger, filters, dynamicFilters, watchFilters }: MqttBusOptions,
+  createExternalSource: typeof import('../ingest/external-source.js').createExternalSource,
+): MqttBus {
   const ext = mqtt.external;
   if (!ext) throw new RangeError('mqtt.external: expected the external broker (url, …) when mode is external');
   const source = createExternalSource({

@@ -9,7 +9,10 @@ import { createServer as createHttpServer, type IncomingMessage, type Server as 
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
-import { createWebSocketStream, WebSocketServer } from 'ws';
+import type * as WsNamespace from 'ws';
+
+/** The `ws` module, imported by the caller only when a WebSocket listener is configured (it is heavy). */
+export type WsModule = typeof WsNamespace;
 import { ConfigError } from '../errors.js';
 
 export type ListenerKind = 'tcp' | 'tls' | 'websocket';
@@ -156,7 +159,8 @@ function pickProtocol(protocols: Set<string>): string | false {
   return false;
 }
 
-export function createWebSocketListener(options: WebSocketListenerOptions, hooks: ListenerHooks): Listener {
+export function createWebSocketListener(options: WebSocketListenerOptions, hooks: ListenerHooks, ws: WsModule): Listener {
+  const { createWebSocketStream, WebSocketServer } = ws;
   const sockets = socketSet();
   const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxMessageBytes, handleProtocols: pickProtocol });
   const srv: HttpServer = createHttpServer((_req, res) => {
@@ -173,8 +177,8 @@ export function createWebSocketListener(options: WebSocketListenerOptions, hooks
     }
     if (!hooks.admit(raw)) return;
     sockets.add(raw);
-    wss.handleUpgrade(req, socket, head, (ws) => {
-      const stream = createWebSocketStream(ws);
+    wss.handleUpgrade(req, socket, head, (client) => {
+      const stream = createWebSocketStream(client);
       stream.on('error', () => undefined);
       hooks.accept({ kind: 'websocket', stream, remoteAddress: raw.remoteAddress, remotePort: raw.remotePort, req });
     });
@@ -185,7 +189,7 @@ export function createWebSocketListener(options: WebSocketListenerOptions, hooks
   });
   srv.on('error', (err) => hooks.onError('listener_error', err));
   return serverListener('websocket', srv, options, () => sockets.destroyAll(), () => {
-    for (const ws of wss.clients) ws.terminate();
+    for (const client of wss.clients) client.terminate();
     wss.close();
   });
 }

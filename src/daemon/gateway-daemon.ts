@@ -85,7 +85,7 @@ export class GatewayDaemon {
     const sync = this.#createSyncClient(db);
     const clock: StampClock = sync?.clock ?? new ServerClock({ now: this.#now, state: new SyncStateRepo(db), logger });
     const adapters = this.#adapters();
-    const broker = createMqttBus({
+    const broker = await createMqttBus({
       mqtt: config.mqtt,
       logger,
       filters: adapters.flatMap((a) => a.filters),
