@@ -235,7 +235,12 @@ export class SyncScheduler {
   #transition(mode: SyncMode, why: string, extra: Record<string, unknown> = {}): void {
     const from = this.#mode;
     this.#mode = mode;
-    this.#state?.set('mode', mode);
+    try {
+      this.#state?.set('mode', mode);
+    } catch (err) {
+      // A full or read-only disk must not stop the schedule: the mode row is only a status mirror (issue 6 §3).
+      this.#log.warn({ err }, 'could not persist the sync mode');
+    }
     const fields = { from, to: mode, ...extra };
     if (mode === 'backoff' || mode === 'offline') this.#log.warn(fields, why);
     else this.#log.info(fields, why);
