@@ -69,14 +69,20 @@ export class DeviceFleet {
   }
 
   async #connect(): Promise<MqttClient | undefined> {
-    try {
-      const client = await mqtt.connectAsync(this.options.url(), { reconnectPeriod: 0, connectTimeout: 2000, clean: true });
-      client.on('error', () => undefined);
+    // Not connectAsync: a connection closed mid-CONNECT (daemon killed) can leave its promise unsettled forever.
+    const client = mqtt.connect(this.options.url(), { reconnectPeriod: 0, connectTimeout: 2000, clean: true });
+    client.on('error', () => undefined);
+    const connected = new Promise<boolean>((resolve) => {
+      client.once('connect', () => resolve(true));
+      client.once('close', () => resolve(false));
+      setTimeout(() => resolve(false), 3000).unref();
+    });
+    if (await connected) {
       this.#clients.add(client);
       return client;
-    } catch {
-      return undefined;
     }
+    client.end(true);
+    return undefined;
   }
 
   async #run(id: string): Promise<void> {
