@@ -11,6 +11,7 @@ import { compareSnapshots, gatewaySnapshot, serverSnapshot } from '../daemon/con
 import { GatewayDaemon } from '../daemon/gateway-daemon.js';
 import { createLogger, type Logger } from '../log.js';
 import { createSyncServer, parseServerConfig, type SyncServer } from '../server/index.js';
+import { connectApp } from '../sim/app-client.js';
 import { DeviceSimulator } from '../sim/simulator.js';
 import { parseCommandArgs, withUsage, UsageError } from './args.js';
 
@@ -59,7 +60,15 @@ export async function demoCommand(argv: string[]): Promise<number> {
       const st = daemon.status();
       say('status', { mode: st.scheduler?.mode, pending: st.pending, lastPushed: st.scheduler?.lastReport?.pushed, sent: sim.stats.sent });
     }, 5000);
-    await sleep(onlineFirst * 1000);
+    await sleep(Math.floor(onlineFirst / 2) * 1000);
+    // Downlink: a phone app of the same home turns a light off through the server; the gateway pulls the change,
+    // publishes it on devices/light-1/set, the simulated light obeys and reports, and nothing is echoed upstream.
+    const app = await connectApp(url, server.addClient(HOME), logger);
+    const light = sim.devices.find((d) => d.id === 'light-1');
+    await app.setState('light-1', { ...(light?.state ?? {}), state: 'OFF', brightness: 0 });
+    await app.close();
+    say('a phone app turned light-1 off on the server; watch for "device obeyed a command"');
+    await sleep((onlineFirst - Math.floor(onlineFirst / 2)) * 1000);
     if (offline > 0) {
       say(`offline spell: stopping the server for ${offline} s; the gateway keeps acknowledging and buffering`);
       await server.close();

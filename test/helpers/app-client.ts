@@ -1,54 +1,9 @@
-/**
- * Another client of the same home (a phone app, say) that edits entities on the server directly, with the real
- * transport (HMAC, gzip, bearer token). Used to make server-side changes in end-to-end tests.
- */
+/** Another client of a home that edits entities on the server directly (src/sim/app-client.ts), for tests. */
 import { silentLogger } from '../../src/log.js';
-import {
-  formatTimestamp,
-  SyncResultSchema,
-  TokenResponseSchema,
-  type SyncResult,
-  type WirePushChange,
-} from '../../src/protocol/index.js';
-import { SyncTransport } from '../../src/sync/index.js';
-import type { ClientCredentials } from '../../src/server/index.js';
+import { connectApp as connect, type AppClient, type AppCredentials } from '../../src/sim/app-client.js';
 
-export interface AppClient {
-  push(changes: ReadonlyArray<Omit<WirePushChange, 'client_sync_id'> & { client_sync_id?: string }>): Promise<SyncResult>;
-  setState(deviceId: string, state: Record<string, unknown>, updatedAtMs?: number): Promise<SyncResult>;
-  close(): Promise<void>;
-}
+export type { AppClient };
 
-export async function connectApp(url: string, creds: ClientCredentials): Promise<AppClient> {
-  const transport = new SyncTransport({ serverUrl: url, clientId: creds.client_id, clientSecret: creds.client_secret, logger: silentLogger() });
-  const token = await transport.call({
-    method: 'POST',
-    path: '/api/v1/auth/token',
-    body: { client_id: creds.client_id, client_secret: creds.client_secret },
-    schema: TokenResponseSchema,
-  });
-  let n = 0;
-  const push: AppClient['push'] = async (changes) => {
-    const body = {
-      type: 'sync_push',
-      client_id: creds.client_id,
-      changes: changes.map((c) => ({ ...c, client_sync_id: c.client_sync_id ?? `app-${Date.now()}-${(n += 1)}` })),
-    };
-    const res = await transport.call({ method: 'POST', path: '/api/v1/sync/push', body, schema: SyncResultSchema, bearer: token.value.access_token });
-    return res.value;
-  };
-  return {
-    push,
-    setState: (deviceId, state, updatedAtMs = Date.now()) =>
-      push([
-        {
-          entity_type: 'entity_state',
-          entity_id: deviceId,
-          operation: 'update',
-          data: { device_id: deviceId, state },
-          updated_at: formatTimestamp(updatedAtMs * 1000),
-        },
-      ]),
-    close: () => transport.close(),
-  };
+export function connectApp(url: string, creds: AppCredentials): Promise<AppClient> {
+  return connect(url, creds, silentLogger());
 }
