@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { silentLogger } from '../src/log.js';
 import { createSyncServer, parseServerConfig } from '../src/server/index.js';
+import { onLines } from '../src/util/lines.js';
 import { figure, median, sleep, tempDir } from './lib.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -50,18 +51,12 @@ async function spawnNode(args: string[], waitFor: string | undefined, extraEnv: 
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, INBETWEENIES_LOG_LEVEL: 'info', ...extraEnv } });
   if (!waitFor) return { proc, port: 0 };
   const port = await new Promise<number>((done, fail) => {
-    let buf = '';
-    proc.stdout?.on('data', (c: Buffer) => {
-      buf += c.toString();
-      for (const line of buf.split('\n')) {
-        if (line.includes(waitFor)) {
-          // The daemon's own "gateway started" line names the broker as host:port (stable, unlike listener lines).
-          const mqttAddress = (JSON.parse(line) as { mqtt?: unknown }).mqtt;
-          const p = typeof mqttAddress === 'string' ? Number(mqttAddress.slice(mqttAddress.lastIndexOf(':') + 1)) : NaN;
-          if (Number.isInteger(p)) done(p);
-        }
-      }
-      buf = buf.slice(buf.lastIndexOf('\n') + 1);
+    onLines(proc.stdout, (line) => {
+      if (!line.includes(waitFor)) return;
+      // The daemon's own "gateway started" line names the broker as host:port (stable, unlike listener lines).
+      const mqttAddress = (JSON.parse(line) as { mqtt?: unknown }).mqtt;
+      const p = typeof mqttAddress === 'string' ? Number(mqttAddress.slice(mqttAddress.lastIndexOf(':') + 1)) : NaN;
+      if (Number.isInteger(p)) done(p);
     });
     proc.once('exit', (code) => fail(new Error(`daemon exited early (${code})`)));
   });

@@ -63,10 +63,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
     await sleep(Math.floor(onlineFirst / 2) * 1000);
     // Downlink: a phone app of the same home turns a light off through the server; the gateway pulls the change,
     // publishes it on devices/light-1/set, the simulated light obeys and reports, and nothing is echoed upstream.
-    const app = await connectApp(url, server.addClient(HOME), logger);
-    const light = sim.devices.find((d) => d.id === 'light-1');
-    await app.setState('light-1', { ...(light?.state ?? {}), state: 'OFF', brightness: 0 });
-    await app.close();
+    await turnLightOffFromApp(url, server, sim, logger);
     say('a phone app turned light-1 off on the server; watch for "device obeyed a command"');
     await sleep((onlineFirst - Math.floor(onlineFirst / 2)) * 1000);
     if (offline > 0) {
@@ -82,20 +79,34 @@ export async function demoCommand(argv: string[]): Promise<number> {
     say('simulator stopped; final sync');
     await daemon.syncNow();
     await daemon.syncNow();
-    const db = daemon.db;
-    if (!db) throw new Error('gateway store closed early');
-    const result = compareSnapshots(gatewaySnapshot(db), serverSnapshot(server.entities(HOME)));
-    say(result.converged ? 'server and gateway hold the same state' : 'server and gateway DIFFER', {
-      gatewayEntities: result.gatewayEntities,
-      serverEntities: result.serverEntities,
-      missingOnServer: result.missingOnServer.length,
-      extraOnServer: result.extraOnServer.length,
-      different: result.different.length,
-      messagesSent: sim.stats.sent,
-      commandsObeyed: sim.stats.commands,
-    });
+    const converged = reportConvergence(daemon, server, sim, say);
     await daemon.stop();
     await server.close();
-    return result.converged ? 0 : 1;
+    return converged ? 0 : 1;
   });
+}
+
+/** Downlink: a phone app of the same home turns light-1 off through the server. */
+async function turnLightOffFromApp(url: string, server: SyncServer, sim: DeviceSimulator, logger: Logger): Promise<void> {
+  const app = await connectApp(url, server.addClient(HOME), logger);
+  const light = sim.devices.find((d) => d.id === 'light-1');
+  await app.setState('light-1', { ...(light?.state ?? {}), state: 'OFF', brightness: 0 });
+  await app.close();
+}
+
+/** The closing check: does the server hold exactly what the gateway holds? */
+function reportConvergence(daemon: GatewayDaemon, server: SyncServer, sim: DeviceSimulator, say: (msg: string, extra?: Record<string, unknown>) => void): boolean {
+  const db = daemon.db;
+  if (!db) throw new Error('gateway store closed early');
+  const result = compareSnapshots(gatewaySnapshot(db), serverSnapshot(server.entities(HOME)));
+  say(result.converged ? 'server and gateway hold the same state' : 'server and gateway DIFFER', {
+    gatewayEntities: result.gatewayEntities,
+    serverEntities: result.serverEntities,
+    missingOnServer: result.missingOnServer.length,
+    extraOnServer: result.extraOnServer.length,
+    different: result.different.length,
+    messagesSent: sim.stats.sent,
+    commandsObeyed: sim.stats.commands,
+  });
+  return result.converged;
 }

@@ -3,6 +3,7 @@
  * reconnect to the same address after every kill), killable with SIGKILL, optionally armed with a fault point
  * (INBETWEENIES_FAULT, src/sync/fault-points.ts). Ready once its JSON log says "mqtt broker listening".
  */
+import { onLines } from '../util/lines.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -59,21 +60,12 @@ export async function startGatewayProcess(options: GatewayProcessOptions, startT
   const listening = new Promise<void>((r) => {
     ready = r;
   });
-  const onText = (prefix: string) => {
-    let buffered = '';
-    return (chunk: Buffer): void => {
-      buffered += chunk.toString();
-      let nl: number;
-      while ((nl = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        options.onLine?.(prefix + line);
-        if (line.includes('mqtt broker listening')) ready();
-      }
-    };
+  const onLine = (prefix: string) => (line: string): void => {
+    options.onLine?.(prefix + line);
+    if (line.includes('mqtt broker listening')) ready();
   };
-  proc.stdout?.on('data', onText(''));
-  proc.stderr?.on('data', onText('stderr: '));
+  onLines(proc.stdout, onLine(''));
+  onLines(proc.stderr, onLine('stderr: '));
   let timer: NodeJS.Timeout | undefined;
   const outcome = await Promise.race([
     listening.then(() => 'ready' as const),

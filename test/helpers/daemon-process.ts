@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { onLines } from '../../src/util/lines.js';
 
 export const CLI = resolve(import.meta.dirname, '../../dist/cli.js');
 
@@ -42,24 +43,17 @@ export async function spawnDaemon(options: SpawnDaemonOptions): Promise<DaemonPr
   if (options.clientSecret) env.INBETWEENIES_CLIENT_SECRET = options.clientSecret;
   const proc = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: string[] = [];
-  let buffered = '';
   const exited = new Promise<number | null>((done) => proc.once('exit', (code) => done(code)));
   const mqttPort = await new Promise<number>((resolvePort, reject) => {
     const timer = setTimeout(() => reject(new Error(`daemon did not start in time:\n${lines.join('\n')}`)), options.startTimeoutMs ?? 15_000);
     proc.stderr?.on('data', (chunk: Buffer) => lines.push(`stderr: ${chunk.toString()}`));
-    proc.stdout?.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      let nl: number;
-      while ((nl = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        lines.push(line);
-        // The daemon's own "gateway started" line (mqtt: "host:port") is stable whatever the broker logs.
-        const started = /"mqtt":"[^"]*:(\d+)".*"msg":"gateway started"/.exec(line);
-        if (started) {
-          clearTimeout(timer);
-          resolvePort(Number(started[1]));
-        }
+    onLines(proc.stdout, (line) => {
+      lines.push(line);
+      // The daemon's own "gateway started" line (mqtt: "host:port") is stable whatever the broker logs.
+      const started = /"mqtt":"[^"]*:(\d+)".*"msg":"gateway started"/.exec(line);
+      if (started) {
+        clearTimeout(timer);
+        resolvePort(Number(started[1]));
       }
     });
     void exited.then((code) => {

@@ -7,6 +7,7 @@ import { loadGatewayConfig, type GatewayConfig } from '../../src/config/gateway-
 import { GatewayDaemon } from '../../src/daemon/gateway-daemon.js';
 import { silentLogger } from '../../src/log.js';
 import { fastSync } from '../helpers/gateway.js';
+import { onLines } from '../../src/util/lines.js';
 
 /**
  * Node has no unix datagram sockets, so python3 (Debian's python3-minimal, on every Raspberry Pi OS / Debian image
@@ -37,22 +38,15 @@ export async function openNotifySocket(): Promise<NotifySocket> {
   const path = join(dir, 'notify.sock');
   const proc: ChildProcess = spawn('python3', ['-c', RECEIVER, path], { stdio: ['ignore', 'pipe', 'pipe'] });
   const messages: string[] = [];
-  let buffered = '';
   let stderr = '';
   proc.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
   const listening = new Promise<void>((resolve, reject) => {
     proc.once('error', (err) => reject(new Error(`python3 is needed for the NOTIFY_SOCKET tests: ${err.message}`)));
     proc.once('exit', (code) => reject(new Error(`notify receiver exited ${code}: ${stderr}`)));
-    proc.stdout?.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      let nl: number;
-      while ((nl = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        const msg = JSON.parse(line) as string;
-        if (msg === 'LISTENING') resolve();
-        else messages.push(msg);
-      }
+    onLines(proc.stdout, (line) => {
+      const msg = JSON.parse(line) as string;
+      if (msg === 'LISTENING') resolve();
+      else messages.push(msg);
     });
   });
   await listening;
