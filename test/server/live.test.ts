@@ -92,8 +92,10 @@ describe('live waits', () => {
     const w = await watermark(gw);
     const held = liveWait(gw, w, 1);
     await until(() => ts.server.liveStats().held === 1);
+    const wakeups = ts.server.liveStats().wakeups;
     await gw.pushOk([stateChange('plug-own', { power: 'off' }, isoAt(Date.now()))]);
     const { res, ms } = await held;
+    expect(ts.server.liveStats().wakeups).toBe(wakeups); // not even woken to find nothing
     expect(res.status).toBe(200);
     expect(res.json.changes).toEqual([]);
     expect(res.json.live.reason).toBe('timeout');
@@ -107,8 +109,10 @@ describe('live waits', () => {
     const w = await watermark(gw);
     const held = liveWait(gw, w, 1, { entity_types: ['rooms'] });
     await until(() => ts.server.liveStats().held === 1);
+    const wakeups = ts.server.liveStats().wakeups;
     await app.pushOk([deviceChange('d-f', 'Not a room', isoAt(Date.now()))]);
     const { res, ms } = await held;
+    expect(ts.server.liveStats().wakeups).toBe(wakeups + 1);
     expect(res.json.changes).toEqual([]);
     expect(res.json.live.reason).toBe('timeout');
     expect(ms).toBeGreaterThanOrEqual(950);

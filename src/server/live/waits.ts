@@ -51,6 +51,8 @@ export interface LiveWaitStats {
   /** Clients holding at least one wait. */
   clients: number;
   opened: number;
+  /** Wake-ups by another client's commit (each recomputes the delta; an empty one keeps holding). */
+  wakeups: number;
   answered: Record<LiveReason, number>;
   /** Released because the client closed the connection while held. */
   disconnected: number;
@@ -122,6 +124,7 @@ export class LiveWaits {
   private closing = false;
   private readonly counters: Omit<LiveWaitStats, 'held' | 'clients'> = {
     opened: 0,
+    wakeups: 0,
     answered: { data: 0, change: 0, timeout: 0, shutdown: 0 },
     disconnected: 0,
     refusedPerClient: 0,
@@ -175,6 +178,7 @@ export class LiveWaits {
           this.counters.disconnected += 1;
           return GONE;
         }
+        if (signal === 'change') this.counters.wakeups += 1;
         const again = answer({ reason: signal, waitedMs: Math.round(this.now() - started) });
         if (!again.empty || signal !== 'change') return this.count(again.reply, signal);
       }
