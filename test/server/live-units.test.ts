@@ -1,9 +1,9 @@
 /** The parts of live waits that are plain data structures: the shared timer wheel and the in-process notifier. */
 import { describe, expect, it } from 'vitest';
-import { InProcessChangeNotifier, TimerWheel, type ChangeEvent } from '../../src/server/live/index.js';
+import { InProcessChangeNotifier, TimerWheel, type ChangeEvent, type Expirable } from '../../src/server/live/index.js';
 
-function item(log: string[], name: string): { expire(): void } {
-  return { expire: () => log.push(name) };
+function item(log: string[], name: string): Expirable {
+  return { wheelTick: undefined, expire: () => log.push(name) };
 }
 
 describe('TimerWheel', () => {
@@ -51,7 +51,7 @@ describe('TimerWheel', () => {
     const wheel = new TimerWheel({ tickMs: 5 });
     const fired = new Promise<number>((resolve) => {
       const started = performance.now();
-      wheel.add({ expire: () => resolve(performance.now() - started) }, 30);
+      wheel.add({ wheelTick: undefined, expire: () => resolve(performance.now() - started) }, 30);
     });
     expect(await fired).toBeGreaterThanOrEqual(25);
     expect(wheel.size).toBe(0);
@@ -74,5 +74,19 @@ describe('InProcessChangeNotifier', () => {
     notifier.publish({ homeId: 'h2', originClientId: 'c', seq: 3 });
     expect(seen).toEqual(['1:a', '2:c']);
     expect(notifier.homeCount()).toBe(1);
+  });
+
+  it('keeps several listeners of one home, each until it unsubscribes', () => {
+    const notifier = new InProcessChangeNotifier();
+    const seen: string[] = [];
+    const offs = ['x', 'y', 'z'].map((name) => notifier.subscribe('h', () => seen.push(name)));
+    notifier.publish({ homeId: 'h', originClientId: 'a', seq: 1 });
+    offs[1]?.();
+    notifier.publish({ homeId: 'h', originClientId: 'a', seq: 2 });
+    offs[0]?.();
+    offs[2]?.();
+    notifier.publish({ homeId: 'h', originClientId: 'a', seq: 3 });
+    expect(seen).toEqual(['x', 'y', 'z', 'x', 'z']);
+    expect(notifier.homeCount()).toBe(0);
   });
 });

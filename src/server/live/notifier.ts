@@ -23,34 +23,44 @@ export interface ChangeNotifier {
   publish(event: ChangeEvent): void;
 }
 
-/** One process: a set of listeners per home, called synchronously by `publish`. */
+/**
+ * One process: the listeners of each home, called synchronously by `publish`. A home with one listener (the usual
+ * case: one gateway holding one wait) keeps the function itself, not a Set: held waits are counted in thousands.
+ */
 export class InProcessChangeNotifier implements ChangeNotifier {
-  private readonly homes = new Map<string, Set<ChangeListener>>();
+  private readonly homes = new Map<string, ChangeListener | Set<ChangeListener>>();
 
   subscribe(homeId: string, listener: ChangeListener): () => void {
-    let listeners = this.homes.get(homeId);
-    if (listeners === undefined) {
-      listeners = new Set();
-      this.homes.set(homeId, listeners);
-    }
-    listeners.add(listener);
-    return () => {
-      const current = this.homes.get(homeId);
-      if (current === undefined) return;
-      current.delete(listener);
-      if (current.size === 0) this.homes.delete(homeId);
-    };
+    const current = this.homes.get(homeId);
+    if (current === undefined) this.homes.set(homeId, listener);
+    else if (current instanceof Set) current.add(listener);
+    else this.homes.set(homeId, new Set([current, listener]));
+    return () => this.unsubscribe(homeId, listener);
   }
 
   publish(event: ChangeEvent): void {
-    const listeners = this.homes.get(event.homeId);
-    if (listeners === undefined) return;
+    const current = this.homes.get(event.homeId);
+    if (current === undefined) return;
+    if (!(current instanceof Set)) {
+      current(event);
+      return;
+    }
     // Deleting from a Set while iterating it is safe (a listener may unsubscribe itself or another).
-    for (const listener of listeners) listener(event);
+    for (const listener of current) listener(event);
   }
 
   /** Homes with at least one listener (tests, gauges). */
   homeCount(): number {
     return this.homes.size;
+  }
+
+  private unsubscribe(homeId: string, listener: ChangeListener): void {
+    const current = this.homes.get(homeId);
+    if (current === listener) {
+      this.homes.delete(homeId);
+    } else if (current instanceof Set) {
+      current.delete(listener);
+      if (current.size === 0) this.homes.delete(homeId);
+    }
   }
 }

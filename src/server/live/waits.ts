@@ -33,7 +33,7 @@ export interface DeltaAnswer {
 /** The client's side of a held request: whether it is gone already, and a way to hear when it goes. */
 export interface HeldConnection {
   readonly destroyed: boolean;
-  once(event: 'close', listener: () => void): unknown;
+  on(event: 'close', listener: () => void): unknown;
   off(event: 'close', listener: () => void): unknown;
 }
 
@@ -46,7 +46,7 @@ export interface HoldSpec {
 }
 
 export interface LiveWaitStats {
-  /** Held right now. */
+  /** Held right now (scheduled on the wheel). */
   held: number;
   /** Clients holding at least one wait. */
   clients: number;
@@ -77,6 +77,7 @@ const GONE: Reply = { status: 499, body: '{"type":"error","code":"BAD_REQUEST","
 
 /** One held request: a listener of its home, an item of the wheel, and a one-slot mailbox for the hold loop. */
 class Waiter implements Expirable {
+  wheelTick: number | undefined;
   private pending: Signal | undefined;
   private resolve: ((signal: Signal) => void) | undefined;
 
@@ -120,7 +121,6 @@ export class LiveWaits {
   private readonly now: () => number;
   private readonly wheel: TimerWheel<Waiter>;
   private readonly perClient = new Map<string, number>();
-  private readonly waiters = new Set<Waiter>();
   private closing = false;
   private readonly counters: Omit<LiveWaitStats, 'held' | 'clients'> = {
     opened: 0,
@@ -158,35 +158,34 @@ export class LiveWaits {
    * change this request filters out) keeps holding until the deadline.
    */
   async hold(spec: HoldSpec, answer: (outcome: LiveOutcome) => DeltaAnswer): Promise<Reply> {
-    if (this.closing) return this.finish(answer, 'shutdown', 0);
+    if (this.closing) return this.count(answer({ reason: 'shutdown', waitedMs: 0 }).reply, 'shutdown');
     this.admit(spec.clientId);
     const waiter = new Waiter(spec.clientId);
     const started = this.now();
     const unsubscribe = this.notifier.subscribe(spec.homeId, waiter.onChange);
     this.wheel.add(waiter, spec.waitSeconds * 1000);
-    spec.connection.once('close', waiter.onClose);
-    this.waiters.add(waiter);
+    spec.connection.on('close', waiter.onClose);
     this.perClient.set(spec.clientId, (this.perClient.get(spec.clientId) ?? 0) + 1);
     this.counters.opened += 1;
     try {
       if (spec.connection.destroyed) waiter.signal('gone');
-      const first = answer({ reason: 'data', waitedMs: 0 });
-      if (!first.empty) return this.count(first.reply, 'data');
+      let reason: LiveReason = 'data';
       for (;;) {
+        // Only an answer that is sent stays referenced: an empty delta is dropped while the request is held.
+        const reply = this.replyUnlessEmpty(answer, reason, Math.round(this.now() - started));
+        if (reply !== undefined) return reply;
         const signal = await waiter.next();
         if (signal === 'gone') {
           this.counters.disconnected += 1;
           return GONE;
         }
         if (signal === 'change') this.counters.wakeups += 1;
-        const again = answer({ reason: signal, waitedMs: Math.round(this.now() - started) });
-        if (!again.empty || signal !== 'change') return this.count(again.reply, signal);
+        reason = signal;
       }
     } finally {
       unsubscribe();
       this.wheel.remove(waiter);
       spec.connection.off('close', waiter.onClose);
-      this.waiters.delete(waiter);
       this.release(spec.clientId);
     }
   }
@@ -194,19 +193,19 @@ export class LiveWaits {
   /** Server shutdown: every held wait is answered now (its delta, usually empty, reason `shutdown`); new ones too. */
   shutdown(): void {
     this.closing = true;
-    for (const waiter of this.waiters) waiter.signal('shutdown');
+    this.wheel.forEach((waiter) => waiter.signal('shutdown'));
   }
 
   /** Server destroy: held waits are dropped with their connections; releases the timer. */
   abort(): void {
     this.closing = true;
-    for (const waiter of this.waiters) waiter.signal('gone');
+    this.wheel.forEach((waiter) => waiter.signal('gone'));
     this.wheel.clear();
   }
 
   stats(): LiveWaitStats {
     return {
-      held: this.waiters.size,
+      held: this.wheel.size,
       clients: this.perClient.size,
       ...this.counters,
       answered: { ...this.counters.answered },
@@ -222,7 +221,7 @@ export class LiveWaits {
         { retryAfterSeconds: 1 },
       );
     }
-    if (this.waiters.size >= this.config.maxTotal) {
+    if (this.wheel.size >= this.config.maxTotal) {
       this.counters.refusedServerFull += 1;
       throw new ProtocolError('SERVER_BUSY', `the server holds its maximum of ${this.config.maxTotal} live waits; poll or retry later`, {
         retryAfterSeconds: SERVER_BUSY_RETRY_SECONDS,
@@ -236,8 +235,10 @@ export class LiveWaits {
     else this.perClient.set(clientId, n);
   }
 
-  private finish(answer: (outcome: LiveOutcome) => DeltaAnswer, reason: LiveReason, waitedMs: number): Reply {
-    return this.count(answer({ reason, waitedMs }).reply, reason);
+  /** The answer for `reason`, unless it is an empty delta the request may go on holding (`data` or `change`). */
+  private replyUnlessEmpty(answer: (outcome: LiveOutcome) => DeltaAnswer, reason: LiveReason, waitedMs: number): Reply | undefined {
+    const { reply, empty } = answer({ reason, waitedMs });
+    return empty && (reason === 'data' || reason === 'change') ? undefined : this.count(reply, reason);
   }
 
   private count(reply: Reply, reason: LiveReason): Reply {

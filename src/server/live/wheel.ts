@@ -7,6 +7,8 @@
 export interface Expirable {
   /** Called once when the deadline passes, unless the item was removed before. */
   expire(): void;
+  /** The wheel's bookkeeping (the item's bucket), kept on the item: no map entry per scheduled item. */
+  wheelTick: number | undefined;
 }
 
 export interface TimerWheelOptions {
@@ -20,7 +22,7 @@ export class TimerWheel<T extends Expirable> {
   private readonly tickMs: number;
   private readonly now: () => number;
   private readonly buckets = new Map<number, Set<T>>();
-  private readonly tickOf = new Map<T, number>();
+  private count = 0;
   /** The first tick not yet expired. */
   private cursor: number;
   private timer: NodeJS.Timeout | undefined;
@@ -36,7 +38,7 @@ export class TimerWheel<T extends Expirable> {
   /** Schedules `item` to expire `delayMs` from now (rounded up to the next tick). */
   add(item: T, delayMs: number): void {
     this.remove(item);
-    if (this.tickOf.size === 0) this.cursor = this.currentTick(); // idle until now: nothing is due before this tick
+    if (this.count === 0) this.cursor = this.currentTick(); // idle until now: nothing is due before this tick
     const tick = Math.max(this.cursor, Math.ceil((this.now() + Math.max(0, delayMs)) / this.tickMs));
     let bucket = this.buckets.get(tick);
     if (bucket === undefined) {
@@ -44,24 +46,30 @@ export class TimerWheel<T extends Expirable> {
       this.buckets.set(tick, bucket);
     }
     bucket.add(item);
-    this.tickOf.set(item, tick);
+    item.wheelTick = tick;
+    this.count += 1;
     this.start();
   }
 
   /** Unschedules `item`; a no-op when it is not scheduled. */
   remove(item: T): void {
-    const tick = this.tickOf.get(item);
+    const tick = item.wheelTick;
     if (tick === undefined) return;
-    this.tickOf.delete(item);
+    item.wheelTick = undefined;
     const bucket = this.buckets.get(tick);
-    bucket?.delete(item);
+    if (bucket?.delete(item) === true) this.count -= 1;
     if (bucket?.size === 0) this.buckets.delete(tick);
-    if (this.tickOf.size === 0) this.stop();
+    if (this.count === 0) this.stop();
   }
 
   /** Items scheduled. */
   get size(): number {
-    return this.tickOf.size;
+    return this.count;
+  }
+
+  /** Calls `fn` for every scheduled item (it may remove items meanwhile). */
+  forEach(fn: (item: T) => void): void {
+    for (const bucket of [...this.buckets.values()]) for (const item of bucket) fn(item);
   }
 
   /** Expires every bucket that is due (the interval calls it; tests may too). */
@@ -72,17 +80,19 @@ export class TimerWheel<T extends Expirable> {
       if (bucket === undefined) continue;
       this.buckets.delete(this.cursor);
       for (const item of bucket) {
-        this.tickOf.delete(item);
+        item.wheelTick = undefined;
+        this.count -= 1;
         item.expire();
       }
     }
-    if (this.tickOf.size === 0) this.stop();
+    if (this.count === 0) this.stop();
   }
 
   /** Unschedules everything without expiring it. */
   clear(): void {
+    for (const bucket of this.buckets.values()) for (const item of bucket) item.wheelTick = undefined;
     this.buckets.clear();
-    this.tickOf.clear();
+    this.count = 0;
     this.stop();
   }
 
