@@ -196,6 +196,47 @@ async function warmUp(pool: Pool, client: BenchClient, path = REQUEST_PATH): Pro
   }
 }
 
+/** One change in every home at once: N pushes issued together through the app's pool; the commit time of each. */
+async function changeEveryHome(pool: Pool, homes: readonly BenchHome[]): Promise<{ issuedAt: number; commits: number[]; pushSeconds: number }> {
+  const issuedAt = now();
+  const commits = await Promise.all(
+    homes.map(async (home) => {
+      const change = {
+        entity_type: 'entity_state',
+        entity_id: 'plug-1',
+        operation: 'update',
+        data: { device_id: 'plug-1', state: { power: 'on' } },
+        updated_at: new Date().toISOString(),
+        client_sync_id: newNonce(),
+      };
+      const res = await post(pool, home.app, PUSH_PATH, { type: 'sync_push', client_id: home.app.clientId, changes: [change] });
+      if (res.status !== 200 || res.json.server_time === undefined) throw new Error(`push answered ${res.status}`);
+      return serverMs(res.json.server_time);
+    }),
+  );
+  return { issuedAt, commits, pushSeconds: (now() - issuedAt) / 1000 };
+}
+
+interface WakeFigures {
+  readonly afterCommit: number[];
+  readonly fromIssue: number[];
+  /** Answers that are not a 200 woken by the change with that change in it. */
+  readonly wrong: number;
+}
+
+function wakeFigures(waits: readonly HeldWait[], commits: readonly number[], issuedAt: number): WakeFigures {
+  const afterCommit: number[] = [];
+  const fromIssue: number[] = [];
+  let wrong = 0;
+  waits.forEach((w, i) => {
+    const delta = w.status === 200 ? (JSON.parse(w.body) as { changes: { entity_id: string }[]; live?: { reason: string } }) : undefined;
+    if (delta?.live?.reason !== 'change' || delta.changes[0]?.entity_id !== 'plug-1') wrong += 1;
+    afterCommit.push(w.receivedAt - (commits[i] ?? 0));
+    fromIssue.push(w.receivedAt - issuedAt);
+  });
+  return { afterCommit, fromIssue, wrong };
+}
+
 async function runSize(n: number): Promise<BenchHome[]> {
   const child = new Child();
   const agent = new Agent({ keepAlive: false, maxSockets: Number.POSITIVE_INFINITY });
@@ -208,7 +249,6 @@ async function runSize(n: number): Promise<BenchHome[]> {
     pool = new Pool(url, { connections: PUSH_CONNECTIONS });
     await warmUp(pool, probe.gateway);
     const before = await child.ask({ cmd: 'memory' }, 'memory', 60_000);
-
     const opening = now();
     const waits: HeldWait[] = [];
     await openAll(child, homes, (home) => waits.push(openWait(target, home, agent)));
@@ -216,37 +256,9 @@ async function runSize(n: number): Promise<BenchHome[]> {
     const after = await child.ask({ cmd: 'memory' }, 'memory', 60_000);
     const early = waits.filter((w) => w.receivedAt !== 0).length;
     const baseline = await plainRoundTrips(pool, probe.gateway);
-
-    // One change in every home at once: N pushes issued together through the app's pool.
-    const issuedAt = now();
-    const commits = await Promise.all(
-      homes.map(async (home) => {
-        const change = {
-          entity_type: 'entity_state',
-          entity_id: 'plug-1',
-          operation: 'update',
-          data: { device_id: 'plug-1', state: { power: 'on' } },
-          updated_at: new Date().toISOString(),
-          client_sync_id: newNonce(),
-        };
-        const res = await post(pool as Pool, home.app, PUSH_PATH, { type: 'sync_push', client_id: home.app.clientId, changes: [change] });
-        if (res.status !== 200 || res.json.server_time === undefined) throw new Error(`push answered ${res.status}`);
-        return serverMs(res.json.server_time);
-      }),
-    );
-    const pushSeconds = (now() - issuedAt) / 1000;
+    const { issuedAt, commits, pushSeconds } = await changeEveryHome(pool, homes);
     await until(() => waits.every((w) => w.receivedAt !== 0), MAX_WAIT_SECONDS * 1000, 'every wait to be answered');
-
-    const afterCommit: number[] = [];
-    const fromIssue: number[] = [];
-    let wrong = 0;
-    waits.forEach((w, i) => {
-      const delta = w.status === 200 ? (JSON.parse(w.body) as { changes: { entity_id: string }[]; live?: { reason: string } }) : undefined;
-      if (delta?.live?.reason !== 'change' || delta.changes[0]?.entity_id !== 'plug-1') wrong += 1;
-      afterCommit.push(w.receivedAt - (commits[i] ?? 0));
-      fromIssue.push(w.receivedAt - issuedAt);
-    });
-
+    const wake = wakeFigures(waits, commits, issuedAt);
     figure(`live_${n}_held`, after.held, 'waits');
     figure(`live_${n}_open_time`, openSeconds, 's');
     figure(`live_${n}_server_rss_idle`, before.rssBytes / 2 ** 20, 'MiB');
@@ -255,13 +267,13 @@ async function runSize(n: number): Promise<BenchHome[]> {
     figure(`live_${n}_heap_per_wait`, (after.heapUsedBytes - before.heapUsedBytes) / n / 1024, 'KiB');
     figure(`live_${n}_baseline_round_trip_p50`, percentile(baseline, 50), 'ms');
     figure(`live_${n}_baseline_round_trip_p99`, percentile(baseline, 99), 'ms');
-    figure(`live_${n}_wake_after_commit_p50`, percentile(afterCommit, 50), 'ms');
-    figure(`live_${n}_wake_after_commit_p99`, percentile(afterCommit, 99), 'ms');
-    figure(`live_${n}_wake_after_commit_max`, Math.max(...afterCommit), 'ms');
-    figure(`live_${n}_app_push_to_gateway_p50`, percentile(fromIssue, 50), 'ms');
-    figure(`live_${n}_app_push_to_gateway_p99`, percentile(fromIssue, 99), 'ms');
+    figure(`live_${n}_wake_after_commit_p50`, percentile(wake.afterCommit, 50), 'ms');
+    figure(`live_${n}_wake_after_commit_p99`, percentile(wake.afterCommit, 99), 'ms');
+    figure(`live_${n}_wake_after_commit_max`, Math.max(...wake.afterCommit), 'ms');
+    figure(`live_${n}_app_push_to_gateway_p50`, percentile(wake.fromIssue, 50), 'ms');
+    figure(`live_${n}_app_push_to_gateway_p99`, percentile(wake.fromIssue, 99), 'ms');
     figure(`live_${n}_pushes_per_second`, n / pushSeconds, 'pushes/s', 0);
-    figure(`live_${n}_answered_early_or_wrong`, early + wrong, 'waits');
+    figure(`live_${n}_answered_early_or_wrong`, early + wake.wrong, 'waits');
     return homes;
   } finally {
     await pool?.close();

@@ -14,6 +14,8 @@ import type { AppSession } from './session.js';
 /** Polling bounds against a server without live waits: the seed's 5 s minimum, a watcher's shorter maximum. */
 const POLL_MIN_MS = 5_000;
 const POLL_MAX_MS = 60_000;
+/** sync_ack (seed §5) at most this often while changes flow. */
+const ACK_EVERY_MS = 60_000;
 /** After a `shutdown` answer: the server is restarting; give it this long before the first try. */
 const SHUTDOWN_PAUSE_MS = 500;
 
@@ -39,6 +41,7 @@ export async function watchHome(o: WatchOptions): Promise<void> {
   let printInitial = o.initial;
   let failures = 0;
   let pollMs = POLL_MIN_MS;
+  let lastAckAt = Date.now();
   while (!o.signal.aborted) {
     try {
       if (support === null) {
@@ -57,7 +60,10 @@ export async function watchHome(o: WatchOptions): Promise<void> {
       if (o.signal.aborted) return;
       delta.changes.forEach(o.onChange);
       watermark = delta.serverTime;
-      if (delta.changes.length > 0) await o.session.ack(watermark);
+      if (delta.changes.length > 0 && Date.now() - lastAckAt >= ACK_EVERY_MS) {
+        await o.session.ack(watermark); // lets the server purge tombstones; not needed after every change
+        lastAckAt = Date.now();
+      }
       failures = 0;
       const end = wait > 0 ? liveEnd(delta.live) : 'unsupported';
       if (end === 'shutdown') {
@@ -74,21 +80,28 @@ export async function watchHome(o: WatchOptions): Promise<void> {
       }
     } catch (err) {
       if (o.signal.aborted) return;
-      if (err instanceof SyncHttpError && err.code === 'INVALID_SYNC_STATE') {
+      const next = afterFailure(err, failures + 1, random);
+      if (next === 'resync') {
         o.onNote('the server no longer knows our watermark: full resync');
         watermark = undefined;
         continue;
       }
-      if (err instanceof GatewayError && FATAL.has(err.code)) throw err;
       failures += 1;
-      const retryAfterMs = err instanceof SyncHttpError && err.retryAfterSeconds !== undefined ? err.retryAfterSeconds * 1000 : 0;
-      const delayMs = Math.max(retryAfterMs, retryDelayMs(failures, random));
-      const what = err instanceof GatewayError ? `${err.code}: ${err.message}` : String(err);
-      o.onNote(`${what}; reconnecting in ${(delayMs / 1000).toFixed(1)} s`);
+      o.onNote(next.note);
       support = null;
-      await sleep(delayMs, o.signal);
+      await sleep(next.delayMs, o.signal);
     }
   }
+}
+
+/** After a failed round: a full resync (INVALID_SYNC_STATE), a retry after a delay, or the error itself (fatal). */
+function afterFailure(err: unknown, failures: number, random: () => number): 'resync' | { delayMs: number; note: string } {
+  if (err instanceof SyncHttpError && err.code === 'INVALID_SYNC_STATE') return 'resync';
+  if (err instanceof GatewayError && FATAL.has(err.code)) throw err;
+  const retryAfterMs = err instanceof SyncHttpError && err.retryAfterSeconds !== undefined ? err.retryAfterSeconds * 1000 : 0;
+  const delayMs = Math.max(retryAfterMs, retryDelayMs(failures, random));
+  const what = err instanceof GatewayError ? `${err.code}: ${err.message}` : String(err);
+  return { delayMs, note: `${what}; reconnecting in ${(delayMs / 1000).toFixed(1)} s` };
 }
 
 /** Resolves after `ms`, or at once when `signal` aborts. */
