@@ -41,9 +41,12 @@ const MAX_TRACKED_HOSTS = 10_000;
 export class AuthThrottle {
   readonly #options: Required<AuthThrottleOptions>;
   readonly #failures = new Map<string, Bucket>();
-  /** Per host, its checks waiting for a slot; the map's order is the round-robin order. */
+  /** Per host, its checks waiting for a slot. */
   readonly #queues = new Map<string, Job[]>();
+  /** Per host with checks running or waiting: how many, and when it was last given a slot (a dispatch serial). */
   readonly #pending = new Map<string, number>();
+  readonly #lastServed = new Map<string, number>();
+  #serial = 0;
   #running = 0;
 
   constructor(options: AuthThrottleOptions) {
@@ -81,8 +84,11 @@ export class AuthThrottle {
       }
     } finally {
       const left = (this.#pending.get(host) ?? 1) - 1;
-      if (left === 0) this.#pending.delete(host);
-      else this.#pending.set(host, left);
+      if (left > 0) this.#pending.set(host, left);
+      else {
+        this.#pending.delete(host);
+        this.#lastServed.delete(host);
+      }
     }
   }
 
@@ -98,16 +104,22 @@ export class AuthThrottle {
     this.#dispatch();
   }
 
-  /** Gives free slots to the host at the head of the round, then moves it to the back. */
+  /** Gives each free slot to the waiting host served least recently (round-robin over the hosts). */
   #dispatch(): void {
     while (this.#running < this.#options.maxConcurrent) {
-      const next = this.#queues.entries().next();
-      if (next.done) return;
-      const [host, queue] = next.value;
+      let host: string | undefined;
+      let served = Number.POSITIVE_INFINITY;
+      for (const waiting of this.#queues.keys()) {
+        const at = this.#lastServed.get(waiting) ?? -1;
+        if (at < served) [host, served] = [waiting, at];
+      }
+      if (host === undefined) return;
+      const queue = this.#queues.get(host) ?? [];
       const job = queue.shift();
-      this.#queues.delete(host);
-      if (queue.length > 0) this.#queues.set(host, queue);
+      if (queue.length === 0) this.#queues.delete(host);
       if (!job) continue;
+      this.#serial += 1;
+      this.#lastServed.set(host, this.#serial);
       this.#running += 1;
       job.run();
     }
