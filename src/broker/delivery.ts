@@ -35,6 +35,11 @@ export function grantedQos(subscriptions: object, topic: string): number | undef
   return best;
 }
 
+function grantedFor(client: Client, topic: string): number | undefined {
+  const subscriptions: unknown = Reflect.get(client, 'subscriptions');
+  return typeof subscriptions === 'object' && subscriptions !== null ? grantedQos(subscriptions, topic) : undefined;
+}
+
 function isPacket(value: unknown): value is DeliveredPacket {
   return typeof value === 'object' && value !== null && typeof Reflect.get(value, 'topic') === 'string' && typeof Reflect.get(value, 'qos') === 'number';
 }
@@ -57,8 +62,11 @@ export function deliverAtGrantedQos(client: Client): void {
       deliverQoS(packet, callback); // not a publish we can judge: aedes's own path
       return;
     }
-    const subscriptions: unknown = Reflect.get(client, 'subscriptions');
-    const granted = typeof subscriptions === 'object' && subscriptions !== null ? grantedQos(subscriptions, packet.topic) : undefined;
+    if (packet.qos === 0) {
+      deliver0(packet, callback); // published at QoS 0: no subscription changes that
+      return;
+    }
+    const granted = grantedFor(client, packet.topic);
     if (granted !== undefined && granted < packet.qos) packet.qos = granted;
     if (packet.qos === 0) deliver0(packet, callback);
     else deliverQoS(packet, callback);
@@ -75,9 +83,10 @@ export function deliverAtGrantedQos(client: Client): void {
 export function createAuthorizeForward(auth: BrokerAuth): (client: Client, packet: AedesPublishPacket) => AedesPublishPacket | null {
   return (client, packet) => {
     if (!auth.mayReceive(client, packet.topic)) return null;
-    const subscriptions: unknown = Reflect.get(client, 'subscriptions');
-    const granted = typeof subscriptions === 'object' && subscriptions !== null ? grantedQos(subscriptions, packet.topic) : undefined;
-    if (packet.qos === 2 && granted !== undefined && granted < 2) packet.qos = 1;
+    if (packet.qos === 2) {
+      const granted = grantedFor(client, packet.topic);
+      if (granted !== undefined && granted < 2) packet.qos = 1;
+    }
     return packet;
   };
 }

@@ -103,6 +103,14 @@ export class PacketScanner {
   feed(chunk: Buffer): ScanVerdict | undefined {
     let i = 0;
     while (i < chunk.length) {
+      if (this.#want > 0 && this.#type === PUBLISH && this.#collectedBytes === 0) {
+        const fast = this.#topicInPlace(chunk, i);
+        if (fast !== undefined) {
+          if (fast.verdict) return fast.verdict;
+          i = fast.next;
+          continue;
+        }
+      }
       if (this.#want > 0) {
         const n = Math.min(this.#want, chunk.length - i);
         this.#collect(chunk.subarray(i, i + n));
@@ -155,6 +163,21 @@ export class PacketScanner {
     const wanted = this.#type === PUBLISH ? 2 : [CONNECT, SUBSCRIBE, UNSUBSCRIBE].includes(this.#type) ? this.#length : 0;
     this.#want = Math.min(wanted, this.#length);
     this.#skip = this.#length - this.#want;
+  }
+
+  /**
+   * The common case: a PUBLISH whose topic lies whole in this chunk is checked where it is, without copying. Returns
+   * undefined when the topic spans chunks (then it is collected).
+   */
+  #topicInPlace(chunk: Buffer, at: number): { verdict: ScanVerdict | undefined; next: number } | undefined {
+    if (chunk.length - at < 2 || this.#bodyLeft < 2) return undefined;
+    const topicBytes = Math.min(chunk.readUInt16BE(at), this.#bodyLeft - 2);
+    if (chunk.length - at < 2 + topicBytes) return undefined;
+    this.#want = 0;
+    this.#skip = this.#bodyLeft - 2 - topicBytes;
+    this.#bodyLeft = 0;
+    const verdict = topicBytes > 0 ? badString('topic name', chunk.subarray(at + 2, at + 2 + topicBytes)) : undefined;
+    return { verdict, next: at + 2 + topicBytes };
   }
 
   #collect(part: Buffer): void {
