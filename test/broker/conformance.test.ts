@@ -5,17 +5,12 @@
  * real mqtt.js clients, raw sockets where exact bytes matter.
  */
 import mqtt, { type IPublishPacket, type MqttClient } from 'mqtt';
-import { afterEach, describe, expect, it } from 'vitest';
-import { collect, sleep, startSecureHarness, subackCodes, type SecureHarness, type SecureHarnessOptions } from '../security/harness.js';
-import { CONNACK, PUBLISH, connackCode, connectPacket, publishPacket, rawClient, subscribePacket, type RawClient } from './raw.js';
+import { describe, expect, it } from 'vitest';
+import { collect, sleep, subackCodes, type SecureHarnessOptions } from '../security/harness.js';
+import { useBrokerTest } from './context.js';
+import { CONNACK, PUBLISH, connackCode, connectPacket, subscribePacket, type RawClient } from './raw.js';
 
-let h: SecureHarness | undefined;
-const raws: RawClient[] = [];
-afterEach(async () => {
-  for (const r of raws.splice(0)) r.socket.destroy();
-  await h?.close();
-  h = undefined;
-});
+const ctx = useBrokerTest();
 
 /** The gateway's defaults: anonymous from loopback, no users, no ACL. */
 const DEFAULTS: SecureHarnessOptions = { auth: {} };
@@ -23,11 +18,7 @@ const DENY_NOSUBSCRIBE: SecureHarnessOptions = {
   auth: { acl: [{ anonymous: true, publish: ['#'], subscribe: ['#'], deny: { subscribe: ['test/nosubscribe'] } }] },
 };
 
-async function raw(port: number): Promise<RawClient> {
-  const r = await rawClient(port);
-  raws.push(r);
-  return r;
-}
+const raw = (port: number): Promise<RawClient> => ctx.raw(port);
 
 function packets(client: MqttClient): IPublishPacket[] {
   const got: IPublishPacket[] = [];
@@ -37,7 +28,7 @@ function packets(client: MqttClient): IPublishPacket[] {
 
 describe('Paho interoperability behaviours', () => {
   it('basic: QoS 0/1/2 round trip; a second CONNECT or a wrong protocol name closes the connection', async () => {
-    h = await startSecureHarness(DEFAULTS);
+    const h = await ctx.start(DEFAULTS);
     const c = await h.connect({ clientId: 'myclientid' });
     const got = collect(c);
     await c.subscribeAsync('TopicA', { qos: 2 });
@@ -58,7 +49,7 @@ describe('Paho interoperability behaviours', () => {
   });
 
   it('retained messages: kept per topic at every QoS, and deleted by an empty retained payload', async () => {
-    h = await startSecureHarness(DEFAULTS);
+    const h = await ctx.start(DEFAULTS);
     const a = await h.connect({ clientId: 'myclientid' });
     await a.publishAsync('TopicA/B', 'qos 0', { qos: 0, retain: true });
     await a.publishAsync('Topic/C', 'qos 1', { qos: 1, retain: true });
@@ -78,7 +69,7 @@ describe('Paho interoperability behaviours', () => {
   });
 
   it('zero-length client id: refused with CONNACK 2 and closed under clean session 0 (MQTT-3.1.3-8), accepted under 1', async () => {
-    h = await startSecureHarness(DEFAULTS);
+    const h = await ctx.start(DEFAULTS);
     const persistent = await raw(h.port);
     persistent.send(connectPacket({ clientId: '', clean: false }));
     expect(await connackCode(persistent)).toBe(2);
@@ -90,7 +81,7 @@ describe('Paho interoperability behaviours', () => {
   });
 
   it('offline message queueing: QoS 1 and 2 messages wait for a persistent session; the session is present', async () => {
-    h = await startSecureHarness(DEFAULTS);
+    const h = await ctx.start(DEFAULTS);
     const a = await h.connect({ clientId: 'myclientid', clean: false });
     await a.subscribeAsync('+/+', { qos: 2 });
     await a.endAsync();
@@ -106,7 +97,7 @@ describe('Paho interoperability behaviours', () => {
   });
 
   it('overlapping subscriptions: one message at the highest QoS of the matching subscriptions (MQTT-3.3.5-1)', async () => {
-    h = await startSecureHarness(DEFAULTS);
+    const h = await ctx.start(DEFAULTS);
     const a = await h.connect();
     const got = packets(a);
     await a.subscribeAsync({ 'TopicA/#': { qos: 2 }, 'TopicA/+': { qos: 1 } });
@@ -116,7 +107,7 @@ describe('Paho interoperability behaviours', () => {
   });
 
   it('overlapping subscriptions with a QoS 0 one: still one message at the highest granted QoS, whatever the order', async () => {
-    h = await startSecureHarness(DEFAULTS);
+    const h = await ctx.start(DEFAULTS);
     const a = await h.connect();
     const got = packets(a);
     await a.subscribeAsync({ 'up/#': { qos: 2 } });
@@ -130,7 +121,7 @@ describe('Paho interoperability behaviours', () => {
   });
 
   it('keepalive: a client silent for 1.5 × its keepalive is disconnected and its will published', async () => {
-    h = await startSecureHarness(DEFAULTS);
+    const h = await ctx.start(DEFAULTS);
     const b = await h.connect({ keepalive: 0 });
     const got = collect(b);
     await b.subscribeAsync('/TopicA', { qos: 2 });
@@ -143,7 +134,7 @@ describe('Paho interoperability behaviours', () => {
   });
 
   it('will message: published when the connection drops without DISCONNECT', async () => {
-    h = await startSecureHarness(DEFAULTS);
+    const h = await ctx.start(DEFAULTS);
     const b = await h.connect({ clientId: 'myclientid2', clean: false });
     const got = collect(b);
     await b.subscribeAsync('Topic/C', { qos: 2 });
@@ -156,7 +147,7 @@ describe('Paho interoperability behaviours', () => {
   });
 
   it('redelivery on reconnect: unacknowledged QoS 1 and 2 messages are sent again to the resumed session', async () => {
-    h = await startSecureHarness(DEFAULTS);
+    const h = await ctx.start(DEFAULTS);
     const first = await raw(h.port);
     first.send(connectPacket({ clientId: 'myclientid2', clean: false }));
     expect(await connackCode(first)).toBe(0);
@@ -176,7 +167,7 @@ describe('Paho interoperability behaviours', () => {
   });
 
   it('subscribe failure: a denied filter gets 0x80 (with an ACL that denies test/nosubscribe)', async () => {
-    h = await startSecureHarness(DENY_NOSUBSCRIBE);
+    const h = await ctx.start(DENY_NOSUBSCRIBE);
     const a = await h.connect();
     expect(await subackCodes(a, { 'test/nosubscribe': { qos: 2 } })).toEqual([0x80]);
     expect(await subackCodes(a, { 'test/other': { qos: 2 } })).toEqual([2]);
@@ -184,7 +175,7 @@ describe('Paho interoperability behaviours', () => {
   });
 
   it('$ topics: a filter starting with a wildcard does not match topics starting with $ (MQTT-4.7.2-1)', async () => {
-    h = await startSecureHarness(DEFAULTS);
+    const h = await ctx.start(DEFAULTS);
     const b = await h.connect({ keepalive: 0 });
     const got = collect(b);
     await b.subscribeAsync({ '+/+': { qos: 2 }, '#': { qos: 2 } });
@@ -195,7 +186,7 @@ describe('Paho interoperability behaviours', () => {
   });
 
   it('unsubscribe: messages stop on the unsubscribed filter only', async () => {
-    h = await startSecureHarness(DEFAULTS);
+    const h = await ctx.start(DEFAULTS);
     const b = await h.connect();
     const got = collect(b);
     for (const t of ['TopicA', 'TopicA/B', 'Topic/C']) await b.subscribeAsync(t, { qos: 2 });
@@ -209,7 +200,7 @@ describe('Paho interoperability behaviours', () => {
 
 describe('granted QoS (MQTT-3.8.4-6)', () => {
   it('delivers a QoS 2 publish at QoS 1 to a QoS 1 wildcard subscription, live and from the offline queue', async () => {
-    h = await startSecureHarness(DEFAULTS);
+    const h = await ctx.start(DEFAULTS);
     const sub = await h.connect({ clientId: 'q1-sub', clean: false });
     const live = packets(sub);
     await sub.subscribeAsync('sensors/#', { qos: 1 });
@@ -228,7 +219,7 @@ describe('granted QoS (MQTT-3.8.4-6)', () => {
   });
 
   it('delivers at QoS 0 to a QoS 0 subscription, and a retained QoS 2 message at the granted QoS', async () => {
-    h = await startSecureHarness(DEFAULTS);
+    const h = await ctx.start(DEFAULTS);
     const pub = await h.connect();
     await pub.publishAsync('meters/kitchen', 'retained', { qos: 2, retain: true });
     const sub = await h.connect();
@@ -243,7 +234,7 @@ describe('granted QoS (MQTT-3.8.4-6)', () => {
 
 describe('deny rules', () => {
   it('never delivers a denied topic to an allowed wildcard subscription: live, retained, or queued while offline', async () => {
-    h = await startSecureHarness(DENY_NOSUBSCRIBE);
+    const h = await ctx.start(DENY_NOSUBSCRIBE);
     const pub = await h.connect();
     await pub.publishAsync('test/nosubscribe', 'retained secret', { qos: 1, retain: true });
     const sub = await h.connect({ clientId: 'all-1', clean: false });
@@ -267,7 +258,7 @@ describe('deny rules', () => {
   });
 
   it('checks deny before allow over every rule, with placeholders, for publish and subscribe', async () => {
-    h = await startSecureHarness({
+    const h = await ctx.start({
       auth: {
         acl: [
           { anonymous: true, publish: ['#'], subscribe: ['#'] },

@@ -3,32 +3,26 @@
  * that apply to loopback too, and password checks throttled per host before any hashing, in turn across hosts.
  * Real aedes, real sockets, real scrypt where the cost is the point.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AuthThrottle } from '../../src/broker/auth-throttle.js';
 import { createBrokerAuth } from '../../src/broker/auth.js';
 import { hashPassword, verifyPassword, type ParsedPasswordHash } from '../../src/broker/password.js';
 import { silentLogger } from '../../src/log.js';
-import { sleep, startSecureHarness, user, type SecureHarness } from '../security/harness.js';
-import { connackCode, connectPacket, rawClient, type RawClient } from './raw.js';
+import { sleep, user } from '../security/harness.js';
+import { useBrokerTest } from './context.js';
+import { connackCode, connectPacket } from './raw.js';
 
-let h: SecureHarness | undefined;
-const raws: RawClient[] = [];
-afterEach(async () => {
-  for (const r of raws.splice(0)) r.socket.destroy();
-  await h?.close();
-  h = undefined;
-});
+const ctx = useBrokerTest();
 
 /** Opens `n` raw sockets, each sending an anonymous CONNECT with keepalive 0; resolves with each one's fate. */
 async function anonymousFlood(port: number, n: number): Promise<Array<number | 'closed'>> {
   const fates: Array<Promise<number | 'closed'>> = [];
   for (let i = 0; i < n; i += 1) {
-    const r = await rawClient(port).catch(() => undefined);
+    const r = await ctx.raw(port).catch(() => undefined);
     if (!r) {
       fates.push(Promise.resolve('closed'));
       continue;
     }
-    raws.push(r);
     r.send(connectPacket({ clientId: `hog-${i}`, keepalive: 0 }));
     fates.push(connackCode(r, 10_000).then((code) => code ?? 'closed'));
   }
@@ -37,7 +31,7 @@ async function anonymousFlood(port: number, n: number): Promise<Array<number | '
 
 describe('connection caps', () => {
   it('lets a real user in while 1,000 anonymous loopback sockets with keepalive 0 are open', async () => {
-    h = await startSecureHarness({ auth: { users: [await user('alice', 'a')] } }); // defaults: 1000 / 500 per host / 250 per identity
+    const h = await ctx.start({ auth: { users: [await user('alice', 'a')] } }); // defaults: 1000 / 500 per host / 250 per identity
     const fates = await anonymousFlood(h.port, 1000);
     const accepted = fates.filter((f) => f === 0).length;
     expect(accepted).toBe(250); // the anonymous clients of one host are one identity
@@ -48,7 +42,7 @@ describe('connection caps', () => {
   }, 60_000);
 
   it('caps the connections of one identity (CONNACK 3), counting a takeover of its own id as a replacement', async () => {
-    h = await startSecureHarness({
+    const h = await ctx.start({
       auth: { users: [await user('alice', 'a'), await user('bob', 'b')] },
       broker: { limits: { maxConnectionsPerIdentity: 2 } },
     });
@@ -63,14 +57,12 @@ describe('connection caps', () => {
   });
 
   it('caps the sockets of one host, loopback included', async () => {
-    h = await startSecureHarness({ broker: { limits: { maxConnectionsPerAddress: 3 } } });
+    const h = await ctx.start({ broker: { limits: { maxConnectionsPerAddress: 3 } } });
     for (let i = 0; i < 3; i += 1) await h.connect({ clientId: `c-${i}` });
-    const fourth = await rawClient(h.port);
-    raws.push(fourth);
+    const fourth = await ctx.raw(h.port);
     expect(await fourth.closed(1000)).toBe(true);
     // 127.0.0.2 is the same machine: all of loopback is one host.
-    const other = await rawClient(h.port, '127.0.0.2');
-    raws.push(other);
+    const other = await ctx.raw(h.port, '127.0.0.2');
     expect(await other.closed(1000)).toBe(true);
     expect(h.broker.errorCounts().too_many_from_address).toBe(2);
   });
@@ -81,10 +73,10 @@ describe('password checks under attack', () => {
     let now = 0;
     let hashed = 0;
     const verify = (password: Buffer, hash: ParsedPasswordHash): Promise<boolean> => ((hashed += 1), verifyPassword(password, hash));
-    h = await startSecureHarness({
+    const h = await ctx.start({
       auth: { users: [await user('alice', 'right')], allowAnonymous: false, verify, throttle: { failureBurst: 10, failuresPerMinute: 6, maxConcurrent: 2, maxPendingPerHost: 4, now: () => now } },
     });
-    const codes = await Promise.all(Array.from({ length: 400 }, (_v, i) => h!.refusedCode({ username: 'alice', password: `wrong-${i}`, clientId: `guess-${i}` })));
+    const codes = await Promise.all(Array.from({ length: 400 }, (_v, i) => h.refusedCode({ username: 'alice', password: `wrong-${i}`, clientId: `guess-${i}` })));
     expect(hashed).toBeLessThanOrEqual(10 + 4); // the burst, plus what was already waiting when it ran out
     expect(codes.filter((c) => c === 4).length).toBe(hashed); // each hashed attempt: bad password
     expect(codes.filter((c) => c === 5).length).toBe(400 - hashed); // the rest: refused before hashing

@@ -3,19 +3,14 @@
  * subscription) is not readable without an ACL rule that allows it (broker review, item 10). Real aedes, real clients.
  */
 import { Writable } from 'node:stream';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { clip } from '../../src/broker/log-fields.js';
 import { createLogger } from '../../src/log.js';
-import { collect, sleep, startSecureHarness, subackCodes, user, type SecureHarness } from '../security/harness.js';
-import { connackCode, connectPacket, publishPacket, rawClient, type RawClient } from './raw.js';
+import { collect, sleep, subackCodes, user } from '../security/harness.js';
+import { useBrokerTest } from './context.js';
+import { connackCode, connectPacket, publishPacket } from './raw.js';
 
-let h: SecureHarness | undefined;
-const raws: RawClient[] = [];
-afterEach(async () => {
-  for (const r of raws.splice(0)) r.socket.destroy();
-  await h?.close();
-  h = undefined;
-});
+const ctx = useBrokerTest();
 
 function sink(): { lines: string[]; stream: Writable } {
   const lines: string[] = [];
@@ -25,22 +20,19 @@ function sink(): { lines: string[]; stream: Writable } {
 describe('client-supplied strings in logs', () => {
   it('clips 60 KB client ids, usernames and topics in every log line', async () => {
     const log = sink();
-    h = await startSecureHarness({
+    const h = await ctx.start({
       auth: { users: [await user('alice', 'a')], allowAnonymous: false, acl: [{ publish: ['devices/%u/#'] }] },
       broker: { limits: { maxClientIdBytes: 65_535, errorLogIntervalMs: 0 } },
       logger: createLogger({ level: 'debug', destination: log.stream }),
     });
     const huge = 'x'.repeat(60_000);
-    const anon = await rawClient(h.port);
-    raws.push(anon);
+    const anon = await ctx.raw(h.port);
     anon.send(connectPacket({ clientId: huge }));
     expect(await connackCode(anon)).toBe(5);
-    const named = await rawClient(h.port);
-    raws.push(named);
+    const named = await ctx.raw(h.port);
     named.send(connectPacket({ clientId: 'c-1', username: huge, password: 'nope' }));
     expect(await connackCode(named)).toBe(4);
-    const alice = await rawClient(h.port);
-    raws.push(alice);
+    const alice = await ctx.raw(h.port);
     alice.send(connectPacket({ clientId: `alice-${'y'.repeat(60_000)}`, username: 'alice', password: 'a' }));
     expect(await connackCode(alice)).toBe(0);
     alice.send(publishPacket(`devices/bob/${huge}`, '{}', 0));
@@ -51,9 +43,8 @@ describe('client-supplied strings in logs', () => {
   });
 
   it('refuses a client id longer than maxClientIdBytes with CONNACK 2 (any protocol version)', async () => {
-    h = await startSecureHarness({ auth: {} });
-    const r = await rawClient(h.port);
-    raws.push(r);
+    const h = await ctx.start({ auth: {} });
+    const r = await ctx.raw(h.port);
     r.send(connectPacket({ clientId: 'z'.repeat(257) }));
     expect(await connackCode(r)).toBe(2);
     expect(await r.closed()).toBe(true);
@@ -71,7 +62,7 @@ describe('client-supplied strings in logs', () => {
 
 describe('$SYS', () => {
   it('is not readable by anyone without an ACL (SUBACK 0x80); other filters are unaffected', async () => {
-    h = await startSecureHarness({ auth: {} }); // the gateway's defaults
+    const h = await ctx.start({ auth: {} }); // the gateway's defaults
     const spy = await h.connect({ clientId: 'spy' });
     const seen = collect(spy);
     expect(await subackCodes(spy, { '$SYS/#': { qos: 0 }, '$SYS/+/new/clients': { qos: 0 }, 'other/#': { qos: 0 } })).toEqual([128, 128, 0]);
@@ -82,7 +73,7 @@ describe('$SYS', () => {
   });
 
   it('is readable where an ACL rule allows it by name', async () => {
-    h = await startSecureHarness({
+    const h = await ctx.start({
       auth: { users: [await user('admin', 'x')], acl: [{ users: ['admin'], subscribe: ['$SYS/#'] }, { anonymous: true, subscribe: ['#'] }] },
     });
     const anon = await h.connect({ clientId: 'anon' });

@@ -6,16 +6,13 @@
  */
 import { Writable } from 'node:stream';
 import fc from 'fast-check';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { GATEWAY_OWNER, RetainedQuota, type RetainedLimits } from '../../src/broker/retained.js';
 import { createLogger } from '../../src/log.js';
-import { collect, sleep, startSecureHarness, user, type SecureHarness } from '../security/harness.js';
+import { collect, sleep, user } from '../security/harness.js';
+import { useBrokerTest } from './context.js';
 
-let h: SecureHarness | undefined;
-afterEach(async () => {
-  await h?.close();
-  h = undefined;
-});
+const ctx = useBrokerTest();
 
 describe('RetainedQuota accounting', () => {
   const limits: RetainedLimits = { maxMessages: 12, maxBytes: 600, maxMessagesPerIdentity: 5, maxBytesPerIdentity: 250 };
@@ -75,7 +72,7 @@ describe('retained limits in the broker', () => {
   it("keeps at most an identity's quota, acknowledges the rest, logs once, and frees quota on delete", async () => {
     const lines: string[] = [];
     const sink = new Writable({ write: (chunk: Buffer, _e, cb) => (lines.push(chunk.toString()), cb()) });
-    h = await startSecureHarness({
+    const h = await ctx.start({
       auth: { users: [await user('alice', 'a'), await user('bob', 'b')], allowAnonymous: false },
       broker: { limits: { maxRetainedMessagesPerIdentity: 5, maxRetainedMessages: 8, errorLogIntervalMs: 60_000 } },
       logger: createLogger({ level: 'warn', destination: sink }),
@@ -111,7 +108,7 @@ describe('retained limits in the broker', () => {
   });
 
   it('removes the previous retained message when its replacement is over the limit', async () => {
-    h = await startSecureHarness({ broker: { limits: { maxRetainedBytesPerIdentity: 2048 } } });
+    const h = await ctx.start({ broker: { limits: { maxRetainedBytesPerIdentity: 2048 } } });
     const c = await h.connect();
     await c.publishAsync('big/1', 'small', { qos: 1, retain: true });
     await c.publishAsync('big/1', 'x'.repeat(4000), { qos: 1, retain: true });

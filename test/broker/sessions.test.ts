@@ -4,21 +4,18 @@
  * Real aedes, real mqtt.js clients, real ingest into SQLite (test/security/harness.ts).
  */
 import type { MqttClient } from 'mqtt';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SessionOwners } from '../../src/broker/sessions.js';
 import { compileClientIdRules } from '../../src/broker/client-ids.js';
-import { collect, sleep, startSecureHarness, user, type SecureHarness } from '../security/harness.js';
+import { collect, sleep, user, type SecureHarness } from '../security/harness.js';
+import { useBrokerTest } from './context.js';
 
-let h: SecureHarness | undefined;
-afterEach(async () => {
-  await h?.close();
-  h = undefined;
-});
+const ctx = useBrokerTest();
 
 const UNLOCK = { topic: 'devices/alice/set', payload: Buffer.from('UNLOCK-front-door'), qos: 1 as const, retain: false };
 
 async function start(extra: { userClientIds?: string[]; clientIds?: string[] } = {}): Promise<SecureHarness> {
-  return startSecureHarness({
+  return ctx.start({
     auth: {
       users: [{ ...(await user('alice', 'a')), ...(extra.clientIds ? { clientIds: extra.clientIds } : {}) }, await user('bob', 'b')],
       ...(extra.userClientIds ? { userClientIds: extra.userClientIds } : {}),
@@ -39,7 +36,7 @@ function closedSoon(client: MqttClient, ms: number): Promise<boolean> {
 
 describe('session ownership', () => {
   it("refuses an anonymous client that asks for a device's stored session (CONNACK 5); the device gets its queued command", async () => {
-    h = await start();
+    const h = await start();
     const lock = await h.connect({ clientId: 'lock-1', clean: false, username: 'alice', password: 'a' });
     await lock.subscribeAsync('devices/alice/set', { qos: 1 });
     await lock.endAsync();
@@ -55,7 +52,7 @@ describe('session ownership', () => {
   });
 
   it('leaves the owner connected when another identity tries its client id, and still delivers to it', async () => {
-    h = await start();
+    const h = await start();
     const lock = await h.connect({ clientId: 'lock-1', clean: true, username: 'alice', password: 'a' });
     const seen = collect(lock);
     await lock.subscribeAsync('devices/alice/set', { qos: 1 });
@@ -69,7 +66,7 @@ describe('session ownership', () => {
   });
 
   it('lets the same identity take its session over (a device reconnecting over a half-open connection)', async () => {
-    h = await start();
+    const h = await start();
     const old = await h.connect({ clientId: 'lock-1', clean: false, username: 'alice', password: 'a' });
     await old.subscribeAsync('devices/alice/set', { qos: 1 });
     const kicked = closedSoon(old, 2000);
@@ -82,7 +79,7 @@ describe('session ownership', () => {
   });
 
   it('frees the client id once a clean session ends', async () => {
-    h = await start();
+    const h = await start();
     const lock = await h.connect({ clientId: 'shared-1', clean: true, username: 'alice', password: 'a' });
     await lock.endAsync();
     await sleep(50);
@@ -109,7 +106,7 @@ describe('session ownership', () => {
 
 describe('client ids tied to users', () => {
   it("refuses a user's CONNECT with an id outside its patterns, and anyone else's with an id inside them (CONNACK 2)", async () => {
-    h = await start({ clientIds: ['%u-*'], userClientIds: ['%u'] });
+    const h = await start({ clientIds: ['%u-*'], userClientIds: ['%u'] });
     expect(await h.refusedCode({ clientId: 'lock-1', username: 'alice', password: 'a' })).toBe(2);
     expect(await h.refusedCode({ clientId: 'alice-lock' })).toBe(2); // reserved for alice, even before she connects
     expect(await h.refusedCode({ clientId: 'alice-lock', username: 'bob', password: 'b' })).toBe(2);

@@ -3,18 +3,13 @@
  * item 6): topic names, topic filters, client ids, usernames, will topics. mqtt-packet turns bad bytes into U+FFFD
  * silently, so the raw bytes are checked (packet-scan.ts). Real aedes, raw sockets.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { PacketScanner, mqttStringProblem } from '../../src/broker/packet-scan.js';
-import { collect, sleep, startSecureHarness, type SecureHarness } from '../security/harness.js';
-import { PUBACK, SUBACK, UNSUBACK, CONNACK, connackCode, connectPacket, publishPacket, rawClient, subscribePacket, unsubscribePacket, type RawClient } from './raw.js';
+import { collect, sleep } from '../security/harness.js';
+import { useBrokerTest } from './context.js';
+import { PUBACK, SUBACK, UNSUBACK, CONNACK, connackCode, connectPacket, publishPacket, subscribePacket, unsubscribePacket, type RawClient } from './raw.js';
 
-let h: SecureHarness | undefined;
-const raws: RawClient[] = [];
-afterEach(async () => {
-  for (const r of raws.splice(0)) r.socket.destroy();
-  await h?.close();
-  h = undefined;
-});
+const ctx = useBrokerTest();
 
 const BAD: Record<string, Buffer> = {
   'a lone 0xFF byte': Buffer.from([0x64, 0x2f, 0xff]),
@@ -25,8 +20,7 @@ const BAD: Record<string, Buffer> = {
 };
 
 async function connected(port: number, clientId: string): Promise<RawClient> {
-  const r = await rawClient(port);
-  raws.push(r);
+  const r = await ctx.raw(port);
   r.send(connectPacket({ clientId }));
   expect(await connackCode(r)).toBe(0);
   return r;
@@ -35,7 +29,7 @@ async function connected(port: number, clientId: string): Promise<RawClient> {
 describe('ill-formed strings close the connection', () => {
   for (const [name, topic] of Object.entries(BAD)) {
     it(`PUBLISH with ${name} in the topic: closed, no PUBACK, not delivered`, async () => {
-      h = await startSecureHarness();
+      const h = await ctx.start();
       const watcher = await h.connect();
       const seen = collect(watcher);
       await watcher.subscribeAsync('#', { qos: 1 });
@@ -51,7 +45,7 @@ describe('ill-formed strings close the connection', () => {
   }
 
   it('SUBSCRIBE and UNSUBSCRIBE with an ill-formed filter: closed, no SUBACK / UNSUBACK', async () => {
-    h = await startSecureHarness();
+    const h = await ctx.start();
     const sub = await connected(h.port, 'bad-sub');
     sub.send(subscribePacket([['ok/#', 1], [Buffer.from([0x61, 0x2f, 0xc3]), 1]], 3));
     expect(await sub.closed()).toBe(true);
@@ -64,15 +58,14 @@ describe('ill-formed strings close the connection', () => {
   });
 
   it('CONNECT with an ill-formed client id, username or will topic: closed without a CONNACK', async () => {
-    h = await startSecureHarness({ auth: { allowAnonymous: true } });
+    const h = await ctx.start({ auth: { allowAnonymous: true } });
     const cases = [
       connectPacket({ clientId: Buffer.from([0x63, 0xff]) }),
       connectPacket({ clientId: 'u-1', username: Buffer.from([0x75, 0x00]), password: 'x' }),
       connectPacket({ clientId: 'w-1', will: { topic: Buffer.from([0xed, 0xbf, 0xbf]), payload: 'gone' } }),
     ];
     for (const bytes of cases) {
-      const r = await rawClient(h.port);
-      raws.push(r);
+      const r = await ctx.raw(h.port);
       r.send(bytes);
       expect(await r.closed()).toBe(true);
       expect(r.packets.filter((p) => p.type === CONNACK)).toEqual([]);
@@ -81,7 +74,7 @@ describe('ill-formed strings close the connection', () => {
   });
 
   it('accepts well-formed non-ASCII, including a real U+FFFD, and binary payloads', async () => {
-    h = await startSecureHarness();
+    const h = await ctx.start();
     const watcher = await h.connect();
     const seen = collect(watcher);
     await watcher.subscribeAsync('#', { qos: 1 });
