@@ -38,8 +38,6 @@ export interface ConnectHooksOptions {
 export interface ConnectHooks {
   preConnect(client: Client, packet: ConnectPacket, callback: (error: Error | null, success: boolean) => void): void;
   authenticate(client: Client, username: string | undefined, password: Buffer | undefined, done: AuthenticateCallback): void;
-  /** Connections per identity account now (tests, status). */
-  connectionsOf(account: string): number;
 }
 
 interface Refusal {
@@ -71,7 +69,7 @@ export function createConnectHooks(options: ConnectHooksOptions): ConnectHooks {
     return existing !== undefined && auth.identityOf(existing)?.account === identity.account;
   }
 
-  /** Binds the identity and holds its slot and session until the connection closes; false when it already has. */
+  /** Binds the identity and holds its slot and session until the connection closes, or says why not. */
   function admit(client: Client, identity: ConnectedIdentity): Refusal | undefined {
     if (!fits(identity)) return { returnCode: CONNACK_SERVER_UNAVAILABLE, reason: 'too_many_for_identity' };
     const claim = sessions.claim(client.id, identity.sessionOwner, client.clean);
@@ -116,6 +114,5 @@ export function createConnectHooks(options: ConnectHooksOptions): ConnectHooks {
       callback(null, true);
     },
     authenticate,
-    connectionsOf: (account) => perAccount.get(account) ?? 0,
   };
 }
