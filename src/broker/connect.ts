@@ -110,7 +110,14 @@ export function createConnectHooks(options: ConnectHooksOptions): ConnectHooks {
   return {
     preConnect(client, packet, callback) {
       if (packet.clientId === '') emptyClientId.add(client);
-      options.onConnectPacket(client);
+      try {
+        options.onConnectPacket(client);
+      } catch (err) {
+        // A contract check against aedes's internals failed (an upgrade): refuse this client, keep the broker up.
+        errors.record('broker_error', 'mqtt connect could not be prepared', { error: clip((err as Error).message, 300) });
+        callback(err instanceof Error ? err : new Error(String(err)), false);
+        return;
+      }
       callback(null, true);
     },
     authenticate,
