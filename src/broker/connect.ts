@@ -114,7 +114,7 @@ export function createConnectHooks(options: ConnectHooksOptions): ConnectHooks {
         options.onConnectPacket(client);
       } catch (err) {
         // A contract check against aedes's internals failed (an upgrade): refuse this client, keep the broker up.
-        errors.record('broker_error', 'mqtt connect could not be prepared', { error: clip((err as Error).message, 300) });
+        errors.record('broker_error', 'mqtt connect could not be prepared', { error: clip(err instanceof Error ? err.message : String(err), 300) });
         callback(err instanceof Error ? err : new Error(String(err)), false);
         return;
       }
