@@ -19,7 +19,7 @@ function install(...args: string[]): { status: number | null; out: string } {
 const mode = (p: string): number => statSync(p).mode & 0o777;
 
 describe('scripts/install.sh', () => {
-  it('is shellcheck clean (shellcheck must be installed: .ci/run does it)', () => {
+  it('is shellcheck clean (shellcheck must be installed: scripts/test.sh does it)', () => {
     const r = spawnSync('shellcheck', ['--severity=style', SCRIPT], { encoding: 'utf8' });
     expect(r.error, 'shellcheck is not installed').toBeUndefined();
     expect(`${r.stdout}${r.stderr}`).toBe('');
