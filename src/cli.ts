@@ -20,14 +20,23 @@ commands:
   sync           [--full] [--config FILE | --http-port N] [--json]   ask the running daemon to sync now
   devices        --data-dir DIR [--json]   devices in the store with their current state
   check-config   FILE                      validate a gateway config file; lists every problem
-  hash-password  [--cost N] [--json] < password   scrypt hash for a broker user (issue 4 users)
+  hash-password  [--cost N] [--json] < password   scrypt hash for a broker user's password
   simulate       [--url mqtt://127.0.0.1:1883] [--rate N]   run ~30 simulated devices
   demo           server + gateway + simulator, with an offline spell, end to end
 
-Run 'inbetweenies-gateway <command> --help' for a command's options.`;
+  --version      print the version (also after any command)
+Run 'inbetweenies-gateway <command> --help' for a command's options.
+Exit status: 0 ok, 1 failure (unhealthy, unreachable, could not start), 2 bad usage or configuration.`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  // `--version` anywhere before a lone `--`, with or without a command: the version and nothing else.
+  const flags = argv.includes('--') ? argv.slice(0, argv.indexOf('--')) : argv;
+  if (flags.includes('--version') || command === '-V') {
+    const { readPackageInfo } = await import('./version.js');
+    process.stdout.write(`${readPackageInfo().version}\n`);
+    return 0;
+  }
   switch (command) {
     case 'run':
       return (await import('./commands/run.js')).runGatewayCommand(rest);
@@ -47,12 +56,14 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./commands/simulate.js')).simulateCommand(rest);
     case 'demo':
       return (await import('./commands/demo.js')).demoCommand(rest);
-    case undefined:
     case '-h':
     case '--help':
     case 'help':
       process.stdout.write(`${USAGE}\n`);
-      return command === undefined ? 2 : 0;
+      return 0;
+    case undefined:
+      process.stderr.write(`${USAGE}\n`);
+      return 2;
     default:
       process.stderr.write(`unknown command ${JSON.stringify(command)}\n\n${USAGE}\n`);
       return 2;

@@ -9,8 +9,8 @@ Validates a gateway configuration file against the schema and lists every proble
   --print   also print the effective configuration (secrets redacted) as JSON`;
 
 export async function checkConfigCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseCommandArgs(argv, { print: { type: 'boolean' } }, true);
-  return withUsage(HELP, Boolean(values.help), async () => {
+  return withUsage(HELP, argv, async () => {
+    const { values, positionals } = parseCommandArgs(argv, { print: { type: 'boolean' } }, true);
     const file = positionals[0];
     if (!file || positionals.length > 1) throw new UsageError('check-config: expected exactly one FILE');
     try {

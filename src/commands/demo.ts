@@ -31,8 +31,8 @@ async function startServer(dataDir: string, port: number, logger: Logger): Promi
 }
 
 export async function demoCommand(argv: string[]): Promise<number> {
-  const { values } = parseCommandArgs(argv, { seconds: { type: 'string' }, 'offline-seconds': { type: 'string' }, 'data-dir': { type: 'string' } });
-  return withUsage(HELP, Boolean(values.help), async () => {
+  return withUsage(HELP, argv, async () => {
+    const { values } = parseCommandArgs(argv, { seconds: { type: 'string' }, 'offline-seconds': { type: 'string' }, 'data-dir': { type: 'string' } });
     const seconds = Number(values.seconds ?? 60);
     const offline = Number(values['offline-seconds'] ?? 20);
     if (!(seconds >= 10)) throw new UsageError(`--seconds: expected a number ≥ 10, got ${JSON.stringify(values.seconds)}`);

@@ -19,8 +19,8 @@ function dataDirOf(value: string | undefined): string {
 }
 
 export async function statusCommand(argv: string[]): Promise<number> {
-  const { values } = parseCommandArgs(argv, OPTIONS);
-  return withUsage(STATUS_HELP, Boolean(values.help), async () => {
+  return withUsage(STATUS_HELP, argv, async () => {
+    const { values } = parseCommandArgs(argv, OPTIONS);
     const db = openStoreReadOnly(dataDirOf(values['data-dir']));
     try {
       const status = readSyncStatus(db);
@@ -46,8 +46,8 @@ export async function statusCommand(argv: string[]): Promise<number> {
 }
 
 export async function devicesCommand(argv: string[]): Promise<number> {
-  const { values } = parseCommandArgs(argv, OPTIONS);
-  return withUsage(DEVICES_HELP, Boolean(values.help), async () => {
+  return withUsage(DEVICES_HELP, argv, async () => {
+    const { values } = parseCommandArgs(argv, OPTIONS);
     const db = openStoreReadOnly(dataDirOf(values['data-dir']));
     try {
       const devices = listDevices(db);

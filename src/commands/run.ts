@@ -21,7 +21,8 @@ Stops gracefully on SIGTERM or SIGINT.`;
 const STOP_BOUND_MS = 15_000;
 
 export async function runGatewayCommand(argv: string[]): Promise<number> {
-  const { values } = parseCommandArgs(argv, {
+  return withUsage(HELP, argv, async () => {
+    const { values } = parseCommandArgs(argv, {
     config: { type: 'string' },
     'data-dir': { type: 'string' },
     'mqtt-host': { type: 'string' },
@@ -31,7 +32,6 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     'client-secret': { type: 'string' },
     'http-port': { type: 'string' },
   });
-  return withUsage(HELP, Boolean(values.help), async () => {
     const flags: GatewayFlags = {
       dataDir: values['data-dir'],
       mqttHost: values['mqtt-host'],
