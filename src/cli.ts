@@ -19,7 +19,7 @@ commands:
                  health, MQTT clients, devices, pending changes, last sync, online/offline, last error, jobs
   sync           [--full] [--config FILE | --http-port N] [--json]   ask the running daemon to sync now
   devices        --data-dir DIR [--json]   devices in the store with their current state
-  check-config   FILE                      validate a gateway config file; lists every problem
+  check-config   FILE [--print] [--json]   validate a gateway config file; lists every problem
   hash-password  [--cost N] [--json] < password   scrypt hash for a broker user's password
   simulate       [--url mqtt://127.0.0.1:1883] [--rate N]   run ~30 simulated devices
   demo           server + gateway + simulator, with an offline spell, end to end
