@@ -41,13 +41,15 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   if (options.destination) return pino(base, options.destination);
   const pretty = options.pretty ?? Boolean(process.stdout.isTTY);
   if (pretty) {
-    return pino({ ...base, transport: { target: 'pino-pretty', options: PRETTY_OPTIONS } });
+    return pino({ ...base, transport: { target: 'pino-pretty', options: prettyOptions(Boolean(process.stdout.isTTY)) } });
   }
   return pino(base);
 }
 
-/** pino-pretty in a terminal: one line per event, time of day, no pid or hostname. */
-export const PRETTY_OPTIONS = { colorize: true, translateTime: 'SYS:HH:MM:ss.l', singleLine: true, ignore: 'pid,hostname' } as const;
+/** pino-pretty: one line per event (fields inline), time of day, no pid or hostname; colours only on a terminal. */
+export function prettyOptions(colorize: boolean): Record<string, unknown> {
+  return { colorize, translateTime: 'SYS:HH:MM:ss.l', singleLine: true, ignore: 'pid,hostname' };
+}
 
 const VERBOSITY: readonly LevelWithSilent[] = ['silent', 'fatal', 'error', 'warn', 'info', 'debug', 'trace'];
 
