@@ -30,11 +30,13 @@ function listFiles(dir: string): string[] {
 }
 
 describe('scripts/install.sh', () => {
-  it('is shellcheck clean (shellcheck must be installed: scripts/test.sh does it)', () => {
-    const r = spawnSync('shellcheck', ['--severity=style', SCRIPT], { encoding: 'utf8' });
-    expect(r.error, 'shellcheck is not installed').toBeUndefined();
-    expect(`${r.stdout}${r.stderr}`).toBe('');
-    expect(r.status).toBe(0);
+  it('scripts/install.sh and scripts/test.sh are shellcheck clean (shellcheck must be installed: scripts/test.sh does it)', () => {
+    for (const script of [SCRIPT, join(ROOT, 'scripts/test.sh')]) {
+      const r = spawnSync('shellcheck', ['--severity=style', script], { encoding: 'utf8' });
+      expect(r.error, 'shellcheck is not installed').toBeUndefined();
+      expect(`${r.stdout}${r.stderr}`, script).toBe('');
+      expect(r.status).toBe(0);
+    }
   });
 
   it('installs into DESTDIR, then again idempotently keeping the edited config; uninstall keeps data, --purge removes it', () => {

@@ -12,6 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { levelCycle } from '../../src/log.js';
 import { onLines } from '../../src/util/lines.js';
 import { CLI, assertBuilt } from '../helpers/daemon-process.js';
+import { waitForItem } from './helpers.js';
 
 const cleanups: Array<() => void> = [];
 afterEach(() => {
@@ -45,15 +46,7 @@ function daemon(configYaml: string, args: string[] = [], env: NodeJS.ProcessEnv 
   return {
     proc,
     lines,
-    async waitFor(pred, ms, what) {
-      const deadline = Date.now() + ms;
-      for (;;) {
-        const found = lines.find(pred);
-        if (found !== undefined) return found;
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}:\n${lines.join('\n')}`);
-        await new Promise((r) => setTimeout(r, 25));
-      }
-    },
+    waitFor: (pred, ms, what) => waitForItem(lines, pred, ms, what),
     stop: async () => {
       proc.kill('SIGTERM');
       return exited;

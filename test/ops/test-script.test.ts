@@ -2,7 +2,8 @@
  * scripts/test.sh, the README's test command: installs the Debian packages the tests need when missing (as root), or
  * prints the one apt command to run (not root); stops the services a fresh install starts; runs npm ci only when
  * node_modules is missing or stale; passes its arguments through to npm test. apt, dpkg, systemctl, id and npm are
- * stand-ins on PATH that record their calls (a test cannot install packages); bash and the script are real.
+ * stand-ins on PATH that record their calls (a test cannot install packages); bash and the script are real. Its
+ * shellcheck lint is in install.test.ts.
  */
 import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
@@ -68,13 +69,6 @@ function checkout(fake: Fake): { dir: string; run: (...args: string[]) => { stat
 }
 
 describe('scripts/test.sh', () => {
-  it('is shellcheck clean (shellcheck must be installed: scripts/test.sh installs it)', () => {
-    const r = spawnSync('shellcheck', ['--severity=style', SCRIPT], { encoding: 'utf8' });
-    expect(r.error, 'shellcheck is not installed').toBeUndefined();
-    expect(`${r.stdout}${r.stderr}`).toBe('');
-    expect(r.status).toBe(0);
-  });
-
   it('everything there: no apt, no npm ci; npm test gets the arguments', () => {
     const co = checkout({ uid: 1000, missing: [], nodeModules: 'fresh' });
     const r = co.run('test/ops/cli.test.ts', '--reporter=json');
