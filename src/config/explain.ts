@@ -17,10 +17,10 @@ export interface ConfigProblem {
   readonly column?: number;
 }
 
-/** One line per problem: `mqtt.port (line 7, column 9): expected …`. */
+/** One line per problem, path first as before: `mqtt.port: expected … (line 7, column 9)`. */
 export function formatProblem(p: ConfigProblem): string {
   const where = p.line === undefined ? '' : ` (line ${p.line}, column ${p.column ?? 1})`;
-  return `${p.path}${where}: ${p.message}`;
+  return `${p.path}: ${p.message}${where}`;
 }
 
 /** A ConfigError whose problems are also kept structured (check-config --json); `problems` keeps its string form. */

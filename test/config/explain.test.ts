@@ -80,11 +80,11 @@ describe('config problems', () => {
     expect(JSON.stringify(problems)).not.toContain('12345');
   });
 
-  it('keeps the ConfigError shape: one string per problem, path first', () => {
+  it('keeps the ConfigError shape: one string per problem, `path: message` first, the position after', () => {
     try {
       loadGatewayConfig({ file: file('bad2.yaml', BAD) });
     } catch (err) {
-      expect((err as ConfigError).problems).toContain('mqtt.prot (line 5, column 3): unknown key; did you mean "port"?');
+      expect((err as ConfigError).problems).toContain('mqtt.prot: unknown key; did you mean "port"? (line 5, column 3)');
       expect((err as ConfigError).code).toBe('CONFIG_INVALID');
     }
   });
@@ -112,7 +112,7 @@ describe('check-config --json', () => {
     expect(out.problems).toContainEqual({ path: 'mqtt.prot', line: 5, column: 3, message: 'unknown key; did you mean "port"?' });
     const text = check(file('bad4.yaml', BAD));
     expect(text.status).toBe(1);
-    expect(text.stderr).toContain('mqtt.allowAnonymous (line 4, column 19): expected true, false or "loopback", got "yes please"');
+    expect(text.stderr).toContain('mqtt.allowAnonymous: expected true, false or "loopback", got "yes please" (line 4, column 19)');
   });
 
   it('a valid file: {"valid":true} and exit 0; --print adds the redacted config', () => {
