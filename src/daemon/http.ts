@@ -111,7 +111,9 @@ export class ControlServer {
     } catch (err) {
       if (err instanceof GatewayError) {
         const status = err.status;
-        if (status >= 500) this.#log.warn({ err }, 'control request failed');
+        // An expected failure (a sync that could not reach the server) was logged where it happened: one line here,
+        // no stack (its cause chain printed the same message three times).
+        if (status >= 500) this.#log.warn({ code: err.code, status, message: err.message }, 'control request failed');
         send(res, status, { type: 'error', code: err.code, message: err.message });
         return;
       }

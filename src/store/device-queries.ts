@@ -87,3 +87,16 @@ export function listDevices(db: Db): DeviceView[] {
     };
   });
 }
+
+/** Room names by room id (`room-kitchen` → `Kitchen`), for the CLI's device table. */
+export function roomNames(db: Db): Map<string, string> {
+  const rows = z
+    .array(z.object({ entity_id: z.string(), data: z.string() }))
+    .parse(db.prepare(`SELECT entity_id, data FROM entities WHERE deleted = 0 AND entity_type = 'room'`).all());
+  const names = new Map<string, string>();
+  for (const row of rows) {
+    const name = parseObject(row.data).name;
+    if (typeof name === 'string') names.set(row.entity_id, name);
+  }
+  return names;
+}
