@@ -17,7 +17,7 @@ import { z } from 'zod';
 import { createBroker } from '../src/broker/index.js';
 import { createIngest, createNativeAdapter, type Ingest, type IngestMetrics } from '../src/ingest/index.js';
 import { silentLogger } from '../src/log.js';
-import { openStore } from '../src/store/db.js';
+import { openStore } from '../src/store/index.js';
 import type { LoadSpec } from './ingest-load.js';
 
 export interface IngestBenchOptions {
@@ -52,7 +52,7 @@ interface Scenario {
 async function runScenario(scenario: Scenario, o: Required<Omit<IngestBenchOptions, 'log' | 'only' | 'detail'>> & Pick<IngestBenchOptions, 'detail'>): Promise<number> {
   const logger = silentLogger();
   const dir = mkdtempSync(join(tmpdir(), 'ingest-bench-'));
-  const db = openStore({ path: join(dir, 'gateway.db') });
+  const store = openStore({ path: join(dir, 'gateway.db'), logger });
   const broker = createBroker({ host: '127.0.0.1', port: 0, logger, limits: { queueLimit: 10_000 } });
   let seen = 0;
   broker.addPublishInterceptor((_c, _p, done) => {
@@ -63,7 +63,7 @@ async function runScenario(scenario: Scenario, o: Required<Omit<IngestBenchOptio
   if (scenario.ingest) {
     ingest = createIngest({
       broker,
-      db,
+      store,
       logger,
       clock: { nowMicros: () => Date.now() * 1000 },
       adapters: [createNativeAdapter()],
@@ -98,11 +98,11 @@ async function runScenario(scenario: Scenario, o: Required<Omit<IngestBenchOptio
       await next(); // every PUBACK received
     } else {
       while (seen < total) await new Promise((r) => setImmediate(r));
-      ingest?.flush(); // what is still in the window goes to disk now
+      await ingest?.flush(); // what is still in the window goes to disk now
     }
     const seconds = (performance.now() - started) / 1000;
     if (ingest) {
-      ingest.flush();
+      await ingest.flush();
       const m = ingest.metrics();
       if (m.messagesIngested !== total) throw new Error(`${scenario.name}: ingested ${m.messagesIngested} of ${total}`);
       o.detail?.(scenario.name, seconds, m);
@@ -110,9 +110,9 @@ async function runScenario(scenario: Scenario, o: Required<Omit<IngestBenchOptio
     return total / seconds;
   } finally {
     await worker.terminate();
-    ingest?.stop();
+    await ingest?.stop();
     await broker.stop();
-    db.close();
+    await store.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -15,7 +15,7 @@ import type { Client } from 'aedes';
 import type { Logger } from '../log.js';
 import { ALLOW_ALL_ACL, compileAcl, type Acl, type AclRule, type ClientIdentity } from './acl.js';
 import { parsePasswordHash, verifyPassword, type ParsedPasswordHash } from './password.js';
-import { RateLimitedLog } from './rate-limited-log.js';
+import { RateLimitedLog } from '../util/rate-limited-log.js';
 
 export interface BrokerUser {
   readonly username: string;

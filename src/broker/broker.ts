@@ -11,7 +11,7 @@ import type { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { Aedes, type Client, type PublishPacket } from 'aedes';
 import { z } from 'zod';
-import { ConfigError } from '../errors.js';
+import { ConfigError, isGatewayError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { isLoopbackAddress, remoteAddressOf, type BrokerAuth } from './auth.js';
 import { BrokerLimitsSchema, ConnectionGate, GuardedConnection } from './limits.js';
@@ -26,8 +26,13 @@ import {
   type WebSocketListenerOptions,
   type WsModule,
 } from './listeners.js';
-import { RateLimitedLog } from './rate-limited-log.js';
+import { RateLimitedLog } from '../util/rate-limited-log.js';
 
+/**
+ * Runs before a PUBLISH is acknowledged; `done(null)` lets it through, `done(err)` withholds the PUBACK (the client
+ * sends it again). An interceptor that could not keep a message refuses with a GatewayError of code
+ * NOT_ACKNOWLEDGED; the broker counts it as `ingest_rejected` (errors cross by code, not by message text).
+ */
 export type PublishInterceptor = (
   client: Client | null,
   packet: PublishPacket,
@@ -104,7 +109,7 @@ export function classifyBrokerError(err: Error): string {
   if (m.startsWith('inflight limit')) return 'inflight_limit';
   if (m.includes('drain timeout')) return 'drain_timeout';
   if (m.includes('keep') && m.includes('alive')) return 'keepalive_timeout';
-  if (m.startsWith('ingest:')) return 'ingest_rejected';
+  if (isGatewayError(err) && err.code === 'NOT_ACKNOWLEDGED') return 'ingest_rejected'; // an interceptor's refusal
   if (/invalid|malformed|cannot parse|not supported|unknown|too (long|large|many)|must|header|length/i.test(m)) {
     return 'malformed_packet';
   }

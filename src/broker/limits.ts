@@ -11,6 +11,7 @@
  */
 import { Duplex } from 'node:stream';
 import { z } from 'zod';
+import { KeyedTokenBuckets } from '../util/token-bucket.js';
 
 /** The broker's limits; also the `mqtt.limits` section of the gateway config. */
 export const BrokerLimitsSchema = z.strictObject({
@@ -49,17 +50,11 @@ export interface ConnectionGateOptions {
   readonly now?: () => number;
 }
 
-interface Bucket {
-  tokens: number;
-  at: number;
-}
-
 const MAX_TRACKED_ADDRESSES = 10_000;
 
 export class ConnectionGate {
   readonly #options: ConnectionGateOptions;
-  readonly #now: () => number;
-  readonly #buckets = new Map<string, Bucket>();
+  readonly #buckets: KeyedTokenBuckets;
   #open = 0;
 
   constructor(options: ConnectionGateOptions) {
@@ -68,7 +63,12 @@ export class ConnectionGate {
       if (!Number.isFinite(v) || v < 1) throw new RangeError(`ConnectionGate: ${key} must be a number >= 1, given ${String(v)}`);
     }
     this.#options = options;
-    this.#now = options.now ?? Date.now;
+    this.#buckets = new KeyedTokenBuckets({
+      ratePerSecond: options.connectionsPerMinute / 60,
+      burst: options.connectionBurst,
+      now: options.now ?? Date.now,
+      maxKeys: MAX_TRACKED_ADDRESSES,
+    });
   }
 
   /** Open connections admitted and not yet released. */
@@ -82,42 +82,13 @@ export class ConnectionGate {
    */
   admit(address: string | undefined, rateLimited = true): GateRefusal | undefined {
     if (this.#open >= this.#options.maxConnections) return 'too_many_connections';
-    if (rateLimited && !this.#takeToken(address ?? 'unknown')) return 'connection_rate_limited';
+    if (rateLimited && !this.#buckets.take(address ?? 'unknown').ok) return 'connection_rate_limited';
     this.#open += 1;
     return undefined;
   }
 
   release(): void {
     this.#open = Math.max(0, this.#open - 1);
-  }
-
-  #takeToken(address: string): boolean {
-    const now = this.#now();
-    const { connectionBurst: burst, connectionsPerMinute: perMinute } = this.#options;
-    const bucket = this.#buckets.get(address) ?? { tokens: burst, at: now };
-    bucket.tokens = Math.min(burst, bucket.tokens + ((now - bucket.at) * perMinute) / 60_000);
-    bucket.at = now;
-    if (!this.#buckets.has(address)) {
-      if (this.#buckets.size >= MAX_TRACKED_ADDRESSES) this.#prune(now);
-      this.#buckets.set(address, bucket);
-    }
-    if (bucket.tokens < 1) return false;
-    bucket.tokens -= 1;
-    return true;
-  }
-
-  /** Forgets addresses whose bucket has refilled (they behave as new); if none has, the oldest half. */
-  #prune(now: number): void {
-    const { connectionBurst: burst, connectionsPerMinute: perMinute } = this.#options;
-    for (const [address, b] of this.#buckets) {
-      if (b.tokens + ((now - b.at) * perMinute) / 60_000 >= burst) this.#buckets.delete(address);
-    }
-    if (this.#buckets.size < MAX_TRACKED_ADDRESSES) return;
-    let drop = this.#buckets.size / 2;
-    for (const address of this.#buckets.keys()) {
-      if (drop-- <= 0) break;
-      this.#buckets.delete(address);
-    }
   }
 }
 

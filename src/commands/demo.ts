@@ -96,9 +96,9 @@ async function turnLightOffFromApp(url: string, server: SyncServer, sim: DeviceS
 
 /** The closing check: does the server hold exactly what the gateway holds? */
 function reportConvergence(daemon: GatewayDaemon, server: SyncServer, sim: DeviceSimulator, say: (msg: string, extra?: Record<string, unknown>) => void): boolean {
-  const db = daemon.db;
-  if (!db) throw new Error('gateway store closed early');
-  const result = compareSnapshots(gatewaySnapshot(db), serverSnapshot(server.entities(HOME)));
+  const store = daemon.store;
+  if (!store) throw new Error('gateway store closed early');
+  const result = compareSnapshots(gatewaySnapshot(store), serverSnapshot(server.entities(HOME)));
   say(result.converged ? 'server and gateway hold the same state' : 'server and gateway DIFFER', {
     gatewayEntities: result.gatewayEntities,
     serverEntities: result.serverEntities,

@@ -8,12 +8,11 @@ import type { BrokerAddress } from '../broker/index.js';
 import { createMqttBus, type MqttBus } from '../broker/bus.js';
 import { createIngest, type Ingest, type IngestAdapter } from '../ingest/index.js';
 import { createAdapters } from '../ingest/adapters/index.js';
-import { openStore, type Db } from '../store/db.js';
-import { storePath } from '../store/device-queries.js';
-import { readSyncStatus, SyncStateRepo, type SyncStatus } from '../store/sync-state.js';
+import { openStore, storePath, type GatewayStore } from '../store/index.js';
 import type { DeviceCommand, StampClock } from '../store/types.js';
-import { ServerClock, SyncClient, SyncScheduler, type CycleReport, type SchedulerStatus } from '../sync/index.js';
+import { faultHook, ServerClock, SyncClient, SyncScheduler, type CycleReport } from '../sync/index.js';
 import { DaemonOps } from './ops.js';
+import type { DaemonStatus } from './status.js';
 import { InstrumentedRunner } from './sync-stats.js';
 
 export interface GatewayDaemonOptions {
@@ -25,15 +24,10 @@ export interface GatewayDaemonOptions {
   readonly env?: NodeJS.ProcessEnv;
 }
 
-export interface DaemonStatus extends SyncStatus {
-  readonly scheduler: SchedulerStatus | null;
-  readonly syncConfigured: boolean;
-  readonly brokerClients: number;
-  readonly mqtt: BrokerAddress | null;
-}
+export type { DaemonStatus } from './status.js';
 
 interface Running {
-  readonly db: Db;
+  readonly store: GatewayStore;
   /** Embedded broker or external broker connection (config.mqtt.mode). */
   readonly broker: MqttBus;
   readonly ingest: Ingest;
@@ -81,9 +75,9 @@ export class GatewayDaemon {
   async #start(): Promise<BrokerAddress> {
     const { config } = this;
     const logger = this.#root;
-    const db = openStore({ path: storePath(config.dataDir) });
-    const sync = this.#createSyncClient(db);
-    const clock: StampClock = sync?.clock ?? new ServerClock({ now: this.#now, state: new SyncStateRepo(db), logger });
+    const store = openStore({ path: storePath(config.dataDir), logger, now: this.#now });
+    const sync = this.#createSyncClient(store);
+    const clock: StampClock = sync?.clock ?? new ServerClock({ now: this.#now, state: store.syncState, logger });
     const adapters = this.#adapters();
     const broker = await createMqttBus({
       mqtt: config.mqtt,
@@ -95,11 +89,11 @@ export class GatewayDaemon {
         return () => removals.forEach((remove) => remove?.());
       },
     });
-    const runner = sync ? new InstrumentedRunner({ inner: sync, state: new SyncStateRepo(db) }) : undefined;
-    const scheduler = runner ? this.#createScheduler(runner, db) : undefined;
+    const runner = sync ? new InstrumentedRunner({ inner: sync }) : undefined;
+    const scheduler = runner ? this.#createScheduler(runner, store) : undefined;
     const ingest = createIngest({
       broker,
-      db,
+      store,
       logger,
       clock,
       now: this.#now,
@@ -118,16 +112,16 @@ export class GatewayDaemon {
     try {
       address = await broker.start();
     } catch (err) {
-      ingest.stop();
-      db.close();
+      await ingest.stop();
+      await store.close();
       throw err;
     }
-    const running: Running = { db, broker, ingest, sync, scheduler, runner, address, ops: undefined };
+    const running: Running = { store, broker, ingest, sync, scheduler, runner, address, ops: undefined };
     this.#running = running;
     this.#log.info({ mqtt: `${address.host}:${address.port}`, store: storePath(config.dataDir), server: config.server.url }, 'gateway started');
     if (scheduler) scheduler.start();
     else {
-      new SyncStateRepo(db).set('mode', 'offline');
+      void store.syncState.set('mode', 'offline');
       this.#log.warn(
         { hint: 'set server.clientId and server.clientSecret (or INBETWEENIES_CLIENT_ID / INBETWEENIES_CLIENT_SECRET)' },
         this.config.sync.enabled ? 'no server credentials configured: offline, buffering every change' : 'sync disabled: buffering every change',
@@ -144,7 +138,7 @@ export class GatewayDaemon {
       logger: this.#root,
       env: this.#env,
       now: this.#now,
-      db: running.db,
+      store: running.store,
       broker: running.broker,
       ingest: running.ingest,
       scheduler: running.scheduler,
@@ -162,12 +156,13 @@ export class GatewayDaemon {
     }
   }
 
-  #createSyncClient(db: Db): SyncClient | undefined {
+  #createSyncClient(store: GatewayStore): SyncClient | undefined {
     const { server, sync } = this.config;
     if (!this.syncConfigured || server.clientId === undefined || server.clientSecret === undefined) return undefined;
     return new SyncClient({
-      db,
+      store,
       logger: this.#root,
+      faults: faultHook(this.#env.INBETWEENIES_FAULT),
       now: this.#now,
       serverUrl: server.url,
       clientId: server.clientId,
@@ -182,12 +177,12 @@ export class GatewayDaemon {
     });
   }
 
-  #createScheduler(runner: InstrumentedRunner, db: Db): SyncScheduler {
+  #createScheduler(runner: InstrumentedRunner, store: GatewayStore): SyncScheduler {
     const s = this.config.sync;
     return new SyncScheduler({
       runner,
       logger: this.#root,
-      state: new SyncStateRepo(db),
+      state: store.syncState,
       now: this.#now,
       minIntervalMs: Math.round(s.minIntervalSeconds * 1000),
       maxIntervalMs: Math.round(s.maxIntervalSeconds * 1000),
@@ -207,7 +202,7 @@ export class GatewayDaemon {
   async syncNow(options: { full?: boolean } = {}): Promise<CycleReport> {
     const { scheduler, runner } = this.#running ?? {};
     if (!scheduler || !runner) throw new Error('sync is not configured (no server credentials) or the daemon is not running');
-    if (options.full) runner.requestFullReconcile();
+    if (options.full) runner.requestFullResync();
     return scheduler.syncNow();
   }
 
@@ -224,7 +219,7 @@ export class GatewayDaemon {
 
   #statusOf(running: Running): DaemonStatus {
     return {
-      ...readSyncStatus(running.db, this.#now()),
+      ...running.store.status(this.#now()),
       scheduler: running.scheduler?.status() ?? null,
       syncConfigured: running.sync !== undefined,
       brokerClients: running.broker.clientCount(),
@@ -233,8 +228,8 @@ export class GatewayDaemon {
   }
 
   /** The open store, for tests and the HTTP status endpoints. */
-  get db(): Db | undefined {
-    return this.#running?.db;
+  get store(): GatewayStore | undefined {
+    return this.#running?.store;
   }
 
   get ingest(): Ingest | undefined {
@@ -251,9 +246,9 @@ export class GatewayDaemon {
     await running.ops?.beginStop();
     await running.scheduler?.stop();
     await running.sync?.close().catch((err: unknown) => this.#log.warn({ err }, 'closing the sync transport failed'));
-    running.ingest.stop();
+    await running.ingest.stop();
     await running.broker.stop();
-    running.db.close();
+    await running.store.close();
     await running.ops?.finish();
     this.#log.info('gateway stopped');
   }

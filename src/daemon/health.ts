@@ -4,11 +4,12 @@
  * `watchdogOk` (systemd's WATCHDOG=1: everything a restart could fix — not sync, which a restart cannot).
  */
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
-import type { Db } from '../store/db.js';
+import type { GatewayStore } from '../store/index.js';
 import type { SchedulerStatus } from '../sync/index.js';
 
 export interface HealthOptions {
-  readonly db: Db;
+  /** The store: how its latest writes went, and a small durable probe write when none happened for a while. */
+  readonly store: Pick<GatewayStore, 'writeHealth' | 'maintenance'>;
   readonly brokerListening: () => boolean;
   /** Cumulative group-commit counters (IngestMetrics). */
   readonly ingestCounters: () => { batchesCommitted: number; commitFailures: number };
@@ -41,22 +42,20 @@ export interface HealthReport {
   readonly at: number;
 }
 
-const PROBE_KEY = 'health_probe';
-
 /**
- * Evaluates health on each `check()` (the supervisor calls it on a timer). The store probe is cheap: a successful
- * group commit since the last check is proof enough; otherwise one small upsert into sync_state at most every
- * `storeProbeIntervalMs` (spares the SD card), and at once after an ingest commit failure.
+ * Evaluates health on each `check()` (the supervisor calls it on a timer). The store check reads how the store's
+ * latest write went (any commit is proof the store takes writes); when nothing was written for
+ * `storeProbeIntervalMs` (spares the SD card), or right after an ingest commit failure, one small durable probe write
+ * is started, and its outcome is what the next check sees.
  */
 export class HealthMonitor {
   readonly #o: HealthOptions;
   readonly #now: () => number;
   readonly #histogram: IntervalHistogram;
-  readonly #probe: () => void;
   readonly #startedAt: number;
   #lastCounters = { batchesCommitted: 0, commitFailures: 0 };
-  #storeOkAt: number;
-  #store: CheckResult = { ok: true };
+  #probing: Promise<void> | undefined;
+  #lastProbeAt = -Infinity;
   #ingest: CheckResult = { ok: true };
   #last: HealthReport | undefined;
 
@@ -68,12 +67,7 @@ export class HealthMonitor {
     this.#o = options;
     this.#now = options.now ?? Date.now;
     this.#startedAt = this.#now();
-    this.#storeOkAt = this.#startedAt;
     this.#lastCounters = { ...options.ingestCounters() };
-    const stmt = options.db.prepare<[string, string]>(
-      'INSERT INTO sync_state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
-    );
-    this.#probe = () => void stmt.run(PROBE_KEY, JSON.stringify(this.#now()));
     this.#histogram = monitorEventLoopDelay({ resolution: 20 });
     this.#histogram.enable();
   }
@@ -90,11 +84,11 @@ export class HealthMonitor {
     const eventLoop: CheckResult =
       lagMs <= this.#o.maxEventLoopLagMs ? { ok: true } : { ok: false, detail: `event loop lag ${lagMs} ms > ${this.#o.maxEventLoopLagMs} ms` };
     const broker: CheckResult = this.#o.brokerListening() ? { ok: true } : { ok: false, detail: 'mqtt broker is not listening' };
-    this.#checkWrites(now);
+    const store = this.#checkWrites(now);
     const sync = this.#checkSync(now);
-    const checks = { eventLoop, broker, store: this.#store, ingest: this.#ingest, sync };
+    const checks = { eventLoop, broker, store, ingest: this.#ingest, sync };
     const reasons = Object.entries(checks).flatMap(([name, c]) => (c.ok ? [] : [`${name}: ${c.detail ?? 'failing'}`]));
-    const watchdogOk = eventLoop.ok && broker.ok && this.#store.ok && this.#ingest.ok;
+    const watchdogOk = eventLoop.ok && broker.ok && store.ok && this.#ingest.ok;
     this.#last = { healthy: watchdogOk && sync.ok, watchdogOk, reasons, eventLoopLagMs: lagMs, checks, at: now };
     return this.#last;
   }
@@ -103,26 +97,31 @@ export class HealthMonitor {
     this.#histogram.disable();
   }
 
-  #checkWrites(now: number): void {
+  #checkWrites(now: number): CheckResult {
     const c = this.#o.ingestCounters();
     const committed = c.batchesCommitted - this.#lastCounters.batchesCommitted;
     const failed = c.commitFailures - this.#lastCounters.commitFailures;
     this.#lastCounters = { batchesCommitted: c.batchesCommitted, commitFailures: c.commitFailures };
     if (failed > 0 && committed === 0) this.#ingest = { ok: false, detail: `${failed} group commit(s) failed since the last check` };
     else if (committed > 0 || failed === 0) this.#ingest = { ok: true };
-    if (committed > 0 && failed === 0) {
-      this.#storeOkAt = now;
-      this.#store = { ok: true };
-      return;
-    }
-    if (failed === 0 && this.#store.ok && now - this.#storeOkAt < this.#o.storeProbeIntervalMs) return;
-    try {
-      this.#probe();
-      this.#storeOkAt = now;
-      this.#store = { ok: true };
-    } catch (err) {
-      this.#store = { ok: false, detail: `write probe failed: ${err instanceof Error ? err.message : String(err)}` };
-    }
+    const writes = this.#o.store.writeHealth();
+    const quietFor = now - Math.max(writes.lastOkAt ?? this.#startedAt, this.#lastProbeAt);
+    if (failed > 0 || writes.failing !== null || quietFor >= this.#o.storeProbeIntervalMs) this.#probe(now);
+    if (writes.failing === null) return { ok: true };
+    const { what, message } = writes.failing;
+    return { ok: false, detail: what === 'probe' ? `write probe failed: ${message}` : `write failed: ${message}` };
+  }
+
+  /** One durable probe write at a time; its outcome lands in the store's write health. */
+  #probe(now: number): void {
+    if (this.#probing !== undefined) return;
+    this.#lastProbeAt = now;
+    this.#probing = this.#o.store.maintenance
+      .probe(now)
+      .catch(() => undefined) // recorded by the store's write health
+      .finally(() => {
+        this.#probing = undefined;
+      });
   }
 
   #checkSync(now: number): CheckResult {

@@ -8,10 +8,9 @@ import type { GatewayConfig } from '../config/gateway-config.js';
 import type { Logger } from '../log.js';
 import type { Broker } from '../broker/index.js';
 import type { Ingest } from '../ingest/index.js';
-import type { Db } from '../store/db.js';
-import { readSyncStatus } from '../store/sync-state.js';
+import type { GatewayStore } from '../store/index.js';
 import type { CycleReport, SyncScheduler } from '../sync/index.js';
-import type { DaemonStatus } from './gateway-daemon.js';
+import type { DaemonStatus } from './status.js';
 import { HealthMonitor, type HealthReport } from './health.js';
 import type { ControlHandlers, ControlServer } from './http.js';
 import { JobRunner, maintainStore, pruneConflicts, type JobSpec, type JobStatus } from './jobs.js';
@@ -24,7 +23,7 @@ export interface OpsContext {
   readonly logger: Logger;
   readonly env: NodeJS.ProcessEnv;
   readonly now: () => number;
-  readonly db: Db;
+  readonly store: GatewayStore;
   readonly broker: Pick<Broker, 'address'>;
   readonly ingest: Ingest;
   readonly scheduler: SyncScheduler | undefined;
@@ -62,7 +61,7 @@ export class DaemonOps {
     this.#startedAt = ctx.now();
     const h = ctx.config.health;
     this.health = new HealthMonitor({
-      db: ctx.db,
+      store: ctx.store,
       brokerListening: () => ctx.broker.address() !== undefined,
       ingestCounters: () => ctx.ingest.metrics(),
       syncStatus: () => ctx.scheduler?.status() ?? null,
@@ -73,8 +72,7 @@ export class DaemonOps {
     });
     this.notifier = new SystemdNotifier({ logger: ctx.logger, env: ctx.env });
     this.jobs = new JobRunner({ logger: ctx.logger, jobs: this.#jobSpecs(), ...(ctx.config.jobs.timezone ? { timezone: ctx.config.jobs.timezone } : {}), now: ctx.now });
-    const stmt = ctx.db.prepare<[], { n: number }>("SELECT COUNT(*) AS n FROM entities WHERE entity_type = 'device' AND deleted = 0");
-    this.#countDevices = () => stmt.get()?.n ?? 0;
+    this.#countDevices = () => ctx.store.entities.deviceCount();
   }
 
   /** Starts the HTTP listener (if configured), the jobs and the health loop, then tells systemd READY=1. */
@@ -86,7 +84,7 @@ export class DaemonOps {
       const ctx = this.#ctx;
       const metrics = new GatewayMetrics({
         ingest: () => ctx.ingest.metrics(),
-        store: () => readSyncStatus(ctx.db, ctx.now()),
+        store: () => ctx.store.status(ctx.now()),
         scheduler: () => ctx.scheduler?.status() ?? null,
         runner: ctx.runner,
         transport: ctx.transport,
@@ -153,7 +151,7 @@ export class DaemonOps {
     if (!scheduler || !runner) {
       throw new GatewayError('CONFIG_INVALID', 'sync is not configured: set server.clientId and server.clientSecret', { status: 409 });
     }
-    if (full) runner.requestFullReconcile();
+    if (full) runner.requestFullResync();
     try {
       return await scheduler.syncNow();
     } catch (err) {
@@ -178,7 +176,7 @@ export class DaemonOps {
 
   #jobSpecs(): JobSpec[] {
     const { jobs } = this.#ctx.config;
-    const { db, now } = this.#ctx;
+    const { store, now } = this.#ctx;
     const specs: JobSpec[] = [];
     if (jobs.reconcile.enabled) {
       specs.push({
@@ -191,10 +189,10 @@ export class DaemonOps {
         },
       });
     }
-    if (jobs.maintenance.enabled) specs.push({ name: 'maintenance', schedule: jobs.maintenance.schedule, run: () => maintainStore(db) });
+    if (jobs.maintenance.enabled) specs.push({ name: 'maintenance', schedule: jobs.maintenance.schedule, run: () => maintainStore(store) });
     if (jobs.pruneConflicts.enabled) {
       const keep = jobs.pruneConflicts.keepDays;
-      specs.push({ name: 'pruneConflicts', schedule: jobs.pruneConflicts.schedule, run: () => pruneConflicts(db, keep, now()) });
+      specs.push({ name: 'pruneConflicts', schedule: jobs.pruneConflicts.schedule, run: () => pruneConflicts(store, keep, now()) });
     }
     return specs;
   }

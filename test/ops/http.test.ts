@@ -127,5 +127,10 @@ describe('health, metrics and control over HTTP', () => {
     expect(JSON.stringify(unconfigured.body)).toContain('sync is not configured');
     const job = await getJson(`${gw.url}/jobs/nope`, { method: 'POST', headers: { 'content-type': 'application/json' } });
     expect(job.status).toBe(404);
+    // a body over the 4 KiB cap: refused unread (util/http-body.ts), the connection closed
+    const big = await getJson(`${gw.url}/sync`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ full: false, pad: 'x'.repeat(10_000) }) });
+    expect(big.status).toBe(413);
+    expect(big.body).toMatchObject({ type: 'error', code: 'PAYLOAD_TOO_LARGE' });
+    expect((await getJson(`${gw.url}/healthz`)).status).toBe(200); // still serving
   });
 });
