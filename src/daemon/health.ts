@@ -43,20 +43,30 @@ export interface HealthReport {
 }
 
 /**
- * Evaluates health on each `check()` (the supervisor calls it on a timer). The store check reads how the store's
- * latest write went (any commit is proof the store takes writes); when nothing was written for
- * `storeProbeIntervalMs` (spares the SD card), or right after an ingest commit failure, one small durable probe write
- * is started, and its outcome is what the next check sees.
+ * Health of the pipeline. Two entry points:
+ *
+ * - `tick()` — the supervisor's timer (and only it): closes the event-loop-lag window (reads and resets the delay
+ *   histogram), takes the ingest counters as the new reference, and starts one small durable probe write when the
+ *   store wrote nothing for `storeProbeIntervalMs` (spares the SD card) or after a failed write.
+ * - `check()` — GET /healthz and anyone else: evaluates without side effects (no histogram reset, no probe, no
+ *   reference moved), from the last tick's window plus what is true now.
+ *
+ * The store check reads how the store's latest write went (any commit is proof it takes writes; a failed commit is
+ * visible at once, before any probe).
  */
 export class HealthMonitor {
   readonly #o: HealthOptions;
   readonly #now: () => number;
   readonly #histogram: IntervalHistogram;
   readonly #startedAt: number;
-  #lastCounters = { batchesCommitted: 0, commitFailures: 0 };
+  /** Ingest counters at the last tick. */
+  #reference = { batchesCommitted: 0, commitFailures: 0 };
+  /** The ingest verdict of the last tick (kept while no commit and no failure happened since). */
+  #ingest: CheckResult = { ok: true };
+  /** Event loop lag measured over the last tick's window, ms. */
+  #lagMs = 0;
   #probing: Promise<void> | undefined;
   #lastProbeAt = -Infinity;
-  #ingest: CheckResult = { ok: true };
   #last: HealthReport | undefined;
 
   constructor(options: HealthOptions) {
@@ -67,29 +77,33 @@ export class HealthMonitor {
     this.#o = options;
     this.#now = options.now ?? Date.now;
     this.#startedAt = this.#now();
-    this.#lastCounters = { ...options.ingestCounters() };
+    this.#reference = { ...options.ingestCounters() };
     this.#histogram = monitorEventLoopDelay({ resolution: 20 });
     this.#histogram.enable();
   }
 
-  /** The last report, or a fresh one if none yet. */
+  /** The last tick's report, or a fresh (side-effect-free) one before the first tick. */
   current(): HealthReport {
     return this.#last ?? this.check();
   }
 
+  /** Evaluates now, changing nothing. */
   check(): HealthReport {
+    return this.#evaluate(this.#now(), Math.max(this.#lagMs, this.#windowLagMs()), this.#ingestNow().verdict);
+  }
+
+  /** The supervisor's periodic step: closes the measurement windows, probes the store when due, evaluates. */
+  tick(): HealthReport {
     const now = this.#now();
-    const lagMs = Math.round(Math.max(this.#histogram.max / 1e6 - 20, 0));
+    this.#lagMs = this.#windowLagMs();
     this.#histogram.reset();
-    const eventLoop: CheckResult =
-      lagMs <= this.#o.maxEventLoopLagMs ? { ok: true } : { ok: false, detail: `event loop lag ${lagMs} ms > ${this.#o.maxEventLoopLagMs} ms` };
-    const broker: CheckResult = this.#o.brokerListening() ? { ok: true } : { ok: false, detail: 'mqtt broker is not listening' };
-    const store = this.#checkWrites(now);
-    const sync = this.#checkSync(now);
-    const checks = { eventLoop, broker, store, ingest: this.#ingest, sync };
-    const reasons = Object.entries(checks).flatMap(([name, c]) => (c.ok ? [] : [`${name}: ${c.detail ?? 'failing'}`]));
-    const watchdogOk = eventLoop.ok && broker.ok && store.ok && this.#ingest.ok;
-    this.#last = { healthy: watchdogOk && sync.ok, watchdogOk, reasons, eventLoopLagMs: lagMs, checks, at: now };
+    const ingest = this.#ingestNow();
+    this.#ingest = ingest.verdict;
+    this.#reference = ingest.counters;
+    const writes = this.#o.store.writeHealth();
+    const quietFor = now - Math.max(writes.lastOkAt ?? this.#startedAt, this.#lastProbeAt);
+    if (!ingest.verdict.ok || writes.failing !== null || quietFor >= this.#o.storeProbeIntervalMs) this.#probe(now);
+    this.#last = this.#evaluate(now, this.#lagMs, this.#ingest);
     return this.#last;
   }
 
@@ -97,16 +111,35 @@ export class HealthMonitor {
     this.#histogram.disable();
   }
 
-  #checkWrites(now: number): CheckResult {
+  #windowLagMs(): number {
+    return Math.round(Math.max(this.#histogram.max / 1e6 - 20, 0));
+  }
+
+  /** Commits and failures since the last tick: failures with no commit fail ingest; commits clear it; neither keeps the last verdict. */
+  #ingestNow(): { verdict: CheckResult; counters: { batchesCommitted: number; commitFailures: number } } {
     const c = this.#o.ingestCounters();
-    const committed = c.batchesCommitted - this.#lastCounters.batchesCommitted;
-    const failed = c.commitFailures - this.#lastCounters.commitFailures;
-    this.#lastCounters = { batchesCommitted: c.batchesCommitted, commitFailures: c.commitFailures };
-    if (failed > 0 && committed === 0) this.#ingest = { ok: false, detail: `${failed} group commit(s) failed since the last check` };
-    else if (committed > 0 || failed === 0) this.#ingest = { ok: true };
+    const counters = { batchesCommitted: c.batchesCommitted, commitFailures: c.commitFailures };
+    const committed = counters.batchesCommitted - this.#reference.batchesCommitted;
+    const failed = counters.commitFailures - this.#reference.commitFailures;
+    if (failed > 0 && committed === 0) return { verdict: { ok: false, detail: `${failed} group commit(s) failed since the last check` }, counters };
+    if (committed > 0 || failed === 0) return { verdict: committed > 0 ? { ok: true } : this.#ingest, counters };
+    return { verdict: this.#ingest, counters };
+  }
+
+  #evaluate(now: number, lagMs: number, ingest: CheckResult): HealthReport {
+    const eventLoop: CheckResult =
+      lagMs <= this.#o.maxEventLoopLagMs ? { ok: true } : { ok: false, detail: `event loop lag ${lagMs} ms > ${this.#o.maxEventLoopLagMs} ms` };
+    const broker: CheckResult = this.#o.brokerListening() ? { ok: true } : { ok: false, detail: 'mqtt broker is not listening' };
+    const store = this.#checkStore();
+    const sync = this.#checkSync(now);
+    const checks = { eventLoop, broker, store, ingest, sync };
+    const reasons = Object.entries(checks).flatMap(([name, c]) => (c.ok ? [] : [`${name}: ${c.detail ?? 'failing'}`]));
+    const watchdogOk = eventLoop.ok && broker.ok && store.ok && ingest.ok;
+    return { healthy: watchdogOk && sync.ok, watchdogOk, reasons, eventLoopLagMs: lagMs, checks, at: now };
+  }
+
+  #checkStore(): CheckResult {
     const writes = this.#o.store.writeHealth();
-    const quietFor = now - Math.max(writes.lastOkAt ?? this.#startedAt, this.#lastProbeAt);
-    if (failed > 0 || writes.failing !== null || quietFor >= this.#o.storeProbeIntervalMs) this.#probe(now);
     if (writes.failing === null) return { ok: true };
     const { what, message } = writes.failing;
     return { ok: false, detail: what === 'probe' ? `write probe failed: ${message}` : `write failed: ${message}` };

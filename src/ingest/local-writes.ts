@@ -18,7 +18,7 @@ import { ENTITY_PRIORITY, type EntityType } from '../protocol/entity-types.js';
 import type { StoreTx } from '../store/tx.js';
 import type { StoredEntity } from '../store/types.js';
 import { defineWriteProgram } from '../store/writer.js';
-import { DEFAULT_CRITICAL_CONFIG, isCriticalChange, type CriticalConfig } from './critical.js';
+import { criticalPredicate, type CriticalConfig, type CriticalPredicate } from './critical.js';
 
 /** A typed update produced by an ingest adapter (domain type, camelCase). */
 export type LocalUpdate =
@@ -80,13 +80,13 @@ interface Working {
 
 class Batch {
   readonly #tx: StoreTx;
-  readonly #critical: CriticalConfig;
+  readonly #isCritical: CriticalPredicate;
   readonly working = new Map<string, Working>();
   duplicates = 0;
 
-  constructor(tx: StoreTx, critical: CriticalConfig) {
+  constructor(tx: StoreTx, critical: CriticalConfig | undefined) {
     this.#tx = tx;
-    this.#critical = critical;
+    this.#isCritical = criticalPredicate(critical);
   }
 
   load(type: EntityType, id: string): Working {
@@ -114,7 +114,7 @@ class Batch {
       return;
     }
     w.data = { ...w.data, device_id: deviceId, state: { ...state, ...changed } };
-    if (!w.critical && isCriticalChange(this.#deviceType(deviceId), changed, this.#critical)) w.critical = true;
+    if (!w.critical && this.#isCritical(this.#deviceType(deviceId), changed)) w.critical = true;
   }
 
   /** The device's type as this batch sees it (a meta earlier in the batch counts). */
@@ -154,7 +154,7 @@ class Batch {
 
 /** Applies ingest updates inside the writer's transaction. */
 export function applyLocalUpdates(tx: StoreTx, args: LocalWriteArgs): LocalWriteCounts {
-  const batch = new Batch(tx, args.critical ?? DEFAULT_CRITICAL_CONFIG);
+  const batch = new Batch(tx, args.critical);
   for (const update of args.updates) {
     if (update.kind === 'state') batch.applyState(update.deviceId, update.attributes);
     else if (update.kind === 'availability') batch.applyState(update.deviceId, { available: update.available });

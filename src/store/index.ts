@@ -242,8 +242,10 @@ function assemble(options: OpenStoreOptions, writer: StoreWriter, readDb: Db): G
     status: (nowMs = Date.now()) => readSyncStatus(store, nowMs),
     stats: () => statsOf(diag.log, writer.kind),
     close: async () => {
-      await writer.maintain({ op: 'close' });
+      await writer.maintain({ op: 'barrier' }); // every queued write first
+      // The write connection closes last: the last connection of a WAL database checkpoints and removes the -wal.
       readDb.close();
+      await writer.maintain({ op: 'close' });
       diag.log.flush();
     },
   };

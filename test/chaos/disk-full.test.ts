@@ -83,7 +83,7 @@ describe(`disk full (${mounted ? 'tmpfs' : 'max_page_count'})`, () => {
     await sleep(1000);
     expect(acked).toBe(false);
     expect(lines.some((l) => /"level":50/.test(l) && /commit/i.test(l))).toBe(true);
-    const http = g.daemon.ops?.httpUrl;
+    const http = g.daemon.httpUrl;
     expect(http, 'the daemon serves /healthz and /metrics (http.port 0)').toBeTruthy();
     const health = await fetch(`${http}/healthz`);
     expect(health.status).toBe(503);
