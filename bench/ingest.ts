@@ -47,12 +47,14 @@ interface Scenario {
   readonly ingest: boolean;
   readonly qos: 0 | 1;
   readonly repeated: boolean;
+  /** Where the store's writer runs (ingest scenarios); default worker. */
+  readonly writer?: 'worker' | 'inline';
 }
 
 async function runScenario(scenario: Scenario, o: Required<Omit<IngestBenchOptions, 'log' | 'only' | 'detail'>> & Pick<IngestBenchOptions, 'detail'>): Promise<number> {
   const logger = silentLogger();
   const dir = mkdtempSync(join(tmpdir(), 'ingest-bench-'));
-  const store = openStore({ path: join(dir, 'gateway.db'), logger });
+  const store = openStore({ path: join(dir, 'gateway.db'), logger, writer: scenario.writer ?? 'worker' });
   const broker = createBroker({ host: '127.0.0.1', port: 0, logger, limits: { queueLimit: 10_000 } });
   let seen = 0;
   broker.addPublishInterceptor((_c, _p, done) => {
@@ -135,6 +137,7 @@ export async function runIngestBench(options: IngestBenchOptions = {}): Promise<
     { name: 'ingest_qos0_distinct', ingest: true, qos: 0, repeated: false },
     { name: 'bare_aedes_qos1', ingest: false, qos: 1, repeated: false },
     { name: 'ingest_qos1_distinct', ingest: true, qos: 1, repeated: false },
+    { name: 'ingest_qos1_distinct_inline', ingest: true, qos: 1, repeated: false, writer: 'inline' },
     { name: 'ingest_qos1_repeated', ingest: true, qos: 1, repeated: true },
   ];
   const results: Record<string, number> = {};

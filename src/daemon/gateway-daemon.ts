@@ -96,7 +96,7 @@ export class GatewayDaemon {
   async #startIn(stack: ComponentStack): Promise<BrokerAddress> {
     const { config } = this;
     const logger = this.#root;
-    const store = openStore({ path: storePath(config.dataDir), logger, now: this.#now });
+    const store = openStore({ path: storePath(config.dataDir), logger, now: this.#now, writer: config.store.writer });
     await stack.start({ name: 'store', start: () => undefined, stop: () => store.close() });
     const clock = new ServerClock({ now: this.#now, state: store.syncState, logger });
     let deliver: (commands: DeviceCommand[]) => void = () => undefined;

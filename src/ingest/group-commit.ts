@@ -105,15 +105,22 @@ export class GroupCommit<T> {
       this.#flushAfter = true;
       return;
     }
-    const items = this.#items;
-    const waiters = this.#waiters;
-    const durable = this.#durable;
-    this.#items = [];
-    this.#waiters = [];
-    this.#durable = false;
+    // At most maxBatch items per commit (more may have queued while one was in flight); the rest go next.
+    const max = this.#options.maxBatch;
+    const items = this.#items.length > max ? this.#items.slice(0, max) : this.#items;
+    const waiters = this.#items.length > max ? this.#waiters.slice(0, max) : this.#waiters;
+    this.#items = this.#items.length > max ? this.#items.slice(max) : [];
+    this.#waiters = this.#waiters.length > max ? this.#waiters.slice(max) : [];
+    const durable = waiters.some((w) => w !== undefined);
+    this.#durable = this.#waiters.some((w) => w !== undefined);
+    if (this.#items.length > 0) this.#flushAfter = true;
     const settled = this.#tryCommit(items, durable);
     if (!(settled instanceof Promise)) {
       this.#finish(items, waiters, settled);
+      if (this.#flushAfter) {
+        this.#flushAfter = false;
+        this.flush();
+      }
       return;
     }
     this.#inflight = settled

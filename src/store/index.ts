@@ -12,9 +12,10 @@
  */
 import { silentLogger, type Logger } from '../log.js';
 import { RateLimitedLog } from '../util/rate-limited-log.js';
-import { openReadConnection, type Db } from './db.js';
+import { openReadConnection, openWriteConnection, type Db } from './db.js';
 import { listDeviceViews, type DeviceView } from './device-view.js';
 import { createInlineWriter } from './inline-writer.js';
+import { createWorkerWriter } from './worker-writer.js';
 import { BUMP_ATTEMPTS, PRUNE_CONFLICTS, REBASE_PENDING, SET_STATE } from './programs.js';
 import { StoreReads } from './reads.js';
 import { CachedSyncState, FileSyncState, readSyncStatus, type SyncState, type SyncStatus } from './sync-state.js';
@@ -126,6 +127,11 @@ export interface OpenStoreOptions {
   readonly logIntervalMs?: number;
   /** Local wall clock, epoch ms (write health). */
   readonly now?: () => number;
+  /**
+   * Where the writer runs: `worker` (default) on its own thread, so commits and their fsync never stop the event
+   * loop; `inline` on the calling thread (one isolate less; each durable commit blocks the loop for its fsync).
+   */
+  readonly writer?: 'worker' | 'inline';
 }
 
 interface Diagnostics {
@@ -161,9 +167,17 @@ function readParts(reads: StoreReads): { entities: EntitiesPart; outbox: OutboxR
   };
 }
 
-/** Opens (creating and migrating when needed) the gateway store with its writer on this thread. */
+/** Opens (creating and migrating when needed) the gateway store and starts its writer. */
 export function openStore(options: OpenStoreOptions): GatewayStore {
-  const writer = createInlineWriter(options.path, options.synchronous ? { synchronous: options.synchronous } : {});
+  const connection = options.synchronous ? { synchronous: options.synchronous } : {};
+  let writer: StoreWriter;
+  if (options.writer === 'inline') {
+    writer = createInlineWriter(options.path, connection);
+  } else {
+    // The file exists and has its schema before the read connection opens (the thread opens its own shortly after).
+    openWriteConnection(options.path, connection).close();
+    writer = createWorkerWriter(options.path, connection);
+  }
   return assemble(options, writer, openReadConnection(options.path));
 }
 
@@ -209,6 +223,7 @@ function assemble(options: OpenStoreOptions, writer: StoreWriter, readDb: Db): G
   });
   state = syncState;
   const parts = readParts(reads);
+  let closing: Promise<void> | undefined;
   const store: GatewayStore = {
     path: options.path,
     ...parts,
@@ -241,12 +256,15 @@ function assemble(options: OpenStoreOptions, writer: StoreWriter, readDb: Db): G
     },
     status: (nowMs = Date.now()) => readSyncStatus(store, nowMs),
     stats: () => statsOf(diag.log, writer.kind),
-    close: async () => {
-      await writer.maintain({ op: 'barrier' }); // every queued write first
-      // The write connection closes last: the last connection of a WAL database checkpoints and removes the -wal.
-      readDb.close();
-      await writer.maintain({ op: 'close' });
-      diag.log.flush();
+    close: () => {
+      closing ??= (async () => {
+        await writer.maintain({ op: 'barrier' }); // every queued write first
+        // The write connection closes last: the last connection of a WAL database checkpoints and removes the -wal.
+        readDb.close();
+        await writer.maintain({ op: 'close' });
+        diag.log.flush();
+      })();
+      return closing;
     },
   };
   return store;
