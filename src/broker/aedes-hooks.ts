@@ -11,15 +11,21 @@ import type { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { Aedes, type Client, type PublishPacket } from 'aedes';
 import type { z } from 'zod';
+import { isGatewayError } from '../errors.js';
 import type { BrokerAuth } from './auth.js';
 import { createConnectHooks, type ConnectHooks } from './connect.js';
 import { createAuthorizeForward, deliverAtGrantedQos } from './delivery.js';
 import type { BrokerLimitsSchema, GateTicket } from './limits.js';
 import { clip } from './log-fields.js';
-import type { RateLimitedLog } from './rate-limited-log.js';
+import type { RateLimitedLog } from '../util/rate-limited-log.js';
 import { limitRetained, RetainedQuota } from './retained.js';
 import { SessionOwners } from './sessions.js';
 
+/**
+ * Runs before a PUBLISH is acknowledged; `done(null)` lets it through, `done(err)` withholds the PUBACK (the client
+ * sends it again). An interceptor that could not keep a message refuses with a GatewayError of code
+ * NOT_ACKNOWLEDGED; the broker counts it as `ingest_rejected` (errors cross by code, not by message text).
+ */
 export type PublishInterceptor = (
   client: Client | null,
   packet: PublishPacket,
@@ -71,7 +77,7 @@ export function classifyBrokerError(err: Error): string {
   if (m.includes('drain timeout')) return 'drain_timeout';
   if (m.includes('keep') && m.includes('alive')) return 'keepalive_timeout';
   if (m.startsWith('connect refused')) return 'connect_refused';
-  if (m.startsWith('ingest:')) return 'ingest_rejected';
+  if (isGatewayError(err) && err.code === 'NOT_ACKNOWLEDGED') return 'ingest_rejected'; // an interceptor's refusal
   if (/invalid|malformed|cannot parse|not supported|unknown|too (long|large|many)|must|header|length/i.test(m)) {
     return 'malformed_packet';
   }

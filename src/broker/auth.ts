@@ -20,8 +20,8 @@ import { AuthThrottle, DEFAULT_AUTH_THROTTLE, type AuthThrottleOptions } from '.
 import { compileClientIdRules } from './client-ids.js';
 import { clip } from './log-fields.js';
 import { parsePasswordHash, verifyPassword, type ParsedPasswordHash } from './password.js';
+import { RateLimitedLog } from '../util/rate-limited-log.js';
 import { hostKey, isLoopbackAddress } from './peers.js';
-import { RateLimitedLog } from './rate-limited-log.js';
 
 export { isLoopbackAddress, remoteAddressOf } from './peers.js';
 

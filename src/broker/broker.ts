@@ -29,7 +29,7 @@ import {
   type WsModule,
 } from './listeners.js';
 import { isLoopbackAddress } from './peers.js';
-import { RateLimitedLog } from './rate-limited-log.js';
+import { RateLimitedLog } from '../util/rate-limited-log.js';
 import type { RetainedUsage } from './retained.js';
 
 export { classifyBrokerError, runInterceptors, type PublishInterceptor } from './aedes-hooks.js';

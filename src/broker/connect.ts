@@ -17,7 +17,7 @@ import type { Client, ConnectPacket } from 'aedes';
 import { CONNACK_IDENTIFIER_REJECTED, CONNACK_NOT_AUTHORIZED, CONNACK_SERVER_UNAVAILABLE, type BrokerAuth, type ConnectedIdentity } from './auth.js';
 import { clip } from './log-fields.js';
 import { remoteAddressOf } from './peers.js';
-import type { RateLimitedLog } from './rate-limited-log.js';
+import type { RateLimitedLog } from '../util/rate-limited-log.js';
 import type { SessionOwners } from './sessions.js';
 
 type AuthenticateError = Error & { returnCode: number };

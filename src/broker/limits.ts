@@ -11,6 +11,7 @@
  *   CONNECT yet (a silent socket holds a slot for `connectTimeoutMs` otherwise); only when there is none is it closed.
  */
 import { z } from 'zod';
+import { KeyedTokenBuckets } from '../util/token-bucket.js';
 import { hostKey } from './peers.js';
 
 const MiB = 1024 * 1024;
@@ -93,11 +94,6 @@ export type AdmitResult =
   | { readonly ok: true; readonly ticket: GateTicket; readonly evicted: number }
   | { readonly ok: false; readonly refusal: GateRefusal };
 
-interface Bucket {
-  tokens: number;
-  at: number;
-}
-
 interface HostSlots {
   open: number;
   /** Tickets without a CONNECT yet, oldest first. */
@@ -112,8 +108,7 @@ const MAX_TRACKED_ADDRESSES = 10_000;
 
 export class ConnectionGate {
   readonly #options: Required<Omit<ConnectionGateOptions, 'now'>>;
-  readonly #now: () => number;
-  readonly #buckets = new Map<string, Bucket>();
+  readonly #buckets: KeyedTokenBuckets;
   readonly #hosts = new Map<string, HostSlots>();
   readonly #pending = new Set<Ticket>();
   #open = 0;
@@ -125,7 +120,12 @@ export class ConnectionGate {
       if (!Number.isFinite(v) || v < 1) throw new RangeError(`ConnectionGate: ${key} must be a number >= 1, given ${String(v)}`);
     }
     this.#options = resolved;
-    this.#now = options.now ?? Date.now;
+    this.#buckets = new KeyedTokenBuckets({
+      ratePerSecond: options.connectionsPerMinute / 60,
+      burst: options.connectionBurst,
+      now: options.now ?? Date.now,
+      maxKeys: MAX_TRACKED_ADDRESSES,
+    });
   }
 
   /** Open connections admitted and not yet released. */
@@ -197,32 +197,7 @@ export class ConnectionGate {
   }
 
   #takeToken(host: string): boolean {
-    const now = this.#now();
-    const { connectionBurst: burst, connectionsPerMinute: perMinute } = this.#options;
-    const bucket = this.#buckets.get(host) ?? { tokens: burst, at: now };
-    bucket.tokens = Math.min(burst, bucket.tokens + ((now - bucket.at) * perMinute) / 60_000);
-    bucket.at = now;
-    if (!this.#buckets.has(host)) {
-      if (this.#buckets.size >= MAX_TRACKED_ADDRESSES) this.#prune(now);
-      this.#buckets.set(host, bucket);
-    }
-    if (bucket.tokens < 1) return false;
-    bucket.tokens -= 1;
-    return true;
-  }
-
-  /** Forgets hosts whose bucket has refilled (they behave as new); if none has, the oldest half. */
-  #prune(now: number): void {
-    const { connectionBurst: burst, connectionsPerMinute: perMinute } = this.#options;
-    for (const [host, b] of this.#buckets) {
-      if (b.tokens + ((now - b.at) * perMinute) / 60_000 >= burst) this.#buckets.delete(host);
-    }
-    if (this.#buckets.size < MAX_TRACKED_ADDRESSES) return;
-    let drop = this.#buckets.size / 2;
-    for (const host of this.#buckets.keys()) {
-      if (drop-- <= 0) break;
-      this.#buckets.delete(host);
-    }
+    return this.#buckets.take(host).ok;
   }
 }
 

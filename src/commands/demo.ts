@@ -152,9 +152,9 @@ async function turnLightOffFromApp(url: string, server: SyncServer, sim: DeviceS
 
 /** The closing check: does the server hold exactly what the gateway holds? */
 function reportConvergence(daemon: GatewayDaemon, server: SyncServer, sim: DeviceSimulator, say: Say): boolean {
-  const db = daemon.db;
-  if (!db) throw new Error('gateway store closed early');
-  const result = compareSnapshots(gatewaySnapshot(db), serverSnapshot(server.entities(HOME)));
+  const store = daemon.store;
+  if (!store) throw new Error('gateway store closed early');
+  const result = compareSnapshots(gatewaySnapshot(store), serverSnapshot(server.entities(HOME)));
   const counts = `${result.gatewayEntities} entities on the gateway, ${result.serverEntities} on the server; ${sim.stats.sent} device messages, ${sim.stats.commands} command(s) obeyed`;
   if (result.converged) say(`server and gateway hold the same state: ${counts}`);
   else say(`server and gateway DIFFER: ${result.missingOnServer.length} missing on the server, ${result.extraOnServer.length} extra, ${result.different.length} different; ${counts}`);

@@ -18,6 +18,13 @@ const Level = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silen
 export const GatewayConfigSchema = z.strictObject({
   dataDir: z.string().min(1).default('./data'),
   log: z.strictObject({ level: Level.default('info'), pretty: z.boolean().optional() }).prefault({}),
+  /** The store (src/store/): where its writer runs (docs/operations.md §Store). */
+  store: z
+    .strictObject({
+      /** `worker`: commits and their fsync on a thread of their own (the event loop never waits); `inline`: on the main thread (one isolate less). */
+      writer: z.enum(['worker', 'inline']).default('worker'),
+    })
+    .prefault({}),
   /** Embedded broker (listeners, users, ACLs, limits) or external broker: src/broker/config.ts. */
   mqtt: MqttConfigSchema.prefault({}),
   ingest: z

@@ -3,7 +3,7 @@
  * adapter owns some topic filters, turns a (topic, payload) into typed updates or a typed rejection, and maps a
  * DeviceCommand to the PUBLISHes its devices understand (downlink).
  */
-import type { LocalUpdate } from '../store/local-writes.js';
+import type { LocalUpdate } from './local-writes.js';
 import type { DeviceCommand } from '../store/types.js';
 
 export type { LocalUpdate };

@@ -14,6 +14,7 @@ import { TASMOTA_DISCOVERY, TASMOTA_DISCOVERY_MAC, TASMOTA_SENSOR, TASMOTA_STATE
 import { SHELLY_DEVICE_INFO, SHELLY_NOTIFY_STATUS, SHELLY_PREFIX, SHELLY_SWITCH_STATUS, shellyRpcResponse } from '../fixtures/adapters/shelly.js';
 import { HA_BEDROOM_H_CONFIG, HA_BEDROOM_H_TOPIC, HA_BEDROOM_STATE, HA_BEDROOM_T_CONFIG, HA_BEDROOM_T_TOPIC, HA_SWITCH_CONFIG, HA_SWITCH_TOPIC } from '../fixtures/adapters/homeassistant.js';
 import { GENERIC_MAPPINGS } from '../fixtures/adapters/generic.js';
+import { queryStore } from '../helpers/store-file.js';
 
 const HOME = 'home-adapters';
 
@@ -62,7 +63,7 @@ describe('adapters end to end (real broker, real server)', () => {
     device.publishAsync(topic, typeof body === 'string' ? body : JSON.stringify(body), { qos: 1, retain });
 
   function stored(type: 'device' | 'entity_state' | 'room', id: string): Record<string, unknown> | undefined {
-    const row = gateway.daemon.db?.prepare('SELECT data FROM entities WHERE entity_type = ? AND entity_id = ?').get(type, id) as { data: string } | undefined;
+    const row = queryStore(gateway.daemon, (db) => db.prepare('SELECT data FROM entities WHERE entity_type = ? AND entity_id = ?').get(type, id)) as { data: string } | undefined;
     return row ? (JSON.parse(row.data) as Record<string, unknown>) : undefined;
   }
   const onServer = (type: string, id: string) => server.server.entities(HOME).find((e) => e.entity_type === type && e.entity_id === id)?.data;
@@ -187,7 +188,7 @@ describe('adapters end to end (real broker, real server)', () => {
   });
 
   it('counts bad payloads on every adapter and stores nothing from them', async () => {
-    const before = JSON.stringify(gateway.daemon.db?.prepare('SELECT entity_type, entity_id, data FROM entities ORDER BY 1, 2').all());
+    const before = JSON.stringify(queryStore(gateway.daemon, (db) => db.prepare('SELECT entity_type, entity_id, data FROM entities ORDER BY 1, 2').all()));
     const dropped = () => Object.values(gateway.daemon.ingest?.metrics().dropped ?? {}).reduce((a, b) => a + b, 0);
     const start = dropped();
     const bad: Array<[string, string | Buffer]> = [
@@ -206,7 +207,7 @@ describe('adapters end to end (real broker, real server)', () => {
     // Over mqtt.maxPayloadBytes: the broker itself refuses it before ingest (issue 4 item 2); nothing stored either.
     await device.publishAsync('zigbee2mqtt/huge', `{"a":"${'x'.repeat(300 * 1024)}"}`, { qos: 1 });
     gateway.daemon.ingest?.flush();
-    expect(JSON.stringify(gateway.daemon.db?.prepare('SELECT entity_type, entity_id, data FROM entities ORDER BY 1, 2').all())).toBe(before);
+    expect(JSON.stringify(queryStore(gateway.daemon, (db) => db.prepare('SELECT entity_type, entity_id, data FROM entities ORDER BY 1, 2').all()))).toBe(before);
     expect(device.connected).toBe(true);
   });
 });

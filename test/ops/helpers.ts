@@ -95,7 +95,7 @@ export async function startOpsGateway(options: {
   const config = (options.tune ?? ((c) => c))(fastSync(base));
   const daemon = new GatewayDaemon({ config, logger: silentLogger(), env: options.env ?? {} });
   const mqtt = await daemon.start();
-  const url = daemon.ops?.httpUrl;
+  const url = daemon.httpUrl;
   if (!url) throw new Error('http listener did not start');
   return {
     daemon,

@@ -55,8 +55,8 @@ describe('packet and payload size', () => {
     await sleep(100);
     expect(device.connected).toBe(true);
     expect(seen.map((m) => m.topic)).toEqual(['devices/small/state']);
-    expect(h.storedState('big')).toBeUndefined();
-    expect(h.storedState('small')).toEqual({ on: true });
+    expect(await h.storedState('big')).toBeUndefined();
+    expect(await h.storedState('small')).toEqual({ on: true });
     expect(h.broker.errorCounts().payload_too_large).toBe(1);
   });
 
@@ -104,7 +104,7 @@ describe('in-flight', () => {
     // A well-behaved client (one message at a time) is unaffected.
     const c = await h.connect();
     for (let i = 0; i < 10; i += 1) await c.publishAsync('devices/calm/state', JSON.stringify({ n: i }), { qos: 1 });
-    expect(h.storedState('calm')).toEqual({ n: 9 });
+    expect(await h.storedState('calm')).toEqual({ n: 9 });
   });
 });
 
