@@ -61,7 +61,7 @@ describe('nearest key', () => {
   it('knows the keys under defaults, optionals and nested sections', () => {
     expect(keysAt(GatewayConfigSchema, ['mqtt'])).toContain('allowAnonymous');
     expect(keysAt(GatewayConfigSchema, ['ingest', 'adapters'])).toEqual(expect.arrayContaining(['zigbee2mqtt', 'shelly', 'tasmota']));
-    expect(keysAt(GatewayConfigSchema, ['mqtt', 'users', 0])).toEqual(['username', 'passwordHash']);
+    expect(keysAt(GatewayConfigSchema, ['mqtt', 'users', 0])).toEqual(['username', 'passwordHash', 'clientIds']);
   });
 });
 
