@@ -18,6 +18,7 @@ export type ErrorCode =
   | 'METHOD_NOT_ALLOWED'
   | 'UNSUPPORTED_MEDIA_TYPE'
   | 'INTERNAL'
+  | 'SERVER_BUSY'
   // per-change rejection codes inside a sync_result
   | 'UNKNOWN_ENTITY_TYPE'
   | 'INVALID_ENTITY'
@@ -26,7 +27,9 @@ export type ErrorCode =
   | 'TRANSPORT'
   | 'TIMEOUT'
   | 'BAD_RESPONSE'
-  | 'STORE';
+  | 'STORE'
+  | 'INSECURE_PERMISSIONS'
+  | 'TLS_PIN_MISMATCH';
 
 export const HTTP_STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   SYNC_CONFLICT: 409,
@@ -42,6 +45,7 @@ export const HTTP_STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   METHOD_NOT_ALLOWED: 405,
   UNSUPPORTED_MEDIA_TYPE: 415,
   INTERNAL: 500,
+  SERVER_BUSY: 503,
   UNKNOWN_ENTITY_TYPE: 422,
   INVALID_ENTITY: 422,
   CONFIG_INVALID: 500,
@@ -49,6 +53,8 @@ export const HTTP_STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   TIMEOUT: 504,
   BAD_RESPONSE: 502,
   STORE: 500,
+  INSECURE_PERMISSIONS: 500,
+  TLS_PIN_MISMATCH: 502,
 };
 
 export class GatewayError extends Error {
@@ -62,12 +68,21 @@ export class GatewayError extends Error {
   }
 }
 
-/** An error the server answers with; `retryAfterSeconds` goes out as `Retry-After` and `retry_after`. */
+/**
+ * An error the server answers with; `retryAfterSeconds` goes out as `Retry-After` and `retry_after`. `reason` is a
+ * short fixed word (never input text) that refines the code in metrics and logs, e.g. BAD_SIGNATURE `replayed`.
+ */
 export class ProtocolError extends GatewayError {
   readonly retryAfterSeconds: number | undefined;
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; retryAfterSeconds?: number; status?: number }) {
+  readonly reason: string;
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options?: { cause?: unknown; retryAfterSeconds?: number; status?: number; reason?: string },
+  ) {
     super(code, message, options);
     this.retryAfterSeconds = options?.retryAfterSeconds;
+    this.reason = options?.reason ?? code.toLowerCase();
   }
 }
 
