@@ -1,9 +1,9 @@
 /**
- * Request body reading with a hard cap, and replies: JSON text, gzipped when the client accepts it and the body is
- * over 1 KB (seed §Compression), signed when the request was signed (design.md §HMAC: over the body bytes as sent,
- * i.e. after gzip, bound to the request nonce).
+ * Replies: JSON text, gzipped when the client accepts it and the body is over 1 KB (seed §Compression), signed when
+ * the request was signed (design.md §HMAC: over the body bytes as sent, i.e. after gzip, bound to the request nonce),
+ * with a `Date` header from the server's own clock (the one its server_time comes from). Request bodies: body.ts.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import { ProtocolError } from '../../errors.js';
 import { encodeBody, GZIP_THRESHOLD_BYTES, signResponse, type ErrorBody } from '../../protocol/index.js';
 
@@ -24,64 +24,18 @@ export function jsonReply(status: number, value: unknown): Reply {
 }
 
 export function errorReply(err: ProtocolError): Reply {
-  const body: ErrorBody = { type: 'error', code: err.code, message: err.message.slice(0, 2000) };
+  const body: ErrorBody = { type: 'error', code: err.code, message: err.message.slice(0, 2000).toWellFormed() };
   if (err.retryAfterSeconds !== undefined) body.retry_after = err.retryAfterSeconds;
   const headers: Record<string, string> = {};
   if (err.retryAfterSeconds !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(err.retryAfterSeconds)));
   return { status: err.status, body: JSON.stringify(body), headers };
 }
 
-/**
- * Reads the whole body, refusing more than `maxBytes` (413 PAYLOAD_TOO_LARGE). On overflow reading stops at once
- * and nothing more is buffered; the caller answers with `Connection: close`.
- */
-export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
-  const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > maxBytes) {
-    return Promise.reject(new ProtocolError('PAYLOAD_TOO_LARGE', `body of ${declared} bytes exceeds ${maxBytes} bytes`));
-  }
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const cleanup = (): void => {
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onError);
-      req.off('close', onClose);
-    };
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > maxBytes) {
-        cleanup();
-        req.pause();
-        reject(new ProtocolError('PAYLOAD_TOO_LARGE', `body exceeds ${maxBytes} bytes`));
-        return;
-      }
-      chunks.push(chunk);
-    };
-    const onEnd = (): void => {
-      cleanup();
-      resolve(chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks, size));
-    };
-    const onError = (err: Error): void => {
-      cleanup();
-      reject(new ProtocolError('BAD_REQUEST', `request body could not be read: ${err.message}`, { cause: err }));
-    };
-    const onClose = (): void => {
-      cleanup();
-      reject(new ProtocolError('BAD_REQUEST', 'request closed before its body was complete'));
-    };
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', onError);
-    req.on('close', onClose);
-  });
-}
-
 export interface SendOptions {
   readonly gzip: boolean;
   readonly signing: SigningContext | undefined;
-  readonly nowSeconds: number;
+  /** The server's clock, epoch ms: the response signature's timestamp and the `Date` header. */
+  readonly nowMs: number;
   /** Ask the client to close the connection (server closing, or an unread request body). */
   readonly close: boolean;
 }
@@ -96,6 +50,8 @@ export async function sendReply(res: ServerResponse, reply: Reply, options: Send
     'content-type': 'application/json',
     'content-length': encoded.bytes.length,
     'cache-control': 'no-store',
+    // RFC 9110 §6.6.1, from the clock server_time comes from: clients check server_time against it (sync/clock.ts).
+    date: new Date(options.nowMs).toUTCString(),
     ...reply.headers,
   };
   if (raw.length > GZIP_THRESHOLD_BYTES) headers.vary = 'accept-encoding';
@@ -109,7 +65,7 @@ export async function sendReply(res: ServerResponse, reply: Reply, options: Send
         status: reply.status,
         requestNonce: options.signing.nonce,
         body: encoded.bytes,
-        timestampSeconds: options.nowSeconds,
+        timestampSeconds: Math.floor(options.nowMs / 1000),
       }),
     );
   }
