@@ -48,6 +48,15 @@ export const GatewayConfigSchema = z.strictObject({
       gzipThresholdBytes: z.number().int().min(0).default(1024),
       connectTimeoutMs: z.number().int().min(100).default(5000),
       requestTimeoutMs: z.number().int().min(100).default(15000),
+      /** https: PEM file of a private CA that issued the server certificate (instead of the system CAs). */
+      caFile: z.string().min(1).optional(),
+      /** https: accepted SHA-256 pins of the server key (SPKI), base64 or hex; a string or a list (key rotation). */
+      pinSha256: z
+        .union([z.string(), z.array(z.string()).min(1).max(16)])
+        .transform((v) => (typeof v === 'string' ? [v] : v))
+        .optional(),
+      /** A server_time further than this from the HTTP Date header (plus the round trip) is not taken as the clock. */
+      clockMaxDisagreementMs: z.number().int().min(0).max(3_600_000).default(5000),
     })
     .prefault({}),
   sync: z

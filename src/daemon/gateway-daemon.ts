@@ -177,6 +177,9 @@ export class GatewayDaemon {
       connectTimeoutMs: server.connectTimeoutMs,
       headersTimeoutMs: server.requestTimeoutMs,
       bodyTimeoutMs: server.requestTimeoutMs,
+      ...(server.caFile === undefined ? {} : { caFile: server.caFile }),
+      ...(server.pinSha256 === undefined ? {} : { pinSha256: server.pinSha256 }),
+      clockMaxDisagreementMs: server.clockMaxDisagreementMs,
       pushBatchSize: sync.pushBatchSize,
       onDeviceCommands: (commands) => this.#commandsSink(commands),
     });
