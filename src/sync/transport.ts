@@ -10,7 +10,7 @@
  * CAs or `caFile` (a private CA), and optionally its key is pinned (`pinSha256`: SHA-256 of the certificate's
  * SubjectPublicKeyInfo, base64 or hex); a connection to any other key fails closed with TLS_PIN_MISMATCH.
  */
-import { createHash } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
@@ -56,7 +56,10 @@ export const TransportConfigSchema = z.object({
 });
 export type TransportConfig = z.input<typeof TransportConfigSchema>;
 
-/** The pin of a public key: base64 SHA-256 of its DER SubjectPublicKeyInfo (HPKP's pin-sha256). */
+/**
+ * The pin of a public key: base64 SHA-256 of its DER SubjectPublicKeyInfo (HPKP's pin-sha256; `openssl x509 -in
+ * cert.pem -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64`).
+ */
 export function spkiPin(spkiDer: Uint8Array): string {
   return createHash('sha256').update(spkiDer).digest('base64');
 }
@@ -323,7 +326,8 @@ function tlsOptions(config: z.output<typeof TransportConfigSchema>, url: URL): {
     out.checkServerIdentity = (host, cert) => {
       const identity = checkServerIdentity(host, cert);
       if (identity !== undefined) return identity;
-      const pin = cert.pubkey === undefined ? 'none' : spkiPin(cert.pubkey);
+      // cert.pubkey is the bare key (an EC point, say), not the SPKI: take the SPKI from the certificate itself.
+      const pin = spkiPin(new X509Certificate(cert.raw).publicKey.export({ type: 'spki', format: 'der' }));
       if (pins.includes(pin)) return undefined;
       return new GatewayError('TLS_PIN_MISMATCH', `server ${host} presented a key whose pin sha256/${pin} is not in server.pinSha256: connection refused`);
     };
