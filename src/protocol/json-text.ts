@@ -16,27 +16,38 @@ export function isWellFormedText(text: string): boolean {
 
 /**
  * Checks every key and string of `value` for well-formed Unicode and its nesting depth; returns the first problem as
- * `path: problem`, or undefined when there is none.
+ * `path: problem`, or undefined when there is none. The path is built only for a problem (a large clean value costs
+ * no allocation).
  */
 export function jsonTextProblem(value: unknown, maxDepth: number, path: string): string | undefined {
-  return walk(value, 1, maxDepth, path);
+  const trail: string[] = [];
+  const problem = walk(value, 1, maxDepth, trail);
+  return problem === undefined ? undefined : `${[path, ...trail.reverse()].join('.')}: ${problem}`;
 }
 
-function walk(value: unknown, depth: number, maxDepth: number, path: string): string | undefined {
-  if (typeof value === 'string') return value.isWellFormed() ? undefined : `${path}: string is not well-formed Unicode (unpaired surrogate)`;
+/** Returns the problem found under `value`; on the way out, `trail` collects the keys leading to it (innermost first). */
+function walk(value: unknown, depth: number, maxDepth: number, trail: string[]): string | undefined {
+  if (typeof value === 'string') return value.isWellFormed() ? undefined : 'string is not well-formed Unicode (unpaired surrogate)';
   if (typeof value !== 'object' || value === null) return undefined;
-  if (depth > maxDepth) return `${path}: nested deeper than ${maxDepth} levels`;
+  if (depth > maxDepth) return `nested deeper than ${maxDepth} levels`;
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
-      const problem = walk(value[i], depth + 1, maxDepth, `${path}.${i}`);
-      if (problem !== undefined) return problem;
+      const problem = walk(value[i], depth + 1, maxDepth, trail);
+      if (problem !== undefined) {
+        trail.push(String(i));
+        return problem;
+      }
     }
     return undefined;
   }
-  for (const [key, item] of Object.entries(value)) {
-    if (!key.isWellFormed()) return `${path}: a key is not well-formed Unicode (unpaired surrogate)`;
-    const problem = walk(item, depth + 1, maxDepth, `${path}.${key}`);
-    if (problem !== undefined) return problem;
+  for (const key in value) {
+    if (!Object.prototype.hasOwnProperty.call(value, key)) continue;
+    if (!key.isWellFormed()) return 'a key is not well-formed Unicode (unpaired surrogate)';
+    const problem = walk((value as Record<string, unknown>)[key], depth + 1, maxDepth, trail);
+    if (problem !== undefined) {
+      trail.push(key.toWellFormed());
+      return problem;
+    }
   }
   return undefined;
 }

@@ -40,7 +40,12 @@ export const EntityTypeNameSchema = z
 export const OperationSchema = z.enum(['create', 'update', 'delete']);
 export type Operation = z.infer<typeof OperationSchema>;
 
-export const DataSchema = z.record(z.string(), z.unknown());
+/** A plain JSON object, checked without copying it (z.record would copy every key: a 1000-change push twice over). */
+export const PlainObjectSchema = z.custom<Record<string, unknown>>(
+  (value) => typeof value === 'object' && value !== null && !Array.isArray(value),
+  { message: 'expected an object' },
+);
+export const DataSchema = PlainObjectSchema;
 export type WireData = z.infer<typeof DataSchema>;
 
 // ---- 1. sync_request (seed §1) -------------------------------------------------------------------------------
