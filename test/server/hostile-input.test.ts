@@ -9,7 +9,7 @@ import { createHmac } from 'node:crypto';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { acceptsGzip, canonicalRequest, newNonce, sha256Hex } from '../../src/protocol/index.js';
+import { acceptsGzip, canonicalRequest, jsonTextProblem, MAX_DATA_DEPTH, newNonce, sha256Hex } from '../../src/protocol/index.js';
 import { SERVER_DB_FILE } from '../../src/server/db.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { deviceChange, isoAt, send, TestClient } from './client.js';
@@ -56,6 +56,14 @@ describe('unpaired surrogates and lengths', () => {
     ].join('\n');
     const rows = execFileSync('python3', ['-c', script, join(ts.dataDir, SERVER_DB_FILE)], { encoding: 'utf8' });
     expect(Number(rows)).toBeGreaterThan(0);
+  });
+
+  it('names the first malformed string or key of data by its path, and depth beyond the limit', () => {
+    expect(jsonTextProblem({ a: { b: [1, `x${LONE}`] } }, MAX_DATA_DEPTH, 'data')).toBe('data.a.b.1: string is not well-formed Unicode (unpaired surrogate)');
+    expect(jsonTextProblem({ a: { [`k${LONE}`]: 1 } }, MAX_DATA_DEPTH, 'data')).toBe('data.a: a key is not well-formed Unicode (unpaired surrogate)');
+    expect(jsonTextProblem({ a: { b: { c: 1 } } }, 3, 'data')).toBeUndefined();
+    expect(jsonTextProblem({ a: { b: { c: {} } } }, 3, 'data')).toBe('data.a.b.c: nested deeper than 3 levels');
+    expect(jsonTextProblem({ ok: ['😀', 'fine'] }, MAX_DATA_DEPTH, 'data')).toBeUndefined();
   });
 
   it('refuses a malformed client_id or refresh token in a request with 400', async () => {
