@@ -5,10 +5,10 @@
  * client ids cannot be confirmed; a refresh revokes the access token of its pair; refusals counted in metrics and
  * logged rate-limited with client id and address.
  */
-import { Writable } from 'node:stream';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLogger, type Logger } from '../../src/log.js';
+import { captureLog } from '../helpers/log-capture.js';
+import type { Logger } from '../../src/log.js';
 import { newNonce, signRequest } from '../../src/protocol/index.js';
 import { ClientAddresses } from '../../src/server/http/client-address.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
@@ -25,16 +25,6 @@ async function server(overrides: Parameters<typeof startTestServer>[0], logger?:
   return ts;
 }
 
-function capture(): { logger: Logger; lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { logger: createLogger({ level: 'info', destination }), lines };
-}
 
 const from = (address: string): { headers: Record<string, string> } => ({ headers: { 'x-forwarded-for': address } });
 const ATTACKER = '203.0.113.9';
@@ -132,7 +122,7 @@ describe('authentication reveals nothing, and refusals are visible', () => {
   });
 
   it('logs refusals at most once per code and reason per interval, with count, client id, address, capped input', async () => {
-    const { logger, lines } = capture();
+    const { logger, lines } = captureLog();
     let shift = 0; // the server's clock: moved past the interval below, whatever the machine's load
     const ts = await server({ hmac: { required: true }, log: { refusalIntervalSeconds: 10 }, rateLimit: { ratePerSecond: 1000, burst: 1000 } }, logger, () => Date.now() + shift);
     const creds = ts.addClient('home-log');

@@ -8,10 +8,10 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { connect, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger, silentLogger, type Logger } from '../../src/log.js';
+import { captureLog } from '../helpers/log-capture.js';
+import { silentLogger } from '../../src/log.js';
 import { openStore } from '../../src/store/db.js';
 import { SyncClient, SyncTransport } from '../../src/sync/index.js';
 import { startTestGateway, waitFor } from '../helpers/gateway.js';
@@ -49,16 +49,6 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(pki, { recursive: true, force: true }));
 
-function capture(): { logger: Logger; lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { logger: createLogger({ level: 'info', destination }), lines };
-}
 
 describe('HTTPS between the gateway and the server', () => {
   let ts: TestServer;
@@ -124,7 +114,7 @@ describe('HTTPS between the gateway and the server', () => {
 
   it('warns at start about plain http to another host, not to loopback or https', () => {
     const warnings = (serverUrl: string): number => {
-      const { logger, lines } = capture();
+      const { logger, lines } = captureLog();
       const t = new SyncTransport({ serverUrl, clientId: 'gw-x', clientSecret: 's', logger });
       void t.destroy();
       return lines.filter((l) => l.level === 40 && String(l.msg).includes('plain http')).length;

@@ -8,9 +8,8 @@ import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLogger, type Logger } from '../../src/log.js';
+import { captureLog } from '../helpers/log-capture.js';
 import { formatTimestamp } from '../../src/protocol/index.js';
 import { openStore } from '../../src/store/db.js';
 import { dateDisagreementMs, ServerClock } from '../../src/sync/clock.js';
@@ -21,16 +20,6 @@ afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f();
 });
 
-function capture(): { logger: Logger; lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { logger: createLogger({ level: 'info', destination }), lines };
-}
 
 const MIN15 = 15 * 60_000;
 
@@ -44,7 +33,7 @@ describe('server-corrected clock against the HTTP Date header', () => {
   });
 
   it('does not adopt a server_time 15 minutes ahead of the Date header; counts it; one warning line', () => {
-    const { logger, lines } = capture();
+    const { logger, lines } = captureLog();
     const local = 1_800_000_000_000;
     const clock = new ServerClock({ now: () => local, logger });
     const date = local - (local % 1000); // the server's Date header, same clock as ours
@@ -63,7 +52,7 @@ describe('server-corrected clock against the HTTP Date header', () => {
 
   it('with no estimate yet, takes the Date header’s own estimate instead of a disagreeing server_time', () => {
     const local = 1_800_000_000_000;
-    const clock = new ServerClock({ now: () => local, logger: capture().logger });
+    const clock = new ServerClock({ now: () => local, logger: captureLog().logger });
     const serverNow = local + 120_000; // our clock is 2 min behind the server
     clock.observe((serverNow + MIN15) * 1000, local, local + 10, serverNow - (serverNow % 1000));
     expect(clock.known).toBe(true);
@@ -71,7 +60,7 @@ describe('server-corrected clock against the HTTP Date header', () => {
   });
 
   it('logs clock steps at most once per interval, with the count', () => {
-    const { logger, lines } = capture();
+    const { logger, lines } = captureLog();
     let local = 1_800_000_000_000;
     const clock = new ServerClock({ now: () => local, logger, warnIntervalMs: 60_000 });
     clock.observe(local * 1000, local, local); // first estimate: not a step
@@ -118,7 +107,7 @@ describe('the sync client feeds the Date header of real responses to its clock',
       db.close();
     });
     const { port } = http.address() as AddressInfo;
-    const client = new SyncClient({ db, logger: capture().logger, serverUrl: `http://127.0.0.1:${port}`, clientId: 'gw-x', clientSecret: 's', hmac: false });
+    const client = new SyncClient({ db, logger: captureLog().logger, serverUrl: `http://127.0.0.1:${port}`, clientId: 'gw-x', clientSecret: 's', hmac: false });
     cleanup.push(() => client.close());
     await client.runCycle(); // probe (health) + a sane sync_request
     expect(Math.abs(client.clock.offsetMs)).toBeLessThan(1_000);
