@@ -14,6 +14,8 @@ import { MqttConfigSchema, redactMqttConfig } from '../broker/config.js';
 
 const Port = z.number().int().min(0).max(65535);
 const Cron = z.string().refine((v) => validateCron(v), { message: 'expected a cron expression such as "30 3 * * 0" (minute hour day month weekday)' });
+/** SHA-256 of a server key's SPKI: 44 base64 characters (padded) or 64 hex digits (docs/security.md §Sync server). */
+const PinSha256 = z.string().regex(/^(?:[A-Za-z0-9+/]{43}=|[0-9a-fA-F]{64})$/, 'expected a SHA-256 as 44 base64 or 64 hex characters');
 const Level = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
 export const GatewayConfigSchema = z.strictObject({
@@ -52,7 +54,7 @@ export const GatewayConfigSchema = z.strictObject({
       caFile: z.string().min(1).optional(),
       /** https: accepted SHA-256 pins of the server key (SPKI), base64 or hex; a string or a list (key rotation). */
       pinSha256: z
-        .union([z.string(), z.array(z.string()).min(1).max(16)])
+        .union([PinSha256, z.array(PinSha256).min(1).max(16)])
         .transform((v) => (typeof v === 'string' ? [v] : v))
         .optional(),
       /** A server_time further than this from the HTTP Date header (plus the round trip) is not taken as the clock. */
