@@ -31,7 +31,7 @@ export const ServerConfigSchema = z.strictObject({
   limits: z
     .strictObject({
       /** Request bodies held in memory at once, all requests together. */
-      bodyMemoryBytes: PositiveInt.default(32 * 1024 * 1024),
+      bodyMemoryBytes: PositiveInt.default(16 * 1024 * 1024),
       /** Compressed bodies inflated and parsed at once. */
       decodeConcurrency: PositiveInt.max(64).default(2),
       /** Compressed bodies waiting for a decode slot. */

@@ -23,8 +23,11 @@ export const AUTH_MAX_BODY_BYTES = 8 * 1024;
 export const SMALL_MAX_BODY_BYTES = 64 * 1024;
 /** Deepest JSON nesting of any body (a pushed change's `data` may nest MAX_DATA_DEPTH levels below depth 3). */
 export const MAX_BODY_DEPTH = 64;
-/** JSON values allowed per pushed change on average (a zigbee2mqtt light state is about 40, 40 attributes about 95). */
-export const PUSH_VALUES_PER_CHANGE = 512;
+/**
+ * JSON values allowed per pushed change, on average over a full push (a zigbee2mqtt light state is about 40 values, a
+ * state of 40 attributes about 95): 256 000 values for 1000 changes, which JSON.parse turns into about 8 MB.
+ */
+export const PUSH_VALUES_PER_CHANGE = 256;
 
 export type EndpointName = 'sync_request' | 'sync_push' | 'sync_ack' | 'auth_token' | 'auth_refresh' | 'health';
 

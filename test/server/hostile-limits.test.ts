@@ -85,7 +85,7 @@ describe('what each endpoint accepts as a body', () => {
   });
 
   it('bounds the JSON before parsing it: too many values is 413, too deep is 400, invalid UTF-8 is 400', async () => {
-    const ts = await server({ maxPushChanges: 10 }); // 10 × 512 + 64 values
+    const ts = await server({ maxPushChanges: 10 }); // 10 × 256 + 64 values
     const c = await signedClient(ts);
     const manyValues = Buffer.from(`{"type":"sync_push","client_id":"${c.creds.client_id}","changes":[],"pad":${flood(3 * 6000).toString()}}`);
     const res = await c.post('/api/v1/sync/push', undefined, { rawBody: manyValues });

@@ -65,6 +65,9 @@ export function readBody(req: IncomingMessage, maxBytes: number, budget: BodyBud
     held = declared;
   }
   return new Promise((resolve, reject) => {
+    // With a declared length the body is copied into one buffer as it arrives (the chunks are garbage at once);
+    // only a chunked body keeps its chunks until the end.
+    const into = Number.isFinite(declared) && declared > 0 ? Buffer.allocUnsafe(declared) : undefined;
     const chunks: Buffer[] = [];
     let size = 0;
     const cleanup = (): void => {
@@ -92,11 +95,14 @@ export function readBody(req: IncomingMessage, maxBytes: number, budget: BodyBud
         }
         held = size;
       }
-      chunks.push(chunk);
+      if (into !== undefined && size <= into.length) chunk.copy(into, size - chunk.length);
+      else chunks.push(chunk);
     };
     const onEnd = (): void => {
       cleanup();
-      const bytes = chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks, size);
+      let bytes: Buffer;
+      if (into !== undefined && chunks.length === 0) bytes = into.subarray(0, size);
+      else bytes = chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks, size);
       resolve({ bytes, release });
     };
     const onError = (err: Error): void => {
