@@ -133,6 +133,24 @@ describe('order: nothing costly before the request is known to be allowed', () =
   });
 });
 
+describe('reading bodies', () => {
+  it('reads a body with a declared length and a chunked one alike', async () => {
+    const ts = await server();
+    const c = new TestClient(ts.url, ts.addClient('home-chunked'));
+    await c.login();
+    const body = JSON.stringify({ type: 'sync_request', client_id: c.creds.client_id });
+    expect((await c.post('/api/v1/sync/request', undefined, { rawBody: body })).status).toBe(200);
+    const parts = [body.slice(0, 10), body.slice(10, 30), body.slice(30)];
+    const chunked = `${parts.map((p) => `${Buffer.byteLength(p).toString(16)}\r\n${p}\r\n`).join('')}0\r\n\r\n`;
+    const { text } = await rawRequest(
+      Number(new URL(ts.url).port),
+      `POST /api/v1/sync/request HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer ${c.token}\r\nTransfer-Encoding: chunked\r\n\r\n`,
+      Buffer.from(chunked),
+    );
+    expect(text).toMatch(/^HTTP\/1\.1 200/);
+  });
+});
+
 describe('server-wide bounds', () => {
   it('holds at most limits.bodyMemoryBytes of bodies at once: beyond, 503 SERVER_BUSY with Retry-After', async () => {
     const ts = await server({ limits: { bodyMemoryBytes: 1024 * 1024 } });
