@@ -140,6 +140,9 @@ describe('reading bodies', () => {
     await c.login();
     const body = JSON.stringify({ type: 'sync_request', client_id: c.creds.client_id });
     expect((await c.post('/api/v1/sync/request', undefined, { rawBody: body })).status).toBe(200);
+    // many socket reads into one buffer of the declared length
+    const big = JSON.stringify({ type: 'sync_push', client_id: c.creds.client_id, changes: [], pad: 'p'.repeat(600 * 1024) });
+    expect((await c.post('/api/v1/sync/push', undefined, { rawBody: big })).status).toBe(200);
     const parts = [body.slice(0, 10), body.slice(10, 30), body.slice(30)];
     const chunked = `${parts.map((p) => `${Buffer.byteLength(p).toString(16)}\r\n${p}\r\n`).join('')}0\r\n\r\n`;
     const { text } = await rawRequest(
