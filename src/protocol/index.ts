@@ -6,3 +6,5 @@ export * from './conflict.js';
 export * from './gzip.js';
 export * from './hmac.js';
 export * from './json-text.js';
+export * from './attributes.js';
+export * from './digest.js';

@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import { normaliseEntityType } from './entity-types.js';
+import { DIGEST_BUCKETS } from './digest.js';
 import { parseTimestamp } from './timestamps.js';
 
 /** Length limits of strings count Unicode code points (zod 4 `max`), as Python's len() does, not UTF-16 units. */
@@ -15,6 +16,8 @@ export const MAX_ID_LENGTH = 256;
 
 const WELL_FORMED = { message: 'must be well-formed Unicode (no unpaired surrogate)' };
 const wellFormed = (text: string): boolean => text.isWellFormed();
+
+const DigestHexSchema = z.string().regex(/^[0-9a-f]{16}$/, 'expected 16 lowercase hex digits');
 
 export const TimestampSchema = z
   .string()
@@ -65,6 +68,15 @@ export const SyncRequestSchema = z.object({
    * empty; it caps the value at its own maximum. 0 or absent: answered at once, as the seed has it.
    */
   wait: z.number().min(0).max(3600).optional(),
+  /**
+   * Extensions the client understands (docs/protocol.md §Capabilities): `partial` (attribute-level entity_state
+   * changes in the delta), `digest` (the convergence digest). Unknown names are ignored; absent: the seed only.
+   */
+  caps: z.array(z.string().max(32)).max(16).optional(),
+  /** Convergence digest extension: also send the per-bucket digests. */
+  digest_buckets: z.boolean().optional(),
+  /** Convergence digest extension (repair): only the entities of these buckets; needs `last_sync` null. */
+  buckets: z.array(z.number().int().min(0).max(DIGEST_BUCKETS - 1)).min(1).max(DIGEST_BUCKETS).optional(),
 });
 export type SyncRequest = z.infer<typeof SyncRequestSchema>;
 
@@ -76,6 +88,12 @@ export const ChangeSchema = z.object({
   data: DataSchema,
   updated_at: TimestampSchema,
   sync_id: IdSchema,
+  /** Attribute-level state extension: `data.state` holds only the attributes changed since `last_sync`. */
+  partial: z.boolean().optional(),
+  /** Attribute-level state extension: attributes removed since `last_sync` (with `partial`). */
+  removed_attributes: z.array(z.string().max(MAX_ID_LENGTH)).max(100_000).optional(),
+  /** Clamp extension: the time the writer claimed, when the server ordered the version by an earlier one. */
+  claimed_updated_at: TimestampSchema.optional(),
 });
 export type WireChange = z.infer<typeof ChangeSchema>;
 
@@ -91,6 +109,18 @@ export type WireVersion = z.infer<typeof VersionSchema>;
 export const ConflictTypeSchema = z.enum(['UPDATE_UPDATE', 'UPDATE_DELETE', 'CREATE_CREATE']);
 export const ResolutionSchema = z.enum(['server_wins', 'client_wins']);
 
+/** One attribute of an attribute-level conflict (extension); a missing `*_value` means the attribute was absent. */
+export const AttributeConflictSchema = z.object({
+  name: z.string().max(MAX_ID_LENGTH),
+  resolution: ResolutionSchema,
+  reason: z.string().max(200),
+  server_value: z.unknown().optional(),
+  client_value: z.unknown().optional(),
+  server_updated_at: TimestampSchema.optional(),
+  client_updated_at: TimestampSchema.optional(),
+});
+export type WireAttributeConflict = z.infer<typeof AttributeConflictSchema>;
+
 export const ConflictSchema = z.object({
   entity_type: EntityTypeNameSchema,
   entity_id: IdSchema,
@@ -100,6 +130,10 @@ export const ConflictSchema = z.object({
   client_version: VersionSchema,
   resolution: ResolutionSchema,
   client_sync_id: IdSchema.optional(),
+  /** Attribute-level state extension: each attribute decided against another write, with both values. */
+  attributes: z.array(AttributeConflictSchema).max(100_000).optional(),
+  /** Clamp extension: the pushed `updated_at` was later than the server's receive time + tolerance; ordered by this. */
+  clamped_to: TimestampSchema.optional(),
 });
 export type WireConflict = z.infer<typeof ConflictSchema>;
 
@@ -119,11 +153,16 @@ export const SyncDeltaSchema = z.object({
   type: z.literal('sync_delta'),
   server_time: TimestampSchema,
   changes: z.array(ChangeSchema),
-  conflicts: z.array(ConflictSchema),
+  /** Always sent to a peer of the seed; a client that announced `caps` gets it only when not empty. */
+  conflicts: z.array(ConflictSchema).default([]),
   more: z.boolean(),
   cursor: z.string().nullable().optional(),
   /** Present only when the server honoured a live wait (extension, docs/protocol.md §Live waits). */
   live: LiveInfoSchema.optional(),
+  /** Convergence digest extension: the digest of the client's home as of `server_time` (16 hex digits). */
+  digest: DigestHexSchema.optional(),
+  /** Convergence digest extension: the per-bucket digests, when asked with `digest_buckets`. */
+  digest_buckets: z.array(DigestHexSchema).length(DIGEST_BUCKETS).optional(),
 });
 export type SyncDelta = z.infer<typeof SyncDeltaSchema>;
 
@@ -141,6 +180,10 @@ export const PushChangeSchema = z.object({
   updated_at: TimestampSchema.optional(),
   sync_id: PushIdSchema.optional(),
   client_sync_id: PushIdSchema,
+  /** Attribute-level state extension: `data.state` holds only the changed attributes (entity_state only). */
+  partial: z.boolean().optional(),
+  /** Attribute-level state extension: attributes this change removes (entity_state only). */
+  removed_attributes: z.array(PushIdSchema).max(10_000).optional(),
 });
 export type WirePushChange = z.infer<typeof PushChangeSchema>;
 
@@ -162,6 +205,8 @@ export const AppliedSchema = z.object({
   entity_type: z.string().max(64),
   entity_id: IdSchema,
   error: z.object({ code: z.string().max(64), message: z.string().max(1000) }).optional(),
+  /** Clamp extension: the pushed `updated_at` was later than the server allows; the version is ordered by this. */
+  clamped_to: TimestampSchema.optional(),
 });
 export type WireApplied = z.infer<typeof AppliedSchema>;
 
@@ -187,6 +232,40 @@ export const SyncAckResultSchema = z.object({
   server_time: TimestampSchema,
 });
 export type SyncAckResult = z.infer<typeof SyncAckResultSchema>;
+
+// ---- sync history (extension, docs/protocol.md §Sync history) ----------------------------------------------
+export const HistoryEntrySchema = z.object({
+  id: z.number().int().positive(),
+  recorded_at: TimestampSchema,
+  /** `lost`: the version lost a resolution; `overwritten`: it was the stored version and a newer one replaced it. */
+  why: z.enum(['lost', 'overwritten']),
+  reason: z.string().max(200),
+  entity_type: z.string().max(64),
+  entity_id: IdSchema,
+  operation: OperationSchema,
+  data: DataSchema,
+  /** Attribute-level: the attributes this entry is about (their values are in `data.state`). */
+  attributes: z.array(z.string().max(MAX_ID_LENGTH)).optional(),
+  updated_at: TimestampSchema,
+  claimed_updated_at: TimestampSchema.optional(),
+  sync_id: IdSchema,
+  /** Who wrote this version (null: unknown). */
+  written_by: z.string().max(MAX_ID_LENGTH).nullable(),
+  /** Whose write decided against it. */
+  decided_by: z.string().max(MAX_ID_LENGTH).nullable(),
+});
+export type WireHistoryEntry = z.infer<typeof HistoryEntrySchema>;
+
+export const HistoryResponseSchema = z.object({
+  type: z.literal('history'),
+  entity_type: z.string().max(64),
+  entity_id: IdSchema,
+  entries: z.array(HistoryEntrySchema),
+  more: z.boolean(),
+  /** Pass as `before` to get the next (older) page; null when `more` is false. */
+  next_before: z.number().int().positive().nullable(),
+});
+export type HistoryResponse = z.infer<typeof HistoryResponseSchema>;
 
 // ---- error body (design.md §Errors) --------------------------------------------------------------------------
 export const ErrorBodySchema = z.object({
@@ -220,6 +299,11 @@ export type TokenResponse = z.infer<typeof TokenResponseSchema>;
 /** What a server supports beyond the seed (extension; additive: a server without it sends no `capabilities`). */
 export const CapabilitiesSchema = z.object({
   live_wait: z.object({ max_wait_seconds: z.number().positive() }).optional(),
+  /** Attribute-level state, clamp, sync history and convergence digest (docs/protocol.md §Capabilities). */
+  partial_state: z.object({}).optional(),
+  digest: z.object({ buckets: z.number().int().positive() }).optional(),
+  history: z.object({ max_limit: z.number().int().positive() }).optional(),
+  clamp: z.object({ tolerance_seconds: z.number().nonnegative() }).optional(),
 });
 export type Capabilities = z.infer<typeof CapabilitiesSchema>;
 

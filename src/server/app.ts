@@ -80,7 +80,6 @@ export class App {
 
   constructor(options: AppOptions) {
     const { config } = options;
-    this.deps = { store: options.store, config, changes: options.changes };
     this.live = options.live;
     this.config = config;
     this.log = options.logger;
@@ -100,6 +99,7 @@ export class App {
       },
       { processMetrics: config.metrics.enabled },
     );
+    this.deps = { store: options.store, config, changes: options.changes, metrics: this.metrics };
     this.refusals = new Refusals(this.metrics, {
       logger: this.log,
       intervalMs: config.log.refusalIntervalSeconds * 1000,
@@ -162,6 +162,7 @@ export class App {
   private async process(req: IncomingMessage, res: ServerResponse, ex: Exchange): Promise<Reply> {
     const endpoint = this.route(req, ex);
     if (endpoint.kind === 'health') return handleHealth(this.deps);
+    if (endpoint.kind === 'query') return this.query(req, endpoint, ex);
     this.checkMediaType(req);
     const gzip = this.checkEncoding(req, endpoint);
     this.admit(endpoint, ex);
@@ -178,6 +179,24 @@ export class App {
     }
     if (endpoint.kind === 'auth') return endpoint.handler(this.deps, body, ex.signing === undefined ? undefined : ex.client?.clientId);
     throw new Error('unreachable: a sync endpoint without a client');
+  }
+
+  /**
+   * A signed GET (the history extension): admission, bearer token, signature presence, an empty body, the signature
+   * over the path with its query and the empty body, the client's bucket, then the handler. The query is bounded by
+   * the server's request-line limit and parsed by the handler's schema.
+   */
+  private async query(req: IncomingMessage, endpoint: Extract<Endpoint, { kind: 'query' }>, ex: Exchange): Promise<Reply> {
+    const key = `addr:${ex.address}`;
+    const admitted = this.addressLimiter.peek(key);
+    if (!admitted.ok) throw rateLimited(admitted.retryAfterSeconds, 'address');
+    ({ client: ex.client, tokenHash: ex.tokenHash } = this.authn.bearer(req));
+    this.checkUnsigned(req, ex);
+    ex.body = await readBody(req, 0, this.budget);
+    this.verifySigned(req, ex, ex.body.bytes);
+    this.release(ex);
+    if (ex.client === undefined) throw new Error('unreachable: a query endpoint without a client');
+    return endpoint.handler(this.deps, ex.client, req.url ?? '/');
   }
 
   /**
@@ -262,7 +281,20 @@ export class App {
     ex.client = signed.client;
     ex.signing = { secret: signed.client.secret, nonce: signed.nonce };
     if (endpoint.kind !== 'sync') return;
-    const decision = this.clientLimiter.take(`client:${signed.client.clientId}`);
+    this.chargeClient(signed.client.clientId);
+  }
+
+  /** The signature step of a signed GET: as for a sync POST. */
+  private verifySigned(req: IncomingMessage, ex: Exchange, raw: Buffer): void {
+    if (!this.authn.isSigned(req)) return;
+    const signed = this.authn.verify(req, raw, ex.client);
+    ex.client = signed.client;
+    ex.signing = { secret: signed.client.secret, nonce: signed.nonce };
+    this.chargeClient(signed.client.clientId);
+  }
+
+  private chargeClient(clientId: string): void {
+    const decision = this.clientLimiter.take(`client:${clientId}`);
     if (!decision.ok) throw rateLimited(decision.retryAfterSeconds, 'client');
   }
 
@@ -279,7 +311,7 @@ export class App {
       return errorReply(new ProtocolError('INTERNAL', 'internal server error'));
     }
     // Refused credentials on a sync endpoint count against the address (token guessing, forged signatures).
-    if (ex.endpoint?.kind === 'sync' && (err.code === 'UNAUTHORIZED' || err.code === 'BAD_SIGNATURE')) {
+    if ((ex.endpoint?.kind === 'sync' || ex.endpoint?.kind === 'query') && (err.code === 'UNAUTHORIZED' || err.code === 'BAD_SIGNATURE')) {
       this.addressLimiter.take(`addr:${ex.address}`);
     }
     this.refusals.record(err, {

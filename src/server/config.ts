@@ -94,6 +94,27 @@ export const ServerConfigSchema = z.strictObject({
       maxTotal: PositiveInt.max(1_000_000).default(10_000),
     })
     .prefault({}),
+  /**
+   * The clamp (an extension, docs/protocol.md §Clamp): for ordering, a pushed `updated_at` later than the server's
+   * receive time plus `toleranceSeconds` counts as that time (the claimed time is kept and returned).
+   */
+  clamp: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      toleranceSeconds: z.number().min(0).max(3600).default(5),
+    })
+    .prefault({}),
+  /** Sync history (an extension, docs/protocol.md §Sync history): losing and overwritten versions, per home. */
+  history: z
+    .strictObject({
+      /** Entries older than this are purged (with the tombstone purge job). */
+      retentionSeconds: PositiveInt.default(30 * 24 * 3600),
+      /** Entries kept per entity, the newest. */
+      maxPerEntity: PositiveInt.max(100_000).default(200),
+      /** Largest page `GET /api/v1/history` returns. */
+      maxPageSize: PositiveInt.max(1000).default(100),
+    })
+    .prefault({}),
   tombstones: z
     .strictObject({
       retentionSeconds: PositiveInt.default(30 * 24 * 3600),

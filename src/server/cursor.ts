@@ -18,6 +18,8 @@ const CursorSchema = z.strictObject({
   h: Micro,
   p: z.number().int().min(0).max(15),
   s: Micro,
+  /** The home digest as of h (convergence digest extension), when the client asked for it. */
+  d: z.string().regex(/^[0-9a-f]{16}$/).optional(),
   m: z.string().regex(/^[A-Za-z0-9_-]{22}$/),
 });
 
@@ -26,18 +28,19 @@ export interface CursorState {
   readonly h: Micros;
   readonly p: number;
   readonly s: Micros;
+  readonly d?: string;
 }
 
 function mac(key: string, clientId: string, c: CursorState): string {
   return createHmac('sha256', key)
-    .update(`${clientId}\n${c.w ?? 'null'}\n${c.h}\n${c.p}\n${c.s}`)
+    .update(`${clientId}\n${c.w ?? 'null'}\n${c.h}\n${c.p}\n${c.s}${c.d === undefined ? '' : `\n${c.d}`}`)
     .digest()
     .subarray(0, 16)
     .toString('base64url');
 }
 
 export function encodeCursor(key: string, clientId: string, c: CursorState): string {
-  const body = { v: 1, w: c.w, h: c.h, p: c.p, s: c.s, m: mac(key, clientId, c) };
+  const body = { v: 1, w: c.w, h: c.h, p: c.p, s: c.s, ...(c.d === undefined ? {} : { d: c.d }), m: mac(key, clientId, c) };
   return Buffer.from(JSON.stringify(body), 'utf8').toString('base64url');
 }
 
@@ -56,5 +59,5 @@ export function decodeCursor(key: string, clientId: string, text: string): Curso
   const expected = mac(key, clientId, c);
   if (expected !== c.m) throw new ProtocolError('BAD_REQUEST', 'cursor: not issued to this client');
   if (c.w !== null && c.w > c.h) throw new ProtocolError('BAD_REQUEST', 'cursor: inconsistent');
-  return { w: c.w, h: c.h, p: c.p, s: c.s };
+  return { w: c.w, h: c.h, p: c.p, s: c.s, ...(c.d === undefined ? {} : { d: c.d }) };
 }

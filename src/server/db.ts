@@ -96,6 +96,43 @@ const MIGRATIONS: readonly string[] = [
   ALTER TABLE tokens ADD COLUMN family TEXT;                               -- the pair (access + refresh) issued together
   CREATE INDEX tokens_by_family ON tokens (family) WHERE family IS NOT NULL;
   `,
+  // 3: attribute-level state, the clamp, sync history and the convergence digest (docs/protocol.md, extensions).
+  // bucket = -1 marks rows written before: ServerStore fills bucket and hash in (digests.ts) when it opens the file.
+  `
+  ALTER TABLE entities ADD COLUMN attrs TEXT;                              -- entity_state: per-attribute versions (protocol/attributes.ts)
+  ALTER TABLE entities ADD COLUMN foreign_seq INTEGER NOT NULL DEFAULT 0;  -- highest seq of an attribute not written by origin_client
+  ALTER TABLE entities ADD COLUMN claimed_at INTEGER;                      -- µs, the claimed updated_at when the clamp moved it
+  ALTER TABLE entities ADD COLUMN bucket INTEGER NOT NULL DEFAULT -1;      -- digest bucket (protocol/digest.ts)
+  ALTER TABLE entities ADD COLUMN hash TEXT;                               -- entity hash, 16 hex digits; NULL for a tombstone
+
+  CREATE TABLE home_digests (
+    home_id  TEXT    NOT NULL,
+    bucket   INTEGER NOT NULL,
+    sum      TEXT    NOT NULL,                                             -- 16 hex digits, sum of hashes mod 2^64
+    PRIMARY KEY (home_id, bucket)
+  ) WITHOUT ROWID;
+
+  -- Sync history: versions that lost a resolution or were overwritten (docs/protocol.md §Sync history).
+  CREATE TABLE history (
+    id           INTEGER PRIMARY KEY,
+    home_id      TEXT    NOT NULL,
+    entity_type  TEXT    NOT NULL,
+    entity_id    TEXT    NOT NULL,
+    recorded_at  INTEGER NOT NULL,                                         -- epoch ms
+    why          TEXT    NOT NULL CHECK (why IN ('lost', 'overwritten')),
+    reason       TEXT    NOT NULL,
+    operation    TEXT    NOT NULL,
+    data         TEXT    NOT NULL,                                         -- JSON object, as the version had it
+    attributes   TEXT,                                                     -- JSON array of names (attribute-level entries)
+    updated_at   INTEGER NOT NULL,                                         -- µs, ordering time
+    claimed_at   INTEGER,                                                  -- µs, when clamped
+    sync_id      TEXT    NOT NULL,
+    written_by   TEXT,
+    decided_by   TEXT
+  );
+  CREATE INDEX history_by_entity ON history (home_id, entity_type, entity_id, id);
+  CREATE INDEX history_by_age ON history (recorded_at);
+  `,
 ];
 
 export function openServerDb(dataDir: string): ServerDb {

@@ -6,6 +6,8 @@
  * multiple of the byte caps.
  */
 import type { ServerConfig } from './config.js';
+import type { Reply } from './http/io.js';
+import type { ClientRecord } from './store/index.js';
 import type { BodyPolicy } from './http/decode.js';
 import {
   handleRefresh,
@@ -14,8 +16,10 @@ import {
   handleSyncRequest,
   handleToken,
   type AuthHandler,
+  type HandlerDeps,
   type SyncHandler,
 } from './handlers.js';
+import { handleHistory, HISTORY_PATH } from './history-endpoint.js';
 
 /** Body cap of the unauthenticated auth endpoints (a token request is a few hundred bytes). */
 export const AUTH_MAX_BODY_BYTES = 8 * 1024;
@@ -29,7 +33,10 @@ export const MAX_BODY_DEPTH = 64;
  */
 export const PUSH_VALUES_PER_CHANGE = 256;
 
-export type EndpointName = 'sync_request' | 'sync_push' | 'sync_ack' | 'auth_token' | 'auth_refresh' | 'health';
+export type EndpointName = 'sync_request' | 'sync_push' | 'sync_ack' | 'auth_token' | 'auth_refresh' | 'health' | 'history';
+
+/** A signed GET of the sync API (extension): the request URL is its input; it has no body. */
+export type QueryHandler = (deps: HandlerDeps, client: ClientRecord, url: string) => Reply;
 
 interface EndpointBase {
   readonly name: EndpointName;
@@ -45,10 +52,11 @@ export type Endpoint =
       readonly live?: true;
     })
   | (EndpointBase & { readonly kind: 'auth'; readonly handler: AuthHandler; readonly body: BodyPolicy })
-  | (EndpointBase & { readonly kind: 'health' });
+  | (EndpointBase & { readonly kind: 'health' })
+  | (EndpointBase & { readonly kind: 'query'; readonly handler: QueryHandler });
 
 /** An endpoint that takes a body (every POST). */
-export type BodyEndpoint = Exclude<Endpoint, { kind: 'health' }>;
+export type BodyEndpoint = Exclude<Endpoint, { kind: 'health' } | { kind: 'query' }>;
 
 /** The endpoint table for `config`, keyed by path. */
 export function endpointTable(config: ServerConfig): ReadonlyMap<string, Endpoint> {
@@ -77,5 +85,6 @@ export function endpointTable(config: ServerConfig): ReadonlyMap<string, Endpoin
     ['/api/v1/auth/token', { name: 'auth_token', method: 'POST', kind: 'auth', handler: handleToken, body: auth }],
     ['/api/v1/auth/refresh', { name: 'auth_refresh', method: 'POST', kind: 'auth', handler: handleRefresh, body: auth }],
     ['/api/v1/health', { name: 'health', method: 'GET', kind: 'health' }],
+    [HISTORY_PATH, { name: 'history', method: 'GET', kind: 'query', handler: handleHistory }],
   ]);
 }

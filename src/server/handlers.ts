@@ -12,6 +12,7 @@ import {
   SyncRequestSchema,
   TokenRequestSchema,
   describeIssues,
+  DIGEST_BUCKETS,
   formatTimestamp,
   normaliseEntityType,
   parseTimestamp,
@@ -24,6 +25,7 @@ import {
   type TokenResponse,
 } from '../protocol/index.js';
 import type { ServerConfig } from './config.js';
+import type { ServerMetrics } from './metrics.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { jsonReply, type Reply } from './http/io.js';
 import type { ChangeNotifier, DeltaAnswer, LiveOutcome } from './live/index.js';
@@ -37,6 +39,8 @@ export interface HandlerDeps {
   readonly config: ServerConfig;
   /** Told of every push that wrote something, so held live waits of the home wake up. */
   readonly changes: ChangeNotifier;
+  /** Counts clamped changes, history records and digest reads (absent in tools that run no server). */
+  readonly metrics?: ServerMetrics;
 }
 
 /** A sync endpoint: the parsed body of a request whose bearer token (and signature, if any) verified. */
@@ -72,6 +76,8 @@ interface SyncWindow {
   readonly w: Micros | null;
   readonly h: Micros;
   readonly after: PagePosition | null;
+  /** The home digest as of H, computed with the first page and carried by the cursor. */
+  readonly digest: string | undefined;
 }
 
 /**
@@ -105,13 +111,24 @@ function syncWindow(store: ServerStore, client: ClientRecord, msg: SyncRequest):
     const c = decodeCursor(store.cursorKey, client.clientId, msg.cursor);
     checkIssued(store, client, c.h, 'the cursor');
     checkRetained(store, client, c.w);
-    return { w: c.w, h: c.h, after: { p: c.p, s: c.s } };
+    return { w: c.w, h: c.h, after: { p: c.p, s: c.s }, digest: c.d };
   }
   const w = msg.last_sync ? (parseTimestamp(msg.last_sync) ?? null) : null;
   if (w !== null) checkIssued(store, client, w, 'last_sync');
   checkRetained(store, client, w);
-  // Checks first: a refused request issues nothing.
-  return { w, h: store.issueWatermark(client.homeId), after: null };
+  if (msg.buckets !== undefined && w !== null) {
+    throw new ProtocolError('BAD_REQUEST', 'buckets (a digest repair) needs last_sync null: it reads the buckets whole');
+  }
+  // Checks first: a refused request issues nothing. The digest is read right after H is issued, in the same
+  // synchronous step, so it is the digest of exactly the rows with seq <= H.
+  const h = store.issueWatermark(client.homeId);
+  return { w, h, after: null, digest: undefined };
+}
+
+/** The extensions a sync_request announced (docs/protocol.md §Capabilities). */
+function capsOf(msg: SyncRequest): { partial: boolean; digest: boolean; any: boolean } {
+  const caps = msg.caps ?? [];
+  return { partial: caps.includes('partial'), digest: caps.includes('digest'), any: caps.length > 0 };
 }
 
 /** sync_request → sync_delta (seed §1, §2; design.md §Watermark, §Pagination). */
@@ -131,7 +148,11 @@ export function parseSyncRequest(body: unknown, client: ClientRecord): SyncReque
  */
 export function answerSyncRequest(deps: HandlerDeps, client: ClientRecord, msg: SyncRequest, live?: LiveOutcome): DeltaAnswer {
   const { store, config } = deps;
-  const { w, h, after } = syncWindow(store, client, msg);
+  const caps = capsOf(msg);
+  const { w, h, after, digest: carried } = syncWindow(store, client, msg);
+  // The digest covers the whole home: only for a request of every type, and not for a repair of some buckets.
+  const wantsDigest = caps.digest && typesMask(msg.entity_types) === ALL_TYPES_MASK && msg.buckets === undefined;
+  const homeDigest = wantsDigest && after === null ? store.digests.of(client.homeId) : undefined;
   const page = store.delta.page({
     homeId: client.homeId,
     clientId: client.clientId,
@@ -141,20 +162,33 @@ export function answerSyncRequest(deps: HandlerDeps, client: ClientRecord, msg: 
     includeDeleted: msg.include_deleted === true,
     after,
     limit: Math.min(config.pageSize, msg.limit ?? config.pageSize),
+    partial: caps.partial,
+    ...(msg.buckets === undefined ? {} : { buckets: msg.buckets }),
   });
+  const digest = carried ?? homeDigest?.home;
   const conflicts = after === null ? store.delta.conflicts(client.clientId, w, h, config.pageSize) : [];
   const cursor =
     page.more && page.last !== null
-      ? encodeCursor(store.cursorKey, client.clientId, { w, h, p: page.last.p, s: page.last.s })
+      ? encodeCursor(store.cursorKey, client.clientId, { w, h, p: page.last.p, s: page.last.s, ...(digest === undefined ? {} : { d: digest }) })
       : null;
   const liveInfo: LiveInfo | undefined =
     live === undefined
       ? undefined
       : { reason: live.reason, waited_ms: live.waitedMs, max_wait_seconds: config.live.maxWaitSeconds };
+  // A client that announced extensions gets no empty `conflicts` and no null `cursor` (bytes on every idle poll).
+  const conflictsText = caps.any && conflicts.length === 0 ? '' : `"conflicts":[${conflicts.join(',')}],`;
+  const cursorText = caps.any && cursor === null ? '' : `,"cursor":${JSON.stringify(cursor)}`;
+  let digestText = '';
+  if (digest !== undefined && !page.more) {
+    digestText = `,"digest":"${digest}"`;
+    // Per-bucket digests only on a single-page answer (the cursor carries the home digest alone).
+    if (msg.digest_buckets === true && homeDigest !== undefined) digestText += `,"digest_buckets":${JSON.stringify(homeDigest.buckets)}`;
+    deps.metrics?.digests.inc();
+  }
   const text =
     `{"type":"sync_delta","server_time":"${formatTimestamp(h)}","changes":[${page.changes.join(',')}],` +
-    `"conflicts":[${conflicts.join(',')}],"more":${page.more},"cursor":${JSON.stringify(cursor)}` +
-    `${liveInfo === undefined ? '' : `,"live":${JSON.stringify(liveInfo)}`}}`;
+    `${conflictsText}"more":${page.more}${cursorText}` +
+    `${liveInfo === undefined ? '' : `,"live":${JSON.stringify(liveInfo)}`}${digestText}}`;
   return { reply: { status: 200, body: text }, empty: page.changes.length === 0 && conflicts.length === 0 };
 }
 
@@ -171,7 +205,10 @@ export function handleSyncPush(deps: HandlerDeps, client: ClientRecord, body: un
   }
   const msg = parse(SyncPushSchema, body, 'sync_push');
   checkClient(msg.client_id, client);
-  const result = store.push.apply({ homeId: client.homeId, clientId: client.clientId }, msg.changes);
+  const clampUs = config.clamp.enabled ? store.sequencer.nowMicros() + Math.round(config.clamp.toleranceSeconds * 1_000_000) : undefined;
+  const result = store.push.apply({ homeId: client.homeId, clientId: client.clientId, ...(clampUs === undefined ? {} : { clampUs }) }, msg.changes);
+  if (result.clamped > 0) deps.metrics?.clamped.inc(result.clamped);
+  if (result.history > 0) deps.metrics?.history.inc(result.history);
   // Committed: wake the home's live waits (docs/protocol.md §Live waits). An identical resubmission also reports
   // `applied` without writing; its wake-up finds an empty delta and the wait goes on holding.
   if (result.applied.some((a) => a.status === 'applied')) {
@@ -256,8 +293,14 @@ export function handleHealth(deps: HandlerDeps): Reply {
     status: 'ok',
     version: SERVER_VERSION,
     server_time: formatTimestamp(deps.store.sequencer.nowMicros()),
-    // Extension, additive: a gateway that finds no live_wait here (or a 404: a server without health) polls.
-    ...(live.enabled ? { capabilities: { live_wait: { max_wait_seconds: live.maxWaitSeconds } } } : {}),
+    // Extensions, additive: a gateway that finds no live_wait here (or a 404: a server without health) polls.
+    capabilities: {
+      ...(live.enabled ? { live_wait: { max_wait_seconds: live.maxWaitSeconds } } : {}),
+      partial_state: {},
+      digest: { buckets: DIGEST_BUCKETS },
+      history: { max_limit: deps.config.history.maxPageSize },
+      ...(deps.config.clamp.enabled ? { clamp: { tolerance_seconds: deps.config.clamp.toleranceSeconds } } : {}),
+    },
   };
   return jsonReply(200, reply);
 }

@@ -22,6 +22,12 @@ export class ServerMetrics {
   readonly registry = new Registry();
   readonly requests: Counter<'endpoint' | 'status'>;
   readonly refusals: Counter<'code' | 'reason'>;
+  /** Pushed changes whose updated_at the clamp moved (docs/protocol.md §Clamp). */
+  readonly clamped: Counter;
+  /** Versions recorded in the sync history. */
+  readonly history: Counter;
+  /** sync_deltas that carried a convergence digest. */
+  readonly digests: Counter;
 
   constructor(sources: ServerGaugeSources, options: { processMetrics: boolean }) {
     const registers = [this.registry];
@@ -35,6 +41,21 @@ export class ServerMetrics {
       name: `${SERVER_METRIC_PREFIX}refusals_total`,
       help: 'Requests refused with an error code, by code and reason (docs/protocol.md §Errors).',
       labelNames: ['code', 'reason'],
+      registers,
+    });
+    this.clamped = new Counter({
+      name: `${SERVER_METRIC_PREFIX}clamped_total`,
+      help: 'Pushed changes whose updated_at was later than receive time + clamp.toleranceSeconds (ordered by that).',
+      registers,
+    });
+    this.history = new Counter({
+      name: `${SERVER_METRIC_PREFIX}history_records_total`,
+      help: 'Versions recorded in the sync history (lost a resolution or overwritten).',
+      registers,
+    });
+    this.digests = new Counter({
+      name: `${SERVER_METRIC_PREFIX}digests_total`,
+      help: 'sync_deltas that carried a convergence digest.',
       registers,
     });
     const gauge = (name: string, help: string, read: () => number): void => {

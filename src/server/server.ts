@@ -139,7 +139,9 @@ class HttpSyncServer implements SyncServer {
         const purged = this.purgeTombstones();
         const tokens = this.store.accounts.deleteExpiredTokens();
         const history = this.store.purgeHistory(this.config.tombstones.retentionSeconds);
-        this.log.debug({ purged, tokens, ...history }, 'purge job');
+        const { retentionSeconds, maxPerEntity } = this.config.history;
+        const syncHistory = this.store.history.purge(this.store.sequencer.nowMicros() / 1000, retentionSeconds, maxPerEntity);
+        this.log.debug({ purged, tokens, ...history, syncHistory }, 'purge job');
       } catch (err) {
         this.log.error({ err }, 'purge job failed');
       }

@@ -122,6 +122,11 @@ export class TestClient {
     return send(this.url, path, body, { ...this.defaults, token: this.token, ...opts });
   }
 
+  /** A signed-if-configured GET of the sync API (the history extension). */
+  get(pathWithQuery: string, opts: SendOptions = {}): Promise<RawResponse> {
+    return send(this.url, pathWithQuery, undefined, { ...this.defaults, token: this.token, method: 'GET', ...opts });
+  }
+
   syncRequest(extra: Record<string, unknown> = {}, opts: SendOptions = {}): Promise<RawResponse> {
     return this.post('/api/v1/sync/request', { type: 'sync_request', client_id: this.creds.client_id, ...extra }, opts);
   }
@@ -156,7 +161,7 @@ export class TestClient {
       const delta = res.json as SyncDelta;
       pages++;
       changes.push(...delta.changes);
-      conflicts.push(...delta.conflicts);
+      conflicts.push(...(delta.conflicts ?? []));
       if (serverTime && serverTime !== delta.server_time) throw new Error('server_time changed between pages');
       serverTime = delta.server_time;
       if (!delta.more) break;

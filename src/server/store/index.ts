@@ -6,12 +6,16 @@ import { randomBytes } from 'node:crypto';
 import type { Micros } from '../../protocol/index.js';
 import { openServerDb, type ServerDb } from '../db.js';
 import { AccountStore } from './accounts.js';
+import { DigestStore } from './digests.js';
+import { HistoryStore } from './history.js';
 import { DeltaReader, type EntityRow } from './pull.js';
 import { PushApplier } from './push.js';
 import { Sequencer } from './sequencer.js';
 import { IssuedWatermarks } from './watermarks.js';
 
-export { AccountStore, DeltaReader, IssuedWatermarks, PushApplier, Sequencer };
+export { AccountStore, DeltaReader, DigestStore, HistoryStore, IssuedWatermarks, PushApplier, Sequencer };
+export type { HistoryQuery, HistoryRecord } from './history.js';
+export type { HomeDigest } from './digests.js';
 export { hashToken } from './accounts.js';
 export type { ClientCredentials, ClientRecord, IssuedTokens, TokenLookup } from './accounts.js';
 export type { PullPage, PullQuery, PagePosition } from './pull.js';
@@ -38,6 +42,10 @@ export class ServerStore {
   readonly watermarks: IssuedWatermarks;
   readonly delta: DeltaReader;
   readonly push: PushApplier;
+  /** Sync history (extension): losing and overwritten versions. */
+  readonly history: HistoryStore;
+  /** Convergence digest (extension): per-home bucket sums, maintained by every push. */
+  readonly digests: DigestStore;
   /** Keys cursor MACs; random per database. */
   readonly cursorKey: string;
   private readonly clock: () => number;
@@ -56,7 +64,9 @@ export class ServerStore {
       minFloor: this.watermarks.startFloor(),
     });
     this.delta = new DeltaReader(db);
-    this.push = new PushApplier({ db, sequencer: this.sequencer, clock: this.clock });
+    this.history = new HistoryStore(db);
+    this.digests = new DigestStore(db);
+    this.push = new PushApplier({ db, sequencer: this.sequencer, clock: this.clock, history: this.history, digests: this.digests });
     db.prepare("INSERT INTO meta (key, value) VALUES ('cursor_key', ?) ON CONFLICT(key) DO NOTHING").run(
       randomBytes(32).toString('base64url'),
     );

@@ -3,8 +3,14 @@
  * W < seq <= H, ordered by priority then seq (seed §Batching "states > devices > rooms"), at most `limit` a page.
  * Rows are turned into wire JSON by string splicing: `data` is stored as a JSON object text, so it is never parsed
  * on the way out.
+ *
+ * Extensions (docs/protocol.md): a client that announced `partial` gets, for an entity_state it already has, only
+ * the attributes other clients changed since its watermark (`partial: true`, `removed_attributes`); a version the
+ * clamp moved carries `claimed_updated_at`; a repair request (`buckets`) reads only the entities of those digest
+ * buckets. A row whose latest write came from the requesting client is still sent to it when another client's
+ * attribute in it is newer than its watermark (`foreign_seq`).
  */
-import { ENTITY_TYPES, ENTITY_PRIORITY, formatTimestamp, type Micros } from '../../protocol/index.js';
+import { decodeAttrMeta, ENTITY_TYPES, ENTITY_PRIORITY, formatTimestamp, type Micros } from '../../protocol/index.js';
 import type { ServerDb } from '../db.js';
 
 export interface PagePosition {
@@ -23,6 +29,10 @@ export interface PullQuery {
   readonly includeDeleted: boolean;
   readonly after: PagePosition | null;
   readonly limit: number;
+  /** Attribute-level extension: the client understands partial entity_state changes. */
+  readonly partial?: boolean;
+  /** Digest repair: only rows of these buckets. */
+  readonly buckets?: readonly number[];
 }
 
 export interface PullPage {
@@ -43,6 +53,8 @@ export interface EntityRow {
   seq: number;
   created_seq: number;
   origin_client?: string | null;
+  attrs?: string | null;
+  claimed_at?: number | null;
 }
 
 export const ALL_TYPES_MASK = ENTITY_TYPES.reduce((mask, t) => mask | (1 << ENTITY_PRIORITY[t]), 0);
@@ -60,17 +72,46 @@ function formatCached(us: Micros): string {
 }
 
 /** One change of a sync_delta as JSON text; `data` also carries id, sync_id and updated_at (Python compatibility). */
-export function changeJson(row: EntityRow, w: Micros | null): string {
+export function changeJson(row: EntityRow, w: Micros | null, extra = ''): string {
   const op = row.deleted ? 'delete' : row.created_seq > (w ?? 0) ? 'create' : 'update';
   const ts = formatCached(row.updated_at);
   const id = JSON.stringify(row.entity_id);
   const syncId = JSON.stringify(row.sync_id);
   const head = `{"id":${id},"sync_id":${syncId},"updated_at":"${ts}"`;
   const data = row.data.length > 2 ? `${head},${row.data.slice(1)}` : `${head}}`;
+  const claimed = row.claimed_at === null || row.claimed_at === undefined ? '' : `,"claimed_updated_at":"${formatTimestamp(row.claimed_at)}"`;
   return (
     `{"entity_type":"${row.entity_type}","entity_id":${id},"operation":"${op}",` +
-    `"data":${data},"updated_at":"${ts}","sync_id":${syncId}}`
+    `"data":${data},"updated_at":"${ts}","sync_id":${syncId}${claimed}${extra}}`
   );
+}
+
+/**
+ * The partial form of an entity_state row for a client that understands it: the attributes changed since `w` by
+ * other clients, and those removed. Undefined: send the row whole (nothing to leave out); null: nothing new for
+ * this client (every newer attribute is its own).
+ */
+export function partialJson(row: EntityRow, w: Micros, clientId: string): string | undefined | null {
+  if (row.deleted || row.attrs === null || row.attrs === undefined || row.created_seq > w) return undefined;
+  const meta = decodeAttrMeta(row.attrs);
+  const body = JSON.parse(row.data) as Record<string, unknown>; // stored as a JSON object by the push applier
+  const state = typeof body.state === 'object' && body.state !== null ? (body.state as Record<string, unknown>) : {};
+  const names = Object.keys(state);
+  const changed: Record<string, unknown> = {};
+  const removed: string[] = [];
+  let kept = 0;
+  for (const [name, v] of Object.entries(meta)) {
+    if (v.q <= w || v.o === clientId) continue;
+    if (Object.hasOwn(state, name)) {
+      changed[name] = state[name];
+      kept += 1;
+    } else removed.push(name);
+  }
+  if (kept === names.length && removed.length === 0 && names.every((n) => Object.hasOwn(meta, n))) return undefined;
+  if (kept === 0 && removed.length === 0) return null;
+  const data = JSON.stringify({ ...body, state: changed });
+  const partialRow = { ...row, data };
+  return changeJson(partialRow, w, `,"partial":true${removed.length > 0 ? `,"removed_attributes":${JSON.stringify(removed)}` : ''}`);
 }
 
 export class DeltaReader {
@@ -79,11 +120,12 @@ export class DeltaReader {
 
   constructor(db: ServerDb) {
     this.byPriority = db.prepare(`
-      SELECT entity_type, entity_id, data, updated_at, sync_id, deleted, seq, created_seq
+      SELECT entity_type, entity_id, data, updated_at, sync_id, deleted, seq, created_seq, attrs, claimed_at
       FROM entities
       WHERE home_id = @home AND priority = @p AND seq > @lo AND seq <= @h
         AND (@includeDeleted = 1 OR deleted = 0)
-        AND (@exclude IS NULL OR origin_client IS NOT @exclude)
+        AND (@exclude IS NULL OR origin_client IS NOT @exclude OR foreign_seq > @w)
+        AND (@buckets IS NULL OR bucket IN (SELECT value FROM json_each(@buckets)))
       ORDER BY seq
       LIMIT @limit`);
     this.conflictsStmt = db.prepare(
@@ -105,6 +147,8 @@ export class DeltaReader {
         h: q.h,
         includeDeleted: q.includeDeleted ? 1 : 0,
         exclude: q.w === null ? null : q.clientId, // a full sync includes the client's own writes
+        w: q.w ?? 0,
+        buckets: q.buckets === undefined ? null : JSON.stringify(q.buckets),
         limit: q.limit + 1 - rows.length,
       }) as EntityRow[];
       for (const row of batch) rows.push({ row, p });
@@ -112,8 +156,14 @@ export class DeltaReader {
     const more = rows.length > q.limit;
     const kept = more ? rows.slice(0, q.limit) : rows;
     const lastKept = kept[kept.length - 1];
+    const changes: string[] = [];
+    for (const { row } of kept) {
+      const partial = q.partial === true && q.w !== null ? partialJson(row, q.w, q.clientId) : undefined;
+      if (partial === null) continue; // only this client's own attributes are newer: nothing to send
+      changes.push(partial ?? changeJson(row, q.w));
+    }
     return {
-      changes: kept.map(({ row }) => changeJson(row, q.w)),
+      changes,
       more,
       last: lastKept === undefined ? null : { p: lastKept.p, s: lastKept.row.seq },
     };

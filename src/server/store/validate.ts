@@ -21,6 +21,11 @@ import {
 export interface PushContext {
   readonly homeId: string;
   readonly clientId: string;
+  /**
+   * Clamp extension (docs/protocol.md §Clamp): the latest `updated_at` the server orders a version by — its receive
+   * time plus the tolerance. A later claimed time is kept as `claimedAt`. Absent: no clamp (the seed).
+   */
+  readonly clampUs?: Micros;
 }
 
 export interface PushOutcome {
@@ -40,6 +45,12 @@ export interface Candidate {
   readonly syncId: string;
   readonly deleted: boolean;
   readonly clientSyncId: string;
+  /** Attribute-level extension: `body.state` holds only the changed attributes. */
+  readonly partial: boolean;
+  /** Attribute-level extension: attributes this change removes. */
+  readonly removed: readonly string[];
+  /** The claimed `updated_at` when the clamp moved it to `updatedAt`. */
+  readonly claimedAt: Micros | undefined;
 }
 
 const MAX_ERROR_MESSAGE = 1000;
@@ -125,17 +136,34 @@ export function validateChange(change: WirePushChange, ctx: PushContext): Candid
   if (body.home_id !== undefined && body.home_id !== ctx.homeId) {
     return rejected(change, 'FORBIDDEN', 'data.home_id names another home than the client belongs to');
   }
+  const attrProblem = attributeProblem(change, type);
+  if (attrProblem !== undefined) return rejected(change, 'INVALID_ENTITY', attrProblem);
   // Depth is bounded above (MAX_DATA_DEPTH), so this cannot overflow the stack.
   const bodyText = JSON.stringify(body);
+  const clamped = ctx.clampUs !== undefined && updatedAtUs > ctx.clampUs;
   return {
     type,
     entityId: change.entity_id,
     op: change.operation,
     body,
     bodyText,
-    updatedAt: updatedAtUs,
+    updatedAt: clamped && ctx.clampUs !== undefined ? ctx.clampUs : updatedAtUs,
     syncId: change.sync_id ?? syncId ?? change.client_sync_id,
     deleted: change.operation === 'delete',
     clientSyncId: change.client_sync_id,
+    partial: change.partial === true,
+    removed: change.removed_attributes ?? [],
+    claimedAt: clamped ? updatedAtUs : undefined,
   };
+}
+
+/** `partial` and `removed_attributes` are for entity_state changes only, with well-formed names. */
+function attributeProblem(change: WirePushChange, type: EntityType): string | undefined {
+  if (change.partial !== true && change.removed_attributes === undefined) return undefined;
+  if (type !== 'entity_state') return 'partial and removed_attributes are for entity_state changes only';
+  if (change.removed_attributes !== undefined && change.partial !== true) return 'removed_attributes needs partial: true';
+  for (const name of change.removed_attributes ?? []) {
+    if (!isWellFormedText(name)) return 'removed_attributes: a name is not well-formed Unicode (unpaired surrogate)';
+  }
+  return undefined;
 }
