@@ -14,7 +14,7 @@
  */
 import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
-import { ENTITY_PRIORITY, type EntityType } from '../protocol/entity-types.js';
+import type { EntityType } from '../protocol/entity-types.js';
 import type { StoreTx } from '../store/tx.js';
 import type { StoredEntity } from '../store/types.js';
 import { defineWriteProgram } from '../store/writer.js';
@@ -174,16 +174,14 @@ export function applyLocalUpdates(tx: StoreTx, args: LocalWriteArgs): LocalWrite
 function writeEntity(tx: StoreTx, w: Working, args: LocalWriteArgs): void {
   // design.md §Clock: server-corrected time, monotonic per entity.
   const updatedAt = Math.max(Math.floor(args.nowMicros), (w.stored?.updatedAt ?? 0) + 1);
-  tx.writeLocalVersion(w.type, w.id, w.data, updatedAt);
-  tx.queueChange({
+  tx.writeLocalChange({
     entityType: w.type,
     entityId: w.id,
-    clientSyncId: tx.newClientSyncId(updatedAt),
-    // 'create' when the server never had it: no synced version here (and, in the store, no pending row but a 'create').
-    operation: w.stored === undefined || w.stored.syncId === null ? 'create' : 'update',
     data: w.data,
     updatedAt,
-    priority: ENTITY_PRIORITY[w.type],
+    clientSyncId: tx.newClientSyncId(updatedAt),
+    // 'create' when the server never had it: no synced version here (and, in the store, no pending change but a 'create').
+    operation: w.stored === undefined || w.stored.syncId === null ? 'create' : 'update',
     critical: w.critical,
     queuedAtMs: args.nowMs,
   });
