@@ -100,6 +100,8 @@ export interface Config {
   readonly qos: 0 | 1;
   /** ingest.groupCommitWindowMs; undefined = the default. */
   readonly windowMs?: number;
+  /** ingest.qos0WindowMs; undefined = the default. */
+  readonly qos0WindowMs?: number;
   readonly memory: boolean;
 }
 
@@ -118,7 +120,11 @@ interface Rig {
 
 async function runConfig(rig: Rig, config: Config, seconds: number, flags: string[]): Promise<RunResult> {
   const dir = tempDir('ib-bench-gw-');
-  const yaml = [`store:\n  writer: ${config.writer}`, ...(config.windowMs === undefined ? [] : [`ingest:\n  groupCommitWindowMs: ${config.windowMs}`])].join('\n');
+  const ingest = [
+    ...(config.windowMs === undefined ? [] : [`  groupCommitWindowMs: ${config.windowMs}`]),
+    ...(config.qos0WindowMs === undefined ? [] : [`  qos0WindowMs: ${config.qos0WindowMs}`]),
+  ];
+  const yaml = [`store:\n  writer: ${config.writer}`, ...(ingest.length > 0 ? [`ingest:\n${ingest.join('\n')}`] : [])].join('\n');
   writeFileSync(join(dir, 'gateway.yaml'), `${yaml}\n`);
   const creds = rig.addClient();
   const args = [...flags, CLI, 'run', '--config', join(dir, 'gateway.yaml'), '--data-dir', join(dir, 'gw'), '--mqtt-host', '127.0.0.1', '--mqtt-port', '0', '--server-url', rig.url, '--client-id', creds.client_id];
@@ -168,6 +174,7 @@ export const CONFIGS: readonly Config[] = [
   { name: 'worker_qos1_window_100', writer: 'worker', qos: 1, windowMs: 100, memory: false },
   { name: 'worker_qos1_window_1000', writer: 'worker', qos: 1, windowMs: 1000, memory: false },
   { name: 'worker_qos0_default', writer: 'worker', qos: 0, memory: false },
+  { name: 'worker_qos0_window_5000', writer: 'worker', qos: 0, qos0WindowMs: 5000, memory: false },
 ];
 
 export async function runMemoryBench(options: { seconds?: number; rounds?: number; only?: readonly string[] } = {}): Promise<Record<string, number>> {

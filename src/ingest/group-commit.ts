@@ -68,8 +68,11 @@ export class GroupCommit<T> {
     this.#options = options;
   }
 
-  /** Queues an item; `done` (if any) is called after its batch committed or failed. */
-  submit(item: T, done?: CommitDone): void {
+  /**
+   * Queues an item; `done` (if any) is called after its batch committed or failed. An `urgent` item (a critical
+   * change: a smoke alarm, a lock) does not wait for the window: its batch is committed now (after the one in flight).
+   */
+  submit(item: T, done?: CommitDone, urgent = false): void {
     if (this.#closed) {
       done?.(new GatewayError('NOT_ACKNOWLEDGED', 'group commit is closed (the gateway is stopping)'));
       return;
@@ -77,7 +80,7 @@ export class GroupCommit<T> {
     this.#items.push(item);
     this.#waiters.push(done);
     if (done !== undefined) this.#durable = true;
-    if (this.#items.length >= this.#options.maxBatch) {
+    if (urgent || this.#items.length >= this.#options.maxBatch) {
       this.flush();
       return;
     }

@@ -76,7 +76,10 @@ export function createIngest(options: IngestOptions): Ingest {
   const downlink = createDownlink({ publish: (message) => broker.publish(message), router, logger: options.logger, metrics });
 
   const writer = createWriter({ store, clock, now, critical, metrics, failures, notify: listener(options.onLocalChange, log) }, options);
-  const intercept = createInterceptor(router, writer, metrics, rejected);
+  const urgentAttributes = new Set(critical.attributes.map((a) => a.toLowerCase()));
+  const isUrgent = (updates: readonly LocalUpdate[]): boolean =>
+    updates.some((u) => u.kind === 'state' && Object.keys(u.attributes).some((name) => urgentAttributes.has(name.toLowerCase())));
+  const intercept = createInterceptor(router, writer, metrics, rejected, isUrgent);
 
   let detach: (() => void) | undefined;
   return {
@@ -157,11 +160,16 @@ function listener(onLocalChange: IngestOptions['onLocalChange'], log: Logger): (
   };
 }
 
+/**
+ * A message carrying a critical attribute (ingest.critical.attributes: smoke, water_leak, lock_state, …) is
+ * committed at once instead of waiting for its window, so a long PUBACK window (SD-card wear) never delays an alarm.
+ */
 function createInterceptor(
   router: TopicRouter,
   writer: GroupCommit<readonly LocalUpdate[]>,
   metrics: IngestMetrics,
   rejected: RateLimitedLog,
+  isUrgent: (updates: readonly LocalUpdate[]) => boolean,
 ): PublishInterceptor {
   return (client, packet, done) => {
     metrics.messagesIn += 1;
@@ -185,11 +193,12 @@ function createInterceptor(
       return;
     }
     metrics.messagesIngested += 1;
+    const urgent = isUrgent(result.updates);
     if (packet.qos === 0) {
-      writer.submit(result.updates);
+      writer.submit(result.updates, undefined, urgent);
       done(null);
       return;
     }
-    writer.submit(result.updates, (err) => done(err ? new GatewayError('NOT_ACKNOWLEDGED', `not acknowledged: ${err.message}`, { cause: err }) : null));
+    writer.submit(result.updates, (err) => done(err ? new GatewayError('NOT_ACKNOWLEDGED', `not acknowledged: ${err.message}`, { cause: err }) : null), urgent);
   };
 }

@@ -135,4 +135,17 @@ describe('durable ingest (design.md §Durable ingest)', () => {
     expect(outbox(h.reader, 'entity_state', 'door-lock')[0]?.critical).toBe(1);
     expect(outbox(h.reader, 'entity_state', 'lamp')[0]?.critical).toBe(0);
   });
+
+  it('a critical attribute is committed at once, whatever the window (a long window spares the SD card, never an alarm)', async () => {
+    h = await startHarness({ groupCommitWindowMs: 1000, qos0WindowMs: 5000 });
+    const c = await h.connect();
+    const reader = h.reader;
+    c.publish('devices/hall-temp/state', state({ temperature: 21 }), { qos: 0 });
+    c.publish('devices/kitchen-smoke/state', state({ smoke: true }), { qos: 0 });
+    await waitFor(() => entity(reader, 'entity_state', 'kitchen-smoke') !== undefined, 500, 'the smoke alarm in the store');
+    const started = Date.now();
+    await c.publishAsync('devices/front-door/state', state({ lock_state: 'unlocked' }), { qos: 1 });
+    expect(Date.now() - started).toBeLessThan(500); // PUBACK without waiting the 1 s window
+  });
 });
+
