@@ -16,7 +16,7 @@ import type { IngestAdapter } from './adapter.js';
 import { DEFAULT_CRITICAL_CONFIG, type CriticalConfig } from './critical.js';
 import { createDownlink, type DownlinkResult } from './downlink.js';
 import { GroupCommit } from './group-commit.js';
-import { APPLY_LOCAL_UPDATES, type LocalUpdate } from './local-writes.js';
+import { APPLY_MESSAGES, type LocalUpdate } from './local-writes.js';
 import { countDropped, newIngestMetrics, type IngestMetrics } from './metrics.js';
 import { TopicRouter } from './router.js';
 
@@ -125,11 +125,14 @@ function createWriter(deps: WriterDeps, options: IngestOptions): GroupCommit<rea
     windowMs: options.groupCommitWindowMs ?? 4,
     relaxedWindowMs: options.qos0WindowMs ?? options.groupCommitWindowMs ?? 4,
     maxBatch: options.maxBatch ?? 2000,
+    // The program isolates a poison message itself (in the same transaction, in order), so a second batch can wait
+    // in the writer's queue while one commits: the writer goes from one commit to the next without waiting for us.
+    maxInflight: 2,
     // A batch with a QoS 1 message commits durably (its PUBACK waits for the fsync); a QoS 0-only batch needs none.
     commit: async (items, durable) => {
       const started = performance.now();
-      const args = { updates: items.flat(), nowMicros: clock.nowMicros(), nowMs: now(), critical };
-      const counts = durable ? await store.durable(APPLY_LOCAL_UPDATES, args) : await store.relaxed(APPLY_LOCAL_UPDATES, args);
+      const args = { messages: items, nowMicros: clock.nowMicros(), nowMs: now(), critical };
+      const { counts, failed } = durable ? await store.durable(APPLY_MESSAGES, args) : await store.relaxed(APPLY_MESSAGES, args);
       metrics.commitMillis += performance.now() - started;
       metrics.batchesCommitted += 1;
       metrics.largestBatch = Math.max(metrics.largestBatch, items.length);
@@ -137,6 +140,10 @@ function createWriter(deps: WriterDeps, options: IngestOptions): GroupCommit<rea
       metrics.duplicates += counts.duplicates;
       metrics.criticalChanges += counts.critical;
       if (counts.written > 0) deps.notify({ critical: counts.critical > 0, written: counts.written });
+      if (failed.length === 0) return undefined;
+      const results: Array<Error | null> = items.map(() => null);
+      for (const f of failed) results[f.index] = new GatewayError('NOT_ACKNOWLEDGED', `message refused by the store: ${f.message}`);
+      return results;
     },
     onFailure: (err, items) => {
       metrics.commitFailures += 1;

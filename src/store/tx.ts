@@ -124,12 +124,19 @@ export interface TxEffects {
  * collects what the store must learn when that transaction commits (cleared by the writer per transaction).
  */
 export class StoreTx {
+  readonly #db: Db;
   readonly #s: Statements;
   readonly #ids = new ClientSyncIds();
   effects: TxEffects = { stateWrites: [], corrupt: [] };
 
   constructor(db: Db) {
+    this.#db = db;
     this.#s = new Statements(db);
+  }
+
+  /** Runs `fn` in a savepoint of the current transaction: if it throws, only its own writes are rolled back. */
+  nested<T>(fn: () => T): T {
+    return this.#db.transaction(fn)();
   }
 
   /** A time-ordered client sync id for a new local version (sync-ids.ts). */
