@@ -58,6 +58,29 @@ interface Scenario {
   readonly writer?: 'worker' | 'inline';
 }
 
+/** The load generator in a worker thread against `url`: resolves with a function that sends the load and waits. */
+async function loadGenerator(url: string, scenario: Scenario, o: Required<Omit<IngestBenchOptions, 'log' | 'only' | 'detail'>>): Promise<{ go: (until: (end: () => Promise<unknown>) => Promise<unknown>) => Promise<number>; stop: () => Promise<number> }> {
+  const spec: LoadSpec = { url, clients: o.clients, perClient: o.perClient, qos: scenario.qos, repeated: scenario.repeated, devicesPerClient: o.devicesPerClient, window: o.window };
+  const worker = new Worker(fileURLToPath(new URL('./ingest-load.js', import.meta.url)));
+  const next = (): Promise<z.infer<typeof WorkerMessageSchema>> =>
+    new Promise((resolve, reject) => {
+      worker.once('message', (m: unknown) => resolve(WorkerMessageSchema.parse(m)));
+      worker.once('error', reject);
+    });
+  worker.postMessage({ type: 'load', spec });
+  await next();
+  return {
+    /** Sends everything; `until` resolves when the run counts as done (default: the worker's own end). Seconds. */
+    go: async (until) => {
+      const started = performance.now();
+      worker.postMessage({ type: 'go' });
+      await until(next);
+      return (performance.now() - started) / 1000;
+    },
+    stop: () => worker.terminate(),
+  };
+}
+
 async function freePort(): Promise<number> {
   const s = createServer();
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
@@ -85,23 +108,12 @@ async function runMosquitto(scenario: Scenario, o: Required<Omit<IngestBenchOpti
     proc.once('exit', (code) => reject(new Error(`mosquitto exited (${code})`)));
   });
   try {
-    const total = o.clients * o.perClient;
-    const spec: LoadSpec = { url: `mqtt://127.0.0.1:${port}`, clients: o.clients, perClient: o.perClient, qos: scenario.qos, repeated: scenario.repeated, devicesPerClient: o.devicesPerClient, window: o.window };
-    const worker = new Worker(fileURLToPath(new URL('./ingest-load.js', import.meta.url)));
+    const load = await loadGenerator(`mqtt://127.0.0.1:${port}`, scenario, o);
     try {
-      const next = (): Promise<z.infer<typeof WorkerMessageSchema>> =>
-        new Promise((resolve, reject) => {
-          worker.once('message', (m: unknown) => resolve(WorkerMessageSchema.parse(m)));
-          worker.once('error', reject);
-        });
-      worker.postMessage({ type: 'load', spec });
-      await next();
-      const started = performance.now();
-      worker.postMessage({ type: 'go' });
-      await next(); // QoS 1: every PUBACK; QoS 0: every message written to the socket
-      return total / ((performance.now() - started) / 1000);
+      // QoS 1: every PUBACK; QoS 0: every message written to the socket
+      return (o.clients * o.perClient) / (await load.go((end) => end()));
     } finally {
-      await worker.terminate();
+      await load.stop();
     }
   } finally {
     proc.kill('SIGTERM');
@@ -133,33 +145,16 @@ async function runScenario(scenario: Scenario, o: Required<Omit<IngestBenchOptio
   }
   const { port } = await broker.start();
   const total = o.clients * o.perClient;
-  const spec: LoadSpec = {
-    url: `mqtt://127.0.0.1:${port}`,
-    clients: o.clients,
-    perClient: o.perClient,
-    qos: scenario.qos,
-    repeated: scenario.repeated,
-    devicesPerClient: o.devicesPerClient,
-    window: o.window,
-  };
-  const worker = new Worker(fileURLToPath(new URL('./ingest-load.js', import.meta.url)));
+  const load = await loadGenerator(`mqtt://127.0.0.1:${port}`, scenario, o);
   try {
-    const next = (): Promise<z.infer<typeof WorkerMessageSchema>> =>
-      new Promise((resolve, reject) => {
-        worker.once('message', (m: unknown) => resolve(WorkerMessageSchema.parse(m)));
-        worker.once('error', reject);
-      });
-    worker.postMessage({ type: 'load', spec });
-    await next();
-    const started = performance.now();
-    worker.postMessage({ type: 'go' });
-    if (scenario.qos === 1) {
-      await next(); // every PUBACK received
-    } else {
+    const seconds = await load.go(async (end) => {
+      if (scenario.qos === 1) {
+        await end(); // every PUBACK received
+        return;
+      }
       while (seen < total) await new Promise((r) => setImmediate(r));
       await ingest?.flush(); // what is still in the window goes to disk now
-    }
-    const seconds = (performance.now() - started) / 1000;
+    });
     if (ingest) {
       await ingest.flush();
       const m = ingest.metrics();
@@ -168,7 +163,7 @@ async function runScenario(scenario: Scenario, o: Required<Omit<IngestBenchOptio
     }
     return total / seconds;
   } finally {
-    await worker.terminate();
+    await load.stop();
     await ingest?.stop();
     await broker.stop();
     await store.close();
