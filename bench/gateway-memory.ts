@@ -12,17 +12,15 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { silentLogger } from '../src/log.js';
 import { createSyncServer, parseServerConfig } from '../src/server/index.js';
 import { onLines } from '../src/util/lines.js';
-import { figure, median, sleep, tempDir } from './lib.js';
+import { figure, median, sleep, tempDir, unitNodeFlags } from './lib.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const CLI = join(ROOT, 'dist/cli.js');
 const UNIT = join(ROOT, 'systemd/inbetweenies-gateway.service');
 
-/** The node flags the systemd unit runs the daemon with (ExecStart=… node <flags> …/cli.js run). */
-export function unitNodeFlags(): string[] {
-  const exec = readFileSync(UNIT, 'utf8').split('\n').find((l) => l.startsWith('ExecStart='));
-  if (!exec) throw new Error(`${UNIT}: no ExecStart line`);
-  return exec.split(/\s+/).filter((w) => w.startsWith('--max') || w.startsWith('--v8') || w.startsWith('--optimize') || w.startsWith('--lite') || w.startsWith('--single'));
+/** The node flags the systemd unit runs the daemon with. */
+export function daemonNodeFlags(): string[] {
+  return unitNodeFlags(UNIT);
 }
 
 function kb(status: string, key: string): number {
@@ -109,7 +107,7 @@ async function saturate(clients: MqttClient[], seconds: number): Promise<number>
 export async function runMemoryBench(options: { referenceSeconds?: number; loadSeconds?: number } = {}): Promise<void> {
   const refSeconds = options.referenceSeconds ?? 60;
   const loadSeconds = options.loadSeconds ?? 15;
-  const flags = unitNodeFlags();
+  const flags = daemonNodeFlags();
   const dir = tempDir('ib-bench-mem-');
   const server = createSyncServer({ config: parseServerConfig({ host: '127.0.0.1', port: 0, dataDir: join(dir, 'server'), log: { level: 'silent' } }), logger: silentLogger() });
   const { url } = await server.listen();

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * inbetweenies-gateway command line (design.md §Suggested layout): run | server | status | sync | devices |
- * check-config | demo | simulate. Each command lives in its own module; this file only dispatches.
+ * check-config | demo | simulate | app. Each command lives in its own module; this file only dispatches.
  */
 // Commands are imported lazily: the daemon's resident memory must not carry the server, the simulator or the demo.
 
@@ -23,6 +23,11 @@ commands:
   hash-password  [--cost N] [--json] < password   scrypt hash for a broker user (issue 4 users)
   simulate       [--url mqtt://127.0.0.1:1883] [--rate N]   run ~30 simulated devices
   demo           server + gateway + simulator, with an offline spell, end to end
+  app            set | get | watch: drive the sync server as a phone app would
+                 app set [connection] DEVICE_ID JSON   merge attributes into a device's state on the server
+                 app get [connection] DEVICE_ID        print a device's state
+                 app watch [connection]                print each change of the home as it arrives
+                 connection: [--server-url URL] [--client-id ID] [--client-secret S] (or INBETWEENIES_* variables)
 
 Run 'inbetweenies-gateway <command> --help' for a command's options.`;
 
@@ -47,6 +52,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./commands/simulate.js')).simulateCommand(rest);
     case 'demo':
       return (await import('./commands/demo.js')).demoCommand(rest);
+    case 'app':
+      return (await import('./commands/app.js')).appCommand(rest);
     case undefined:
     case '-h':
     case '--help':

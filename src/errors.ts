@@ -18,6 +18,9 @@ export type ErrorCode =
   | 'METHOD_NOT_ALLOWED'
   | 'UNSUPPORTED_MEDIA_TYPE'
   | 'INTERNAL'
+  // live waits (docs/protocol.md §Live waits, an extension)
+  | 'TOO_MANY_WAITS'
+  | 'SERVER_BUSY'
   // per-change rejection codes inside a sync_result
   | 'UNKNOWN_ENTITY_TYPE'
   | 'INVALID_ENTITY'
@@ -44,6 +47,8 @@ export const HTTP_STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   METHOD_NOT_ALLOWED: 405,
   UNSUPPORTED_MEDIA_TYPE: 415,
   INTERNAL: 500,
+  TOO_MANY_WAITS: 429,
+  SERVER_BUSY: 503,
   UNKNOWN_ENTITY_TYPE: 422,
   INVALID_ENTITY: 422,
   CONFIG_INVALID: 500,

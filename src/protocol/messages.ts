@@ -45,6 +45,11 @@ export const SyncRequestSchema = z.object({
   cursor: z.string().min(1).max(512).nullable().optional(),
   /** Page size wish; the server caps it at its own limit (default 1000, seed §Batching). */
   limit: z.number().int().min(1).max(100_000).optional(),
+  /**
+   * Live wait (extension, docs/protocol.md §Live waits): seconds the server may hold the request while its delta is
+   * empty; it caps the value at its own maximum. 0 or absent: answered at once, as the seed has it.
+   */
+  wait: z.number().min(0).max(3600).optional(),
 });
 export type SyncRequest = z.infer<typeof SyncRequestSchema>;
 
@@ -83,6 +88,18 @@ export const ConflictSchema = z.object({
 });
 export type WireConflict = z.infer<typeof ConflictSchema>;
 
+/**
+ * How a live wait ended (extension). `reason`: `data` (the delta was not empty: answered at once), `change` (woken by
+ * another client's commit), `timeout`, `shutdown` (the server is closing: reconnect, not an error); a client treats
+ * a reason it does not know like `timeout`.
+ */
+export const LiveInfoSchema = z.object({
+  reason: z.string().max(32),
+  waited_ms: z.number().int().nonnegative(),
+  max_wait_seconds: z.number().positive(),
+});
+export type LiveInfo = z.infer<typeof LiveInfoSchema>;
+
 export const SyncDeltaSchema = z.object({
   type: z.literal('sync_delta'),
   server_time: TimestampSchema,
@@ -90,6 +107,8 @@ export const SyncDeltaSchema = z.object({
   conflicts: z.array(ConflictSchema),
   more: z.boolean(),
   cursor: z.string().nullable().optional(),
+  /** Present only when the server honoured a live wait (extension, docs/protocol.md §Live waits). */
+  live: LiveInfoSchema.optional(),
 });
 export type SyncDelta = z.infer<typeof SyncDeltaSchema>;
 
@@ -183,10 +202,17 @@ export const TokenResponseSchema = z.object({
 });
 export type TokenResponse = z.infer<typeof TokenResponseSchema>;
 
+/** What a server supports beyond the seed (extension; additive: a server without it sends no `capabilities`). */
+export const CapabilitiesSchema = z.object({
+  live_wait: z.object({ max_wait_seconds: z.number().positive() }).optional(),
+});
+export type Capabilities = z.infer<typeof CapabilitiesSchema>;
+
 export const HealthResponseSchema = z.object({
   status: z.literal('ok'),
   version: z.string(),
   server_time: TimestampSchema,
+  capabilities: CapabilitiesSchema.optional(),
 });
 export type HealthResponse = z.infer<typeof HealthResponseSchema>;
 

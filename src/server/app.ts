@@ -1,6 +1,6 @@
 /**
  * The request pipeline: route → media type → bearer token → rate limit → body (capped) → HMAC → gunzip (capped) →
- * JSON → handler → reply (gzip, signature). Every step fails with a ProtocolError that becomes
+ * JSON → handler (a live sync_request may be held first, `hold`) → reply (gzip, signature). Every step fails with a ProtocolError that becomes
  * `{"type":"error","code","message","retry_after"?}` (design.md §Errors); anything else is a genuine bug and is a
  * logged 500 INTERNAL. Bad input never produces a 500.
  */
@@ -19,29 +19,32 @@ import {
 } from '../protocol/index.js';
 import type { ServerConfig } from './config.js';
 import {
+  answerSyncRequest,
   handleHealth,
   handleRefresh,
   handleSyncAck,
   handleSyncPush,
   handleSyncRequest,
   handleToken,
+  parseSyncRequest,
   type HandlerDeps,
 } from './handlers.js';
 import { errorReply, readBody, sendReply, type Reply, type SigningContext } from './http/io.js';
 import { NonceCache } from './http/nonces.js';
 import { RateLimiter } from './http/rate-limit.js';
+import type { ChangeNotifier, LiveWaits } from './live/index.js';
 import type { ClientRecord, ServerStore } from './store/index.js';
 
 type SyncHandler = (deps: HandlerDeps, client: ClientRecord, body: unknown) => Reply;
 type AuthHandler = (deps: HandlerDeps, body: unknown, signedBy: string | undefined) => Reply;
 
 type Route =
-  | { kind: 'sync'; handler: SyncHandler }
+  | { kind: 'sync'; handler: SyncHandler; live?: true }
   | { kind: 'auth'; handler: AuthHandler }
   | { kind: 'health' };
 
 const ROUTES: Readonly<Record<string, { method: 'GET' | 'POST'; route: Route }>> = {
-  '/api/v1/sync/request': { method: 'POST', route: { kind: 'sync', handler: handleSyncRequest } },
+  '/api/v1/sync/request': { method: 'POST', route: { kind: 'sync', handler: handleSyncRequest, live: true } },
   '/api/v1/sync/push': { method: 'POST', route: { kind: 'sync', handler: handleSyncPush } },
   '/api/v1/sync/ack': { method: 'POST', route: { kind: 'sync', handler: handleSyncAck } },
   '/api/v1/auth/token': { method: 'POST', route: { kind: 'auth', handler: handleToken } },
@@ -56,6 +59,9 @@ export interface AppOptions {
   readonly clock: () => number;
   /** True once the server is closing: replies ask clients to close their connections. */
   readonly isClosing: () => boolean;
+  /** Live waits (docs/protocol.md §Live waits): holds sync_requests; `changes` wakes them on every push. */
+  readonly live: LiveWaits;
+  readonly changes: ChangeNotifier;
 }
 
 function header(req: IncomingMessage, name: string): string | undefined {
@@ -79,9 +85,11 @@ export class App {
   private readonly addressLimiter: RateLimiter;
   private readonly nonces: NonceCache;
   private readonly isClosing: () => boolean;
+  private readonly live: LiveWaits;
 
   constructor(options: AppOptions) {
-    this.deps = { store: options.store, config: options.config };
+    this.deps = { store: options.store, config: options.config, changes: options.changes };
+    this.live = options.live;
     this.config = options.config;
     this.log = options.logger;
     this.clock = options.clock;
@@ -96,7 +104,7 @@ export class App {
   handle = (req: IncomingMessage, res: ServerResponse): void => {
     const started = process.hrtime.bigint();
     const ex: Exchange = { client: undefined, signing: undefined, signedBy: undefined };
-    this.process(req, ex)
+    this.process(req, res, ex)
       .catch((err: unknown) => this.failure(err, req))
       .then(async (reply) => {
         // A body not read to its end (early refusal) cannot be skipped safely on a kept-alive connection.
@@ -130,7 +138,7 @@ export class App {
     return errorReply(new ProtocolError('INTERNAL', 'internal server error'));
   }
 
-  private async process(req: IncomingMessage, ex: Exchange): Promise<Reply> {
+  private async process(req: IncomingMessage, res: ServerResponse, ex: Exchange): Promise<Reply> {
     const url = req.url ?? '/';
     const path = url.split('?')[0] ?? url;
     const entry = Object.prototype.hasOwnProperty.call(ROUTES, path) ? ROUTES[path] : undefined;
@@ -159,9 +167,23 @@ export class App {
     this.verifySignature(req, raw, ex);
     const bytes = encoding === 'gzip' ? await decodeGzip(raw, this.config.maxInflatedBytes) : raw;
     const body = parseJson(bytes);
-    if (route.kind === 'sync' && ex.client !== undefined) return route.handler(this.deps, ex.client, body);
+    if (route.kind === 'sync' && ex.client !== undefined) {
+      return route.live ? this.hold(ex.client, body, res) : route.handler(this.deps, ex.client, body);
+    }
     if (route.kind === 'auth') return route.handler(this.deps, body, ex.signedBy);
     throw new Error('unreachable route kind');
+  }
+
+  /**
+   * The live-wait step (docs/protocol.md §Live waits): a sync_request with `wait` whose delta is empty is held until
+   * another client commits in its home, its wait runs out, or the server shuts down; then answered as usual.
+   */
+  private hold(client: ClientRecord, body: unknown, res: ServerResponse): Reply | Promise<Reply> {
+    const msg = parseSyncRequest(body, client);
+    const waitSeconds = this.live.waitSecondsFor(msg);
+    if (waitSeconds === 0) return answerSyncRequest(this.deps, client, msg).reply;
+    const spec = { clientId: client.clientId, homeId: client.homeId, waitSeconds, connection: res };
+    return this.live.hold(spec, (outcome) => answerSyncRequest(this.deps, client, msg, outcome));
   }
 
   /** Bearer check; a request with an unknown token counts against its address's bucket (token guessing). */

@@ -43,6 +43,22 @@ export const ServerConfigSchema = z.strictObject({
       burst: PositiveInt.default(60),
     })
     .prefault({}),
+  /**
+   * Live waits (an extension of the seed, docs/protocol.md §Live waits): a sync_request with `wait` whose delta is
+   * empty is held until another client commits in its home, or until the wait (capped here) runs out.
+   */
+  live: z
+    .strictObject({
+      /** false: `wait` is ignored and health advertises no live_wait capability (clients poll, seed §Polling). */
+      enabled: z.boolean().default(true),
+      /** Cap on a request's `wait`; below common proxy idle timeouts (60 s and more). */
+      maxWaitSeconds: z.number().positive().max(300).default(25),
+      /** Held waits per client at once; one more is 429 TOO_MANY_WAITS. */
+      maxPerClient: PositiveInt.max(16).default(2),
+      /** Held waits per server process; one more is 503 SERVER_BUSY with Retry-After. */
+      maxTotal: PositiveInt.max(1_000_000).default(10_000),
+    })
+    .prefault({}),
   tombstones: z
     .strictObject({
       retentionSeconds: PositiveInt.default(30 * 24 * 3600),

@@ -16,6 +16,7 @@ import {
   normaliseEntityType,
   parseTimestamp,
   type HealthResponse,
+  type LiveInfo,
   type Micros,
   type SyncAckResult,
   type SyncRequest,
@@ -25,6 +26,7 @@ import {
 import type { ServerConfig } from './config.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { jsonReply, type Reply } from './http/io.js';
+import type { ChangeNotifier, DeltaAnswer, LiveOutcome } from './live/index.js';
 import type { ClientRecord, IssuedTokens, ServerStore } from './store/index.js';
 import { ALL_TYPES_MASK, type PagePosition } from './store/pull.js';
 
@@ -35,6 +37,8 @@ export const FUTURE_TOLERANCE_US: Micros = 5_000_000;
 export interface HandlerDeps {
   readonly store: ServerStore;
   readonly config: ServerConfig;
+  /** Told of every push that wrote something, so held live waits of the home wake up. */
+  readonly changes: ChangeNotifier;
 }
 
 function parse<T extends z.ZodType>(schema: T, body: unknown, what: string): z.infer<T> {
@@ -99,9 +103,21 @@ function syncWindow(store: ServerStore, client: ClientRecord, msg: SyncRequest):
 
 /** sync_request → sync_delta (seed §1, §2; design.md §Watermark, §Pagination). */
 export function handleSyncRequest(deps: HandlerDeps, client: ClientRecord, body: unknown): Reply {
-  const { store, config } = deps;
+  return answerSyncRequest(deps, client, parseSyncRequest(body, client)).reply;
+}
+
+export function parseSyncRequest(body: unknown, client: ClientRecord): SyncRequest {
   const msg = parse(SyncRequestSchema, body, 'sync_request');
   checkClient(msg.client_id, client);
+  return msg;
+}
+
+/**
+ * The delta of a parsed sync_request, with a fresh watermark; `live` (the live-wait extension) adds how the wait
+ * ended to the delta. Called once for a plain request, and again on every wake-up of a held one.
+ */
+export function answerSyncRequest(deps: HandlerDeps, client: ClientRecord, msg: SyncRequest, live?: LiveOutcome): DeltaAnswer {
+  const { store, config } = deps;
   const { w, h, after } = syncWindow(store, client, msg);
   const page = store.delta.page({
     homeId: client.homeId,
@@ -118,10 +134,15 @@ export function handleSyncRequest(deps: HandlerDeps, client: ClientRecord, body:
     page.more && page.last !== null
       ? encodeCursor(store.cursorKey, client.clientId, { w, h, p: page.last.p, s: page.last.s })
       : null;
+  const liveInfo: LiveInfo | undefined =
+    live === undefined
+      ? undefined
+      : { reason: live.reason, waited_ms: live.waitedMs, max_wait_seconds: config.live.maxWaitSeconds };
   const text =
     `{"type":"sync_delta","server_time":"${formatTimestamp(h)}","changes":[${page.changes.join(',')}],` +
-    `"conflicts":[${conflicts.join(',')}],"more":${page.more},"cursor":${JSON.stringify(cursor)}}`;
-  return { status: 200, body: text };
+    `"conflicts":[${conflicts.join(',')}],"more":${page.more},"cursor":${JSON.stringify(cursor)}` +
+    `${liveInfo === undefined ? '' : `,"live":${JSON.stringify(liveInfo)}`}}`;
+  return { reply: { status: 200, body: text }, empty: page.changes.length === 0 && conflicts.length === 0 };
 }
 
 /** sync_push → sync_result (seed §3, §4). */
@@ -138,6 +159,11 @@ export function handleSyncPush(deps: HandlerDeps, client: ClientRecord, body: un
   const msg = parse(SyncPushSchema, body, 'sync_push');
   checkClient(msg.client_id, client);
   const result = store.push.apply({ homeId: client.homeId, clientId: client.clientId }, msg.changes);
+  // Committed: wake the home's live waits (docs/protocol.md §Live waits). An identical resubmission also reports
+  // `applied` without writing; its wake-up finds an empty delta and the wait goes on holding.
+  if (result.applied.some((a) => a.status === 'applied')) {
+    deps.changes.publish({ homeId: client.homeId, originClientId: client.clientId, seq: result.serverTime });
+  }
   const reply: SyncResult = {
     type: 'sync_result',
     applied: result.applied,
@@ -202,10 +228,13 @@ export function handleRefresh(deps: HandlerDeps, body: unknown, signedBy: string
 }
 
 export function handleHealth(deps: HandlerDeps): Reply {
+  const live = deps.config.live;
   const reply: HealthResponse = {
     status: 'ok',
     version: SERVER_VERSION,
     server_time: formatTimestamp(deps.store.sequencer.nowMicros()),
+    // Extension, additive: a gateway that finds no live_wait here (or a 404: a server without health) polls.
+    ...(live.enabled ? { capabilities: { live_wait: { max_wait_seconds: live.maxWaitSeconds } } } : {}),
   };
   return jsonReply(200, reply);
 }

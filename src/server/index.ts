@@ -4,3 +4,4 @@ export { ServerConfigSchema, loadServerConfig, parseServerConfig } from './confi
 export type { ServerConfig, ServerConfigInput } from './config.js';
 export type { ClientCredentials, EntityView } from './store/index.js';
 export { runServerCommand } from './cli.js';
+export type { LiveWaitStats } from './live/index.js';

@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log.js';
 import { App } from './app.js';
 import { parseServerConfig, type ServerConfig } from './config.js';
+import { InProcessChangeNotifier, LiveWaits, type LiveWaitStats } from './live/index.js';
 import { ServerStore, type ClientCredentials, type EntityView } from './store/index.js';
 
 export interface SyncServerOptions {
@@ -32,6 +33,8 @@ export interface SyncServer {
   purgeTombstones(): number;
   entities(homeId: string): EntityView[];
   applicationCount(clientId: string, clientSyncId: string): number;
+  /** Live waits held now and counted since start (docs/protocol.md §Live waits). */
+  liveStats(): LiveWaitStats;
 }
 
 const DRAIN_TIMEOUT_MS = 5_000;
@@ -41,6 +44,7 @@ class HttpSyncServer implements SyncServer {
   readonly store: ServerStore;
   private readonly log: Logger;
   private readonly http: Server;
+  private readonly live: LiveWaits;
   private closing = false;
   private closed: Promise<void> | undefined;
   private purgeTimer: NodeJS.Timeout | undefined;
@@ -50,13 +54,19 @@ class HttpSyncServer implements SyncServer {
     this.log = options.logger.child({ module: 'server' });
     const clock = options.clock ?? Date.now;
     this.store = new ServerStore({ dataDir: this.config.dataDir, clock });
+    const changes = new InProcessChangeNotifier();
+    this.live = new LiveWaits({ config: this.config.live, notifier: changes });
     const app = new App({
       store: this.store,
       config: this.config,
       logger: this.log,
       clock,
       isClosing: () => this.closing,
+      live: this.live,
+      changes,
     });
+    // requestTimeout bounds receiving a request (headers and body), not the wait for its answer: a held live wait
+    // (fully received) is not cut by it, nor by keepAliveTimeout (idle time between requests only).
     this.http = createServer({ requestTimeout: 30_000, headersTimeout: 15_000 }, app.handle);
     this.http.keepAliveTimeout = 5_000;
   }
@@ -97,6 +107,7 @@ class HttpSyncServer implements SyncServer {
     this.closed ??= new Promise<void>((resolve) => {
       this.closing = true;
       if (this.purgeTimer) clearInterval(this.purgeTimer);
+      this.live.shutdown(); // held waits are answered now (reason "shutdown", Connection: close), not after 25 s
       const force = setTimeout(() => this.http.closeAllConnections(), DRAIN_TIMEOUT_MS);
       force.unref();
       const finish = (): void => {
@@ -118,6 +129,7 @@ class HttpSyncServer implements SyncServer {
   destroy(): void {
     this.closing = true;
     if (this.purgeTimer) clearInterval(this.purgeTimer);
+    this.live.abort();
     this.http.closeAllConnections();
     this.http.close();
     this.store.close();
@@ -137,6 +149,10 @@ class HttpSyncServer implements SyncServer {
 
   applicationCount(clientId: string, clientSyncId: string): number {
     return this.store.push.applicationCount(clientId, clientSyncId);
+  }
+
+  liveStats(): LiveWaitStats {
+    return this.live.stats();
   }
 }
 

@@ -59,6 +59,11 @@ export interface CallSpec<T> {
    * reachability and a clock sample). Default true: signed request, verified response.
    */
   readonly signed?: boolean;
+  /**
+   * Headers and body timeout of this request instead of the transport's (a live wait is held by the server for up
+   * to its `wait`: src/sync/live.ts gives it that plus a margin).
+   */
+  readonly timeoutMs?: number;
 }
 
 export interface CallResult<T> {
@@ -134,7 +139,7 @@ export class SyncTransport {
     this.stats.requests += 1;
     this.stats.bytesSent += estimateRequestHeaderBytes(spec.method, path, headers, this.#origin, encoded.bytes.length) + encoded.bytes.length;
     const sentAtMs = this.#now();
-    const response = await this.#send(spec.method, path, headers, encoded.bytes);
+    const response = await this.#send(spec.method, path, headers, encoded.bytes, spec.timeoutMs);
     const receivedAtMs = this.#now();
     this.stats.bytesReceived += estimateResponseHeaderBytes(response.headers) + response.body.length;
     if (signed) this.#verify(response, nonce);
@@ -147,9 +152,10 @@ export class SyncTransport {
     return { value: parsed.data, status: response.status, sentAtMs, receivedAtMs };
   }
 
-  async #send(method: string, path: string, headers: Record<string, string>, body: Buffer): Promise<RawResponse> {
+  async #send(method: string, path: string, headers: Record<string, string>, body: Buffer, timeoutMs?: number): Promise<RawResponse> {
+    const timeouts = timeoutMs === undefined ? {} : { headersTimeout: timeoutMs, bodyTimeout: timeoutMs };
     try {
-      const res = await this.#pool.request({ method, path, headers, body: body.length > 0 ? body : null });
+      const res = await this.#pool.request({ method, path, headers, body: body.length > 0 ? body : null, ...timeouts });
       const chunks: Buffer[] = [];
       let size = 0;
       for await (const chunk of res.body) {

@@ -36,6 +36,8 @@ export interface SendOptions {
   readonly headers?: Record<string, string>;
   /** Raw body bytes instead of JSON.stringify(body). */
   readonly rawBody?: Buffer | string;
+  /** Aborts the request (a client that goes away while its live wait is held). */
+  readonly signal?: AbortSignal;
 }
 
 export async function send(url: string, path: string, body: unknown, opts: SendOptions = {}): Promise<RawResponse> {
@@ -64,7 +66,7 @@ export async function send(url: string, path: string, body: unknown, opts: SendO
     );
   }
   Object.assign(headers, opts.headers);
-  const res = await request(`${url}${path}`, { method: (opts.method ?? 'POST') as 'POST', headers, body: bytes });
+  const res = await request(`${url}${path}`, { method: (opts.method ?? 'POST') as 'POST', headers, body: bytes, signal: opts.signal });
   const raw = Buffer.from(await res.body.arrayBuffer());
   const plain = res.headers['content-encoding'] === 'gzip' ? gunzipSync(raw) : raw;
   let json: unknown;
