@@ -25,6 +25,7 @@ const RANK: Readonly<Record<string, number>> = {
   server: 4,
   config: 5,
   sim: 5,
+  app: 5,
   daemon: 6,
   soak: 6,
   commands: 7,
