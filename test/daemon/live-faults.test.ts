@@ -66,12 +66,13 @@ describe('live sync under faults', () => {
     await untilHeld(home);
     chaos.fault = { kind: 'blackhole' };
     const holeAt = performance.now();
-    // Both sides change while the route is dead: the app on the server, a device on the gateway.
+    // Both sides change while the route is dead: the app on the server (the held wait's answer is swallowed)...
     await home.app.setState('light-1', { state: 'OFF' });
-    await home.device.publishAsync('devices/temp-1/state', JSON.stringify({ temperature: 23 }), { qos: 1 });
     const detectedMs = await timeUntil(() => home.status().lastError?.code === 'TIMEOUT', 8_000, 'the dead wait noticed');
     expect(detectedMs).toBeLessThan(2_000 + 1_000 + 2_000);
     expect(home.status().mode).not.toBe('online');
+    // ...and, once the dead wait has been noticed (nothing else was in flight), a device on the gateway.
+    await home.device.publishAsync('devices/temp-1/state', JSON.stringify({ temperature: 23 }), { qos: 1 });
     chaos.fault = { kind: 'clean' };
     await waitFor(() => home.commands.some((c) => c.topic === 'devices/light-1/set' && c.body.state === 'OFF'), 15_000, 'the app change at the device');
     await waitFor(() => home.serverState('temp-1')?.temperature === 23, 15_000, 'the device change on the server');

@@ -106,6 +106,17 @@ describe('live sync through the daemon', () => {
     expect(metrics).toMatch(/^inbetweenies_gateway_sync_live_reconnects_total 0$/m);
   });
 
+  it('held answers are clock samples by their unheld part only: the offset estimate stays put', async () => {
+    // Waits of 0.3 s: a dozen held answers in 5 s; taken whole, each would put the offset some 150 ms off.
+    home = await startLiveHome({ serverConfig: { live: { maxWaitSeconds: 0.3 } } });
+    await untilHeld(home);
+    const h = home;
+    await waitFor(() => h.status().live.rounds >= 15, 10_000, '15 live rounds');
+    const offset = h.gateway.daemon.store?.syncState.get('clock_offset_ms');
+    expect(offset).toBeDefined();
+    expect(Math.abs(offset ?? Infinity)).toBeLessThan(50);
+  });
+
   it('stop() aborts the held wait at once: the daemon does not wait out the 25 s', async () => {
     home = await startLiveHome();
     await untilHeld(home);
