@@ -16,6 +16,7 @@ const SRC = resolve(import.meta.dirname, '../src');
 const RANK: Readonly<Record<string, number>> = {
   errors: 0,
   log: 0,
+  version: 0,
   util: 1,
   protocol: 2,
   store: 3,

@@ -45,7 +45,19 @@ export async function createMqttBus(options: MqttBusOptions): Promise<MqttBus> {
 function embeddedBus({ mqtt, logger }: MqttBusOptions): MqttBus {
   const auth =
     mqtt.users.length > 0 || mqtt.acl !== undefined || mqtt.allowAnonymous !== true
-      ? createBrokerAuth({ users: mqtt.users, acl: mqtt.acl, allowAnonymous: mqtt.allowAnonymous, logger })
+      ? createBrokerAuth({
+          users: mqtt.users,
+          userClientIds: mqtt.userClientIds,
+          acl: mqtt.acl,
+          allowAnonymous: mqtt.allowAnonymous,
+          throttle: {
+            failureBurst: mqtt.limits.authFailureBurst,
+            failuresPerMinute: mqtt.limits.authFailuresPerMinute,
+            maxConcurrent: mqtt.limits.maxConcurrentAuth,
+            maxPendingPerHost: mqtt.limits.maxPendingAuthPerAddress,
+          },
+          logger,
+        })
       : undefined;
   const broker = createBroker({
     host: mqtt.host,

@@ -112,7 +112,9 @@ export class ControlServer {
     } catch (err) {
       if (err instanceof GatewayError) {
         const status = err.status;
-        if (status >= 500) this.#log.warn({ err }, 'control request failed');
+        // An expected failure (a sync that could not reach the server) was logged where it happened: one line here,
+        // no stack (its cause chain printed the same message three times).
+        if (status >= 500) this.#log.warn({ code: err.code, status, message: err.message }, 'control request failed');
         if (err.code === 'PAYLOAD_TOO_LARGE' && !res.headersSent) res.setHeader('Connection', 'close'); // the rest is never read
         send(res, status, { type: 'error', code: err.code, message: err.message });
         return;

@@ -23,7 +23,12 @@ export type RejectReason =
   | 'unsupported_template';
 
 export type ParseResult =
-  | { readonly ok: true; readonly updates: readonly LocalUpdate[] }
+  | {
+      readonly ok: true;
+      readonly updates: readonly LocalUpdate[];
+      /** Messages the adapter publishes in answer (e.g. asking a Shelly for its name); sent after the message is handled. */
+      readonly publish?: readonly OutgoingMessage[];
+    }
   | { readonly ok: false; readonly reason: RejectReason; readonly detail: string };
 
 export interface OutgoingMessage {

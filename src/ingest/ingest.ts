@@ -12,7 +12,7 @@ import type { Logger } from '../log.js';
 import type { GatewayStore } from '../store/index.js';
 import type { DeviceCommand, StampClock } from '../store/types.js';
 import { RateLimitedLog } from '../util/rate-limited-log.js';
-import type { IngestAdapter } from './adapter.js';
+import type { IngestAdapter, OutgoingMessage } from './adapter.js';
 import { DEFAULT_CRITICAL_CONFIG, type CriticalConfig } from './critical.js';
 import { createDownlink, type DownlinkResult } from './downlink.js';
 import { GroupCommit } from './group-commit.js';
@@ -76,7 +76,14 @@ export function createIngest(options: IngestOptions): Ingest {
   const downlink = createDownlink({ publish: (message) => broker.publish(message), router, logger: options.logger, metrics });
 
   const writer = createWriter({ store, clock, now, critical, metrics, failures, notify: listener(options.onLocalChange, log) }, options);
-  const intercept = createInterceptor(router, writer, metrics, rejected);
+  const intercept = createInterceptor(router, writer, metrics, rejected, {
+    // Answers an adapter asks for (a Shelly's GetDeviceInfo request); a failure is logged, never fatal.
+    publish: (m) => void broker.publish(m).catch((err: unknown) => log.warn({ err, topic: m.topic }, 'adapter publish failed')),
+    heard: (deviceIds, adapter, topic) => {
+      const more = deviceIds.length > 3 ? ` and ${deviceIds.length - 3} more` : '';
+      log.info({ adapter, topic: topic.slice(0, 200), devices: deviceIds.slice(0, 20), count: deviceIds.length }, `device heard: ${deviceIds.slice(0, 3).join(', ')}${more}`);
+    },
+  });
 
   let detach: (() => void) | undefined;
   return {
@@ -157,11 +164,18 @@ function listener(onLocalChange: IngestOptions['onLocalChange'], log: Logger): (
   };
 }
 
+interface InterceptorHooks {
+  readonly publish: (message: OutgoingMessage) => void;
+  /** Devices heard for the first time since the start (logged once each). */
+  readonly heard: (deviceIds: readonly string[], adapter: string, topic: string) => void;
+}
+
 function createInterceptor(
   router: TopicRouter,
   writer: GroupCommit<readonly LocalUpdate[]>,
   metrics: IngestMetrics,
   rejected: RateLimitedLog,
+  hooks: InterceptorHooks,
 ): PublishInterceptor {
   return (client, packet, done) => {
     metrics.messagesIn += 1;
@@ -185,6 +199,8 @@ function createInterceptor(
       return;
     }
     metrics.messagesIngested += 1;
+    if (routed.firstHeard.length > 0) hooks.heard(routed.firstHeard, routed.adapter.name, packet.topic);
+    for (const message of result.publish ?? []) hooks.publish(message);
     if (packet.qos === 0) {
       writer.submit(result.updates);
       done(null);

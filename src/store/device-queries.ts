@@ -19,3 +19,14 @@ export function openStoreReadOnly(dataDir: string): StoreReader {
 export function listDevices(reader: Pick<StoreReader, 'entities'>): DeviceView[] {
   return reader.entities.devices();
 }
+
+/** Room names by room id (`room-kitchen` → `Kitchen`), for the CLI's device table. */
+export function roomNames(reader: Pick<StoreReader, 'entities'>): Map<string, string> {
+  const names = new Map<string, string>();
+  for (const entity of reader.entities.all()) {
+    if (entity.entityType !== 'room') continue;
+    const name = entity.data.name;
+    if (typeof name === 'string') names.set(entity.entityId, name);
+  }
+  return names;
+}
