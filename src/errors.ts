@@ -31,7 +31,9 @@ export type ErrorCode =
   | 'BAD_RESPONSE'
   | 'STORE'
   /** A PUBLISH the gateway could not keep (store commit failed, stopping): no PUBACK, the device sends it again. */
-  | 'NOT_ACKNOWLEDGED';
+  | 'NOT_ACKNOWLEDGED'
+  /** A file holding secrets (the store with its tokens, a config with the client secret) is readable by others. */
+  | 'INSECURE_PERMISSIONS';
 
 export const HTTP_STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   SYNC_CONFLICT: 409,
@@ -57,6 +59,7 @@ export const HTTP_STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   BAD_RESPONSE: 502,
   STORE: 500,
   NOT_ACKNOWLEDGED: 503,
+  INSECURE_PERMISSIONS: 500,
 };
 
 export class GatewayError extends Error {

@@ -36,6 +36,17 @@ export const GatewayConfigSchema = z.strictObject({
       native: z.strictObject({ enabled: z.boolean().default(true), baseTopic: z.string().min(1).default('devices') }).prefault({}),
       /** Device ecosystems (issue 4): zigbee2mqtt, tasmota, shelly, homeassistant, generic; each on by default. */
       adapters: AdaptersConfigSchema.prefault({}),
+      /**
+       * A rogue client must not fill the store with devices: new device ids per MQTT identity (a user, or the anonymous
+       * clients of one host) per minute, and devices in the store at most. Beyond either, a message is acknowledged
+       * and not stored (counted, logged rate-limited). Devices the store holds are never refused.
+       */
+      deviceLimits: z
+        .strictObject({
+          newPerMinute: z.number().int().min(1).max(1_000_000).default(100),
+          total: z.number().int().min(1).max(10_000_000).default(5000),
+        })
+        .prefault({}),
       critical: z
         .strictObject({
           deviceTypes: z.array(z.string().min(1)).default(['lock', 'alarm', 'smoke', 'leak', 'water_leak']),

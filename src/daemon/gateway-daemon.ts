@@ -141,6 +141,7 @@ export class GatewayDaemon {
       qos0WindowMs: Math.max(config.ingest.qos0WindowMs, config.ingest.groupCommitWindowMs),
       maxBatch: config.ingest.maxBatch,
       critical: { deviceTypes: config.ingest.critical.deviceTypes, attributes: config.ingest.critical.attributes },
+      deviceLimits: config.ingest.deviceLimits,
       onLocalChange: (event) => scheduler?.notifyLocalChange(event.critical),
     });
     await stack.start({ name: 'ingest', start: () => ingest.start(), stop: () => ingest.stop() });
