@@ -5,16 +5,27 @@
  * (for secrets) < command-line flags.
  */
 import { readFileSync } from 'node:fs';
-import { validate as validateCron } from 'node-cron';
 import { z } from 'zod';
 import { AdaptersConfigSchema } from '../ingest/adapters/config.js';
 import { MqttConfigSchema, redactMqttConfig } from '../broker/config.js';
 import { explainIssues, GatewayConfigError, parseYamlSource, type ConfigProblem, type YamlSource } from './explain.js';
+import { parseCron, zonedTime } from '../util/cron.js';
 
 const Port = z.number().int().min(0).max(65535);
-const Cron = z.string().refine((v) => validateCron(v), { message: 'expected a cron expression such as "30 3 * * 0" (minute hour day month weekday)' });
+const Cron = z.string().refine((v) => parseCron(v).ok, { message: 'expected a cron expression such as "30 3 * * 0" (minute hour day month weekday)' });
 /** SHA-256 of a server key's SPKI: 44 base64 characters (padded) or 64 hex digits (docs/security.md §Sync server). */
 const PinSha256 = z.string().regex(/^(?:[A-Za-z0-9+/]{43}=|[0-9a-fA-F]{64})$/, 'expected a SHA-256 as 44 base64 or 64 hex characters');
+const TimeZone = z.string().min(1).refine(
+  (v) => {
+    try {
+      zonedTime(v);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'expected an IANA time zone such as "Europe/Berlin"' },
+);
 const Level = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
 export const GatewayConfigSchema = z.strictObject({
@@ -38,6 +49,17 @@ export const GatewayConfigSchema = z.strictObject({
       native: z.strictObject({ enabled: z.boolean().default(true), baseTopic: z.string().min(1).default('devices') }).prefault({}),
       /** Device ecosystems (issue 4): zigbee2mqtt, tasmota, shelly, homeassistant, generic; each on by default. */
       adapters: AdaptersConfigSchema.prefault({}),
+      /**
+       * A rogue client must not fill the store with devices: new device ids per MQTT identity (a user, or the anonymous
+       * clients of one host) per minute, and devices in the store at most. Beyond either, a message is acknowledged
+       * and not stored (counted, logged rate-limited). Devices the store holds are never refused.
+       */
+      deviceLimits: z
+        .strictObject({
+          newPerMinute: z.number().int().min(1).max(1_000_000).default(100),
+          total: z.number().int().min(1).max(10_000_000).default(5000),
+        })
+        .prefault({}),
       critical: z
         .strictObject({
           deviceTypes: z.array(z.string().min(1)).default(['lock', 'alarm', 'smoke', 'leak', 'water_leak']),
@@ -70,9 +92,19 @@ export const GatewayConfigSchema = z.strictObject({
   sync: z
     .strictObject({
       enabled: z.boolean().default(true),
+      /** Hold a live wait while online so server changes arrive at once (docs/protocol.md §Live waits); false: poll only. */
+      live: z.boolean().default(true),
+      /** The wait asked for (the server caps it at its own maximum, 25 s by default). */
+      liveWaitSeconds: z.number().min(0.1).max(3600).default(25),
+      /** A held wait's HTTP timeout is its wait plus this: a dead connection is noticed within wait + margin. */
+      liveTimeoutMarginSeconds: z.number().min(0.1).max(600).default(5),
+      /** Polling, against a server without live waits (seed §Polling: adaptive between 5 s and 5 min). */
       minIntervalSeconds: z.number().min(0.05).default(5),
       maxIntervalSeconds: z.number().min(1).default(300),
-      criticalDebounceMs: z.number().int().min(0).default(250),
+      /** A critical local change (ingest.critical) is pushed this long after it arrived. */
+      criticalDebounceMs: z.number().int().min(0).max(60_000).default(20),
+      /** An ordinary local change is pushed within this window; the changes of the window share one push. */
+      uplinkWindowMs: z.number().int().min(0).max(600_000).default(1000),
       pushBatchSize: z.number().int().min(1).max(1000).default(1000),
       maxRetries: z.number().int().min(0).max(20).default(5),
       offlineProbeSeconds: z.number().min(0.05).default(30),
@@ -97,10 +129,10 @@ export const GatewayConfigSchema = z.strictObject({
       syncFailingAfterSeconds: z.number().min(1).default(900),
     })
     .prefault({}),
-  /** Scheduled jobs (node-cron expressions, local time unless timezone is set); a job never overlaps itself. */
+  /** Scheduled jobs (cron expressions, local time unless timezone is set); a job never overlaps itself. */
   jobs: z
     .strictObject({
-      timezone: z.string().min(1).optional(),
+      timezone: TimeZone.optional(),
       reconcile: z.strictObject({ enabled: z.boolean().default(true), schedule: Cron.default('30 3 * * 0') }).prefault({}),
       maintenance: z.strictObject({ enabled: z.boolean().default(true), schedule: Cron.default('15 4 * * *') }).prefault({}),
       pruneConflicts: z

@@ -53,6 +53,8 @@ export interface EntitiesPart {
   /** Devices with their current state (the `devices` command, status). */
   devices(): DeviceView[];
   deviceCount(): number;
+  /** Whether a live device or device state with this id exists (what the device limits count). */
+  deviceKnown(deviceId: string): boolean;
 }
 
 export interface OutboxReads {
@@ -158,6 +160,7 @@ function readParts(reads: StoreReads): { entities: EntitiesPart; outbox: OutboxR
       all: (options) => reads.entities(options),
       devices: () => listDeviceViews(reads.devicesAndStates(), reads.pendingKeys()),
       deviceCount: () => reads.countDevices(),
+      deviceKnown: (deviceId) => reads.deviceKnown(deviceId),
     },
     outbox: {
       take: (limit) => reads.takePending(limit),
@@ -258,6 +261,7 @@ function assemble(options: OpenStoreOptions, writer: StoreWriter, readDb: Db): G
     stats: () => statsOf(diag.log, writer.kind),
     close: () => {
       closing ??= (async () => {
+        await syncState.flush(); // remembered sync state (watermark of an idle pull, status rows) goes to the file
         await writer.maintain({ op: 'barrier' }); // every queued write first
         // The write connection closes last: the last connection of a WAL database checkpoints and removes the -wal.
         readDb.close();
