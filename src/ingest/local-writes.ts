@@ -15,6 +15,7 @@
 import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import type { EntityType } from '../protocol/entity-types.js';
+import { changedAttributes } from '../protocol/attributes.js';
 import type { StoreTx } from '../store/tx.js';
 import type { StoredEntity } from '../store/types.js';
 import { defineWriteProgram, isStoreWideError } from '../store/writer.js';
@@ -217,7 +218,10 @@ export function applyLocalUpdates(tx: StoreTx, args: LocalWriteArgs): LocalWrite
 function writeEntity(tx: StoreTx, w: Working, args: LocalWriteArgs): void {
   // design.md §Clock: server-corrected time, monotonic per entity.
   const updatedAt = Math.max(Math.floor(args.nowMicros), (w.stored?.updatedAt ?? 0) + 1);
+  // Attribute-level state (docs/protocol.md, an extension): the push sends only what changed from the stored version.
+  const changed = w.type === 'entity_state' && w.stored !== undefined && !w.stored.deleted ? changedAttributes(w.storedData, w.data) : undefined;
   tx.writeLocalChange({
+    ...(changed === undefined ? {} : { changedAttributes: changed }),
     entityType: w.type,
     entityId: w.id,
     data: w.data,

@@ -173,3 +173,58 @@ export function decodeAttrMeta(text: string | null): AttrMeta {
   }
   return meta;
 }
+
+function stateOf(data: Readonly<Record<string, unknown>>): Record<string, unknown> | undefined {
+  const state = data.state;
+  return typeof state === 'object' && state !== null && !Array.isArray(state) ? (state as Record<string, unknown>) : undefined;
+}
+
+/**
+ * The attributes of `data.state` a new version sets or removes compared with `before` (what the server holds);
+ * undefined when anything else of `data` differs too, or either is not a state: then the version goes whole.
+ */
+export function changedAttributes(before: Readonly<Record<string, unknown>>, after: Readonly<Record<string, unknown>>): string[] | undefined {
+  const a = stateOf(before);
+  const b = stateOf(after);
+  if (a === undefined || b === undefined) return undefined;
+  const restKeys = new Set([...Object.keys(before), ...Object.keys(after)]);
+  restKeys.delete('state');
+  for (const key of restKeys) if (!jsonEqual(before[key], after[key])) return undefined;
+  const names: string[] = [];
+  for (const name of new Set([...Object.keys(a), ...Object.keys(b)])) {
+    if (Object.hasOwn(a, name) !== Object.hasOwn(b, name) || !jsonEqual(a[name], b[name])) names.push(name);
+  }
+  return names;
+}
+
+/**
+ * A pulled entity_state applied to the local one (the gateway's side): a partial change sets its attributes and
+ * removes `removed`; a whole one replaces the state. Attributes in `keep` (a pending local change's) are left as they
+ * are; `touched` lists those the remote change would have changed (a conflict the server arbitrates on push).
+ */
+export function applyRemoteState(
+  local: Readonly<Record<string, unknown>> | undefined,
+  remote: Readonly<Record<string, unknown>>,
+  change: { readonly partial: boolean; readonly removed: readonly string[] },
+  keep: ReadonlySet<string>,
+): { data: Record<string, unknown>; touched: string[] } {
+  const localState = local === undefined ? {} : (stateOf(local) ?? {});
+  const remoteState = stateOf(remote) ?? {};
+  const state: Record<string, unknown> = { ...localState };
+  const touched: string[] = [];
+  const set = (name: string, present: boolean, value?: unknown): void => {
+    const same = Object.hasOwn(localState, name) === present && (!present || jsonEqual(localState[name], value));
+    if (same) return;
+    if (keep.has(name)) {
+      touched.push(name);
+      return;
+    }
+    if (present) state[name] = value;
+    else delete state[name];
+  };
+  for (const [name, value] of Object.entries(remoteState)) set(name, true, value);
+  const removed = change.partial ? change.removed : Object.keys(localState).filter((n) => !Object.hasOwn(remoteState, n));
+  for (const name of removed) set(name, false);
+  const rest = keep.size > 0 && local !== undefined ? local : change.partial && local !== undefined ? { ...local, ...remote } : remote;
+  return { data: { ...rest, state }, touched };
+}

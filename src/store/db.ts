@@ -115,6 +115,12 @@ const MIGRATIONS: readonly string[] = [
       WHERE entity_type = OLD.entity_type AND entity_id = OLD.entity_id;
   END;
   `,
+  `
+  -- Attribute-level state (docs/protocol.md, an extension): the names of the state attributes the pending change set
+  -- or removed since the server's version, as a JSON array; NULL: the whole data (a creation, a device, a room, or a
+  -- row written before this column). The push sends only these attributes.
+  ALTER TABLE entities ADD COLUMN pending_attrs TEXT;
+  `,
 ];
 
 export const STORE_PAGE_SIZE = 1024;

@@ -62,6 +62,8 @@ export interface OutboxReads {
   take(limit: number): PendingChange[];
   count(): number;
   summary(): { pending: number; oldestQueuedAt: number | null };
+  /** `type/id` of every entity with a pending change (the convergence check leaves their buckets out). */
+  pendingKeys(): Set<string>;
 }
 
 export interface OutboxPart extends OutboxReads {
@@ -166,6 +168,7 @@ function readParts(reads: StoreReads): { entities: EntitiesPart; outbox: OutboxR
       take: (limit) => reads.takePending(limit),
       count: () => reads.outboxSummary().pending,
       summary: () => reads.outboxSummary(),
+      pendingKeys: () => reads.pendingKeys(),
     },
   };
 }

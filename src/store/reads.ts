@@ -29,12 +29,24 @@ interface PendingRow {
   critical: number;
   first_queued_at: number | null;
   attempts: number;
+  pending_attrs: string | null;
 }
 
 const OPERATIONS: ReadonlySet<string> = new Set<Operation>(['create', 'update', 'delete']);
 
 function isOperation(text: string): text is Operation {
   return OPERATIONS.has(text);
+}
+
+/** The pending attribute names (a JSON array of strings); null — the whole data — when absent or unreadable. */
+function attributeNames(text: string | null): string[] | null {
+  if (text === null) return null;
+  try {
+    const value: unknown = JSON.parse(text);
+    return Array.isArray(value) && value.every((v) => typeof v === 'string') ? (value as string[]) : null;
+  } catch {
+    return null;
+  }
 }
 
 export class StoreReads {
@@ -64,7 +76,7 @@ export class StoreReads {
     // seed §Batching: states (0) > devices (1) > rooms (2), then oldest first. No index: each one would cost a page
     // write per state written (docs/architecture.md §Disk writes); the scan sorts one row per entity.
     this.#take = db.prepare(
-      `SELECT entity_type, entity_id, pending_csid, pending_op, data, updated_at, critical, first_queued_at, attempts FROM entities
+      `SELECT entity_type, entity_id, pending_csid, pending_op, data, updated_at, critical, first_queued_at, attempts, pending_attrs FROM entities
        WHERE pending_csid IS NOT NULL
        ORDER BY CASE entity_type WHEN 'entity_state' THEN 0 WHEN 'device' THEN 1 ELSE 2 END, first_queued_at, pending_csid LIMIT ?`,
     );
@@ -126,6 +138,7 @@ export class StoreReads {
         critical: row.critical !== 0,
         firstQueuedAt: row.first_queued_at ?? 0,
         attempts: row.attempts,
+        attributes: attributeNames(row.pending_attrs),
       });
     }
     return out;

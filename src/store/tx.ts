@@ -54,12 +54,13 @@ function jsonOrNull(value: unknown): string | null {
 class Statements {
   readonly getEntity: Database.Statement<[string, string], EntityRow>;
   readonly deviceType: Database.Statement<[string], { device_type: unknown }>;
-  readonly writeLocal: Database.Statement<[string, string, string, number, string, string, number, number]>;
+  readonly writeLocal: Database.Statement<[string, string, string, number, string, string, number, number, string | null]>;
   readonly upsertEntity: Database.Statement<[string, string, string, number, string | null, number]>;
   readonly setSyncId: Database.Statement<[string, string, string, number]>;
   readonly deleteEntity: Database.Statement<[string, string]>;
   readonly syncedWithoutPending: Database.Statement<[], { entity_type: string; entity_id: string }>;
-  readonly pendingFor: Database.Statement<[string, string], { pending_csid: string | null }>;
+  readonly pendingFor: Database.Statement<[string, string], { pending_csid: string | null; pending_attrs: string | null }>;
+  readonly mergeIntoPending: Database.Statement<[string, string, string, string]>;
   readonly clearPending: Database.Statement<[string, string, string]>;
   readonly bumpAttempts: Database.Statement<[string, string, string]>;
   readonly rebase: Database.Statement<[number]>;
@@ -80,9 +81,13 @@ class Statements {
     // stamp replaced, sync_id cleared; a pending change already there keeps its first_queued_at, its critical flag
     // and a not-yet-pushed 'create' (the server has never seen the entity); attempts start again.
     this.writeLocal = db.prepare(
-      `INSERT INTO entities (entity_type, entity_id, data, updated_at, sync_id, deleted, pending_csid, pending_op, critical, first_queued_at, attempts)
-       VALUES (?, ?, ?, ?, NULL, 0, ?, ?, ?, ?, 0)
+      `INSERT INTO entities (entity_type, entity_id, data, updated_at, sync_id, deleted, pending_csid, pending_op, critical, first_queued_at, attempts, pending_attrs)
+       VALUES (?, ?, ?, ?, NULL, 0, ?, ?, ?, ?, 0, ?)
        ON CONFLICT (entity_type, entity_id) DO UPDATE SET
+         pending_attrs = CASE WHEN entities.pending_csid IS NULL THEN excluded.pending_attrs
+                              WHEN entities.pending_attrs IS NULL OR excluded.pending_attrs IS NULL THEN NULL
+                              ELSE (SELECT json_group_array(value) FROM (SELECT value FROM json_each(entities.pending_attrs)
+                                      UNION SELECT value FROM json_each(excluded.pending_attrs))) END,
          data = excluded.data, updated_at = excluded.updated_at, sync_id = NULL, deleted = 0,
          pending_op = CASE WHEN entities.pending_csid IS NULL THEN excluded.pending_op
                            WHEN excluded.pending_op = 'create' AND entities.pending_op = 'create' THEN 'create' ELSE 'update' END,
@@ -99,10 +104,11 @@ class Statements {
     this.setSyncId = db.prepare('UPDATE entities SET sync_id = ? WHERE entity_type = ? AND entity_id = ? AND updated_at = ?');
     this.deleteEntity = db.prepare('DELETE FROM entities WHERE entity_type = ? AND entity_id = ?');
     this.syncedWithoutPending = db.prepare('SELECT entity_type, entity_id FROM entities WHERE sync_id IS NOT NULL AND pending_csid IS NULL');
-    this.pendingFor = db.prepare('SELECT pending_csid FROM entities WHERE entity_type = ? AND entity_id = ?');
+    this.pendingFor = db.prepare('SELECT pending_csid, pending_attrs FROM entities WHERE entity_type = ? AND entity_id = ?');
+    this.mergeIntoPending = db.prepare('UPDATE entities SET data = ? WHERE entity_type = ? AND entity_id = ? AND pending_csid = ?');
     // By primary key plus client_sync_id: matching the id keeps a newer version safe.
     this.clearPending = db.prepare(
-      `UPDATE entities SET pending_csid = NULL, pending_op = NULL, critical = 0, first_queued_at = NULL, attempts = 0
+      `UPDATE entities SET pending_csid = NULL, pending_op = NULL, critical = 0, first_queued_at = NULL, attempts = 0, pending_attrs = NULL
        WHERE entity_type = ? AND entity_id = ? AND pending_csid = ?`,
     );
     this.bumpAttempts = db.prepare('UPDATE entities SET attempts = attempts + 1 WHERE entity_type = ? AND entity_id = ? AND pending_csid = ?');
@@ -198,7 +204,8 @@ export class StoreTx {
    * not-yet-pushed 'create'; attempts start again.
    */
   writeLocalChange(c: LocalChange): void {
-    this.#s.writeLocal.run(c.entityType, c.entityId, JSON.stringify(c.data), c.updatedAt, c.clientSyncId, c.operation, c.critical ? 1 : 0, c.queuedAtMs);
+    const attrs = c.changedAttributes === undefined || c.operation !== 'update' ? null : JSON.stringify(c.changedAttributes);
+    this.#s.writeLocal.run(c.entityType, c.entityId, JSON.stringify(c.data), c.updatedAt, c.clientSyncId, c.operation, c.critical ? 1 : 0, c.queuedAtMs, attrs);
   }
 
   /** A version from the server (delta page, conflict winner): every column as given. */
@@ -233,6 +240,27 @@ export class StoreTx {
   /** The client_sync_id of the entity's pending change, if any. */
   pendingClientSyncId(entityType: EntityType, entityId: string): string | undefined {
     return this.#s.pendingFor.get(entityType, entityId)?.pending_csid ?? undefined;
+  }
+
+  /**
+   * The attributes of the entity's pending change (attribute-level state): names, or null when the pending change is
+   * the whole data; undefined when nothing is pending.
+   */
+  pendingAttributes(entityType: EntityType, entityId: string): readonly string[] | null | undefined {
+    const row = this.#s.pendingFor.get(entityType, entityId);
+    if (row?.pending_csid === null || row === undefined) return undefined;
+    if (row.pending_attrs === null) return null;
+    try {
+      const names: unknown = JSON.parse(row.pending_attrs);
+      return Array.isArray(names) && names.every((n) => typeof n === 'string') ? (names as string[]) : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Replaces the data of an entity whose pending change is still `clientSyncId`, leaving the pending change as it is. */
+  mergeIntoPending(entityType: EntityType, entityId: string, clientSyncId: string, data: Record<string, unknown>): boolean {
+    return this.#s.mergeIntoPending.run(JSON.stringify(data), entityType, entityId, clientSyncId).changes > 0;
   }
 
   /** Clears a pending change only if it is still that version (client_sync_id); true when it was. */

@@ -29,6 +29,11 @@ export interface PendingChange {
   readonly critical: boolean;
   readonly firstQueuedAt: number;
   readonly attempts: number;
+  /**
+   * Attribute-level state (extension): names of the state attributes set or removed since the server's version; the
+   * push sends only these (`partial`). Null or absent: the whole data.
+   */
+  readonly attributes?: readonly string[] | null;
 }
 
 /** Attributes to send to a device (downlink, design.md §Downlink). */
@@ -61,6 +66,8 @@ export interface LocalChange {
   readonly critical: boolean;
   /** Local epoch ms; a pending change already there keeps its own. */
   readonly queuedAtMs: number;
+  /** entity_state: the attributes this write set or removed (joined with those already pending); absent: whole. */
+  readonly changedAttributes?: readonly string[];
 }
 
 /** A row the store could not read back (bad JSON, unknown type): logged and counted, never repaired silently. */

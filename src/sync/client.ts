@@ -10,6 +10,7 @@ import { HealthResponseSchema, parseTimestamp, SyncAckResultSchema, type SyncAck
 import type { GatewayStore, LastError, LastResult, SyncStateEntries } from '../store/index.js';
 import type { DeviceCommand } from '../store/types.js';
 import { TokenManager } from './auth.js';
+import { ConvergenceChecker } from './convergence.js';
 import { ServerClock } from './clock.js';
 import { NO_FAULTS, type FaultHook } from './fault-points.js';
 import { Ms, validateOptions } from './options.js';
@@ -82,6 +83,10 @@ export class SyncClient {
   readonly #fault: FaultHook;
   /** The next cycle pulls from last_sync null and reconciles; cleared when such a pull completes. */
   #fullRequested = false;
+  /** The convergence digest check and its repairs (docs/protocol.md §Convergence digest). */
+  readonly convergence: ConvergenceChecker;
+  /** The server merges partial entity_states (health `capabilities.partial_state`); unknown until probed. */
+  #partialPush: boolean | undefined;
 
   constructor(options: SyncClientOptions) {
     const { store, logger, now, clock, onDeviceCommands, faults, ...config } = options;
@@ -94,6 +99,12 @@ export class SyncClient {
     this.#fault = faults ?? NO_FAULTS;
     this.clock = clock ?? new ServerClock({ now: this.#now, state: store.syncState, logger, maxDateDisagreementMs: this.config.clockMaxDisagreementMs });
     this.clock.onStep((deltaMs) => this.rebase(deltaMs));
+    this.convergence = new ConvergenceChecker({
+      store,
+      logger: this.#log,
+      now: this.#now,
+      settledAfter: (serverMicros) => this.#settlements.after(serverMicros),
+    });
     this.transport = new SyncTransport({ ...this.config, logger, now: this.#now, timestampSeconds: () => this.clock.nowMs() / 1000 });
     this.#tokens = new TokenManager({
       transport: this.transport,
@@ -139,9 +150,9 @@ export class SyncClient {
   pushPending(): Promise<PushOnlyReport> {
     return this.#recorded(async () => {
       const started = performance.now();
-      if (!this.clock.known) await this.probe();
+      if (!this.clock.known || this.#partialPush === undefined) await this.probe();
       const { common } = this.#phase();
-      const pushed = await push({ ...common, store: this.store, batchSize: this.config.pushBatchSize, settle: this.#settle });
+      const pushed = await push({ ...common, store: this.store, batchSize: this.config.pushBatchSize, settle: this.#settle, partial: this.#partialPush === true });
       return { ...pushed, pulled: 0, durationMs: elapsedMs(started) };
     });
   }
@@ -221,12 +232,13 @@ export class SyncClient {
     const started = performance.now();
     const sent0 = this.transport.stats.bytesSent;
     const received0 = this.transport.stats.bytesReceived;
-    if (!this.clock.known) await this.probe(); // first contact: HMAC timestamps and stamps need the offset
+    // first contact: HMAC timestamps and stamps need the offset; the health answer also says what the server merges
+    if (!this.clock.known || this.#partialPush === undefined) await this.probe();
     const { common, commands } = this.#phase();
     const full = this.#fullRequested;
     const pulled = await this.#pull(common, { full });
     if (full && pulled.fullResync) this.#fullRequested = false;
-    const pushed = await push({ ...common, store: this.store, batchSize: this.config.pushBatchSize, settle: this.#settle });
+    const pushed = await push({ ...common, store: this.store, batchSize: this.config.pushBatchSize, settle: this.#settle, partial: this.#partialPush === true });
     const acked = await this.#ackIfDue(pulled, pulled.pulled + pushed.pushed);
     const report: CycleReport = {
       pulled: pulled.pulled,
@@ -275,10 +287,30 @@ export class SyncClient {
   /** The pull phase; a delta applied up to its watermark makes older push settlements moot. */
   async #pull(common: PhaseDeps & { nowMs: () => number }, options: Pick<PullDeps, 'full' | 'wait'>): Promise<PullReport> {
     const settledAfter = (serverMicros: number): string[] => this.#settlements.after(serverMicros);
-    const pulled = await pull({ ...common, ...options, store: this.store, clock: this.clock, pageLimit: this.config.pageLimit, settledAfter });
+    const base = { ...common, store: this.store, clock: this.clock, pageLimit: this.config.pageLimit, settledAfter };
+    const pulled = await pull({ ...base, ...options });
     const watermark = parseTimestamp(pulled.serverTime);
-    if (watermark !== undefined) this.#settlements.prune(watermark);
+    if (watermark !== undefined) {
+      await this.#verify(base, pulled, watermark);
+      this.#settlements.prune(watermark);
+    }
     return pulled;
+  }
+
+  /**
+   * The convergence check after a pull (docs/protocol.md §Convergence digest): a home digest that differs is narrowed
+   * with the per-bucket digests (one more, normally empty, pull), and the differing buckets are pulled whole.
+   */
+  async #verify(base: Omit<PullDeps, 'full'>, pulled: PullReport, watermark: number): Promise<void> {
+    let verdict = this.convergence.check(pulled, watermark);
+    if (verdict?.result === 'mismatch' && verdict.buckets === null) {
+      const narrowed = await pull({ ...base, full: false, digestBuckets: true });
+      const at = parseTimestamp(narrowed.serverTime);
+      verdict = at === undefined ? undefined : this.convergence.check(narrowed, at);
+    }
+    if (verdict?.result !== 'mismatch' || verdict.buckets === null) return;
+    const repair = await pull({ ...base, full: false, repairBuckets: verdict.buckets });
+    this.convergence.repaired(verdict.buckets, repair.applied + repair.removed, repair.pulled);
   }
 
   /** seed §Sync Flow step 5, when ackDue says so; `moved`: changes that count as progress for the rule. */
@@ -327,7 +359,19 @@ export class SyncClient {
 
   /** GET /api/v1/health; its server_time also feeds the clock estimate. Throws when the server is not reachable. */
   async probe(): Promise<void> {
-    const { value, sentAtMs, receivedAtMs, serverDateMs } = await this.transport.call({ method: 'GET', path: HEALTH_PATH, schema: HealthResponseSchema, signed: false });
+    let answer;
+    try {
+      answer = await this.transport.call({ method: 'GET', path: HEALTH_PATH, schema: HealthResponseSchema, signed: false });
+    } catch (err) {
+      // A server without health (the Python FunkyGibbon v1) merges no partial states: whole states, as the seed.
+      if (err instanceof SyncHttpError && err.code === 'NOT_FOUND') {
+        this.#partialPush = false;
+        return;
+      }
+      throw err;
+    }
+    const { value, sentAtMs, receivedAtMs, serverDateMs } = answer;
+    this.#partialPush = value.capabilities?.partial_state !== undefined;
     const serverMicros = parseTimestamp(value.server_time);
     if (serverMicros !== undefined) this.clock.observe(serverMicros, sentAtMs, receivedAtMs, serverDateMs);
   }

@@ -21,9 +21,12 @@
  * The changes arrive already checked and normalised by the pull phase (pull.ts); this module runs on the writer's
  * thread and loads no zod.
  */
+import { isDeepStrictEqual } from 'node:util';
+import { applyRemoteState } from '../protocol/attributes.js';
+import { bucketOf } from '../protocol/digest.js';
 import type { EntityType } from '../protocol/entity-types.js';
 import type { StoreTx } from '../store/tx.js';
-import type { ConflictRecord, DeviceCommand } from '../store/types.js';
+import type { ConflictRecord, DeviceCommand, StoredEntity } from '../store/types.js';
 import { defineWriteProgram } from '../store/writer.js';
 import { downlinkFor } from './downlink-rule.js';
 
@@ -39,6 +42,10 @@ export interface RemoteChange {
   readonly updatedAtText: string;
   readonly syncId: string;
   readonly deleted: boolean;
+  /** Attribute-level state (extension): `body.state` holds only the attributes changed since our watermark. */
+  readonly partial?: boolean;
+  /** With `partial`: attributes removed since our watermark. */
+  readonly removedAttributes?: readonly string[];
 }
 
 export interface DeltaPage {
@@ -57,6 +64,11 @@ export interface DeltaPage {
    * page's: the page carries nothing newer for them (SyncClient's push settlements).
    */
   readonly settledByPush?: readonly string[];
+  /**
+   * A digest repair (docs/protocol.md §Convergence digest): the pages are the whole content of these buckets; the
+   * last one removes the synced local entities of these buckets the server did not send, and saves no watermark.
+   */
+  readonly repairBuckets?: readonly number[];
 }
 
 export interface DeltaOutcome {
@@ -85,7 +97,10 @@ interface Tally {
 
 function applyChange(tx: StoreTx, change: RemoteChange, page: DeltaPage, settled: ReadonlySet<string>, tally: Tally): void {
   const local = tx.entity(change.entityType, change.entityId);
-  if (local !== undefined && local.syncId === change.syncId) {
+  // A repair re-sends the server's version whatever our row claims to be (it may have been edited by hand): only an
+  // identical row is an echo then.
+  const same = page.repairBuckets === undefined ? local?.syncId === change.syncId : local !== undefined && !local.deleted && !change.deleted && isDeepStrictEqual(local.data, change.body);
+  if (local !== undefined && same) {
     tally.echoes += 1; // our own version coming back
     return;
   }
@@ -95,6 +110,7 @@ function applyChange(tx: StoreTx, change: RemoteChange, page: DeltaPage, settled
   }
   const nowMs = page.nowMs;
   const pending = tx.pendingClientSyncId(change.entityType, change.entityId);
+  if (pending !== undefined && mergeAroundPending(tx, change, local, pending, tally, nowMs)) return;
   if (pending !== undefined) {
     tally.conflicts += 1;
     tx.recordConflict(
@@ -111,12 +127,13 @@ function applyChange(tx: StoreTx, change: RemoteChange, page: DeltaPage, settled
     );
     return; // design.md §Downlink (revised): the device hears of it only if the push result says the server's won
   }
-  const command = change.deleted ? undefined : downlinkFor(local, change.body);
+  const body = change.partial === true && !change.deleted ? applyRemoteState(local?.data, change.body, { partial: true, removed: change.removedAttributes ?? [] }, NO_KEEP).data : change.body;
+  const command = change.deleted ? undefined : downlinkFor(local, body);
   if (command !== undefined) tally.commands.push(command); // design.md §Downlink: at once
   tx.upsertEntity({
     entityType: change.entityType,
     entityId: change.entityId,
-    data: change.deleted && Object.keys(change.body).length === 0 ? (local?.data ?? {}) : change.body,
+    data: change.deleted && Object.keys(body).length === 0 ? (local?.data ?? {}) : body,
     updatedAt: change.updatedAt,
     syncId: change.syncId,
     deleted: change.deleted,
@@ -124,11 +141,46 @@ function applyChange(tx: StoreTx, change: RemoteChange, page: DeltaPage, settled
   tally.applied += 1;
 }
 
-/** Full resync: drops local entities the server did not send, that it knew, and that have nothing pending. */
-function reconcile(tx: StoreTx, seen: ReadonlySet<string>): number {
+const NO_KEEP: ReadonlySet<string> = new Set();
+
+/**
+ * Attribute-level state: a pulled entity_state meets a pending local change of some attributes. The attributes the
+ * pending change does not touch are taken now (the server merges the same way, and would not send them again); those
+ * it does are left to the server's arbitration on push, recorded as a conflict. False when the pending change is the
+ * whole data (the seed's rule applies: keep local, record).
+ */
+function mergeAroundPending(tx: StoreTx, change: RemoteChange, local: StoredEntity | undefined, pending: string, tally: Tally, nowMs: number): boolean {
+  if (change.entityType !== 'entity_state' || change.deleted || local === undefined || local.deleted) return false;
+  const names = tx.pendingAttributes(change.entityType, change.entityId);
+  if (names === null || names === undefined) return false;
+  const merged = applyRemoteState(local.data, change.body, { partial: change.partial === true, removed: change.removedAttributes ?? [] }, new Set(names));
+  const command = downlinkFor(local, merged.data);
+  if (command !== undefined) tally.commands.push(command);
+  tx.mergeIntoPending(change.entityType, change.entityId, pending, merged.data);
+  if (merged.touched.length > 0) {
+    tally.conflicts += 1;
+    tx.recordConflict(
+      {
+        entityType: change.entityType,
+        entityId: change.entityId,
+        type: 'UPDATE_UPDATE',
+        reason: 'pending_local_change',
+        resolution: 'server_arbitrates_on_push',
+        serverVersion: { operation: change.operation, data: change.body, updated_at: change.updatedAtText, sync_id: change.syncId, deleted: false, attributes: merged.touched },
+        clientVersion: { data: local.data, updated_at: local.updatedAt, client_sync_id: pending, deleted: false },
+      },
+      nowMs,
+    );
+  } else tally.applied += 1;
+  return true;
+}
+
+/** Full resync (or a repair of some buckets): drops local entities the server did not send, that it knew, and that have nothing pending. */
+function reconcile(tx: StoreTx, seen: ReadonlySet<string>, buckets?: ReadonlySet<number>): number {
   let removed = 0;
   for (const { entityType, entityId } of tx.syncedWithoutPending()) {
     if (seen.has(remoteKey(entityType, entityId))) continue;
+    if (buckets !== undefined && !buckets.has(bucketOf(entityType, entityId))) continue;
     tx.deleteEntity(entityType, entityId);
     removed += 1;
   }
@@ -141,8 +193,10 @@ export function applyDeltaPage(tx: StoreTx, page: DeltaPage): DeltaOutcome {
   for (const change of page.changes) applyChange(tx, change, page, settled, tally);
   for (const conflict of page.conflicts) tx.recordConflictOnce(conflict, page.nowMs);
   if (page.last) {
-    if (page.reconcileSeen !== undefined) tally.removed = reconcile(tx, new Set(page.reconcileSeen));
-    tx.setState('last_sync', JSON.stringify(page.serverTime)); // design.md §Watermark: the server's time, never ours
+    const buckets = page.repairBuckets === undefined ? undefined : new Set(page.repairBuckets);
+    if (page.reconcileSeen !== undefined) tally.removed = reconcile(tx, new Set(page.reconcileSeen), buckets);
+    // design.md §Watermark: the server's time, never ours. A repair is not a delta: the watermark stays.
+    if (buckets === undefined) tx.setState('last_sync', JSON.stringify(page.serverTime));
   }
   return tally;
 }

@@ -34,7 +34,7 @@ import type { PhaseDeps } from './phase.js';
 export const SYNC_REQUEST_PATH = '/api/v1/sync/request';
 
 export interface PullDeps extends PhaseDeps {
-  readonly store: Pick<GatewayStore, 'relaxed' | 'syncState'>;
+  readonly store: Pick<GatewayStore, 'relaxed' | 'syncState'> & { readonly outbox: Pick<GatewayStore['outbox'], 'count'> };
   readonly clock: ServerClock;
   readonly pageLimit: number | undefined;
   /** Pull everything from last_sync null and reconcile (operator's full resync). */
@@ -44,6 +44,10 @@ export interface PullDeps extends PhaseDeps {
   readonly wait?: { readonly seconds: number; readonly timeoutMs: number; readonly signal?: AbortSignal };
   /** Keys of entities a push result decided after a page watermarked `serverMicros` (settlements.ts). */
   readonly settledAfter?: (serverMicros: number) => string[];
+  /** Ask for the per-bucket digests whatever is pending (a home digest that did not match). */
+  readonly digestBuckets?: boolean;
+  /** A digest repair: the whole content of these buckets, from last_sync null (docs/protocol.md §Convergence digest). */
+  readonly repairBuckets?: readonly number[];
 }
 
 export interface PullReport {
@@ -59,11 +63,18 @@ export interface PullReport {
   readonly fullResync: boolean;
   /** The first page's `live` when the request asked to wait and the server honoured it. */
   readonly live: LiveInfo | undefined;
+  /** The home digest as of serverTime (convergence digest extension), when the server sent it. */
+  readonly digest?: string;
+  readonly digestBuckets?: readonly string[];
 }
+
+/** The extensions this client understands (docs/protocol.md §Capabilities). */
+export const CLIENT_CAPS = ['partial', 'digest'];
 
 const MAX_PAGES = 1_000_000;
 
 export async function pull(deps: PullDeps): Promise<PullReport> {
+  if (deps.repairBuckets !== undefined) return pullFrom(deps, null);
   const lastSync = deps.full ? null : (deps.store.syncState.get('last_sync') ?? null);
   try {
     return await pullFrom(deps, lastSync);
@@ -102,7 +113,8 @@ export function checkChanges(changes: readonly WireChange[], log: Logger, seen: 
         continue;
       }
     }
-    out.push({ entityType, entityId: change.entity_id, operation: change.operation, body, updatedAt, updatedAtText: change.updated_at, syncId: change.sync_id, deleted });
+    const partial = change.partial === true && entityType === 'entity_state' ? { partial: true, removedAttributes: change.removed_attributes ?? [] } : {};
+    out.push({ entityType, entityId: change.entity_id, operation: change.operation, body, updatedAt, updatedAtText: change.updated_at, syncId: change.sync_id, deleted, ...partial });
   }
   return { changes: out, invalid };
 }
@@ -125,6 +137,11 @@ async function pullFrom(deps: PullDeps, lastSync: string | null): Promise<PullRe
       ...(cursor === undefined ? {} : { cursor }),
       ...(deps.pageLimit === undefined ? {} : { limit: deps.pageLimit }),
       ...(wait === undefined || cursor !== undefined ? {} : { wait: wait.seconds }),
+      // Extensions (docs/protocol.md §Capabilities): partial states and the convergence digest; the per-bucket
+      // digests only while something is pending (those buckets are left out of the comparison).
+      caps: CLIENT_CAPS,
+      ...(deps.repairBuckets === undefined ? {} : { buckets: [...deps.repairBuckets] }),
+      ...(cursor === undefined && deps.repairBuckets === undefined && (deps.digestBuckets === true || deps.store.outbox.count() > 0) ? { digest_buckets: true } : {}),
     };
     const held = wait !== undefined && cursor === undefined ? { timeoutMs: wait.timeoutMs } : {};
     const signal = wait?.signal === undefined ? {} : { signal: wait.signal };
@@ -153,7 +170,8 @@ async function pullFrom(deps: PullDeps, lastSync: string | null): Promise<PullRe
     progress.add(delta.changes.length, { pages: tally.pages });
     if (!delta.more) {
       progress.finish({ pages: tally.pages });
-      return { ...tally, serverTime: delta.server_time, fullResync: seen !== undefined, live, watermarkSaved: outcome.written };
+      const digest = delta.digest === undefined ? {} : { digest: delta.digest, ...(delta.digest_buckets ? { digestBuckets: delta.digest_buckets } : {}) };
+      return { ...tally, serverTime: delta.server_time, fullResync: seen !== undefined && deps.repairBuckets === undefined, live, watermarkSaved: outcome.written, ...digest };
     }
     if (tally.pages >= MAX_PAGES) throw new GatewayError('BAD_RESPONSE', `sync_delta still says more after ${MAX_PAGES} pages`);
     cursor = delta.cursor ?? undefined;
@@ -179,6 +197,7 @@ async function applyPage(deps: PullDeps, delta: SyncDelta, seen: Set<string> | u
     ...(seen !== undefined && !delta.more ? { reconcileSeen: [...seen] } : {}),
     nowMs: deps.nowMs(),
     ...(settledByPush.length > 0 ? { settledByPush } : {}),
+    ...(deps.repairBuckets === undefined ? {} : { repairBuckets: [...deps.repairBuckets] }),
   });
   return { ...outcome, invalid: checked.invalid, written: true };
 }

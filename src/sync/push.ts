@@ -38,6 +38,8 @@ export interface PushDeps extends PhaseDeps {
    * version) and the result's server_time (settlements.ts: a delta page computed earlier must not undo them).
    */
   readonly settle?: (decided: readonly PushedVersion[], serverMicros: number) => void;
+  /** The server merges partial entity_states (its health announced `partial_state`): send only changed attributes. */
+  readonly partial?: boolean;
 }
 
 export interface PushReport {
@@ -48,7 +50,32 @@ export interface PushReport {
   readonly batches: number;
 }
 
-export function toWireChange(change: PendingChange): WirePushChange {
+/**
+ * The wire form of a pending change. With `partial` (the server announced attribute-level state, docs/protocol.md)
+ * an entity_state update whose changed attributes are known carries only those: the seed's "field omission for
+ * unchanged values" (§Compression); the server merges them into the state it holds.
+ */
+export function toWireChange(change: PendingChange, options?: { readonly partial?: boolean }): WirePushChange {
+  const names = change.attributes;
+  if (options?.partial === true && names && change.entityType === 'entity_state' && change.operation === 'update') {
+    const state = typeof change.data.state === 'object' && change.data.state !== null ? (change.data.state as Record<string, unknown>) : {};
+    const set: Record<string, unknown> = {};
+    const removed: string[] = [];
+    for (const name of names) {
+      if (Object.hasOwn(state, name)) set[name] = state[name];
+      else removed.push(name);
+    }
+    return {
+      entity_type: change.entityType,
+      entity_id: change.entityId,
+      operation: change.operation,
+      data: { ...change.data, state: set },
+      updated_at: formatTimestamp(change.updatedAt),
+      client_sync_id: change.clientSyncId,
+      partial: true,
+      ...(removed.length > 0 ? { removed_attributes: removed } : {}),
+    };
+  }
   return {
     entity_type: change.entityType,
     entity_id: change.entityId,
@@ -140,7 +167,7 @@ export async function push(deps: PushDeps): Promise<PushReport> {
     budget -= 1;
     const batch = deps.store.outbox.take(deps.batchSize);
     if (batch.length === 0) break;
-    const body: SyncPush = { type: 'sync_push', client_id: deps.clientId, changes: batch.map(toWireChange) };
+    const body: SyncPush = { type: 'sync_push', client_id: deps.clientId, changes: batch.map((c) => toWireChange(c, { partial: deps.partial === true })) };
     let value: SyncResult;
     try {
       ({ value } = await sendWithRetry(deps, body));

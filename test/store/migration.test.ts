@@ -54,7 +54,7 @@ describe('schema migration 1 → 2', () => {
       expect(store.entities.get('room', 'room-hall')?.syncId).toBe('srv-2'); // nothing pending: untouched
       expect(store.status(7000)).toMatchObject({ pending: 3, oldestPendingAgeMs: 3000 });
       const file = new Database(path, { readonly: true });
-      expect(file.pragma('user_version', { simple: true })).toBe(2);
+      expect(file.pragma('user_version', { simple: true })).toBe(3);
       expect(file.prepare('SELECT entity_id, operation, priority FROM outbox ORDER BY priority, first_queued_at').all()).toEqual([
         { entity_id: 'lamp', operation: 'create', priority: 0 },
         { entity_id: 'ghost', operation: 'delete', priority: 0 },

@@ -124,7 +124,7 @@ describe('sync store', () => {
     queue(gw.db, 'entity_state', 'broken', 0, Date.now(), { state: { x: 1 } }); // no device_id: INVALID_ENTITY
     const logger = createLogger({ level: 'warn', destination: new Writable({ write: (c: Buffer, _e, done) => { lines.push(c.toString()); done(); } }) });
     const batch = gw.store.outbox.take(10); // what the cycle below pushes (read before it clears them)
-    expect(batch.map(toWireChange).every((c) => c.data?.id === c.entity_id)).toBe(true);
+    expect(batch.map((c) => toWireChange(c)).every((c) => c.data?.id === c.entity_id)).toBe(true);
     const report = await gw.client.runCycle();
     expect(report).toMatchObject({ pushed: 2, applied: 1, rejected: 1 });
     expect(gw.pending()).toEqual([]);
