@@ -40,23 +40,30 @@ export function findDeviceState(changes: readonly WireChange[], deviceId: string
   return byDeviceId;
 }
 
-/** Pure: the push of `attributes` merged into the current state (or a new state), stamped `nowMicros`. */
+/**
+ * Pure: the push of `attributes` merged into the current state (or a new state), stamped `nowMicros`. With `partial`
+ * (the server merges attribute-level states, docs/protocol.md) an update carries only `attributes`: an attribute a
+ * device changes meanwhile is not written back with the value read here.
+ */
 export function mergedStateChange(
   deviceId: string,
   current: DeviceState | undefined,
   attributes: Readonly<Record<string, unknown>>,
   nowMicros: number,
   versionId: string,
+  partial = false,
 ): { change: WirePushChange; state: Record<string, unknown> } {
   const state = { ...(current?.state ?? {}), ...attributes };
+  const sendPartial = partial && current !== undefined;
   const change: WirePushChange = {
     entity_type: 'entity_state',
     entity_id: current?.entityId ?? deviceId,
     operation: current === undefined ? 'create' : 'update',
-    data: { ...(current?.data ?? {}), device_id: current?.data.device_id ?? deviceId, state },
+    data: { ...(current?.data ?? {}), device_id: current?.data.device_id ?? deviceId, state: sendPartial ? { ...attributes } : state },
     updated_at: formatTimestamp(nowMicros),
     sync_id: versionId,
     client_sync_id: versionId,
+    ...(sendPartial ? { partial: true } : {}),
   };
   return { change, state };
 }
@@ -87,10 +94,10 @@ export interface SetOutcome {
 
 /** Read, merge, push: sets `attributes` of the device's state, keeping every other attribute. */
 export async function setDeviceState(session: AppSession, deviceId: string, attributes: Readonly<Record<string, unknown>>): Promise<SetOutcome> {
-  const current = await readDeviceState(session, deviceId);
+  const [current, partial] = await Promise.all([readDeviceState(session, deviceId), session.mergesPartialStates()]);
   const nowMicros = session.clock.nowMicros();
   const versionId = orderedVersionId(nowMicros, randomBytes(9).toString('base64url'));
-  const { change, state } = mergedStateChange(deviceId, current, attributes, nowMicros, versionId);
+  const { change, state } = mergedStateChange(deviceId, current, attributes, nowMicros, versionId, partial);
   const result = await session.push([change]);
   const entry = result.applied.find((a) => a.client_sync_id === versionId);
   if (entry === undefined) throw new GatewayError('BAD_RESPONSE', `sync_result has no entry for client_sync_id ${versionId}`);

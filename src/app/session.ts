@@ -7,14 +7,18 @@ import { SyncHttpError } from '../errors.js';
 import type { Logger } from '../log.js';
 import {
   parseTimestamp,
+  HealthResponseSchema,
+  HistoryResponseSchema,
   SyncAckResultSchema,
   SyncResultSchema,
   TokenResponseSchema,
+  type HistoryResponse,
   type SyncRequest,
   type SyncResult,
   type WirePushChange,
 } from '../protocol/index.js';
 import { AUTH_TOKEN_PATH } from '../sync/auth.js';
+import { HEALTH_PATH } from '../sync/client.js';
 import { ServerClock } from '../sync/clock.js';
 import { fetchDelta, probeLiveWait, type FetchedDelta, type LiveSupport } from '../sync/live.js';
 import { SyncTransport, type CallResult, type CallSpec } from '../sync/transport.js';
@@ -58,6 +62,17 @@ export class AppSession {
     }
   };
 
+  /** Whether the server merges partial entity_states (health `capabilities.partial_state`); false without health. */
+  async mergesPartialStates(): Promise<boolean> {
+    try {
+      const { value } = await this.call({ method: 'GET', path: HEALTH_PATH, schema: HealthResponseSchema, signed: false });
+      return value.capabilities?.partial_state !== undefined;
+    } catch (err) {
+      if (err instanceof SyncHttpError && (err.status === 404 || err.status === 405)) return false;
+      throw err;
+    }
+  }
+
   probeLive(): Promise<LiveSupport | undefined> {
     return probeLiveWait(this.call);
   }
@@ -76,6 +91,18 @@ export class AppSession {
   async push(changes: readonly WirePushChange[]): Promise<SyncResult> {
     const body = { type: 'sync_push', client_id: this.clientId, changes };
     return (await this.call({ method: 'POST', path: '/api/v1/sync/push', body, schema: SyncResultSchema })).value;
+  }
+
+  /**
+   * One page of an entity's sync history (`GET /api/v1/history`, an extension: docs/protocol.md §Sync history),
+   * newest first; `before` is the previous page's `next_before`.
+   */
+  async history(entityId: string, options: { entityType?: string; limit?: number; before?: number } = {}): Promise<HistoryResponse> {
+    const query = new URLSearchParams({ entity_id: entityId });
+    if (options.entityType !== undefined) query.set('entity_type', options.entityType);
+    if (options.limit !== undefined) query.set('limit', String(options.limit));
+    if (options.before !== undefined) query.set('before', String(options.before));
+    return (await this.call({ method: 'GET', path: `/api/v1/history?${query.toString()}`, schema: HistoryResponseSchema })).value;
   }
 
   /** seed §5: tells the server this client has seen everything up to `serverTime` (lets it purge tombstones). */

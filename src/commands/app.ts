@@ -4,7 +4,7 @@
  * prints every change of the home as it arrives. Exit codes: 0 ok, 1 runtime failure, 2 usage.
  */
 import { setDeviceState, readDeviceState } from '../app/device-state.js';
-import { changeLine, stateJson, stateLine } from '../app/format.js';
+import { changeLine, historyLine, stateJson, stateLine } from '../app/format.js';
 import { AppSession } from '../app/session.js';
 import { watchHome } from '../app/watch.js';
 import { ConfigError, GatewayError } from '../errors.js';
@@ -20,11 +20,14 @@ const HELP = `usage:
   inbetweenies-gateway app set   [connection] [--json] DEVICE_ID JSON
   inbetweenies-gateway app get   [connection] [--json] DEVICE_ID
   inbetweenies-gateway app watch [connection] [--json] [--initial] [--wait S]
+  inbetweenies-gateway app history [connection] [--json] [--limit N] DEVICE_ID
 
 Drives the sync server as a phone app would (bearer token, HMAC, gzip, live waits):
   set     merges the JSON object's attributes into the device's state on the server (read, merge, push: the other
           attributes are kept) and prints the result, e.g.  app set plug-1 '{"power":"on"}'
   get     prints the device's state as the server holds it
+  history prints the versions of the device's state that lost a conflict or were overwritten, newest first, with who
+          wrote them, when, and why they lost (the server's sync history)
   watch   prints each change of the home as it arrives, one line each:
           <updated_at> <entity_type> <entity_id> <operation> <data>; reconnects by itself; Ctrl-C stops it
 connection:
@@ -32,7 +35,8 @@ connection:
   --client-id ID       a client of the home (env INBETWEENIES_CLIENT_ID); create one with 'server add-client'
   --client-secret S    its secret (env INBETWEENIES_CLIENT_SECRET; a flag is visible in ps: prefer the variable)
 options:
-  --json               set/get: one JSON object; watch: NDJSON, each line a change as the server sent it
+  --json               set/get: one JSON object; history: the server's answer; watch: NDJSON, each line a change
+  --limit N            history: at most N entries (default 50; the server caps it)
   --initial            watch: print the home's current entities first
   --wait S             watch: seconds each live wait may be held (default 25; the server caps it)
 Exit status: 0 ok (watch: stopped by Ctrl-C or SIGTERM), 1 runtime failure (unreachable, refused, conflict), 2 bad usage.`;
@@ -44,6 +48,7 @@ const OPTIONS = {
   json: { type: 'boolean' },
   initial: { type: 'boolean' },
   wait: { type: 'string' },
+  limit: { type: 'string' },
 } as const;
 
 type Values = ReturnType<typeof parseCommandArgs<typeof OPTIONS>>['values'];
@@ -54,7 +59,7 @@ export async function appCommand(argv: string[]): Promise<number> {
     process.stdout.write(`${HELP}\n`);
     return sub === undefined ? 2 : 0;
   }
-  if (sub !== 'set' && sub !== 'get' && sub !== 'watch') {
+  if (sub !== 'set' && sub !== 'get' && sub !== 'watch' && sub !== 'history') {
     process.stderr.write(`unknown app command ${JSON.stringify(sub)}\n\n${HELP}\n`);
     return 2;
   }
@@ -72,6 +77,7 @@ export async function appCommand(argv: string[]): Promise<number> {
     try {
       if (sub === 'set') return await runSet(session, positionals, Boolean(values.json));
       if (sub === 'get') return await runGet(session, positionals, Boolean(values.json));
+      if (sub === 'history') return await runHistory(session, positionals, values);
       if (positionals.length > 0) throw new UsageError(`app watch takes no positional arguments, got ${JSON.stringify(positionals)}`);
       return await runWatch(session, values);
     } catch (err) {
@@ -144,6 +150,21 @@ async function runGet(session: AppSession, positionals: string[], json: boolean)
     return 1;
   }
   process.stdout.write(`${json ? JSON.stringify(stateJson(state)) : stateLine(state)}\n`);
+  return 0;
+}
+
+async function runHistory(session: AppSession, positionals: string[], values: Values): Promise<number> {
+  if (positionals.length !== 1) throw new UsageError(`app history takes DEVICE_ID, got ${positionals.length} argument(s)`);
+  const deviceId = deviceIdOf(positionals[0]);
+  const limit = intFlag('limit', values.limit, 1, 1000);
+  const page = await session.history(deviceId, limit === undefined ? {} : { limit });
+  if (values.json) {
+    process.stdout.write(`${JSON.stringify(page)}\n`);
+    return 0;
+  }
+  if (page.entries.length === 0) process.stderr.write(`no history for ${JSON.stringify(deviceId)} (nothing lost or overwritten yet)\n`);
+  for (const entry of page.entries) process.stdout.write(`${historyLine(entry)}\n`);
+  if (page.more) process.stderr.write(`(more: older entries not shown; raise --limit)\n`);
   return 0;
 }
 

@@ -131,6 +131,33 @@ describe('app set / get', () => {
     expect(JSON.parse(json.stdout)).toMatchObject({ entity_type: 'entity_state', entity_id: 'lamp-7', data: { device_id: 'lamp-7', state: { state: 'ON', brightness: 120 } } });
   });
 
+  it('set pushes only the attributes it sets; history shows a version that lost, who wrote it and why', async () => {
+    const device = ts.addClient('home-app');
+    const app = await connectApp(ts.url, device);
+    await app.setState('lamp-h', { state: 'ON', brightness: 10 });
+    await new Promise((r) => setTimeout(r, 1100)); // past the seed's 1 s tie window: the set is the later version
+    const set = await cli(['app', 'set', 'lamp-h', '{"state":"OFF"}'], envFor(ts.url, creds));
+    expect(set.stderr).toBe('');
+    expect(set.code).toBe(0);
+    // A device version stamped before the app's set arrives after it: its state loses, its brightness stays.
+    const { TestClient } = await import('../server/client.js');
+    const raw = new TestClient(ts.url, device, { sign: device });
+    await raw.login();
+    const held = ts.server.entities('home-app').find((e) => e.entity_id === 'lamp-h');
+    const older = new Date(held!.updated_at / 1000 - 5000).toISOString();
+    await raw.pushOk([{ entity_type: 'entity_state', entity_id: 'lamp-h', operation: 'update', data: { device_id: 'lamp-h', state: { state: 'ON' } }, updated_at: older, client_sync_id: 'late-device', partial: true }]);
+    await app.close();
+    const history = await cli(['app', 'history', 'lamp-h'], envFor(ts.url, creds));
+    expect(history.code).toBe(0);
+    expect(history.stdout).toContain(`lost newer_on_server {"state":"ON"} written by ${device.client_id}`);
+    expect(history.stdout).toContain(`overwritten newer_on_client {"state":"ON"} written by ${device.client_id}`);
+    const json = await cli(['app', 'history', '--json', '--limit', '1', 'lamp-h'], envFor(ts.url, creds));
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout)).toMatchObject({ type: 'history', entity_id: 'lamp-h', more: true, entries: [{ why: 'lost', written_by: device.client_id }] });
+    const usage = await cli(['app', 'history'], envFor(ts.url, creds));
+    expect(usage.code).toBe(2);
+  });
+
   it('exit 1 with a reason: an unknown device, a wrong secret, an unreachable server', async () => {
     const missing = await cli(['app', 'get', 'no-such-device'], envFor(ts.url, creds));
     expect(missing.code).toBe(1);

@@ -45,8 +45,10 @@ describe('attribute-level state through the gateway', () => {
     const phone = await app();
     await gw.state('lamp', { power: 'on', brightness: 40, color_temp: 300 });
     await gw.client.runCycle();
-    // The app switches power off; the lamp reports a new brightness before the gateway has pulled that.
-    await phone.pushOk([appWrite('lamp', { power: 'off' }, Date.now(), { partial: true })]);
+    // The app switches power off; the lamp reports a new brightness before the gateway has pulled that. The app's
+    // stamp is 1.5 s older than the lamp's, so a whole state pushed by the gateway would put power back on.
+    await new Promise((r) => setTimeout(r, 2000));
+    await phone.pushOk([appWrite('lamp', { power: 'off' }, Date.now() - 1500, { partial: true })]);
     await gw.state('lamp', { brightness: 80 });
     const pushed = await gw.client.pushPending(); // the push runs before any pull: it must not carry the old power
     expect(pushed).toMatchObject({ pushed: 1, applied: 1 });
