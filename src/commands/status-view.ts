@@ -36,6 +36,18 @@ export const DaemonStatusView = z.looseObject({
   health: z.looseObject({ healthy: z.boolean(), reasons: z.array(z.string()) }),
   jobs: z.array(z.looseObject({ name: z.string(), schedule: z.string(), running: z.boolean(), nextRunAt: z.string().nullable(), lastRun: z.looseObject({ ok: z.boolean(), at: z.number() }).nullable() })),
   http: z.string().nullable(),
+  convergence: z
+    .looseObject({
+      checks: z.number(),
+      mismatches: z.number(),
+      repairs: z.number(),
+      repairedEntities: z.number(),
+      lastCheckAt: z.number().nullable(),
+      lastResult: z.string().nullable(),
+      lastMismatch: z.looseObject({ at: z.number(), buckets: z.array(z.number()), repaired: z.number() }).nullable(),
+    })
+    .nullable()
+    .optional(),
 });
 export type DaemonStatusView = z.infer<typeof DaemonStatusView>;
 
@@ -49,6 +61,15 @@ function liveLine(scheduler: DaemonStatusView['scheduler']): string {
   }
   const every = scheduler.intervalMs === undefined ? '' : ` every ${Math.round(scheduler.intervalMs / 1000)} s`;
   return `, polling${every}${live.pollingReason === null ? '' : ` (${pollingWhy(live.pollingReason)})`}`;
+}
+
+/** "digest match (checked …), 1 mismatch repaired (buckets 3, 9: 2 entities, …)". */
+function convergenceLine(c: DaemonStatusView['convergence']): string {
+  if (c === null || c === undefined || c.lastCheckAt === null) return 'not checked yet (the server sends no digest, or no sync yet)';
+  const last = `digest ${c.lastResult ?? '-'} (checked ${iso(c.lastCheckAt)}, ${c.checks} checks)`;
+  const m = c.lastMismatch;
+  if (m === null) return `${last}, no mismatch`;
+  return `${last}, ${c.mismatches} mismatch(es) repaired; last ${iso(m.at)}: buckets ${m.buckets.join(', ')}, ${m.repaired} entities repaired`;
 }
 
 const iso = (ms: number | null | undefined): string => (ms === null || ms === undefined ? 'never' : new Date(ms).toISOString());
@@ -67,6 +88,7 @@ export function formatDaemonStatus(s: DaemonStatusView): string {
     `last sync:       ${iso(s.lastSyncAt)} (${s.lastResult ? (s.lastResult.ok ? 'ok' : 'failed') : '-'})`,
     `next sync:       ${s.scheduler?.nextSyncAt ? iso(s.scheduler.nextSyncAt) : '-'}`,
     `conflicts:       ${s.conflicts}`,
+    `convergence:     ${convergenceLine(s.convergence)}`,
     `last error:      ${err ? `${err.code}: ${err.message} (${iso(err.at)})` : '-'}`,
     `daemon:          pid ${s.pid}, up ${s.uptimeSeconds} s, ${s.http ?? ''}`,
     ...s.jobs.map((j) => `job ${j.name.padEnd(14)} ${j.schedule.padEnd(14)} next ${j.nextRunAt ?? '-'}, last ${j.lastRun ? `${iso(j.lastRun.at)} ${j.lastRun.ok ? 'ok' : 'failed'}` : 'never'}${j.running ? ' (running)' : ''}`),

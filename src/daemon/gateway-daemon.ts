@@ -211,6 +211,7 @@ export class GatewayDaemon {
       scheduler: () => running.scheduler?.status() ?? null,
       runner: running.runner,
       transport: () => running.sync?.transport.stats,
+      convergence: () => running.sync?.convergence.status ?? null,
       health: () => ctx.health.check(),
     });
     const { http } = this.config;
@@ -292,6 +293,7 @@ export class GatewayDaemon {
       ...running.store.status(this.#now()),
       scheduler: running.scheduler?.status() ?? null,
       syncConfigured: running.sync !== undefined,
+      convergence: running.sync?.convergence.status ?? null,
       brokerClients: running.bus.clientCount(),
       mqtt: running.address,
     };

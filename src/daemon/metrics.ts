@@ -3,6 +3,7 @@
  * so two daemons in one process — tests — never mix). Counters mirror cumulative component counters at scrape time;
  * the sync latency histogram is observed as cycles end. Names are listed in docs/operations.md §Metrics.
  */
+import type { ConvergenceStatus } from '../sync/convergence.js';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { IngestMetrics } from '../ingest/index.js';
 import type { StoreStats, SyncStatus } from '../store/index.js';
@@ -20,6 +21,8 @@ export interface MetricsSources {
   readonly scheduler: () => SchedulerStatus | null;
   readonly runner: InstrumentedRunner | undefined;
   readonly transport: () => { bytesSent: number; bytesReceived: number } | undefined;
+  /** Convergence digest checks and repairs (optional: tools that run no sync client). */
+  readonly convergence?: () => ConvergenceStatus | null;
   readonly health: () => HealthReport;
 }
 
@@ -116,6 +119,9 @@ export class GatewayMetrics {
     const wakes = this.#counter('sync_live_wakes_total', 'Live waits answered because the home changed (docs/protocol.md §Live waits)');
     const rounds = this.#counter('sync_live_rounds_total', 'Live waits opened');
     const reconnects = this.#counter('sync_live_reconnects_total', 'Live waits re-opened after one was lost (server shutdown, failure)');
+    const digestChecks = this.#counter('sync_digest_checks_total', 'Convergence digests compared with the store (docs/protocol.md §Convergence digest)');
+    const digestMismatches = this.#counter('sync_digest_mismatches_total', 'Convergence digest mismatches detected (each repaired by pulling the differing buckets)');
+    const digestRepaired = this.#counter('sync_digest_repaired_entities_total', 'Entities re-sent or removed by convergence repairs');
     const pushes = this.#counter('sync_pushes_total', 'Pushes of local changes alone (critical ones at once, ordinary ones within the uplink window)');
     s.runner?.onCycle((o) => {
       // A live wait's duration is mostly its hold: only full cycles go into the latency histogram.
@@ -144,6 +150,10 @@ export class GatewayMetrics {
       mirror.set(rounds, live?.rounds ?? 0);
       mirror.set(reconnects, live?.reconnects ?? 0);
       mirror.set(pushes, live?.pushes ?? 0);
+      const c = s.convergence?.();
+      mirror.set(digestChecks, c?.checks ?? 0);
+      mirror.set(digestMismatches, c?.mismatches ?? 0);
+      mirror.set(digestRepaired, c?.repairedEntities ?? 0);
       const t = s.transport();
       mirror.set(sent, t?.bytesSent ?? 0);
       mirror.set(received, t?.bytesReceived ?? 0);

@@ -2,10 +2,13 @@
 import type { BrokerAddress } from '../broker/index.js';
 import type { SyncStatus } from '../store/index.js';
 import type { SchedulerStatus } from '../sync/index.js';
+import type { ConvergenceStatus } from '../sync/convergence.js';
 
 export interface DaemonStatus extends SyncStatus {
   readonly scheduler: SchedulerStatus | null;
   readonly syncConfigured: boolean;
+  /** The convergence digest checks and repairs (docs/protocol.md §Convergence digest); null without sync. */
+  readonly convergence: ConvergenceStatus | null;
   readonly brokerClients: number;
   readonly mqtt: BrokerAddress | null;
 }

@@ -2,6 +2,7 @@
  * Attribute-level state, history and the convergence digest end to end: the real sync client on a real SQLite store
  * against the real server (docs/protocol.md, extensions).
  */
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HistoryResponseSchema } from '../../src/protocol/index.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
@@ -142,5 +143,47 @@ describe('convergence digest and self-repair', () => {
     await gw.client.runCycle();
     expect(gw.localState('ghost')).toBeUndefined();
     expect(gw.client.convergence.status).toMatchObject({ mismatches: 1 });
+  });
+});
+
+describe('the running daemon', () => {
+  it('a device and an app edit one lamp at once through MQTT and the server: both survive; a hand edit is repaired and shown in status', async () => {
+    const { fastSync, startTestGateway, waitFor } = await import('../helpers/gateway.js');
+    const { formatDaemonStatus, DaemonStatusView } = await import('../../src/commands/status-view.js');
+    const Database = (await import('better-sqlite3')).default;
+    const creds = srv.addClient(HOME);
+    const gw = await startTestGateway({
+      serverUrl: srv.url,
+      clientId: creds.client_id,
+      clientSecret: creds.client_secret,
+      tune: (c) => fastSync({ ...c, http: { ...c.http, host: '127.0.0.1', port: 0 } }),
+    });
+    try {
+      const device = await gw.connect('lamp-dev');
+      await device.publishAsync('devices/lamp/state', JSON.stringify({ power: 'on', brightness: 10 }), { qos: 1 });
+      await waitFor(() => serverState(srv.server, HOME, 'lamp')?.brightness === 10, 15_000, 'the lamp on the server');
+      const phone = await app();
+      await phone.pushOk([appWrite('lamp', { power: 'off' }, Date.now(), { partial: true })]);
+      await device.publishAsync('devices/lamp/state', JSON.stringify({ brightness: 80 }), { qos: 1 });
+      await waitFor(() => {
+        const s = serverState(srv.server, HOME, 'lamp');
+        return s?.power === 'off' && s.brightness === 80;
+      }, 15_000, 'both edits on the server');
+      await waitFor(() => gw.daemon.status().convergence?.lastResult === 'match', 15_000, 'a matching digest');
+      const file = new Database(join(gw.dataDir, 'gateway.db'));
+      file.prepare("UPDATE entities SET data = json_set(data, '$.state.brightness', 1) WHERE entity_type = 'entity_state' AND entity_id = 'lamp'").run();
+      file.close();
+      await phone.pushOk([appWrite('other', { x: 1 }, Date.now())]); // wakes the gateway's live wait: a new digest
+      await waitFor(() => (gw.daemon.status().convergence?.mismatches ?? 0) === 1, 15_000, 'the mismatch detected');
+      // What `status` prints: the daemon's GET /status, as the CLI reads and formats it.
+      const view = DaemonStatusView.parse(await (await fetch(`${gw.daemon.httpUrl ?? ''}/status`)).json());
+      expect(formatDaemonStatus(view)).toMatch(/convergence: +digest \w+ .*1 mismatch\(es\) repaired; last .*: buckets \d+, 1 entities repaired/);
+      await waitFor(() => {
+        const row = gw.daemon.store?.entities.get('entity_state', 'lamp');
+        return (row?.data.state as { brightness?: number } | undefined)?.brightness === 80;
+      }, 15_000, 'the hand edit repaired');
+    } finally {
+      await gw.close();
+    }
   });
 });
