@@ -155,7 +155,8 @@ export const SyncDeltaSchema = z.object({
   changes: z.array(ChangeSchema),
   /** Always sent to a peer of the seed; a client that announced `caps` gets it only when not empty. */
   conflicts: z.array(ConflictSchema).default([]),
-  more: z.boolean(),
+  /** Always sent to a peer of the seed; a client that announced `caps` gets it only when true. */
+  more: z.boolean().default(false),
   cursor: z.string().nullable().optional(),
   /** Present only when the server honoured a live wait (extension, docs/protocol.md §Live waits). */
   live: LiveInfoSchema.optional(),

@@ -159,7 +159,8 @@ export function answerSyncRequest(deps: HandlerDeps, client: ClientRecord, msg: 
     w,
     h,
     typesMask: typesMask(msg.entity_types),
-    includeDeleted: msg.include_deleted === true,
+    // A client that announced extensions gets tombstones unless it says include_deleted: false.
+    includeDeleted: msg.include_deleted ?? caps.any,
     after,
     limit: Math.min(config.pageSize, msg.limit ?? config.pageSize),
     partial: caps.partial,
@@ -175,20 +176,20 @@ export function answerSyncRequest(deps: HandlerDeps, client: ClientRecord, msg: 
     live === undefined
       ? undefined
       : { reason: live.reason, waited_ms: live.waitedMs, max_wait_seconds: config.live.maxWaitSeconds };
-  // A client that announced extensions gets no empty `conflicts` and no null `cursor` (bytes on every idle poll).
-  const conflictsText = caps.any && conflicts.length === 0 ? '' : `"conflicts":[${conflicts.join(',')}],`;
-  const cursorText = caps.any && cursor === null ? '' : `,"cursor":${JSON.stringify(cursor)}`;
-  let digestText = '';
+  // A client that announced extensions gets no empty `conflicts`, no `more: false` and no null `cursor` (bytes on
+  // every idle poll; they are the defaults, docs/protocol.md §Capabilities).
+  const fields = [`"type":"sync_delta"`, `"server_time":"${formatTimestamp(h)}"`, `"changes":[${page.changes.join(',')}]`];
+  if (!caps.any || conflicts.length > 0) fields.push(`"conflicts":[${conflicts.join(',')}]`);
+  if (!caps.any || page.more) fields.push(`"more":${page.more}`);
+  if (!caps.any || cursor !== null) fields.push(`"cursor":${JSON.stringify(cursor)}`);
+  if (liveInfo !== undefined) fields.push(`"live":${JSON.stringify(liveInfo)}`);
   if (digest !== undefined && !page.more) {
-    digestText = `,"digest":"${digest}"`;
+    fields.push(`"digest":"${digest}"`);
     // Per-bucket digests only on a single-page answer (the cursor carries the home digest alone).
-    if (msg.digest_buckets === true && homeDigest !== undefined) digestText += `,"digest_buckets":${JSON.stringify(homeDigest.buckets)}`;
+    if (msg.digest_buckets === true && homeDigest !== undefined) fields.push(`"digest_buckets":${JSON.stringify(homeDigest.buckets)}`);
     deps.metrics?.digests.inc();
   }
-  const text =
-    `{"type":"sync_delta","server_time":"${formatTimestamp(h)}","changes":[${page.changes.join(',')}],` +
-    `${conflictsText}"more":${page.more}${cursorText}` +
-    `${liveInfo === undefined ? '' : `,"live":${JSON.stringify(liveInfo)}`}${digestText}}`;
+  const text = `{${fields.join(',')}}`;
   return { reply: { status: 200, body: text }, empty: page.changes.length === 0 && conflicts.length === 0 };
 }
 

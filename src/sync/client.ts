@@ -51,6 +51,11 @@ export const SyncClientConfigSchema = TransportConfigSchema.extend({
    * the ack only lets the server purge tombstones (design.md §Deletes), so a later ack is enough (ackDue()).
    */
   ackMaxAgeMs: Ms.default(600_000),
+  /**
+   * Speak only the seed: no `caps` (whole states, no digest) and whole-state pushes, whatever the server offers
+   * (docs/protocol.md §Capabilities). For a server that mishandles the extensions, and for same-run baselines.
+   */
+  seedOnly: z.boolean().default(false),
 });
 export type SyncClientConfig = z.input<typeof SyncClientConfigSchema>;
 
@@ -152,7 +157,7 @@ export class SyncClient {
       const started = performance.now();
       if (!this.clock.known || this.#partialPush === undefined) await this.probe();
       const { common } = this.#phase();
-      const pushed = await push({ ...common, store: this.store, batchSize: this.config.pushBatchSize, settle: this.#settle, partial: this.#partialPush === true });
+      const pushed = await push({ ...common, store: this.store, batchSize: this.config.pushBatchSize, settle: this.#settle, partial: this.#partialPush === true && !this.config.seedOnly });
       return { ...pushed, pulled: 0, durationMs: elapsedMs(started) };
     });
   }
@@ -238,7 +243,7 @@ export class SyncClient {
     const full = this.#fullRequested;
     const pulled = await this.#pull(common, { full });
     if (full && pulled.fullResync) this.#fullRequested = false;
-    const pushed = await push({ ...common, store: this.store, batchSize: this.config.pushBatchSize, settle: this.#settle, partial: this.#partialPush === true });
+    const pushed = await push({ ...common, store: this.store, batchSize: this.config.pushBatchSize, settle: this.#settle, partial: this.#partialPush === true && !this.config.seedOnly });
     const acked = await this.#ackIfDue(pulled, pulled.pulled + pushed.pushed);
     const report: CycleReport = {
       pulled: pulled.pulled,
@@ -287,7 +292,7 @@ export class SyncClient {
   /** The pull phase; a delta applied up to its watermark makes older push settlements moot. */
   async #pull(common: PhaseDeps & { nowMs: () => number }, options: Pick<PullDeps, 'full' | 'wait'>): Promise<PullReport> {
     const settledAfter = (serverMicros: number): string[] => this.#settlements.after(serverMicros);
-    const base = { ...common, store: this.store, clock: this.clock, pageLimit: this.config.pageLimit, settledAfter };
+    const base = { ...common, store: this.store, clock: this.clock, pageLimit: this.config.pageLimit, settledAfter, seedOnly: this.config.seedOnly };
     const pulled = await pull({ ...base, ...options });
     const watermark = parseTimestamp(pulled.serverTime);
     if (watermark !== undefined) {

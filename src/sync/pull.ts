@@ -44,6 +44,8 @@ export interface PullDeps extends PhaseDeps {
   readonly wait?: { readonly seconds: number; readonly timeoutMs: number; readonly signal?: AbortSignal };
   /** Keys of entities a push result decided after a page watermarked `serverMicros` (settlements.ts). */
   readonly settledAfter?: (serverMicros: number) => string[];
+  /** Send no `caps` (the client speaks only the seed). */
+  readonly seedOnly?: boolean;
   /** Ask for the per-bucket digests whatever is pending (a home digest that did not match). */
   readonly digestBuckets?: boolean;
   /** A digest repair: the whole content of these buckets, from last_sync null (docs/protocol.md §Convergence digest). */
@@ -119,6 +121,18 @@ export function checkChanges(changes: readonly WireChange[], log: Logger, seen: 
   return { changes: out, invalid };
 }
 
+/** The extension fields of a request (docs/protocol.md §Capabilities). */
+function extensionFields(deps: PullDeps, cursor: string | undefined): Partial<SyncRequest> {
+  // Per-bucket digests only to narrow a home digest that differed: a busy cycle (something pending) skips the check
+  // rather than paying some 350 bytes for the buckets every time.
+  const wantBuckets = cursor === undefined && deps.repairBuckets === undefined && deps.digestBuckets === true;
+  return {
+    caps: CLIENT_CAPS,
+    ...(deps.repairBuckets === undefined ? {} : { buckets: [...deps.repairBuckets] }),
+    ...(wantBuckets ? { digest_buckets: true } : {}),
+  };
+}
+
 async function pullFrom(deps: PullDeps, lastSync: string | null): Promise<PullReport> {
   const seen = lastSync === null ? new Set<string>() : undefined;
   const progress = new Progress({ logger: deps.logger, what: seen ? 'full sync' : 'pull', everyMs: deps.progressEveryMs });
@@ -132,16 +146,15 @@ async function pullFrom(deps: PullDeps, lastSync: string | null): Promise<PullRe
       type: 'sync_request',
       client_id: deps.clientId,
       last_sync: lastSync,
-      // A delta must carry deletes; a full sync reconciles deletes by absence instead (delta-apply.ts).
-      include_deleted: lastSync !== null,
+      // A delta must carry deletes; a full sync reconciles deletes by absence instead (delta-apply.ts). With `caps`
+      // the server sends tombstones by default: the field is left out then (bytes on every poll).
+      ...(lastSync === null ? { include_deleted: false } : deps.seedOnly === true ? { include_deleted: true } : {}),
       ...(cursor === undefined ? {} : { cursor }),
       ...(deps.pageLimit === undefined ? {} : { limit: deps.pageLimit }),
       ...(wait === undefined || cursor !== undefined ? {} : { wait: wait.seconds }),
       // Extensions (docs/protocol.md §Capabilities): partial states and the convergence digest; the per-bucket
       // digests only while something is pending (those buckets are left out of the comparison).
-      caps: CLIENT_CAPS,
-      ...(deps.repairBuckets === undefined ? {} : { buckets: [...deps.repairBuckets] }),
-      ...(cursor === undefined && deps.repairBuckets === undefined && (deps.digestBuckets === true || deps.store.outbox.count() > 0) ? { digest_buckets: true } : {}),
+      ...(deps.seedOnly === true ? {} : extensionFields(deps, cursor)),
     };
     const held = wait !== undefined && cursor === undefined ? { timeoutMs: wait.timeoutMs } : {};
     const signal = wait?.signal === undefined ? {} : { signal: wait.signal };
