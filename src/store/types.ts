@@ -49,6 +49,21 @@ export interface ConflictRecord {
   readonly clientVersion: unknown;
 }
 
+/** A conflict-log row as read back (the `conflicts` command, the status page). */
+export interface ConflictEntry {
+  readonly id: number;
+  /** Local epoch ms. */
+  readonly recordedAt: number;
+  readonly entityType: string;
+  readonly entityId: string;
+  readonly type: string;
+  readonly reason: string;
+  readonly resolution: string;
+  /** The server's version and the gateway's, as recorded (null when the entry has none). */
+  readonly serverVersion: unknown;
+  readonly clientVersion: unknown;
+}
+
 /** A change to queue in the outbox (the entity's one pending row is replaced; see StoreTx.queueChange). */
 export interface QueuedChange {
   readonly entityType: EntityType;
@@ -65,7 +80,7 @@ export interface QueuedChange {
 
 /** A row the store could not read back (bad JSON, unknown type): logged and counted, never repaired silently. */
 export interface CorruptRow {
-  readonly table: 'entities' | 'outbox' | 'sync_state';
+  readonly table: 'entities' | 'outbox' | 'sync_state' | 'conflicts';
   readonly key: string;
   readonly problem: string;
 }
