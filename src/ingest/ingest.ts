@@ -24,6 +24,8 @@ export interface LocalChangeEvent {
   /** Whether any committed change is critical (the scheduler syncs at once). */
   readonly critical: boolean;
   readonly written: number;
+  /** The devices the committed batch was about (some may have written nothing: a duplicate). */
+  readonly deviceIds: readonly string[];
 }
 
 export interface IngestOptions {
@@ -73,6 +75,7 @@ export function createIngest(options: IngestOptions): Ingest {
   const failures = new RateLimitedLog({ logger: log, intervalMs: errorLogIntervalMs, level: 'error' });
   const metrics = newIngestMetrics();
   const router = new TopicRouter(options.adapters);
+  for (const adapter of router.adapters()) metrics.messagesByAdapter[adapter.name] = 0;
   const downlink = createDownlink({ publish: (message) => broker.publish(message), router, logger: options.logger, metrics });
 
   const writer = createWriter({ store, clock, now, critical, metrics, failures, notify: listener(options.onLocalChange, log) }, options);
@@ -140,7 +143,7 @@ function createWriter(deps: WriterDeps, options: IngestOptions): GroupCommit<rea
       metrics.statesWritten += counts.written;
       metrics.duplicates += counts.duplicates;
       metrics.criticalChanges += counts.critical;
-      if (counts.written > 0) deps.notify({ critical: counts.critical > 0, written: counts.written });
+      if (counts.written > 0) deps.notify({ critical: counts.critical > 0, written: counts.written, deviceIds: [...new Set(args.updates.map((u) => u.deviceId))] });
     },
     onFailure: (err, items) => {
       metrics.commitFailures += 1;
@@ -186,6 +189,8 @@ function createInterceptor(
       return;
     }
     const result = routed.result;
+    const name = routed.adapter.name;
+    metrics.messagesByAdapter[name] = (metrics.messagesByAdapter[name] ?? 0) + 1;
     if (!result.ok) {
       // Acknowledged and delivered to subscribers, but never stored: counted and logged, stored state untouched.
       countDropped(metrics, result.reason);
