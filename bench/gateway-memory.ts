@@ -119,7 +119,7 @@ export async function runMemoryBench(options: { referenceSeconds?: number; loadS
   const bareSample = sample(bare.proc.pid ?? 0);
   bare.proc.kill('SIGKILL');
 
-  const args = [...flags, CLI, 'run', '--data-dir', join(dir, 'gw'), '--mqtt-host', '127.0.0.1', '--mqtt-port', '0', '--server-url', url, '--client-id', creds.client_id];
+  const args = [...flags, CLI, 'run', '--data-dir', join(dir, 'gw'), '--mqtt-host', '127.0.0.1', '--mqtt-port', '0', '--http-port', '0', '--server-url', url, '--client-id', creds.client_id];
   const { proc, port } = await spawnNode(args, 'gateway started', { INBETWEENIES_CLIENT_SECRET: creds.client_secret });
   const pid = proc.pid ?? 0;
   try {
