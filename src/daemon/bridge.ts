@@ -20,6 +20,9 @@ import { bridgeTopics, discoveryMessages, type BridgeInfo, type BridgeTopics } f
 import type { EventHub } from './events.js';
 import type { Component } from './lifecycle.js';
 
+/** How long after an `offline` written over the state the bridge says `online` again (the broker finishes first). */
+const HEAL_DELAY_MS = 200;
+
 export interface BridgeSettings {
   readonly baseTopic: string;
   /** `enabled: false`: no Home Assistant discovery (configs published earlier under the prefix are removed). */
@@ -60,7 +63,7 @@ export class Bridge implements Component {
   #soon: NodeJS.Timeout | undefined;
   #lastInfo = '';
   #lastPublishAt = -Infinity;
-  #lastHealAt = -Infinity;
+  #heal: NodeJS.Timeout | undefined;
   #detach: Array<() => void> = [];
   #running = false;
 
@@ -95,6 +98,7 @@ export class Bridge implements Component {
     this.#running = false;
     clearInterval(this.#timer);
     clearTimeout(this.#soon);
+    clearTimeout(this.#heal);
     for (const detach of this.#detach.splice(0)) detach();
     if (!this.#o.connected()) return;
     let timer: NodeJS.Timeout | undefined;
@@ -109,11 +113,13 @@ export class Bridge implements Component {
     if (!this.#running) return;
     const text = payload.toString().trim();
     if (topic === this.#topics.state && text !== 'online') {
-      const now = Date.now();
-      if (now - this.#lastHealAt < 1000) return; // someone keeps overwriting it: answer at most once a second
-      this.#lastHealAt = now;
-      this.#log.warn({ topic, payload: text.slice(0, 32) }, 'bridge state overwritten while running; publishing online again');
-      this.#send(message(this.#topics.state, 'online'));
+      // After the broker has stored and delivered the message it is handling now; one answer per HEAL_DELAY_MS.
+      this.#heal ??= setTimeout(() => {
+        this.#heal = undefined;
+        if (!this.#running) return;
+        this.#log.warn({ topic, payload: text.slice(0, 32) }, 'bridge state overwritten while running; publishing online again');
+        this.#send(message(this.#topics.state, 'online'));
+      }, HEAL_DELAY_MS);
       return;
     }
     const ha = this.#o.settings.homeassistant;
