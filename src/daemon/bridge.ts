@@ -59,6 +59,8 @@ export class Bridge implements Component {
   readonly #o: BridgeOptions;
   readonly #log: Logger;
   readonly #topics: BridgeTopics;
+  /** Home Assistant's birth topic, or null without discovery. */
+  readonly #birthTopic: string | null;
   #timer: NodeJS.Timeout | undefined;
   #soon: NodeJS.Timeout | undefined;
   #lastInfo = '';
@@ -72,6 +74,8 @@ export class Bridge implements Component {
     this.#o = options;
     this.#log = options.logger.child({ module: 'bridge' });
     this.#topics = bridgeTopics(options.settings.baseTopic);
+    const ha = options.settings.homeassistant;
+    this.#birthTopic = ha.enabled ? `${ha.discoveryPrefix}/status` : null;
   }
 
   get topics(): BridgeTopics {
@@ -109,8 +113,10 @@ export class Bridge implements Component {
     clearTimeout(timer);
   }
 
+  /** Every PUBLISH the bus sees passes here: only two topics are looked at, the rest costs a comparison. */
   #heard(topic: string, payload: Buffer | string): void {
-    if (!this.#running) return;
+    const birth = topic === this.#birthTopic;
+    if (!this.#running || (topic !== this.#topics.state && !birth)) return;
     const text = payload.toString().trim();
     if (topic === this.#topics.state && text !== 'online') {
       // After the broker has stored and delivered the message it is handling now; one answer per HEAL_DELAY_MS.
@@ -122,8 +128,7 @@ export class Bridge implements Component {
       }, HEAL_DELAY_MS);
       return;
     }
-    const ha = this.#o.settings.homeassistant;
-    if (ha.enabled && topic === `${ha.discoveryPrefix}/status` && text === 'online') {
+    if (birth && text === 'online') {
       this.#sendDiscovery();
       this.#publishInfo(true);
     }

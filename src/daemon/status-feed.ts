@@ -80,6 +80,7 @@ export class StatusFeed {
     const drop = (): void => this.#drop(res);
     req.once('close', drop);
     res.once('close', drop);
+    res.on('error', drop);
   }
 
   /** Ends every stream and stops the timers (the listener is closing). */
