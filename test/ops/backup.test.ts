@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CLI, assertBuilt } from '../helpers/daemon-process.js';
-import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { fastSync, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { openStoreFile } from '../helpers/store-file.js';
 
 const root = mkdtempSync(join(tmpdir(), 'ib-backup-'));
@@ -43,7 +43,8 @@ describe('backup FILE', () => {
   it('copies the store online while a device publishes: consistent, every PUBACKed state in it, 0600, and it restores', async () => {
     assertBuilt();
     const dataDir = join(root, 'gw');
-    gateway = await startTestGateway({ dataDir });
+    // Every message names a new device: above the default 100 new devices a minute per identity.
+    gateway = await startTestGateway({ dataDir, tune: (c) => fastSync({ ...c, ingest: { ...c.ingest, deviceLimits: { newPerMinute: 100_000, total: 100_000 } } }) });
     const device = await gateway.connect('busy-device');
     let acked = 0;
     let stop = false;
