@@ -7,39 +7,13 @@
  * digest: the gateway's check per sync, and the server's push with digest maintenance against a plain run.
  */
 import { rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { silentLogger } from '../src/log.js';
 import { APPLY_LOCAL_UPDATES, type LocalUpdate } from '../src/ingest/local-writes.js';
-import { createSyncServer, parseServerConfig, type SyncServer } from '../src/server/index.js';
-import { openStore, type GatewayStore } from '../src/store/index.js';
-import { SyncClient } from '../src/sync/index.js';
+import { PushApplier, ServerStore } from '../src/server/store/index.js';
+import { rig as sharedRig, teardown, type Rig } from './gateway-sync.js';
 import { figure, median, tempDir } from './lib.js';
 
-interface Rig {
-  readonly server: SyncServer;
-  readonly store: GatewayStore;
-  readonly client: SyncClient;
-  readonly dir: string;
-}
-
 async function rig(name: string, seedOnly: boolean): Promise<Rig> {
-  const dir = tempDir(`ib-bench-bytes-${name}-`);
-  const server = createSyncServer({
-    config: parseServerConfig({ host: '127.0.0.1', port: 0, dataDir: join(dir, 'server'), log: { level: 'silent' }, hmac: { required: true }, rateLimit: { ratePerSecond: 100_000, burst: 100_000 } }),
-    logger: silentLogger(),
-  });
-  const { url } = await server.listen();
-  const creds = server.addClient(`home-${name}`);
-  const store = openStore({ path: join(dir, 'gateway.db'), logger: silentLogger() });
-  const client = new SyncClient({ store, logger: silentLogger(), serverUrl: url, clientId: creds.client_id, clientSecret: creds.client_secret, hmac: true, seedOnly });
-  return { server, store, client, dir };
-}
-
-async function teardown(r: Rig): Promise<void> {
-  await r.client.close();
-  await r.store.close();
-  await r.server.close();
-  rmSync(r.dir, { recursive: true, force: true });
+  return sharedRig(`bytes-${name}`, { seedOnly });
 }
 
 function fullState(i: number): Record<string, unknown> {
@@ -104,4 +78,38 @@ export async function runBytesBench(cycles = 100): Promise<void> {
     await teardown(seed);
     await teardown(ext);
   }
+}
+
+/**
+ * The server's side of the cost: the same 1000-state pushes applied by the store's push applier with the sync
+ * history and digest maintenance (as the server runs) and without them (the baseline), in one run, one file each.
+ */
+export function runServerDigestCost(pushes = 20): void {
+  const time = (withExtensions: boolean): number => {
+    const dir = tempDir(`ib-bench-digest-${withExtensions ? 'on' : 'off'}-`);
+    const store = new ServerStore({ dataDir: dir, clock: Date.now });
+    const applier = withExtensions ? store.push : new PushApplier({ db: store.db, sequencer: store.sequencer, clock: Date.now });
+    const samples: number[] = [];
+    for (let p = 0; p < pushes; p += 1) {
+      const at = new Date(Date.now() - (pushes - p) * 10_000).toISOString();
+      const changes = Array.from({ length: 1000 }, (_, i) => ({
+        entity_type: 'entity_state', entity_id: `light-${i}`, operation: 'update' as const, updated_at: at, client_sync_id: `c-${p}-${i}`,
+        data: { device_id: `light-${i}`, state: { ...fullState(i), brightness: (p * 7 + i) % 255 } },
+      }));
+      const t = performance.now();
+      applier.apply({ homeId: 'home-bench', clientId: 'gw-bench', clampUs: Date.now() * 1000 + 5_000_000 }, changes);
+      samples.push(performance.now() - t);
+    }
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+    return median(samples.slice(1)); // the first push creates the rows
+  };
+  time(true); // warm-up (JIT, page cache), then alternate so load drifts hit both alike
+  const offs = [time(false), time(false)];
+  const ons = [time(true), time(true)];
+  const off = Math.min(...offs);
+  const on = Math.min(...ons);
+  figure('baseline_server_push_1000_states_without_history_digest_median', off, 'ms', 2);
+  figure('server_push_1000_states_with_history_digest_median', on, 'ms', 2);
+  figure('server_history_digest_cost_ratio', on / off, 'x');
 }

@@ -15,7 +15,7 @@ import { openStore, type GatewayStore } from '../src/store/index.js';
 import { SyncClient, SyncTransport } from '../src/sync/index.js';
 import { figure, median, tempDir } from './lib.js';
 
-interface Rig {
+export interface Rig {
   readonly server: SyncServer;
   readonly url: string;
   readonly store: GatewayStore;
@@ -24,7 +24,7 @@ interface Rig {
   readonly creds: { client_id: string; client_secret: string };
 }
 
-async function rig(name: string): Promise<Rig> {
+export async function rig(name: string, clientOptions: { readonly seedOnly?: boolean } = {}): Promise<Rig> {
   const dir = tempDir(`ib-bench-${name}-`);
   const server = createSyncServer({
     config: parseServerConfig({ host: '127.0.0.1', port: 0, dataDir: join(dir, 'server'), log: { level: 'silent' }, hmac: { required: true }, rateLimit: { ratePerSecond: 100_000, burst: 100_000 } }),
@@ -33,11 +33,11 @@ async function rig(name: string): Promise<Rig> {
   const { url } = await server.listen();
   const creds = server.addClient(`home-${name}`);
   const store = openStore({ path: join(dir, 'gateway.db'), logger: silentLogger() });
-  const client = new SyncClient({ store, logger: silentLogger(), serverUrl: url, clientId: creds.client_id, clientSecret: creds.client_secret, hmac: true });
+  const client = new SyncClient({ store, logger: silentLogger(), serverUrl: url, clientId: creds.client_id, clientSecret: creds.client_secret, hmac: true, ...clientOptions });
   return { server, url, store, client, dir, creds };
 }
 
-async function teardown(r: Rig): Promise<void> {
+export async function teardown(r: Rig): Promise<void> {
   await r.client.close();
   await r.store.close();
   await r.server.close();

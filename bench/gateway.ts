@@ -2,7 +2,7 @@
  * `npm run bench:gateway` (issue 3 item 11): every figure as `name: value unit`, each with a baseline measured in
  * the same run. Figures, not pass/fail: nothing here fails on timing.
  */
-import { runBytesBench } from './gateway-bytes.js';
+import { runBytesBench, runServerDigestCost } from './gateway-bytes.js';
 import { runBacklogBench, runSyncBench } from './gateway-sync.js';
 import { runMemoryBench } from './gateway-memory.js';
 import { runModuleCosts } from './gateway-modules.js';
@@ -18,6 +18,7 @@ async function main(): Promise<void> {
   await runBacklogBench(10_000);
   process.stdout.write('# bytes on the wire: the seed alone (baseline) against the extensions, same home, same changes\n');
   await runBytesBench(quick ? 30 : 100);
+  runServerDigestCost(quick ? 5 : 20);
   process.stdout.write('# memory and disk (the daemon as shipped, as a child process)\n');
   await runMemoryBench(quick ? { seconds: 10, rounds: 1 } : {});
   runModuleCosts();

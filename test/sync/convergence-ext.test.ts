@@ -187,3 +187,29 @@ describe('the running daemon', () => {
     }
   });
 });
+
+describe('a gateway speaking only the seed', () => {
+  it('syncs whole states next to a gateway with the extensions, and both converge on the server state', async () => {
+    const modern = gateway();
+    const seedGw = makeGateway({ url: srv.url, creds: srv.addClient(HOME), config: { seedOnly: true } });
+    gateways.push(seedGw);
+    await modern.state('lamp', { power: 'on', brightness: 40, color_temp: 300 });
+    await modern.client.runCycle();
+    await seedGw.client.runCycle();
+    expect(seedGw.localState('lamp')).toEqual({ power: 'on', brightness: 40, color_temp: 300 });
+    await new Promise((r) => setTimeout(r, 1100));
+    await seedGw.state('lamp', { power: 'off' }); // a whole state goes up: the other attributes as it holds them
+    await seedGw.client.runCycle();
+    await new Promise((r) => setTimeout(r, 1100));
+    await modern.state('lamp', { brightness: 90 });
+    await modern.client.runCycle();
+    await seedGw.client.runCycle();
+    await modern.client.runCycle();
+    const expected = { power: 'off', brightness: 90, color_temp: 300 };
+    expect(serverState(srv.server, HOME, 'lamp')).toEqual(expected);
+    expect(modern.localState('lamp')).toEqual(expected);
+    expect(seedGw.localState('lamp')).toEqual(expected);
+    expect(seedGw.client.convergence.status.checks).toBe(0); // no digest asked, none sent
+    expect(modern.client.convergence.status).toMatchObject({ lastResult: 'match', mismatches: 0 });
+  });
+});
