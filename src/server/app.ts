@@ -276,21 +276,16 @@ export class App {
 
   /** Step: a signed request is verified over the body bytes as sent; then its client's bucket is charged. */
   private checkSignature(req: IncomingMessage, endpoint: BodyEndpoint, ex: Exchange, raw: Buffer): void {
-    if (!this.authn.isSigned(req)) return;
-    const signed = this.authn.verify(req, raw, ex.client);
-    ex.client = signed.client;
-    ex.signing = { secret: signed.client.secret, nonce: signed.nonce };
-    if (endpoint.kind !== 'sync') return;
-    this.chargeClient(signed.client.clientId);
+    this.verifySigned(req, ex, raw, endpoint.kind === 'sync');
   }
 
-  /** The signature step of a signed GET: as for a sync POST. */
-  private verifySigned(req: IncomingMessage, ex: Exchange, raw: Buffer): void {
+  /** The signature step (a sync POST, a signed GET, an auth request); `charge`: take from the client's bucket. */
+  private verifySigned(req: IncomingMessage, ex: Exchange, raw: Buffer, charge = true): void {
     if (!this.authn.isSigned(req)) return;
     const signed = this.authn.verify(req, raw, ex.client);
     ex.client = signed.client;
     ex.signing = { secret: signed.client.secret, nonce: signed.nonce };
-    this.chargeClient(signed.client.clientId);
+    if (charge) this.chargeClient(signed.client.clientId);
   }
 
   private chargeClient(clientId: string): void {
