@@ -64,14 +64,18 @@ export class AppSession {
 
   /** Whether the server merges partial entity_states (health `capabilities.partial_state`); false without health. */
   async mergesPartialStates(): Promise<boolean> {
+    if (this.partialStates !== undefined) return this.partialStates; // asked once per session
     try {
       const { value } = await this.call({ method: 'GET', path: HEALTH_PATH, schema: HealthResponseSchema, signed: false });
-      return value.capabilities?.partial_state !== undefined;
+      this.partialStates = value.capabilities?.partial_state !== undefined;
     } catch (err) {
-      if (err instanceof SyncHttpError && (err.status === 404 || err.status === 405)) return false;
-      throw err;
+      if (!(err instanceof SyncHttpError) || (err.status !== 404 && err.status !== 405)) throw err;
+      this.partialStates = false;
     }
+    return this.partialStates;
   }
+
+  private partialStates: boolean | undefined;
 
   probeLive(): Promise<LiveSupport | undefined> {
     return probeLiveWait(this.call);
