@@ -8,16 +8,16 @@ import type { MaintenanceOptions, MaintenanceReport } from '../store/contract.js
 import { inTransaction } from './connect.js';
 import { ADVISORY } from './schema.js';
 import { CountRowSchema, ValueRowSchema, rowOf } from './rows.js';
-import { SQL } from './sql.js';
+import { runSql, type Queryable, type SqlName } from './sql.js';
 
 const JOB = 'maintenance';
 
-async function count(client: pg.ClientBase, sql: string, params: unknown[]): Promise<number> {
-  return rowOf(CountRowSchema, (await client.query(sql, params)).rows, 'purge')?.n ?? 0;
+async function count(db: Queryable, name: SqlName, params: unknown[]): Promise<number> {
+  return rowOf(CountRowSchema, (await runSql(db, name, params)).rows, name)?.n ?? 0;
 }
 
-async function nowMs(client: pg.ClientBase): Promise<number> {
-  const us = rowOf(ValueRowSchema, (await client.query(SQL.now)).rows, 'now')?.value ?? 0;
+async function nowMs(client: Queryable): Promise<number> {
+  const us = rowOf(ValueRowSchema, (await runSql(client, 'now')).rows, 'now')?.value ?? 0;
   return Math.floor(us / 1000);
 }
 
@@ -25,28 +25,28 @@ async function nowMs(client: pg.ClientBase): Promise<number> {
  * Deletes tombstones every client of their home has acknowledged past, or older than the retention (µs horizon on
  * the database clock); records per home the highest purged seq. Returns how many were deleted.
  */
-export async function purgeTombstonesPg(db: pg.Pool | pg.ClientBase, retentionSeconds: number): Promise<number> {
-  const horizonUs = (await nowMs(db as pg.ClientBase)) * 1000 - retentionSeconds * 1_000_000;
-  return count(db as pg.ClientBase, SQL.purgeTombstones, [horizonUs]);
+export async function purgeTombstonesPg(db: Queryable, retentionSeconds: number): Promise<number> {
+  const horizonUs = (await nowMs(db)) * 1000 - retentionSeconds * 1_000_000;
+  return count(db, 'purgeTombstones', [horizonUs]);
 }
 
 /** One maintenance run across all instances; undefined when another instance ran it recently or runs it now. */
 export async function maintainPg(pool: pg.Pool, options: MaintenanceOptions, clock: () => number): Promise<MaintenanceReport | undefined> {
   return inTransaction(pool, async (client) => {
-    const locked = (await client.query(SQL.tryJobLock, [ADVISORY.jobs])).rows[0]?.locked === true;
+    const locked = (await runSql(client, 'tryJobLock', [ADVISORY.jobs])).rows[0]?.locked === true;
     if (!locked) return undefined;
     const now = await nowMs(client);
-    const last = rowOf(ValueRowSchema, (await client.query(SQL.jobLastRun, [JOB])).rows, 'job_runs')?.value ?? null;
+    const last = rowOf(ValueRowSchema, (await runSql(client, 'jobLastRun', [JOB])).rows, 'job_runs')?.value ?? null;
     if (last !== null && now - last < options.minIntervalSeconds * 1000) return undefined;
     const cutoffMs = clock() - options.retentionSeconds * 1000;
     const report: MaintenanceReport = {
       tombstones: await purgeTombstonesPg(client, options.retentionSeconds),
-      results: await count(client, SQL.purgeResults, [cutoffMs]),
-      conflicts: await count(client, SQL.purgeConflicts, [cutoffMs * 1000]),
-      tokens: await count(client, SQL.purgeTokens, [clock()]),
-      nonces: await count(client, SQL.purgeNonces, [Math.floor(clock() / 1000) - options.nonceWindowSeconds - 1]),
+      results: await count(client, 'purgeResults', [cutoffMs]),
+      conflicts: await count(client, 'purgeConflicts', [cutoffMs * 1000]),
+      tokens: await count(client, 'purgeTokens', [clock()]),
+      nonces: await count(client, 'purgeNonces', [Math.floor(clock() / 1000) - options.nonceWindowSeconds - 1]),
     };
-    await client.query(SQL.jobRan, [JOB, now]);
+    await runSql(client, 'jobRan', [JOB, now]);
     return report;
   });
 }

@@ -14,7 +14,7 @@ import type { AppliedPush } from '../store/contract.js';
 import { entityKey, outcomeFromRecord, planPush, pushedKeys, type PushPlan, type StoredVersion } from '../store/plan.js';
 import type { PushContext, PushOutcome } from '../store/validate.js';
 import { ClockRowSchema, ResultRowSchema, StoredVersionRowSchema, rowOf, rowsOf } from './rows.js';
-import { SQL } from './sql.js';
+import { runSql } from './sql.js';
 import { GatewayError } from '../../errors.js';
 import { inTransaction } from './connect.js';
 
@@ -26,13 +26,13 @@ export interface PushNotice {
 
 async function readPrior(client: pg.PoolClient, ctx: PushContext, changes: readonly WirePushChange[]): Promise<Map<string, PushOutcome>> {
   const ids = [...new Set(changes.map((c) => c.client_sync_id))];
-  const res = await client.query(SQL.priorResults, [ctx.clientId, ids]);
+  const res = await runSql(client, 'priorResults', [ctx.clientId, ids]);
   return new Map(rowsOf(ResultRowSchema, res.rows, 'push_results').map((r) => [r.client_sync_id, outcomeFromRecord(r)]));
 }
 
 async function readStored(client: pg.PoolClient, ctx: PushContext, changes: readonly WirePushChange[]): Promise<Map<string, StoredVersion>> {
   const keys = pushedKeys(changes);
-  const res = await client.query(SQL.storedVersions, [ctx.homeId, keys.map((k) => k[0]), keys.map((k) => k[1])]);
+  const res = await runSql(client, 'storedVersions', [ctx.homeId, keys.map((k) => k[0]), keys.map((k) => k[1])]);
   return new Map(rowsOf(StoredVersionRowSchema, res.rows, 'entities').map((r) => [entityKey(r.entity_type, r.entity_id), r]));
 }
 
@@ -74,7 +74,7 @@ export async function applyPushPg(
   options: { clock: () => number; notifyPayload: (notice: PushNotice) => string },
 ): Promise<AppliedPush> {
   return inTransaction(pool, async (client) => {
-    const lock = rowOf(ClockRowSchema, (await client.query(SQL.lockHome, [ctx.homeId])).rows, 'homes');
+    const lock = rowOf(ClockRowSchema, (await runSql(client, 'lockHome', [ctx.homeId])).rows, 'homes');
     if (lock === undefined) throw new GatewayError('STORE', `home ${JSON.stringify(ctx.homeId)} does not exist`);
     const prior = await readPrior(client, ctx, changes);
     const stored = await readStored(client, ctx, changes);
@@ -90,10 +90,10 @@ export async function applyPushPg(
       },
     });
     const serverTime = Math.max(clock, lock.now);
-    await client.query(SQL.writePush, writeParams(ctx, plan, serverTime, options.clock()));
+    await runSql(client, 'writePush', writeParams(ctx, plan, serverTime, options.clock()));
     if (plan.wrote) {
       const notice = { homeId: ctx.homeId, originClientId: ctx.clientId, seq: serverTime };
-      await client.query(SQL.notify, [options.notifyPayload(notice)]);
+      await runSql(client, 'notify', [options.notifyPayload(notice)]);
     }
     return { applied: plan.applied, conflicts: plan.conflicts, serverTime, wrote: plan.wrote };
   });

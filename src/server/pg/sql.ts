@@ -1,3 +1,5 @@
+import type pg from 'pg';
+
 /**
  * Every SQL statement of the PostgreSQL store, by operation (the store modules run them; nothing else holds SQL).
  * `$n` parameters; arrays are passed whole and unnested, so a push of 1000 changes is a handful of statements.
@@ -107,3 +109,13 @@ export const SQL = {
     FROM entities WHERE home_id = $1 ORDER BY priority, seq`,
   applications: 'SELECT applications AS value FROM push_results WHERE client_id = $1 AND client_sync_id = $2',
 } as const;
+
+export type SqlName = keyof typeof SQL;
+
+/** Something that runs queries: the pool (one statement, any connection) or a connection inside a transaction. */
+export type Queryable = Pick<pg.ClientBase, 'query'>;
+
+/** Runs a statement of SQL as a named prepared statement (parsed and planned once per connection). */
+export function runSql(db: Queryable, name: SqlName, values: unknown[] = []): Promise<pg.QueryResult> {
+  return db.query({ name: `ib-${name}`, text: SQL[name], values });
+}

@@ -39,7 +39,7 @@ import {
   rowOf,
   rowsOf,
 } from './rows.js';
-import { SQL } from './sql.js';
+import { runSql } from './sql.js';
 import { DataSchema } from '../../protocol/index.js';
 
 export interface PgStoreOptions {
@@ -94,8 +94,8 @@ export class PgStore implements SyncStore {
       } finally {
         client.release();
       }
-      await store.pool.query(SQL.ensureCursorKey, [randomBytes(32).toString('base64url')]);
-      const row = rowOf(TextValueRowSchema, (await store.pool.query(SQL.cursorKey)).rows, 'meta');
+      await runSql(store.pool, 'ensureCursorKey', [randomBytes(32).toString('base64url')]);
+      const row = rowOf(TextValueRowSchema, (await runSql(store.pool, 'cursorKey')).rows, 'meta');
       if (row === undefined) throw new GatewayError('STORE', 'meta.cursor_key is missing');
       store.key = row.value;
       return store;
@@ -115,12 +115,12 @@ export class PgStore implements SyncStore {
     if (homeId.length === 0 || homeId.length > 256) throw new RangeError(`home id must be 1..256 characters, got ${homeId.length}`);
     const clientId = `gw-${randomBytes(12).toString('hex')}`;
     const secret = randomBytes(32).toString('hex');
-    await this.pool.query(SQL.addClient, [clientId, secret, homeId, this.clock()]);
+    await runSql(this.pool, 'addClient', [clientId, secret, homeId, this.clock()]);
     return { client_id: clientId, client_secret: secret, home_id: homeId };
   }
 
   async getClient(clientId: string): Promise<ClientRecord | undefined> {
-    const row = rowOf(ClientRowSchema, (await this.pool.query(SQL.getClient, [clientId])).rows, 'clients');
+    const row = rowOf(ClientRowSchema, (await runSql(this.pool, 'getClient', [clientId])).rows, 'clients');
     return row === undefined ? undefined : toClient(row);
   }
 
@@ -135,7 +135,7 @@ export class PgStore implements SyncStore {
     const refreshToken = randomBytes(32).toString('base64url');
     const family = randomBytes(12).toString('base64url');
     const now = this.clock();
-    await db.query(SQL.insertTokens, [
+    await runSql(db, 'insertTokens', [
       hashToken(accessToken),
       hashToken(refreshToken),
       clientId,
@@ -147,7 +147,7 @@ export class PgStore implements SyncStore {
   }
 
   async lookupToken(token: string, kind: 'access' | 'refresh'): Promise<TokenLookup> {
-    const row = rowOf(TokenRowSchema, (await this.pool.query(SQL.lookupToken, [hashToken(token)])).rows, 'tokens');
+    const row = rowOf(TokenRowSchema, (await runSql(this.pool, 'lookupToken', [hashToken(token)])).rows, 'tokens');
     if (row === undefined || row.kind !== kind) return { ok: false, reason: 'unknown' };
     if (row.expires_at <= this.clock()) return { ok: false, reason: 'expired' };
     return { ok: true, client: toClient(row) };
@@ -159,27 +159,27 @@ export class PgStore implements SyncStore {
    */
   async rotateRefresh(refreshToken: string, clientId: string, ttl: TokenTtl): Promise<IssuedTokens | undefined> {
     return inTransaction(this.pool, async (client) => {
-      const res = await client.query(SQL.consumeRefresh, [hashToken(refreshToken), clientId]);
+      const res = await runSql(client, 'consumeRefresh', [hashToken(refreshToken), clientId]);
       if (res.rowCount !== 1) return undefined;
       const family: unknown = res.rows[0]?.family;
-      if (typeof family === 'string') await client.query(SQL.deleteFamily, [family]);
+      if (typeof family === 'string') await runSql(client, 'deleteFamily', [family]);
       return this.issueTokens(clientId, ttl, client);
     });
   }
 
   async recordAck(clientId: string, watermark: Micros): Promise<void> {
-    await this.pool.query(SQL.recordAck, [clientId, watermark, this.clock()]);
+    await runSql(this.pool, 'recordAck', [clientId, watermark, this.clock()]);
   }
 
   async acceptNonce(clientId: string, nonce: string, timestampSeconds: number): Promise<NonceCheck> {
-    const res = await this.pool.query(SQL.acceptNonce, [clientId, nonce, timestampSeconds]);
+    const res = await runSql(this.pool, 'acceptNonce', [clientId, nonce, timestampSeconds]);
     return res.rowCount === 1 ? { ok: true } : { ok: false, reason: 'replayed' };
   }
 
   // watermarks
 
   async openSync(homeId: string, w: Micros | null): Promise<OpenedSync> {
-    const row = rowOf(OpenSyncRowSchema, (await this.pool.query(SQL.openSync, [homeId, w])).rows, 'ib_open_sync');
+    const row = rowOf(OpenSyncRowSchema, (await runSql(this.pool, 'openSync', [homeId, w])).rows, 'ib_open_sync');
     if (row === undefined || row.status === 'no_home') throw new GatewayError('STORE', `home ${JSON.stringify(homeId)} does not exist`);
     if (row.status !== 'ok') return { ok: false, reason: row.status };
     if (row.h === null) throw new GatewayError('STORE', 'ib_open_sync returned no watermark');
@@ -187,7 +187,7 @@ export class PgStore implements SyncStore {
   }
 
   async issuedBound(homeId: string): Promise<Micros> {
-    return rowOf(ValueRowSchema, (await this.pool.query(SQL.homeClock, [homeId])).rows, 'homes')?.value ?? 0;
+    return rowOf(ValueRowSchema, (await runSql(this.pool, 'homeClock', [homeId])).rows, 'homes')?.value ?? 0;
   }
 
   /** Issues max(clock, now) to the home, like a sync's H: close to real time and a valid watermark. */
@@ -198,7 +198,7 @@ export class PgStore implements SyncStore {
   }
 
   async nowMicros(): Promise<Micros> {
-    return rowOf(ValueRowSchema, (await this.pool.query(SQL.now)).rows, 'now')?.value ?? 0;
+    return rowOf(ValueRowSchema, (await runSql(this.pool, 'now')).rows, 'now')?.value ?? 0;
   }
 
   // delta and push
@@ -210,7 +210,7 @@ export class PgStore implements SyncStore {
       if (p < start) return null;
       return Math.max(q.w ?? 0, q.after !== null && p === q.after.p ? q.after.s : 0);
     };
-    const res = await this.pool.query(SQL.page, [
+    const res = await runSql(this.pool, 'page', [
       q.homeId,
       lo(0),
       lo(1),
@@ -246,7 +246,7 @@ export class PgStore implements SyncStore {
   }
 
   async conflicts(clientId: string, w: Micros | null, h: Micros, limit: number): Promise<string[]> {
-    const res = await this.pool.query(SQL.conflicts, [clientId, w ?? 0, h, limit]);
+    const res = await runSql(this.pool, 'conflicts', [clientId, w ?? 0, h, limit]);
     return rowsOf(EntryRowSchema, res.rows, 'conflicts').map((r) => r.entry).reverse();
   }
 
@@ -268,7 +268,7 @@ export class PgStore implements SyncStore {
   }
 
   async entities(homeId: string): Promise<StoredEntity[]> {
-    const rows = rowsOf(EntityRowSchema, (await this.pool.query(SQL.entities, [homeId])).rows, 'entities');
+    const rows = rowsOf(EntityRowSchema, (await runSql(this.pool, 'entities', [homeId])).rows, 'entities');
     return rows.map((r) => ({
       entity_type: r.entity_type,
       entity_id: r.entity_id,
@@ -282,7 +282,7 @@ export class PgStore implements SyncStore {
   }
 
   async applicationCount(clientId: string, clientSyncId: string): Promise<number> {
-    return rowOf(ValueRowSchema, (await this.pool.query(SQL.applications, [clientId, clientSyncId])).rows, 'push_results')?.value ?? 0;
+    return rowOf(ValueRowSchema, (await runSql(this.pool, 'applications', [clientId, clientSyncId])).rows, 'push_results')?.value ?? 0;
   }
 
   async close(): Promise<void> {
