@@ -95,6 +95,17 @@ export const EndLine = z.object({
   counts: z.object(Object.fromEntries(RECORD_KINDS.map((k) => [k, Int.nonnegative()])) as Record<RecordKind, z.ZodNumber>),
 });
 
+/** The records as rows (without their tag): what each store's export reads. */
+export const ROWS = {
+  home: HomeLine.omit({ t: true }),
+  client: ClientLine.omit({ t: true }),
+  token: TokenLine.omit({ t: true }),
+  entity: EntityLine.omit({ t: true }),
+  result: ResultLine.omit({ t: true }),
+  conflict: ConflictLine.omit({ t: true }),
+  meta: MetaLine.omit({ t: true }),
+} as const;
+
 export const DumpRecord = z.discriminatedUnion('t', [MetaLine, HomeLine, ClientLine, TokenLine, EntityLine, ResultLine, ConflictLine]);
 export type DumpRecord = z.infer<typeof DumpRecord>;
 export type HomeRecord = z.infer<typeof HomeLine>;

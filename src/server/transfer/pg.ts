@@ -10,21 +10,11 @@ import { ENTITY_PRIORITY } from '../../protocol/index.js';
 import { createPgClient } from '../pg/connect.js';
 import { migratePg } from '../pg/migrate.js';
 import { rowsOf } from '../pg/rows.js';
-import { DumpWriter, readDump, type DumpCounts, type DumpRecord } from './format.js';
+import { DumpWriter, ROWS, readDump, type DumpCounts, type DumpRecord } from './format.js';
 
 const BATCH = 5000;
 const Int = z.number().int();
 
-const HomeRow = z.object({ home_id: z.string(), created_at: Int, purged_through: Int, watermark: Int });
-const ClientRow = z.object({
-  client_id: z.string(),
-  secret: z.string(),
-  home_id: z.string(),
-  created_at: Int,
-  last_ack_watermark: Int.nullable(),
-  last_ack_at: Int.nullable(),
-});
-const TokenRow = z.object({ token_hash: z.string(), kind: z.enum(['access', 'refresh']), client_id: z.string(), expires_at: Int, family: z.string().nullable() });
 
 /** Reads a table in primary-key order, BATCH rows a query; `sql` takes the last key seen as $1.. (nulls: from the start). */
 async function exportKeyed<R extends Record<string, unknown>>(
@@ -45,31 +35,6 @@ async function exportKeyed<R extends Record<string, unknown>>(
   }
 }
 
-const EntityRow = z.object({
-  home_id: z.string(),
-  entity_type: z.enum(['entity_state', 'device', 'room']),
-  entity_id: z.string(),
-  data: z.string(),
-  updated_at: Int,
-  sync_id: z.string(),
-  deleted: z.boolean(),
-  seq: Int,
-  created_seq: Int,
-  origin_client: z.string().nullable(),
-});
-const ResultRow = z.object({
-  client_id: z.string(),
-  client_sync_id: z.string(),
-  status: z.enum(['applied', 'conflict', 'rejected']),
-  server_sync_id: z.string().nullable(),
-  entity_type: z.string(),
-  entity_id: z.string(),
-  detail: z.string().nullable(),
-  applications: Int,
-  recorded_at: Int,
-});
-const ConflictRow = z.object({ id: Int, client_id: z.string(), seq: Int, entry: z.string() });
-const MetaRow = z.object({ key: z.string(), value: z.string() });
 
 /** Writes the whole database to `path` (created 0600). */
 export async function exportPg(url: string, path: string): Promise<DumpCounts> {
@@ -84,7 +49,7 @@ export async function exportPg(url: string, path: string): Promise<DumpCounts> {
       `SELECT h.home_id, h.created_at, h.purged_through,
          greatest(h.clock, coalesce((SELECT max(seq) FROM entities e WHERE e.home_id = h.home_id), 0)) AS watermark
        FROM homes h WHERE ($1::text IS NULL OR h.home_id > $1) ORDER BY h.home_id LIMIT ${BATCH}`,
-      HomeRow,
+      ROWS.home,
       (r) => [r.home_id],
       (r) => out.write({ t: 'home', ...r }),
     );
@@ -92,7 +57,7 @@ export async function exportPg(url: string, path: string): Promise<DumpCounts> {
       client,
       `SELECT client_id, secret, home_id, created_at, last_ack_watermark, last_ack_at FROM clients
        WHERE ($1::text IS NULL OR client_id > $1) ORDER BY client_id LIMIT ${BATCH}`,
-      ClientRow,
+      ROWS.client,
       (r) => [r.client_id],
       (r) => out.write({ t: 'client', ...r }),
     );
@@ -100,7 +65,7 @@ export async function exportPg(url: string, path: string): Promise<DumpCounts> {
       client,
       `SELECT token_hash, kind, client_id, expires_at, family FROM tokens
        WHERE ($1::text IS NULL OR token_hash > $1) ORDER BY token_hash LIMIT ${BATCH}`,
-      TokenRow,
+      ROWS.token,
       (r) => [r.token_hash],
       (r) => out.write({ t: 'token', ...r }),
     );
@@ -108,7 +73,7 @@ export async function exportPg(url: string, path: string): Promise<DumpCounts> {
       client,
       `SELECT home_id, entity_type, entity_id, data, updated_at, sync_id, deleted, seq, created_seq, origin_client FROM entities
        WHERE ($1::text IS NULL OR (home_id, entity_type, entity_id) > ($1, $2, $3)) ORDER BY home_id, entity_type, entity_id LIMIT ${BATCH}`,
-      EntityRow,
+      ROWS.entity,
       (r) => [r.home_id, r.entity_type, r.entity_id],
       (r) => out.write({ t: 'entity', ...r }),
     );
@@ -116,18 +81,18 @@ export async function exportPg(url: string, path: string): Promise<DumpCounts> {
       client,
       `SELECT client_id, client_sync_id, status, server_sync_id, entity_type, entity_id, detail, applications, recorded_at FROM push_results
        WHERE ($1::text IS NULL OR (client_id, client_sync_id) > ($1, $2)) ORDER BY client_id, client_sync_id LIMIT ${BATCH}`,
-      ResultRow,
+      ROWS.result,
       (r) => [r.client_id, r.client_sync_id],
       (r) => out.write({ t: 'result', ...r }),
     );
     await exportKeyed(
       client,
       `SELECT id, client_id, seq, entry FROM conflicts WHERE ($1::bigint IS NULL OR id > $1) ORDER BY id LIMIT ${BATCH}`,
-      ConflictRow,
+      ROWS.conflict.extend({ id: Int }),
       (r) => [r.id],
       (r) => out.write({ t: 'conflict', client_id: r.client_id, seq: r.seq, entry: r.entry }),
     );
-    const meta = rowsOf(MetaRow, (await client.query("SELECT key, value FROM meta WHERE key = 'cursor_key'")).rows, 'meta');
+    const meta = rowsOf(ROWS.meta, (await client.query("SELECT key, value FROM meta WHERE key = 'cursor_key'")).rows, 'meta');
     for (const m of meta) await out.write({ t: 'meta', ...m });
     await client.query('COMMIT');
     return await out.finish();

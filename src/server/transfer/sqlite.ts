@@ -14,7 +14,7 @@ import { z } from 'zod';
 import { GatewayError } from '../../errors.js';
 import { ENTITY_PRIORITY } from '../../protocol/index.js';
 import { openServerDb, SERVER_DB_FILE, type ServerDb } from '../db.js';
-import { DumpWriter, readDump, type DumpCounts, type DumpRecord } from './format.js';
+import { DumpWriter, ROWS, readDump, type DumpCounts, type DumpRecord } from './format.js';
 
 /** How far a persisted floor or issued watermark may lag what was issued (the SQLite store persists with this slack). */
 const PERSIST_SLACK_US = 1_000_000;
@@ -49,40 +49,9 @@ function storeWatermark(db: ServerDb, hasIssued: boolean): number {
   );
 }
 
-const HomeRow = z.object({ home_id: z.string(), created_at: Int, purged_through: Int });
-const ClientRow = z.object({
-  client_id: z.string(),
-  secret: z.string(),
-  home_id: z.string(),
-  created_at: Int,
-  last_ack_watermark: Int.nullable(),
-  last_ack_at: Int.nullable(),
-});
-const TokenRow = z.object({ token_hash: z.string(), kind: z.enum(['access', 'refresh']), client_id: z.string(), expires_at: Int, family: z.string().nullable() });
-const EntityRow = z.object({
-  home_id: z.string(),
-  entity_type: z.enum(['entity_state', 'device', 'room']),
-  entity_id: z.string(),
-  data: z.string(),
-  updated_at: Int,
-  sync_id: z.string(),
-  deleted: z.union([z.literal(0), z.literal(1)]),
-  seq: Int,
-  created_seq: Int,
-  origin_client: z.string().nullable(),
-});
-const ResultRow = z.object({
-  client_id: z.string(),
-  client_sync_id: z.string(),
-  status: z.enum(['applied', 'conflict', 'rejected']),
-  server_sync_id: z.string().nullable(),
-  entity_type: z.string(),
-  entity_id: z.string(),
-  detail: z.string().nullable(),
-  applications: Int,
-  recorded_at: Int,
-});
-const ConflictRow = z.object({ client_id: z.string(), seq: Int, entry: z.string() });
+const HomeRow = ROWS.home.omit({ watermark: true });
+/** SQLite stores the deleted flag as 0 / 1. */
+const EntityRow = ROWS.entity.extend({ deleted: z.union([z.literal(0), z.literal(1)]) });
 
 async function each<T>(db: ServerDb, sql: string, schema: z.ZodType<T>, emit: (row: T) => Promise<void>): Promise<void> {
   for (const row of db.prepare(sql).iterate()) await emit(schema.parse(row));
@@ -103,13 +72,13 @@ export async function exportSqlite(dataDir: string, path: string): Promise<DumpC
       await each(db, 'SELECT home_id, created_at, purged_through FROM homes ORDER BY home_id', HomeRow, (r) =>
         out.write({ t: 'home', ...r, watermark: Math.max(watermark, r.purged_through) }),
       );
-      await each(db, 'SELECT client_id, secret, home_id, created_at, last_ack_watermark, last_ack_at FROM clients ORDER BY client_id', ClientRow, (r) =>
+      await each(db, 'SELECT client_id, secret, home_id, created_at, last_ack_watermark, last_ack_at FROM clients ORDER BY client_id', ROWS.client, (r) =>
         out.write({ t: 'client', ...r }),
       );
       await each(
         db,
         `SELECT token_hash, kind, client_id, expires_at, ${hasFamily ? 'family' : 'NULL AS family'} FROM tokens ORDER BY token_hash`,
-        TokenRow,
+        ROWS.token,
         (r) => out.write({ t: 'token', ...r }),
       );
       await each(
@@ -121,10 +90,10 @@ export async function exportSqlite(dataDir: string, path: string): Promise<DumpC
       await each(
         db,
         'SELECT client_id, client_sync_id, status, server_sync_id, entity_type, entity_id, detail, applications, recorded_at FROM push_results ORDER BY client_id, client_sync_id',
-        ResultRow,
+        ROWS.result,
         (r) => out.write({ t: 'result', ...r }),
       );
-      await each(db, 'SELECT client_id, seq, entry FROM conflicts ORDER BY id', ConflictRow, (r) => out.write({ t: 'conflict', ...r }));
+      await each(db, 'SELECT client_id, seq, entry FROM conflicts ORDER BY id', ROWS.conflict, (r) => out.write({ t: 'conflict', ...r }));
       const key = metaValue(db, 'cursor_key');
       if (key !== undefined) await out.write({ t: 'meta', key: 'cursor_key', value: key });
     } finally {
