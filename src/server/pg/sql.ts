@@ -58,12 +58,18 @@ export const SQL = {
 
   // push: the home's row lock orders the pushes of a home and the watermarks issued to it
   lockHome: 'SELECT clock, ib_now_us() AS now FROM homes WHERE home_id = $1 FOR NO KEY UPDATE',
+  // LATERAL … LIMIT 1 keeps the pushed keys as the outer loop, one primary-key lookup each, whatever the
+  // statistics say (a hash join would read the whole table on every push).
   priorResults: `
-    SELECT client_sync_id, status, server_sync_id, entity_type, entity_id, detail FROM push_results
-    WHERE client_id = $1 AND client_sync_id = ANY($2::text[])`,
+    SELECT r.client_sync_id, r.status, r.server_sync_id, r.entity_type, r.entity_id, r.detail
+    FROM unnest($2::text[]) AS k(id) CROSS JOIN LATERAL (
+      SELECT * FROM push_results WHERE client_id = $1 AND client_sync_id = k.id LIMIT 1
+    ) AS r`,
   storedVersions: `
     SELECT e.entity_type, e.entity_id, e.data, e.updated_at, e.sync_id, e.deleted, e.created_seq, e.origin_client
-    FROM unnest($2::text[], $3::text[]) AS k(t, i) JOIN entities e ON e.home_id = $1 AND e.entity_type = k.t AND e.entity_id = k.i`,
+    FROM unnest($2::text[], $3::text[]) AS k(t, i) CROSS JOIN LATERAL (
+      SELECT * FROM entities WHERE home_id = $1 AND entity_type = k.t AND entity_id = k.i LIMIT 1
+    ) AS e`,
   writePush: `
     WITH written AS (
       INSERT INTO entities (home_id, entity_type, entity_id, data, updated_at, sync_id, deleted, seq, created_seq, priority, origin_client)
