@@ -10,15 +10,15 @@ import { request } from 'undici';
 import { silentLogger } from '../src/log.js';
 import { formatTimestamp, SyncResultSchema, TokenResponseSchema } from '../src/protocol/index.js';
 import { createSyncServer, parseServerConfig, type SyncServer } from '../src/server/index.js';
-import { openStore, type Db } from '../src/store/db.js';
-import { applyLocalUpdates, type LocalUpdate } from '../src/store/local-writes.js';
+import { APPLY_LOCAL_UPDATES, type LocalUpdate } from '../src/ingest/local-writes.js';
+import { openStore, type GatewayStore } from '../src/store/index.js';
 import { SyncClient, SyncTransport } from '../src/sync/index.js';
 import { figure, median, tempDir } from './lib.js';
 
 interface Rig {
   readonly server: SyncServer;
   readonly url: string;
-  readonly db: Db;
+  readonly store: GatewayStore;
   readonly client: SyncClient;
   readonly dir: string;
   readonly creds: { client_id: string; client_secret: string };
@@ -32,20 +32,20 @@ async function rig(name: string): Promise<Rig> {
   });
   const { url } = await server.listen();
   const creds = server.addClient(`home-${name}`);
-  const db = openStore({ path: join(dir, 'gateway.db') });
-  const client = new SyncClient({ db, logger: silentLogger(), serverUrl: url, clientId: creds.client_id, clientSecret: creds.client_secret, hmac: true });
-  return { server, url, db, client, dir, creds };
+  const store = openStore({ path: join(dir, 'gateway.db'), logger: silentLogger() });
+  const client = new SyncClient({ store, logger: silentLogger(), serverUrl: url, clientId: creds.client_id, clientSecret: creds.client_secret, hmac: true });
+  return { server, url, store, client, dir, creds };
 }
 
 async function teardown(r: Rig): Promise<void> {
   await r.client.close();
-  r.db.close();
+  await r.store.close();
   await r.server.close();
   rmSync(r.dir, { recursive: true, force: true });
 }
 
-function writeStates(r: Rig, updates: LocalUpdate[]): void {
-  r.db.transaction(() => applyLocalUpdates(r.db, updates, { clock: r.client.clock, now: Date.now }))();
+async function writeStates(r: Rig, updates: LocalUpdate[]): Promise<void> {
+  await r.store.durable(APPLY_LOCAL_UPDATES, { updates, nowMicros: r.client.clock.nowMicros(), nowMs: Date.now() });
 }
 
 function homeUpdates(devices: number, round: number, changed: number): LocalUpdate[] {
@@ -61,14 +61,14 @@ export async function runSyncBench(cycles = 200): Promise<void> {
   try {
     // The home: 30 devices with meta and a first state, synced once.
     const metas: LocalUpdate[] = Array.from({ length: 30 }, (_, i) => ({ kind: 'meta', deviceId: `device-${i}`, name: `Device ${i}`, type: 'light', room: `Room ${i % 6}` }));
-    writeStates(r, [...metas, ...homeUpdates(30, 0, 30)]);
+    await writeStates(r, [...metas, ...homeUpdates(30, 0, 30)]);
     await r.client.runCycle();
     await r.client.runCycle();
 
     const latencies: number[] = [];
     const bytes: number[] = [];
     for (let round = 1; round <= cycles; round += 1) {
-      writeStates(r, homeUpdates(30, round, 20));
+      await writeStates(r, homeUpdates(30, round, 20));
       const report = await r.client.runCycle();
       latencies.push(report.durationMs);
       bytes.push(report.bytesSent + report.bytesReceived);
@@ -103,7 +103,7 @@ export async function runBacklogBench(entities = 10_000): Promise<void> {
   const r = await rig('backlog');
   try {
     const updates: LocalUpdate[] = Array.from({ length: entities }, (_, i) => ({ kind: 'state', deviceId: `dev-${i}`, attributes: { value: i, on: i % 2 === 0 } }));
-    writeStates(r, updates);
+    await writeStates(r, updates);
     const t = performance.now();
     const report = await r.client.runCycle();
     const seconds = (performance.now() - t) / 1000;

@@ -124,6 +124,7 @@ copy_runtime_deps() {
       apt-get install -y -qq --no-install-recommends libsystemd-dev build-essential python3 >/dev/null || log "warning: libsystemd-dev not installed"
     fi
     (cd "${dest}" && npm ci --omit=dev --no-audit --no-fund)
+    prune_runtime_deps "${dest}"
     return
   fi
   mkdir -p "${dest}/node_modules"
@@ -136,6 +137,38 @@ copy_runtime_deps() {
     cp -a "${path}" "${dest}/${rel}"
   done
   [ -d "${dest}/node_modules/better-sqlite3" ] || die "runtime dependencies incomplete (better-sqlite3 missing): run 'npm ci' in ${SRC}"
+  prune_runtime_deps "${dest}"
+}
+
+# Ships only what runs: a native module keeps its compiled build/Release/*.node and loses its build tree (object
+# files, static libraries, makefiles), its C/C++ sources (better-sqlite3's deps/ and src/: ~27 MB) and its test
+# extension; every package loses TypeScript sources and declarations, source maps and Markdown (licences are kept).
+prune_runtime_deps() {
+  local nm="$1/node_modules" gyp pkg dir main before after
+  [ -d "${nm}" ] || return 0
+  before=$(du -sk "${nm}" | cut -f1)
+  while IFS= read -r -d '' gyp; do
+    pkg=$(dirname "${gyp}")
+    if [ -d "${pkg}/build" ]; then
+      find "${pkg}/build" -mindepth 1 -maxdepth 1 ! -name Release -exec rm -rf {} +
+      if [ -d "${pkg}/build/Release" ]; then
+        find "${pkg}/build/Release" -mindepth 1 -maxdepth 1 ! -name '*.node' -exec rm -rf {} +
+        rm -f "${pkg}/build/Release/test_extension.node"
+      fi
+    fi
+    # Sources and build scripts, unless the package's entry point lives there.
+    main=$("${NODE_BIN:-node}" -e 'const p = require(process.argv[1]); process.stdout.write(String(p.main || "index.js"))' "${pkg}/package.json")
+    for dir in deps src; do
+      case "${main#./}" in "${dir}"/*) continue ;; esac
+      rm -rf "${pkg:?}/${dir}"
+    done
+    find "${pkg}" -maxdepth 1 -type f \( -name '*.c' -o -name '*.cc' -o -name '*.cpp' -o -name '*.h' \) -delete
+  done < <(find "${nm}" -name binding.gyp -print0)
+  find "${nm}" -type f \( -name '*.ts' -o -name '*.mts' -o -name '*.cts' -o -name '*.map' -o -name '*.md' -o -name '*.markdown' \) \
+    ! -iname 'licen[cs]e*' ! -iname 'copying*' -delete
+  find "${nm}" -mindepth 1 -type d -empty -delete
+  after=$(du -sk "${nm}" | cut -f1)
+  log "runtime dependencies: $((after / 1024)) MB (build leftovers and sources removed: $(((before - after) / 1024)) MB)"
 }
 
 install_app() {
@@ -143,7 +176,7 @@ install_app() {
   mkdir -p "$(dirname "${target}")"
   rm -rf "${stage}"
   mkdir -p "${stage}"
-  for item in dist config systemd scripts docs package.json package-lock.json README.md LICENSE; do
+  for item in dist config systemd scripts docs package.json package-lock.json README.md LICENSE CHANGELOG.md; do
     if [ -e "${SRC}/${item}" ]; then cp -a "${SRC}/${item}" "${stage}/"; fi
   done
   copy_runtime_deps "${stage}"

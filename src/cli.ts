@@ -19,8 +19,8 @@ commands:
                  health, MQTT clients, devices, pending changes, last sync, online/offline, last error, jobs
   sync           [--full] [--config FILE | --http-port N] [--json]   ask the running daemon to sync now
   devices        --data-dir DIR [--json]   devices in the store with their current state
-  check-config   FILE                      validate a gateway config file; lists every problem
-  hash-password  [--cost N] [--json] < password   scrypt hash for a broker user (issue 4 users)
+  check-config   FILE [--print] [--json]   validate a gateway config file; lists every problem
+  hash-password  [--cost N] [--json] < password   scrypt hash for a broker user's password
   simulate       [--url mqtt://127.0.0.1:1883] [--rate N]   run ~30 simulated devices
   demo           server + gateway + simulator, with an offline spell, end to end
   app            set | get | watch: drive the sync server as a phone app would
@@ -29,10 +29,19 @@ commands:
                  app watch [connection]                print each change of the home as it arrives
                  connection: [--server-url URL] [--client-id ID] [--client-secret S] (or INBETWEENIES_* variables)
 
-Run 'inbetweenies-gateway <command> --help' for a command's options.`;
+  --version      print the version (also after any command)
+Run 'inbetweenies-gateway <command> --help' for a command's options.
+Exit status: 0 ok, 1 failure (unhealthy, unreachable, could not start), 2 bad usage or configuration.`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  // `--version` anywhere before a lone `--`, with or without a command: the version and nothing else.
+  const flags = argv.includes('--') ? argv.slice(0, argv.indexOf('--')) : argv;
+  if (flags.includes('--version') || command === '-V') {
+    const { readPackageInfo } = await import('./version.js');
+    process.stdout.write(`${readPackageInfo().version}\n`);
+    return 0;
+  }
   switch (command) {
     case 'run':
       return (await import('./commands/run.js')).runGatewayCommand(rest);
@@ -54,12 +63,14 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./commands/demo.js')).demoCommand(rest);
     case 'app':
       return (await import('./commands/app.js')).appCommand(rest);
-    case undefined:
     case '-h':
     case '--help':
     case 'help':
       process.stdout.write(`${USAGE}\n`);
-      return command === undefined ? 2 : 0;
+      return 0;
+    case undefined:
+      process.stderr.write(`${USAGE}\n`);
+      return 2;
     default:
       process.stderr.write(`unknown command ${JSON.stringify(command)}\n\n${USAGE}\n`);
       return 2;

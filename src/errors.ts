@@ -29,7 +29,9 @@ export type ErrorCode =
   | 'TRANSPORT'
   | 'TIMEOUT'
   | 'BAD_RESPONSE'
-  | 'STORE';
+  | 'STORE'
+  /** A PUBLISH the gateway could not keep (store commit failed, stopping): no PUBACK, the device sends it again. */
+  | 'NOT_ACKNOWLEDGED';
 
 export const HTTP_STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   SYNC_CONFLICT: 409,
@@ -54,6 +56,7 @@ export const HTTP_STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   TIMEOUT: 504,
   BAD_RESPONSE: 502,
   STORE: 500,
+  NOT_ACKNOWLEDGED: 503,
 };
 
 export class GatewayError extends Error {

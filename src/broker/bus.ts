@@ -4,7 +4,7 @@
  * Either way ingest sees one MessageBus.
  */
 import type { Logger } from '../log.js';
-import type { ExternalSource, ExternalSourceStatus } from '../ingest/external-source.js';
+import type { ExternalSource, ExternalSourceStatus } from './external-source.js';
 import { createBrokerAuth } from './auth.js';
 import { createBroker, type Broker, type BrokerAddress, type MessageBus, type PublishInterceptor, type BusMessage } from './broker.js';
 import type { MqttConfig } from './config.js';
@@ -38,14 +38,26 @@ export interface MqttBusOptions {
 /** The embedded broker, or (mode external) a client of an existing broker; the mqtt client library is only loaded then. */
 export async function createMqttBus(options: MqttBusOptions): Promise<MqttBus> {
   if (options.mqtt.mode !== 'external') return embeddedBus(options);
-  const { createExternalSource } = await import('../ingest/external-source.js');
+  const { createExternalSource } = await import('./external-source.js');
   return externalBus(options, createExternalSource);
 }
 
 function embeddedBus({ mqtt, logger }: MqttBusOptions): MqttBus {
   const auth =
     mqtt.users.length > 0 || mqtt.acl !== undefined || mqtt.allowAnonymous !== true
-      ? createBrokerAuth({ users: mqtt.users, acl: mqtt.acl, allowAnonymous: mqtt.allowAnonymous, logger })
+      ? createBrokerAuth({
+          users: mqtt.users,
+          userClientIds: mqtt.userClientIds,
+          acl: mqtt.acl,
+          allowAnonymous: mqtt.allowAnonymous,
+          throttle: {
+            failureBurst: mqtt.limits.authFailureBurst,
+            failuresPerMinute: mqtt.limits.authFailuresPerMinute,
+            maxConcurrent: mqtt.limits.maxConcurrentAuth,
+            maxPendingPerHost: mqtt.limits.maxPendingAuthPerAddress,
+          },
+          logger,
+        })
       : undefined;
   const broker = createBroker({
     host: mqtt.host,
@@ -73,7 +85,7 @@ function embeddedBus({ mqtt, logger }: MqttBusOptions): MqttBus {
 
 function externalBus(
   { mqtt, logger, filters, dynamicFilters, watchFilters }: MqttBusOptions,
-  createExternalSource: typeof import('../ingest/external-source.js').createExternalSource,
+  createExternalSource: typeof import('./external-source.js').createExternalSource,
 ): MqttBus {
   const ext = mqtt.external;
   if (!ext) throw new RangeError('mqtt.external: expected the external broker (url, …) when mode is external');

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { topicFilterProblem } from './acl.js';
+import { clientIdPatternProblem } from './client-ids.js';
 import { BrokerLimitsSchema } from './limits.js';
 import { passwordHashProblem } from './password.js';
 
@@ -15,12 +16,19 @@ const TopicFilter = z.string().superRefine((value, ctx) => {
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
 });
 
+const ClientIdPattern = z.string().superRefine((value, ctx) => {
+  const problem = clientIdPatternProblem(value);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+
 const UserSchema = z.strictObject({
   username: z.string().min(1).max(256),
   passwordHash: z.string().superRefine((value, ctx) => {
     const problem = passwordHashProblem(value);
     if (problem) ctx.addIssue({ code: 'custom', message: problem });
   }),
+  /** Client id patterns (`*` any run, `%u` the username) this user must connect with, and no one else may use. */
+  clientIds: z.array(ClientIdPattern).min(1).optional(),
 });
 
 const AclRuleSchema = z.strictObject({
@@ -30,6 +38,13 @@ const AclRuleSchema = z.strictObject({
   anonymous: z.boolean().optional(),
   publish: z.array(TopicFilter).default([]),
   subscribe: z.array(TopicFilter).default([]),
+  /** Refused for the same clients, checked before every allow of every rule. */
+  deny: z
+    .strictObject({
+      publish: z.array(TopicFilter).default([]),
+      subscribe: z.array(TopicFilter).default([]),
+    })
+    .optional(),
 });
 
 const TlsSchema = z.strictObject({
@@ -81,6 +96,8 @@ export const MqttConfigSchema = z
     /** Clients without a username: false never, 'loopback' only from 127.0.0.1/::1, true from anywhere. */
     allowAnonymous: z.union([z.boolean(), z.literal('loopback')]).default('loopback'),
     users: z.array(UserSchema).default([]),
+    /** Client id patterns for every user without its own `clientIds`; omitted: any client id. */
+    userClientIds: z.array(ClientIdPattern).min(1).optional(),
     /** Topic ACL; omitted: no restrictions. Once present, whatever no rule allows is denied. */
     acl: z.array(AclRuleSchema).optional(),
     tls: TlsSchema.optional(),

@@ -1,2 +1,1 @@
 export * from './broker.js';
-export * from './rate-limited-log.js';

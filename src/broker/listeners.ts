@@ -14,6 +14,7 @@ import type * as WsNamespace from 'ws';
 /** The `ws` module, imported by the caller only when a WebSocket listener is configured (it is heavy). */
 export type WsModule = typeof WsNamespace;
 import { ConfigError } from '../errors.js';
+import type { GateTicket } from './limits.js';
 
 export type ListenerKind = 'tcp' | 'tls' | 'websocket';
 
@@ -26,6 +27,8 @@ export interface Listener {
 
 export interface AcceptedConnection {
   readonly kind: ListenerKind;
+  /** The slot the raw socket took at admission (released when it closes). */
+  readonly ticket: GateTicket;
   readonly stream: Duplex;
   readonly remoteAddress: string | undefined;
   readonly remotePort: number | undefined;
@@ -33,8 +36,8 @@ export interface AcceptedConnection {
 }
 
 export interface ListenerHooks {
-  /** Takes a slot for a raw socket or destroys it; returns false when refused. */
-  readonly admit: (socket: Socket) => boolean;
+  /** Takes a slot for a raw socket, or destroys it and returns undefined. */
+  readonly admit: (socket: Socket) => GateTicket | undefined;
   readonly accept: (connection: AcceptedConnection) => void;
   readonly onError: (reason: string, err: Error) => void;
 }
@@ -103,9 +106,10 @@ export function createTcpListener(options: TcpListenerOptions, hooks: ListenerHo
   const sockets = socketSet();
   const srv = createNetServer((socket) => {
     socket.on('error', () => undefined); // aedes reports it through clientError/connectionError
-    if (!hooks.admit(socket)) return;
+    const ticket = hooks.admit(socket);
+    if (!ticket) return;
     sockets.add(socket);
-    hooks.accept({ kind: 'tcp', stream: socket, remoteAddress: socket.remoteAddress, remotePort: socket.remotePort });
+    hooks.accept({ kind: 'tcp', ticket, stream: socket, remoteAddress: socket.remoteAddress, remotePort: socket.remotePort });
   });
   srv.on('error', (err) => hooks.onError('listener_error', err));
   return serverListener('tcp', srv, options, () => sockets.destroyAll());
@@ -138,14 +142,27 @@ export function createTlsListener(options: TlsListenerOptions, hooks: ListenerHo
   } catch (err) {
     throw new ConfigError([`mqtt.tls: certificate or key not usable: ${(err as Error).message}`], 'broker tls listener');
   }
-  // The raw socket passes the gate before the handshake costs anything.
+  // The raw socket passes the gate before the handshake costs anything. Its ticket is found again by the peer's
+  // address and port: unique among this listener's open connections (its own address and port are fixed).
+  const tickets = new Map<string, GateTicket>();
+  const peerKey = (s: Socket): string => `${String(s.remoteAddress)}|${String(s.remotePort)}`;
   srv.on('connection', (socket: Socket) => {
     socket.on('error', () => undefined);
-    if (hooks.admit(socket)) sockets.add(socket);
+    const ticket = hooks.admit(socket);
+    if (!ticket) return;
+    sockets.add(socket);
+    const key = peerKey(socket);
+    tickets.set(key, ticket);
+    socket.once('close', () => tickets.delete(key));
   });
   srv.on('secureConnection', (socket: TLSSocket) => {
     socket.on('error', () => undefined);
-    hooks.accept({ kind: 'tls', stream: socket, remoteAddress: socket.remoteAddress, remotePort: socket.remotePort });
+    const ticket = tickets.get(peerKey(socket));
+    if (!ticket) {
+      socket.destroy(); // its raw socket is gone already
+      return;
+    }
+    hooks.accept({ kind: 'tls', ticket, stream: socket, remoteAddress: socket.remoteAddress, remotePort: socket.remotePort });
   });
   srv.on('tlsClientError', (err) => hooks.onError('tls_handshake_failed', err));
   srv.on('error', (err) => hooks.onError('listener_error', err));
@@ -175,12 +192,13 @@ export function createWebSocketListener(options: WebSocketListenerOptions, hooks
       socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
       return;
     }
-    if (!hooks.admit(raw)) return;
+    const ticket = hooks.admit(raw);
+    if (!ticket) return;
     sockets.add(raw);
     wss.handleUpgrade(req, socket, head, (client) => {
       const stream = createWebSocketStream(client);
       stream.on('error', () => undefined);
-      hooks.accept({ kind: 'websocket', stream, remoteAddress: raw.remoteAddress, remotePort: raw.remotePort, req });
+      hooks.accept({ kind: 'websocket', ticket, stream, remoteAddress: raw.remoteAddress, remotePort: raw.remotePort, req });
     });
   });
   srv.on('clientError', (err, socket) => {

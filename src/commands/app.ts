@@ -67,7 +67,7 @@ export async function appCommand(argv: string[]): Promise<number> {
     return 2;
   }
   const { values, positionals } = parsed;
-  return withUsage(HELP, Boolean(values.help), async () => {
+  return withUsage(HELP, rest, async () => {
     const session = openSession(values);
     try {
       if (sub === 'set') return await runSet(session, positionals, Boolean(values.json));

@@ -26,9 +26,17 @@ export function intFlag(name: string, value: string | undefined, min = 0, max = 
   return n;
 }
 
-/** Runs a command body, turning usage errors into exit code 2 with the message on stderr. */
-export async function withUsage(help: string, argvHasHelp: boolean, body: () => Promise<number>): Promise<number> {
-  if (argvHasHelp) {
+/** Whether the arguments ask for help (`--help` / `-h` anywhere wins over any other problem with them). */
+export function asksForHelp(argv: readonly string[]): boolean {
+  return argv.some((a) => a === '--help' || a === '-h');
+}
+
+/**
+ * Runs a command body (which parses its arguments with parseCommandArgs): `--help` prints the help on stdout and
+ * exits 0; a usage error (an unknown option, a bad value) prints the message and the help on stderr and exits 2.
+ */
+export async function withUsage(help: string, argv: readonly string[], body: () => Promise<number>): Promise<number> {
+  if (asksForHelp(argv)) {
     process.stdout.write(`${help}\n`);
     return 0;
   }

@@ -1,12 +1,15 @@
 /**
- * `demo` (issue 3 item 9): the project's server, the gateway and ~30 simulated devices in one process. Shows sync
- * cycles as they run, an offline spell (the server stops, the gateway backs off, goes offline and buffers) and its
- * recovery, and ends by comparing what the server and the gateway hold.
+ * `demo`: the project's server, the gateway and ~30 simulated devices in one process. Says how long it runs, shows
+ * progress on one line every few seconds, an offline spell (the server stops, the gateway backs off, goes offline and
+ * buffers) and its recovery, a change made in a phone app reaching a light, and ends by comparing what the server and
+ * the gateway hold. Its temporary directory is removed at the end (not a --data-dir given by the user); Ctrl-C ends
+ * it early, cleanly.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadGatewayConfig } from '../config/gateway-config.js';
+import { setTimeout as sleepFor } from 'node:timers/promises';
+import { loadGatewayConfig, type GatewayConfig } from '../config/gateway-config.js';
 import { compareSnapshots, gatewaySnapshot, serverSnapshot } from '../daemon/convergence.js';
 import { GatewayDaemon } from '../daemon/gateway-daemon.js';
 import { createLogger, type Logger } from '../log.js';
@@ -18,10 +21,15 @@ import { parseCommandArgs, withUsage, UsageError } from './args.js';
 const HELP = `usage: inbetweenies-gateway demo [--seconds N] [--offline-seconds N] [--data-dir DIR]
 
 Starts the sync server, the gateway and ~30 simulated devices on free ports; runs for N seconds (default 60) with an
-offline spell of --offline-seconds (default 20) in the middle; ends by checking that server and gateway agree.`;
+offline spell of --offline-seconds (default 20) in the middle; ends by checking that server and gateway agree.
+Progress every 5 s; Ctrl-C ends it early. Without --data-dir it works in a temporary directory, removed at the end.`;
 
 const HOME = 'demo-home';
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const PROGRESS_EVERY_MS = 5000;
+/** What the phone app sets on light-1 through the server. */
+const LIGHT_OFF = { state: 'OFF', brightness: 0 } as const;
+
+type Say = (msg: string) => void;
 
 async function startServer(dataDir: string, port: number, logger: Logger): Promise<{ server: SyncServer; url: string; port: number }> {
   const config = parseServerConfig({ host: '127.0.0.1', port, dataDir, log: { level: 'warn' } });
@@ -30,83 +38,125 @@ async function startServer(dataDir: string, port: number, logger: Logger): Promi
   return { server, url: address.url, port: address.port };
 }
 
+/** Demo timings: quick cycles, and no scheduled jobs (nothing for them to do in a minute). */
+function demoConfig(config: GatewayConfig): GatewayConfig {
+  const off = { ...config.jobs };
+  return {
+    ...config,
+    sync: { ...config.sync, minIntervalSeconds: 1, maxIntervalSeconds: 5, offlineProbeSeconds: 2, maxRetries: 3 },
+    jobs: { ...off, reconcile: { ...off.reconcile, enabled: false }, maintenance: { ...off.maintenance, enabled: false }, pruneConflicts: { ...off.pruneConflicts, enabled: false } },
+  };
+}
+
 export async function demoCommand(argv: string[]): Promise<number> {
-  const { values } = parseCommandArgs(argv, { seconds: { type: 'string' }, 'offline-seconds': { type: 'string' }, 'data-dir': { type: 'string' } });
-  return withUsage(HELP, Boolean(values.help), async () => {
+  return withUsage(HELP, argv, async () => {
+    const { values } = parseCommandArgs(argv, { seconds: { type: 'string' }, 'offline-seconds': { type: 'string' }, 'data-dir': { type: 'string' } });
     const seconds = Number(values.seconds ?? 60);
     const offline = Number(values['offline-seconds'] ?? 20);
     if (!(seconds >= 10)) throw new UsageError(`--seconds: expected a number ≥ 10, got ${JSON.stringify(values.seconds)}`);
     if (!(offline >= 0 && offline < seconds)) throw new UsageError(`--offline-seconds: expected 0 ≤ n < --seconds, got ${JSON.stringify(values['offline-seconds'])}`);
+    const temporary = values['data-dir'] === undefined;
     const root = values['data-dir'] ?? mkdtempSync(join(tmpdir(), 'ib-demo-'));
-    const logger = createLogger({ level: 'info', name: 'demo' });
-    const say = (msg: string, extra: Record<string, unknown> = {}): void => logger.info({ demo: true, ...extra }, `DEMO ${msg}`);
+    const stop = new AbortController();
+    const onSignal = (): void => stop.abort();
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    try {
+      return await runDemo({ root, seconds, offline, signal: stop.signal });
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      if (temporary) rmSync(root, { recursive: true, force: true });
+    }
+  });
+}
 
-    let { server, url, port } = await startServer(join(root, 'server'), 0, logger);
-    const creds = server.addClient(HOME);
-    say('sync server up', { url, home: HOME, client_id: creds.client_id });
-    const config = loadGatewayConfig({
-      flags: { dataDir: join(root, 'gateway'), mqttHost: '127.0.0.1', mqttPort: 0, serverUrl: url, clientId: creds.client_id, clientSecret: creds.client_secret },
-    });
-    const tuned = { ...config, sync: { ...config.sync, minIntervalSeconds: 1, maxIntervalSeconds: 5, offlineProbeSeconds: 2, maxRetries: 3 } };
-    const daemon = new GatewayDaemon({ config: tuned, logger: logger.child({ component: 'gateway' }) });
-    const mqtt = await daemon.start();
-    say('gateway up', { mqtt: `${mqtt.host}:${mqtt.port}`, store: tuned.dataDir });
-    const sim = new DeviceSimulator({ url: `mqtt://127.0.0.1:${mqtt.port}`, logger, messagesPerSecond: 5 });
-    await sim.start();
-    say('simulator up', { devices: sim.devices.length });
+interface DemoRun {
+  readonly root: string;
+  readonly seconds: number;
+  readonly offline: number;
+  readonly signal: AbortSignal;
+}
 
-    const onlineFirst = Math.max(5, Math.floor((seconds - offline) / 2));
-    const report = setInterval(() => {
-      const st = daemon.status();
-      say('status', { mode: st.scheduler?.mode, pending: st.pending, lastPushed: st.scheduler?.lastReport?.pushed, sent: sim.stats.sent });
-    }, 5000);
-    await sleep(Math.floor(onlineFirst / 2) * 1000);
+async function runDemo(run: DemoRun): Promise<number> {
+  const { root, seconds, offline, signal } = run;
+  const logger = createLogger({ level: 'info', name: 'demo' });
+  const say: Say = (msg) => logger.info(`DEMO ${msg}`);
+  const onlineFirst = Math.max(5, Math.floor((seconds - offline) / 2));
+  const onlineAfter = Math.max(0, seconds - onlineFirst - offline);
+  const plan = offline > 0 ? `${onlineFirst} s online, ${offline} s with the server stopped, ${onlineAfter} s online again` : 'all online';
+  say(`runs ${seconds} s: ${plan}, then a check that both sides agree (Ctrl-C ends it early)`);
+  /** Sleeps, or returns false at once when Ctrl-C ended the demo. */
+  const wait = (ms: number): Promise<boolean> => sleepFor(ms, true, { signal }).catch(() => false);
+
+  let { server, url, port } = await startServer(join(root, 'server'), 0, logger);
+  const creds = server.addClient(HOME);
+  const config = demoConfig(
+    loadGatewayConfig({ flags: { dataDir: join(root, 'gateway'), mqttHost: '127.0.0.1', mqttPort: 0, serverUrl: url, clientId: creds.client_id, clientSecret: creds.client_secret } }),
+  );
+  const daemon = new GatewayDaemon({ config, logger: logger.child({ component: 'gateway' }) });
+  const mqtt = await daemon.start();
+  const sim = new DeviceSimulator({ url: `mqtt://127.0.0.1:${mqtt.port}`, logger, messagesPerSecond: 5 });
+  await sim.start();
+  say(`sync server on ${url}, gateway MQTT on ${mqtt.host}:${mqtt.port}, ${sim.devices.length} simulated devices; data in ${root}`);
+  const started = Date.now();
+
+  const progress = setInterval(() => {
+    const st = daemon.status();
+    const pushed = st.scheduler?.lastReport?.pushed ?? 0;
+    say(`${Math.round((Date.now() - started) / 1000)}/${seconds} s: sync ${st.scheduler?.mode ?? '-'}, ${st.pending} pending, last cycle pushed ${pushed}, ${sim.stats.sent} device messages`);
+  }, PROGRESS_EVERY_MS);
+  let converged = false;
+  try {
+    if (!(await wait(Math.floor(onlineFirst / 2) * 1000))) return 130;
     // Downlink: a phone app of the same home turns a light off through the server; the gateway pulls the change,
     // publishes it on devices/light-1/set, the simulated light obeys and reports, and nothing is echoed upstream.
-    await turnLightOffFromApp(url, server, sim, logger);
-    say('a phone app turned light-1 off on the server; watch for "device obeyed a command"');
-    await sleep((onlineFirst - Math.floor(onlineFirst / 2)) * 1000);
+    const light = await turnLightOffFromApp(url, server, sim, logger);
+    say(`a phone app turned ${light} off through the server, sending ${JSON.stringify(LIGHT_OFF)}; the gateway publishes what changed on devices/${light}/set`);
+    if (!(await wait((onlineFirst - Math.floor(onlineFirst / 2)) * 1000))) return 130;
     if (offline > 0) {
-      say(`offline spell: stopping the server for ${offline} s; the gateway keeps acknowledging and buffering`);
+      say(`offline spell: the server stops for ${offline} s; the gateway keeps acknowledging devices and buffers their changes`);
       await server.close();
-      await sleep(offline * 1000);
+      const waited = await wait(offline * 1000);
       ({ server, url, port } = await startServer(join(root, 'server'), port, logger));
-      say('server back on the same port; the gateway recovers by itself', { url });
+      if (!waited) return 130;
+      say('the server is back on the same port; the gateway recovers by itself');
     }
-    await sleep(Math.max(0, seconds - onlineFirst - offline) * 1000);
+    if (!(await wait(onlineAfter * 1000))) return 130;
     await sim.stop();
-    clearInterval(report);
+    clearInterval(progress);
     say('simulator stopped; final sync');
     await daemon.syncNow();
     await daemon.syncNow();
-    const converged = reportConvergence(daemon, server, sim, say);
+    converged = reportConvergence(daemon, server, sim, say);
+    return converged ? 0 : 1;
+  } finally {
+    clearInterval(progress);
+    await sim.stop();
     await daemon.stop();
     await server.close();
-    return converged ? 0 : 1;
-  });
+    if (signal.aborted) say('ended early (Ctrl-C)');
+  }
 }
 
-/** Downlink: a phone app of the same home turns light-1 off through the server. */
-async function turnLightOffFromApp(url: string, server: SyncServer, sim: DeviceSimulator, logger: Logger): Promise<void> {
+/** Downlink: a phone app of the same home turns a light that is on (light-1 if none is) off through the server. */
+async function turnLightOffFromApp(url: string, server: SyncServer, sim: DeviceSimulator, logger: Logger): Promise<string> {
+  const lights = sim.devices.filter((d) => d.kind === 'light');
+  const light = lights.find((d) => d.state.state === 'ON') ?? lights.find((d) => d.id === 'light-1') ?? lights[0];
+  if (!light) throw new Error('the simulated home has no light');
   const app = await connectApp(url, server.addClient(HOME), logger);
-  const light = sim.devices.find((d) => d.id === 'light-1');
-  await app.setState('light-1', { ...(light?.state ?? {}), state: 'OFF', brightness: 0 });
+  await app.setState(light.id, { ...light.state, ...LIGHT_OFF });
   await app.close();
+  return light.id;
 }
 
 /** The closing check: does the server hold exactly what the gateway holds? */
-function reportConvergence(daemon: GatewayDaemon, server: SyncServer, sim: DeviceSimulator, say: (msg: string, extra?: Record<string, unknown>) => void): boolean {
-  const db = daemon.db;
-  if (!db) throw new Error('gateway store closed early');
-  const result = compareSnapshots(gatewaySnapshot(db), serverSnapshot(server.entities(HOME)));
-  say(result.converged ? 'server and gateway hold the same state' : 'server and gateway DIFFER', {
-    gatewayEntities: result.gatewayEntities,
-    serverEntities: result.serverEntities,
-    missingOnServer: result.missingOnServer.length,
-    extraOnServer: result.extraOnServer.length,
-    different: result.different.length,
-    messagesSent: sim.stats.sent,
-    commandsObeyed: sim.stats.commands,
-  });
+function reportConvergence(daemon: GatewayDaemon, server: SyncServer, sim: DeviceSimulator, say: Say): boolean {
+  const store = daemon.store;
+  if (!store) throw new Error('gateway store closed early');
+  const result = compareSnapshots(gatewaySnapshot(store), serverSnapshot(server.entities(HOME)));
+  const counts = `${result.gatewayEntities} entities on the gateway, ${result.serverEntities} on the server; ${sim.stats.sent} device messages, ${sim.stats.commands} command(s) obeyed`;
+  if (result.converged) say(`server and gateway hold the same state: ${counts}`);
+  else say(`server and gateway DIFFER: ${result.missingOnServer.length} missing on the server, ${result.extraOnServer.length} extra, ${result.different.length} different; ${counts}`);
   return result.converged;
 }

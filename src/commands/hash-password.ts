@@ -12,8 +12,8 @@ taken from the command line, where other users could see it in the process list.
   --json     {"hash": "..."}`;
 
 export async function hashPasswordCommand(argv: string[]): Promise<number> {
-  const { values } = parseCommandArgs(argv, { cost: { type: 'string' }, json: { type: 'boolean' } });
-  return withUsage(HELP, Boolean(values.help), async () => {
+  return withUsage(HELP, argv, async () => {
+    const { values } = parseCommandArgs(argv, { cost: { type: 'string' }, json: { type: 'boolean' } });
     const cost = values.cost === undefined ? Math.log2(DEFAULT_SCRYPT.N) : Number(values.cost);
     if (!Number.isInteger(cost) || cost < 10 || cost > 20) throw new UsageError(`--cost: expected an integer 10..20, got ${JSON.stringify(values.cost)}`);
     const password = process.stdin.isTTY ? await promptTwice() : await firstLine(process.stdin);

@@ -1,7 +1,8 @@
 /** `status` and `devices` (issue 3 §Interfaces): read the store directly, so they work while the daemon runs. */
-import { listDevices, openStoreReadOnly } from '../store/device-queries.js';
+import { listDevices, openStoreReadOnly, roomNames } from '../store/device-queries.js';
 import { readSyncStatus } from '../store/sync-state.js';
 import { parseCommandArgs, withUsage, UsageError } from './args.js';
+import { formatDevicesTable } from './devices-view.js';
 
 const STATUS_HELP = `usage: inbetweenies-gateway status --data-dir DIR [--json]
 
@@ -9,7 +10,9 @@ Prints pending changes and the age of the oldest, the last sync time and result,
 
 const DEVICES_HELP = `usage: inbetweenies-gateway devices --data-dir DIR [--json]
 
-Prints the devices in the store with their current state.`;
+Prints the devices in the store: id, name, type, room, whether their last change is synced, and their state as
+attribute=value pairs cut to the terminal's width ("… (+N)": N more attributes).
+  --json   every device with its whole state, one JSON array`;
 
 const OPTIONS = { 'data-dir': { type: 'string' }, json: { type: 'boolean' } } as const;
 
@@ -19,8 +22,8 @@ function dataDirOf(value: string | undefined): string {
 }
 
 export async function statusCommand(argv: string[]): Promise<number> {
-  const { values } = parseCommandArgs(argv, OPTIONS);
-  return withUsage(STATUS_HELP, Boolean(values.help), async () => {
+  return withUsage(STATUS_HELP, argv, async () => {
+    const { values } = parseCommandArgs(argv, OPTIONS);
     const db = openStoreReadOnly(dataDirOf(values['data-dir']));
     try {
       const status = readSyncStatus(db);
@@ -46,20 +49,19 @@ export async function statusCommand(argv: string[]): Promise<number> {
 }
 
 export async function devicesCommand(argv: string[]): Promise<number> {
-  const { values } = parseCommandArgs(argv, OPTIONS);
-  return withUsage(DEVICES_HELP, Boolean(values.help), async () => {
+  return withUsage(DEVICES_HELP, argv, async () => {
+    const { values } = parseCommandArgs(argv, OPTIONS);
     const db = openStoreReadOnly(dataDirOf(values['data-dir']));
     try {
       const devices = listDevices(db);
+      const rooms = roomNames(db);
       if (values.json) {
-        process.stdout.write(`${JSON.stringify(devices)}\n`);
+        const withRooms = devices.map((d) => ({ ...d, room: d.roomId === null ? null : (rooms.get(d.roomId) ?? null) }));
+        process.stdout.write(`${JSON.stringify(withRooms)}\n`);
         return 0;
       }
-      const rows = devices.map((d) => [d.id, d.name ?? '', d.type ?? '', d.pending ? 'pending' : d.synced ? 'synced' : 'local', JSON.stringify(d.state)]);
-      const header = ['ID', 'NAME', 'TYPE', 'SYNC', 'STATE'];
-      const widths = header.map((h, i) => Math.min(40, Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length))));
-      const fmt = (r: string[]): string => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ');
-      process.stdout.write(`${[fmt(header), ...rows.map(fmt)].join('\n')}\n`);
+      const columns = process.stdout.isTTY ? process.stdout.columns : 160;
+      process.stdout.write(`${formatDevicesTable(devices, { rooms, columns })}\n`);
       return 0;
     } finally {
       db.close();

@@ -1,9 +1,10 @@
-/** `run`: the gateway daemon (issue 3 §Interfaces). Flags override the file; environment overrides it for secrets. */
-import { loadGatewayConfig, type GatewayFlags } from '../config/gateway-config.js';
+/** `run`: the gateway daemon. Flags override the file; environment overrides it for secrets. */
+import { loadGatewayConfig, type GatewayConfig, type GatewayFlags } from '../config/gateway-config.js';
 import { GatewayDaemon } from '../daemon/gateway-daemon.js';
 import { ConfigError } from '../errors.js';
-import { createLogger } from '../log.js';
+import { createLogger, cycleLogLevel } from '../log.js';
 import { intFlag, parseCommandArgs, withUsage } from './args.js';
+import { describeStartFailure } from './start-failure.js';
 
 const HELP = `usage: inbetweenies-gateway run [options]
 
@@ -16,22 +17,26 @@ Runs the gateway: embedded MQTT broker, SQLite store, sync with the FunkyGibbon 
   --client-id ID         client credential (or INBETWEENIES_CLIENT_ID)
   --client-secret S      client secret (better: INBETWEENIES_CLIENT_SECRET)
   --http-port N          health and metrics listener on 127.0.0.1 (default off)
-Stops gracefully on SIGTERM or SIGINT.`;
+Stops gracefully on SIGTERM or SIGINT. SIGUSR2 steps the log level: info → debug → trace → info.
+Exit status: 0 stopped cleanly, 1 could not start (e.g. a port in use) or could not stop in time,
+2 bad usage or invalid configuration.`;
 
 const STOP_BOUND_MS = 15_000;
+/** After a failed start, how long the process may take to wind down by itself before it is ended. */
+const START_FAILURE_EXIT_MS = 500;
 
 export async function runGatewayCommand(argv: string[]): Promise<number> {
-  const { values } = parseCommandArgs(argv, {
-    config: { type: 'string' },
-    'data-dir': { type: 'string' },
-    'mqtt-host': { type: 'string' },
-    'mqtt-port': { type: 'string' },
-    'server-url': { type: 'string' },
-    'client-id': { type: 'string' },
-    'client-secret': { type: 'string' },
-    'http-port': { type: 'string' },
-  });
-  return withUsage(HELP, Boolean(values.help), async () => {
+  return withUsage(HELP, argv, async () => {
+    const { values } = parseCommandArgs(argv, {
+      config: { type: 'string' },
+      'data-dir': { type: 'string' },
+      'mqtt-host': { type: 'string' },
+      'mqtt-port': { type: 'string' },
+      'server-url': { type: 'string' },
+      'client-id': { type: 'string' },
+      'client-secret': { type: 'string' },
+      'http-port': { type: 'string' },
+    });
     const flags: GatewayFlags = {
       dataDir: values['data-dir'],
       mqttHost: values['mqtt-host'],
@@ -41,7 +46,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
       clientSecret: values['client-secret'],
       httpPort: intFlag('http-port', values['http-port']),
     };
-    let config;
+    let config: GatewayConfig;
     try {
       config = loadGatewayConfig({ file: values.config, env: process.env, flags });
     } catch (err) {
@@ -51,21 +56,37 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
       }
       throw err;
     }
-    const logger = createLogger({ level: config.log.level, pretty: config.log.pretty });
-    const daemon = new GatewayDaemon({ config, logger });
-    await daemon.start();
-    const signal = await new Promise<NodeJS.Signals>((resolve) => {
-      process.once('SIGTERM', () => resolve('SIGTERM'));
-      process.once('SIGINT', () => resolve('SIGINT'));
-    });
-    logger.info({ signal }, 'stopping');
-    const bound = setTimeout(() => {
-      logger.error({ boundMs: STOP_BOUND_MS }, 'graceful stop took too long; exiting (the store is consistent: WAL)');
-      process.exit(1);
-    }, STOP_BOUND_MS);
-    bound.unref();
-    await daemon.stop();
-    clearTimeout(bound);
-    return 0;
+    return runDaemon(config);
   });
+}
+
+async function runDaemon(config: GatewayConfig): Promise<number> {
+  const logger = createLogger({ level: config.log.level, pretty: config.log.pretty });
+  const daemon = new GatewayDaemon({ config, logger });
+  try {
+    await daemon.start();
+  } catch (err) {
+    const problem = describeStartFailure(err, config);
+    if (problem === undefined) throw err;
+    process.stderr.write(`${problem}\n`);
+    // Whatever a half-started component left behind (a timer, a socket) must not keep a failed daemon running.
+    setTimeout(() => process.exit(1), START_FAILURE_EXIT_MS).unref();
+    return 1;
+  }
+  const onUsr2 = (): void => void cycleLogLevel(logger, config.log.level);
+  process.on('SIGUSR2', onUsr2);
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  process.off('SIGUSR2', onUsr2);
+  logger.info({ signal }, 'stopping');
+  const bound = setTimeout(() => {
+    logger.error({ boundMs: STOP_BOUND_MS }, 'graceful stop took too long; exiting (the store is consistent: WAL)');
+    process.exit(1);
+  }, STOP_BOUND_MS);
+  bound.unref();
+  await daemon.stop();
+  clearTimeout(bound);
+  return 0;
 }

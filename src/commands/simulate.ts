@@ -11,8 +11,8 @@ meta retained on devices/<id>/meta, state on devices/<id>/state; obeys devices/<
   --seed N   random seed (default 42)`;
 
 export async function simulateCommand(argv: string[]): Promise<number> {
-  const { values } = parseCommandArgs(argv, { url: { type: 'string' }, rate: { type: 'string' }, seed: { type: 'string' } });
-  return withUsage(HELP, Boolean(values.help), async () => {
+  return withUsage(HELP, argv, async () => {
+    const { values } = parseCommandArgs(argv, { url: { type: 'string' }, rate: { type: 'string' }, seed: { type: 'string' } });
     const rate = values.rate === undefined ? 3 : Number(values.rate);
     if (!(rate > 0 && rate <= 10_000)) throw new UsageError(`--rate: expected a number in (0, 10000], got ${JSON.stringify(values.rate)}`);
     const seed = values.seed === undefined ? 42 : Number(values.seed);

@@ -20,11 +20,11 @@ Exit status: 0 ok, 1 the daemon answered but is unhealthy, 2 bad usage or config
 const OPTIONS = { config: { type: 'string' }, 'http-port': { type: 'string' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' } } as const;
 
 export async function statusCommand(argv: string[]): Promise<number> {
-  const { values } = parseCommandArgs(argv, OPTIONS);
-  if (values['data-dir'] !== undefined && values.config === undefined && values['http-port'] === undefined) {
-    return (await import('./inspect.js')).statusCommand(argv);
-  }
-  return withUsage(HELP, Boolean(values.help), async () => {
+  return withUsage(HELP, argv, async () => {
+    const { values } = parseCommandArgs(argv, OPTIONS);
+    if (values['data-dir'] !== undefined && values.config === undefined && values['http-port'] === undefined) {
+      return (await import('./inspect.js')).statusCommand(argv);
+    }
     let target;
     try {
       target = resolveTarget({ config: values.config, dataDir: values['data-dir'], httpPort: portFlag(values['http-port']) });

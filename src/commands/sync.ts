@@ -13,8 +13,8 @@ Asks the running daemon to run a sync cycle now and prints what it pulled and pu
 Exit status: 0 the cycle succeeded, 1 it failed or the daemon is not reachable, 2 bad usage or configuration.`;
 
 export async function syncCommand(argv: string[]): Promise<number> {
-  const { values } = parseCommandArgs(argv, { full: { type: 'boolean' }, config: { type: 'string' }, 'http-port': { type: 'string' }, json: { type: 'boolean' } });
-  return withUsage(HELP, Boolean(values.help), async () => {
+  return withUsage(HELP, argv, async () => {
+    const { values } = parseCommandArgs(argv, { full: { type: 'boolean' }, config: { type: 'string' }, 'http-port': { type: 'string' }, json: { type: 'boolean' } });
     let target;
     try {
       target = resolveTarget({ config: values.config, httpPort: portFlag(values['http-port']) });

@@ -1,16 +1,15 @@
 /**
  * The gateway's configuration: one YAML file checked against one zod schema that yields both the runtime check and
- * the type. Every problem is reported at once with its path and what was expected. Precedence (lowest first):
- * built-in defaults < YAML file < environment variables (for secrets) < command-line flags.
+ * the type. Every problem is reported at once with its path, its line in the file, what is allowed and what was
+ * given (src/config/explain.ts). Precedence (lowest first): built-in defaults < YAML file < environment variables
+ * (for secrets) < command-line flags.
  */
 import { readFileSync } from 'node:fs';
 import { validate as validateCron } from 'node-cron';
-import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
-import { ConfigError } from '../errors.js';
-import { describeIssues } from '../protocol/messages.js';
 import { AdaptersConfigSchema } from '../ingest/adapters/config.js';
 import { MqttConfigSchema, redactMqttConfig } from '../broker/config.js';
+import { explainIssues, GatewayConfigError, parseYamlSource, type ConfigProblem, type YamlSource } from './explain.js';
 
 const Port = z.number().int().min(0).max(65535);
 const Cron = z.string().refine((v) => validateCron(v), { message: 'expected a cron expression such as "30 3 * * 0" (minute hour day month weekday)' });
@@ -19,6 +18,13 @@ const Level = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silen
 export const GatewayConfigSchema = z.strictObject({
   dataDir: z.string().min(1).default('./data'),
   log: z.strictObject({ level: Level.default('info'), pretty: z.boolean().optional() }).prefault({}),
+  /** The store (src/store/): where its writer runs (docs/operations.md §Store). */
+  store: z
+    .strictObject({
+      /** `worker`: commits and their fsync on a thread of their own (the event loop never waits); `inline`: on the main thread (one isolate less). */
+      writer: z.enum(['worker', 'inline']).default('worker'),
+    })
+    .prefault({}),
   /** Embedded broker (listeners, users, ACLs, limits) or external broker: src/broker/config.ts. */
   mqtt: MqttConfigSchema.prefault({}),
   ingest: z
@@ -40,7 +46,7 @@ export const GatewayConfigSchema = z.strictObject({
     .prefault({}),
   server: z
     .strictObject({
-      url: z.url({ protocol: /^https?$/ }).default('http://127.0.0.1:8000'),
+      url: z.url({ protocol: /^https?$/, error: 'an http:// or https:// URL' }).default('http://127.0.0.1:8000'),
       clientId: z.string().min(1).max(256).optional(),
       clientSecret: z.string().min(1).max(512).optional(),
       /** Sign requests and verify response signatures (design.md §HMAC). */
@@ -137,24 +143,26 @@ function setPath(tree: Tree, path: readonly string[], value: unknown): void {
   if (last !== undefined) node[last] = value;
 }
 
-/** Reads and parses a YAML file into a plain tree; a file that is not a mapping is a config problem. */
-export function readYamlFile(file: string): Tree {
+/** Reads and parses a YAML file; a file that cannot be read, is not YAML or not a mapping is a config problem. */
+export function readYamlSource(file: string): YamlSource {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new ConfigError([`cannot read ${file}: ${(err as Error).message}`], file);
+    throw new GatewayConfigError([{ path: '(file)', message: `cannot read ${file}: ${(err as Error).message}` }], file);
   }
-  let doc: unknown;
-  try {
-    doc = parseYaml(text, { prettyErrors: true });
-  } catch (err) {
-    const message = err instanceof YAMLParseError ? err.message : String(err);
-    throw new ConfigError([`YAML syntax: ${message}`], file);
+  const source = parseYamlSource(text, file);
+  const doc = source.tree;
+  if (doc !== null && doc !== undefined && (typeof doc !== 'object' || Array.isArray(doc))) {
+    throw new GatewayConfigError([{ path: '(root)', message: 'expected a mapping of settings', line: 1, column: 1 }], file);
   }
-  if (doc === null || doc === undefined) return {};
-  if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(['(root): expected a mapping of settings'], file);
-  return { ...(doc as Tree) };
+  return source;
+}
+
+/** Reads and parses a YAML file into a plain tree. */
+export function readYamlFile(file: string): Tree {
+  const tree = readYamlSource(file).tree;
+  return tree === null || tree === undefined ? {} : { ...(tree as Tree) };
 }
 
 export interface LoadGatewayConfigOptions {
@@ -163,40 +171,61 @@ export interface LoadGatewayConfigOptions {
   readonly flags?: GatewayFlags;
 }
 
-/** Builds the effective configuration; throws ConfigError listing every problem with its path. */
+const FLAG_NAMES: ReadonlyArray<[keyof GatewayFlags, readonly string[], string]> = [
+  ['dataDir', ['dataDir'], '--data-dir'],
+  ['mqttHost', ['mqtt', 'host'], '--mqtt-host'],
+  ['mqttPort', ['mqtt', 'port'], '--mqtt-port'],
+  ['serverUrl', ['server', 'url'], '--server-url'],
+  ['clientId', ['server', 'clientId'], '--client-id'],
+  ['clientSecret', ['server', 'clientSecret'], '--client-secret'],
+  ['httpPort', ['http', 'port'], '--http-port'],
+];
+
+/**
+ * Builds the effective configuration; throws a ConfigError (a GatewayConfigError, with the problems also kept
+ * structured) listing every problem with its path, its line in the file and what is allowed.
+ */
 export function loadGatewayConfig(options: LoadGatewayConfigOptions = {}): GatewayConfig {
-  const tree: Tree = options.file ? readYamlFile(options.file) : {};
-  const problems: string[] = [];
+  const source = options.file ? readYamlSource(options.file) : undefined;
+  const tree: Tree = source?.tree ? { ...(source.tree as Tree) } : {};
+  const problems: ConfigProblem[] = [];
+  /** Settings that did not come from the file: their problems name the variable or flag instead of a line. */
+  const overrides = new Map<string, string>();
   for (const override of ENV_OVERRIDES) {
     const raw = options.env?.[override.name];
     if (raw === undefined || raw === '') continue;
+    overrides.set(override.path.join('.'), override.name);
     if (override.type === 'number') {
       const n = Number(raw);
-      if (!Number.isFinite(n)) problems.push(`${override.name}: expected a number, got ${JSON.stringify(raw)}`);
+      if (!Number.isFinite(n)) problems.push({ path: override.name, message: `expected a number, got ${JSON.stringify(raw)}` });
       else setPath(tree, override.path, n);
     } else {
       setPath(tree, override.path, raw);
     }
   }
   const f = options.flags ?? {};
-  const flagPaths: Array<[unknown, readonly string[]]> = [
-    [f.dataDir, ['dataDir']],
-    [f.mqttHost, ['mqtt', 'host']],
-    [f.mqttPort, ['mqtt', 'port']],
-    [f.serverUrl, ['server', 'url']],
-    [f.clientId, ['server', 'clientId']],
-    [f.clientSecret, ['server', 'clientSecret']],
-    [f.httpPort, ['http', 'port']],
-  ];
-  for (const [value, path] of flagPaths) if (value !== undefined) setPath(tree, path, value);
-  const parsed = GatewayConfigSchema.safeParse(tree);
-  if (!parsed.success) problems.push(...describeIssues(parsed.error));
-  if (problems.length > 0 || !parsed.success) throw new ConfigError(problems, options.file ?? 'defaults');
+  for (const [key, path, flag] of FLAG_NAMES) {
+    const value = f[key];
+    if (value === undefined) continue;
+    overrides.set(path.join('.'), flag);
+    setPath(tree, path, value);
+  }
+  const where = options.file ?? 'defaults';
+  const parsed = GatewayConfigSchema.safeParse(tree, { reportInput: true });
+  if (!parsed.success) problems.push(...explainIssues(parsed.error.issues, { schema: GatewayConfigSchema, ...(source ? { source } : {}), overrides }));
+  if (problems.length > 0 || !parsed.success) throw new GatewayConfigError(problems, where);
   const config = parsed.data;
   if (config.sync.minIntervalSeconds > config.sync.maxIntervalSeconds) {
-    throw new ConfigError(
-      [`sync.minIntervalSeconds: expected at most sync.maxIntervalSeconds (${config.sync.maxIntervalSeconds}), got ${config.sync.minIntervalSeconds}`],
-      options.file ?? 'defaults',
+    const pos = source?.locate(['sync', 'minIntervalSeconds']);
+    throw new GatewayConfigError(
+      [
+        {
+          path: 'sync.minIntervalSeconds',
+          message: `expected at most sync.maxIntervalSeconds (${config.sync.maxIntervalSeconds}), got ${config.sync.minIntervalSeconds}`,
+          ...(pos ? { line: pos.line, column: pos.column } : {}),
+        },
+      ],
+      where,
     );
   }
   return config;

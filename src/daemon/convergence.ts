@@ -2,8 +2,7 @@
  * Compares what the server holds for a home with what the gateway holds: the demo's closing check and the
  * end-to-end tests' oracle ("the server ends with the latest state of every entity and nothing else").
  */
-import { z } from 'zod';
-import type { Db } from '../store/db.js';
+import type { StoreReader } from '../store/index.js';
 
 export interface EntitySnapshot {
   readonly key: string;
@@ -33,11 +32,9 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value) ?? 'null';
 }
 
-const GatewayRow = z.object({ entity_type: z.string(), entity_id: z.string(), data: z.string(), updated_at: z.number() });
-
-export function gatewaySnapshot(db: Db): EntitySnapshot[] {
-  const rows = z.array(GatewayRow).parse(db.prepare('SELECT entity_type, entity_id, data, updated_at FROM entities WHERE deleted = 0').all());
-  return rows.map((r) => ({ key: `${r.entity_type}/${r.entity_id}`, data: canonicalJson(JSON.parse(r.data)), updatedAt: r.updated_at }));
+/** The live entities of a gateway store (the daemon's, or a reader opened on its file while it runs). */
+export function gatewaySnapshot(store: Pick<StoreReader, 'entities'>): EntitySnapshot[] {
+  return store.entities.all().map((e) => ({ key: `${e.entityType}/${e.entityId}`, data: canonicalJson(e.data), updatedAt: e.updatedAt }));
 }
 
 export function serverSnapshot(

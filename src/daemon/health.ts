@@ -4,11 +4,12 @@
  * `watchdogOk` (systemd's WATCHDOG=1: everything a restart could fix — not sync, which a restart cannot).
  */
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
-import type { Db } from '../store/db.js';
+import type { GatewayStore } from '../store/index.js';
 import type { SchedulerStatus } from '../sync/index.js';
 
 export interface HealthOptions {
-  readonly db: Db;
+  /** The store: how its latest writes went, and a small durable probe write when none happened for a while. */
+  readonly store: Pick<GatewayStore, 'writeHealth' | 'maintenance'>;
   readonly brokerListening: () => boolean;
   /** Cumulative group-commit counters (IngestMetrics). */
   readonly ingestCounters: () => { batchesCommitted: number; commitFailures: number };
@@ -41,23 +42,31 @@ export interface HealthReport {
   readonly at: number;
 }
 
-const PROBE_KEY = 'health_probe';
-
 /**
- * Evaluates health on each `check()` (the supervisor calls it on a timer). The store probe is cheap: a successful
- * group commit since the last check is proof enough; otherwise one small upsert into sync_state at most every
- * `storeProbeIntervalMs` (spares the SD card), and at once after an ingest commit failure.
+ * Health of the pipeline. Two entry points:
+ *
+ * - `tick()` — the supervisor's timer (and only it): closes the event-loop-lag window (reads and resets the delay
+ *   histogram), takes the ingest counters as the new reference, and starts one small durable probe write when the
+ *   store wrote nothing for `storeProbeIntervalMs` (spares the SD card) or after a failed write.
+ * - `check()` — GET /healthz and anyone else: evaluates without side effects (no histogram reset, no probe, no
+ *   reference moved), from the last tick's window plus what is true now.
+ *
+ * The store check reads how the store's latest write went (any commit is proof it takes writes; a failed commit is
+ * visible at once, before any probe).
  */
 export class HealthMonitor {
   readonly #o: HealthOptions;
   readonly #now: () => number;
   readonly #histogram: IntervalHistogram;
-  readonly #probe: () => void;
   readonly #startedAt: number;
-  #lastCounters = { batchesCommitted: 0, commitFailures: 0 };
-  #storeOkAt: number;
-  #store: CheckResult = { ok: true };
+  /** Ingest counters at the last tick. */
+  #reference = { batchesCommitted: 0, commitFailures: 0 };
+  /** The ingest verdict of the last tick (kept while no commit and no failure happened since). */
   #ingest: CheckResult = { ok: true };
+  /** Event loop lag measured over the last tick's window, ms. */
+  #lagMs = 0;
+  #probing: Promise<void> | undefined;
+  #lastProbeAt = -Infinity;
   #last: HealthReport | undefined;
 
   constructor(options: HealthOptions) {
@@ -68,34 +77,33 @@ export class HealthMonitor {
     this.#o = options;
     this.#now = options.now ?? Date.now;
     this.#startedAt = this.#now();
-    this.#storeOkAt = this.#startedAt;
-    this.#lastCounters = { ...options.ingestCounters() };
-    const stmt = options.db.prepare<[string, string]>(
-      'INSERT INTO sync_state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
-    );
-    this.#probe = () => void stmt.run(PROBE_KEY, JSON.stringify(this.#now()));
+    this.#reference = { ...options.ingestCounters() };
     this.#histogram = monitorEventLoopDelay({ resolution: 20 });
     this.#histogram.enable();
   }
 
-  /** The last report, or a fresh one if none yet. */
+  /** The last tick's report, or a fresh (side-effect-free) one before the first tick. */
   current(): HealthReport {
     return this.#last ?? this.check();
   }
 
+  /** Evaluates now, changing nothing. */
   check(): HealthReport {
+    return this.#evaluate(this.#now(), Math.max(this.#lagMs, this.#windowLagMs()), this.#ingestNow().verdict);
+  }
+
+  /** The supervisor's periodic step: closes the measurement windows, probes the store when due, evaluates. */
+  tick(): HealthReport {
     const now = this.#now();
-    const lagMs = Math.round(Math.max(this.#histogram.max / 1e6 - 20, 0));
+    this.#lagMs = this.#windowLagMs();
     this.#histogram.reset();
-    const eventLoop: CheckResult =
-      lagMs <= this.#o.maxEventLoopLagMs ? { ok: true } : { ok: false, detail: `event loop lag ${lagMs} ms > ${this.#o.maxEventLoopLagMs} ms` };
-    const broker: CheckResult = this.#o.brokerListening() ? { ok: true } : { ok: false, detail: 'mqtt broker is not listening' };
-    this.#checkWrites(now);
-    const sync = this.#checkSync(now);
-    const checks = { eventLoop, broker, store: this.#store, ingest: this.#ingest, sync };
-    const reasons = Object.entries(checks).flatMap(([name, c]) => (c.ok ? [] : [`${name}: ${c.detail ?? 'failing'}`]));
-    const watchdogOk = eventLoop.ok && broker.ok && this.#store.ok && this.#ingest.ok;
-    this.#last = { healthy: watchdogOk && sync.ok, watchdogOk, reasons, eventLoopLagMs: lagMs, checks, at: now };
+    const ingest = this.#ingestNow();
+    this.#ingest = ingest.verdict;
+    this.#reference = ingest.counters;
+    const writes = this.#o.store.writeHealth();
+    const quietFor = now - Math.max(writes.lastOkAt ?? this.#startedAt, this.#lastProbeAt);
+    if (!ingest.verdict.ok || writes.failing !== null || quietFor >= this.#o.storeProbeIntervalMs) this.#probe(now);
+    this.#last = this.#evaluate(now, this.#lagMs, this.#ingest);
     return this.#last;
   }
 
@@ -103,26 +111,50 @@ export class HealthMonitor {
     this.#histogram.disable();
   }
 
-  #checkWrites(now: number): void {
+  #windowLagMs(): number {
+    return Math.round(Math.max(this.#histogram.max / 1e6 - 20, 0));
+  }
+
+  /** Commits and failures since the last tick: failures with no commit fail ingest; commits clear it; neither keeps the last verdict. */
+  #ingestNow(): { verdict: CheckResult; counters: { batchesCommitted: number; commitFailures: number } } {
     const c = this.#o.ingestCounters();
-    const committed = c.batchesCommitted - this.#lastCounters.batchesCommitted;
-    const failed = c.commitFailures - this.#lastCounters.commitFailures;
-    this.#lastCounters = { batchesCommitted: c.batchesCommitted, commitFailures: c.commitFailures };
-    if (failed > 0 && committed === 0) this.#ingest = { ok: false, detail: `${failed} group commit(s) failed since the last check` };
-    else if (committed > 0 || failed === 0) this.#ingest = { ok: true };
-    if (committed > 0 && failed === 0) {
-      this.#storeOkAt = now;
-      this.#store = { ok: true };
-      return;
-    }
-    if (failed === 0 && this.#store.ok && now - this.#storeOkAt < this.#o.storeProbeIntervalMs) return;
-    try {
-      this.#probe();
-      this.#storeOkAt = now;
-      this.#store = { ok: true };
-    } catch (err) {
-      this.#store = { ok: false, detail: `write probe failed: ${err instanceof Error ? err.message : String(err)}` };
-    }
+    const counters = { batchesCommitted: c.batchesCommitted, commitFailures: c.commitFailures };
+    const committed = counters.batchesCommitted - this.#reference.batchesCommitted;
+    const failed = counters.commitFailures - this.#reference.commitFailures;
+    if (failed > 0 && committed === 0) return { verdict: { ok: false, detail: `${failed} group commit(s) failed since the last check` }, counters };
+    if (committed > 0 || failed === 0) return { verdict: committed > 0 ? { ok: true } : this.#ingest, counters };
+    return { verdict: this.#ingest, counters };
+  }
+
+  #evaluate(now: number, lagMs: number, ingest: CheckResult): HealthReport {
+    const eventLoop: CheckResult =
+      lagMs <= this.#o.maxEventLoopLagMs ? { ok: true } : { ok: false, detail: `event loop lag ${lagMs} ms > ${this.#o.maxEventLoopLagMs} ms` };
+    const broker: CheckResult = this.#o.brokerListening() ? { ok: true } : { ok: false, detail: 'mqtt broker is not listening' };
+    const store = this.#checkStore();
+    const sync = this.#checkSync(now);
+    const checks = { eventLoop, broker, store, ingest, sync };
+    const reasons = Object.entries(checks).flatMap(([name, c]) => (c.ok ? [] : [`${name}: ${c.detail ?? 'failing'}`]));
+    const watchdogOk = eventLoop.ok && broker.ok && store.ok && ingest.ok;
+    return { healthy: watchdogOk && sync.ok, watchdogOk, reasons, eventLoopLagMs: lagMs, checks, at: now };
+  }
+
+  #checkStore(): CheckResult {
+    const writes = this.#o.store.writeHealth();
+    if (writes.failing === null) return { ok: true };
+    const { what, message } = writes.failing;
+    return { ok: false, detail: what === 'probe' ? `write probe failed: ${message}` : `write failed: ${message}` };
+  }
+
+  /** One durable probe write at a time; its outcome lands in the store's write health. */
+  #probe(now: number): void {
+    if (this.#probing !== undefined) return;
+    this.#lastProbeAt = now;
+    this.#probing = this.#o.store.maintenance
+      .probe(now)
+      .catch(() => undefined) // recorded by the store's write health
+      .finally(() => {
+        this.#probing = undefined;
+      });
   }
 
   #checkSync(now: number): CheckResult {

@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import { GatewayError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
+import { BodyError, readBody } from '../util/http-body.js';
 
 export interface ControlHandlers {
   health(): { healthy: boolean; body: unknown };
@@ -111,7 +112,10 @@ export class ControlServer {
     } catch (err) {
       if (err instanceof GatewayError) {
         const status = err.status;
-        if (status >= 500) this.#log.warn({ err }, 'control request failed');
+        // An expected failure (a sync that could not reach the server) was logged where it happened: one line here,
+        // no stack (its cause chain printed the same message three times).
+        if (status >= 500) this.#log.warn({ code: err.code, status, message: err.message }, 'control request failed');
+        if (err.code === 'PAYLOAD_TOO_LARGE' && !res.headersSent) res.setHeader('Connection', 'close'); // the rest is never read
         send(res, status, { type: 'error', code: err.code, message: err.message });
         return;
       }
@@ -127,15 +131,14 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
     req.resume();
     throw new GatewayError('UNSUPPORTED_MEDIA_TYPE', `expected Content-Type: application/json, got ${JSON.stringify(type ?? '')}`);
   }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    const buf = chunk as Buffer;
-    size += buf.length;
-    if (size > MAX_BODY) throw new GatewayError('PAYLOAD_TOO_LARGE', `body over ${MAX_BODY} bytes`);
-    chunks.push(buf);
+  let raw: Buffer;
+  try {
+    raw = await readBody(req, MAX_BODY);
+  } catch (err) {
+    if (err instanceof BodyError) throw new GatewayError(err.code, err.message, { cause: err });
+    throw err;
   }
-  const text = Buffer.concat(chunks).toString('utf8').trim();
+  const text = raw.toString('utf8').trim();
   if (text === '') return undefined;
   try {
     return JSON.parse(text) as unknown;

@@ -5,7 +5,7 @@
  */
 import { createTask, type ScheduledTask } from 'node-cron';
 import type { Logger } from '../log.js';
-import type { Db } from '../store/db.js';
+import type { GatewayStore } from '../store/index.js';
 
 export type JobResult = Record<string, unknown>;
 
@@ -147,18 +147,13 @@ export class JobRunner {
   }
 }
 
-/** WAL checkpoint (TRUNCATE: the -wal file shrinks back) and PRAGMA optimize (sqlite.org/pragma.html#pragma_optimize). */
-export function maintainStore(db: Db): JobResult {
-  const rows: unknown = db.pragma('wal_checkpoint(TRUNCATE)');
-  const first = Array.isArray(rows) ? (rows[0] as unknown) : undefined;
-  const checkpoint = typeof first === 'object' && first !== null ? first : {};
-  db.pragma('optimize');
-  return { checkpoint };
+/** WAL checkpoint (TRUNCATE: the -wal file shrinks back) and PRAGMA optimize, through the store's maintenance. */
+export async function maintainStore(store: Pick<GatewayStore, 'maintenance'>): Promise<JobResult> {
+  return { checkpoint: await store.maintenance.checkpoint() };
 }
 
 /** Deletes conflict-log rows older than `keepDays`. */
-export function pruneConflicts(db: Db, keepDays: number, nowMs: number): JobResult {
-  const cutoff = nowMs - keepDays * 86_400_000;
-  const { changes } = db.prepare<[number]>('DELETE FROM conflicts WHERE recorded_at < ?').run(cutoff);
-  return { deleted: changes, keepDays };
+export async function pruneConflicts(store: Pick<GatewayStore, 'conflicts'>, keepDays: number, nowMs: number): Promise<JobResult> {
+  const deleted = await store.conflicts.prune(nowMs - keepDays * 86_400_000);
+  return { deleted, keepDays };
 }

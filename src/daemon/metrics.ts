@@ -5,7 +5,7 @@
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { IngestMetrics } from '../ingest/index.js';
-import type { SyncStatus } from '../store/sync-state.js';
+import type { StoreStats, SyncStatus } from '../store/index.js';
 import type { SchedulerStatus } from '../sync/index.js';
 import type { HealthReport } from './health.js';
 import type { InstrumentedRunner } from './sync-stats.js';
@@ -15,6 +15,8 @@ export const METRIC_PREFIX = 'inbetweenies_gateway_';
 export interface MetricsSources {
   readonly ingest: () => IngestMetrics;
   readonly store: () => SyncStatus;
+  /** Unreadable rows met and failed sync-state writes (counted, never repaired silently). */
+  readonly storeStats?: () => StoreStats;
   readonly scheduler: () => SchedulerStatus | null;
   readonly runner: InstrumentedRunner | undefined;
   readonly transport: () => { bytesSent: number; bytesReceived: number } | undefined;
@@ -102,6 +104,8 @@ export class GatewayMetrics {
     const reconciles = this.#counter('sync_full_reconciles_total', 'Full reconciles requested (job or CLI)');
     const sent = this.#counter('sync_bytes_sent_total', 'Bytes sent to the sync server (headers estimated + body as sent)');
     const received = this.#counter('sync_bytes_received_total', 'Bytes received from the sync server');
+    const corrupt = this.#counter('store_corrupt_rows_total', 'Rows the store could not read back, by table (logged, left as they are)', ['table']);
+    const stateFailures = this.#counter('store_state_write_failures_total', 'Sync-state writes that failed (the value stays in memory)');
     const latency = new Histogram({
       name: `${METRIC_PREFIX}sync_cycle_duration_seconds`,
       help: 'Duration of sync cycles (all five phases), successful or not',
@@ -135,6 +139,9 @@ export class GatewayMetrics {
       const t = s.transport();
       mirror.set(sent, t?.bytesSent ?? 0);
       mirror.set(received, t?.bytesReceived ?? 0);
+      const st = s.storeStats?.();
+      for (const [table, n] of Object.entries(st?.corruptRows ?? {})) mirror.set(corrupt, n, { table });
+      mirror.set(stateFailures, st?.stateWriteFailures ?? 0);
     };
     this.#defineGauges();
   }

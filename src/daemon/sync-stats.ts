@@ -1,11 +1,8 @@
 /**
- * Wraps the sync client as the scheduler's runner to count cycles, failures and latencies for /metrics, and to run a
- * requested full reconcile (the `reconcile` job, `sync --full`): the watermark is dropped just before the next cycle
- * starts, inside the same runner call, so no other cycle can write it back in between (design.md §Deletes: a pull
- * from last_sync null reconciles deletes by absence).
+ * Wraps the sync client as the scheduler's runner to count cycles, failures, full reconciles and latencies for
+ * /metrics. The full reconcile itself is the sync client's (SyncClient.requestFullResync).
  */
 import { GatewayError } from '../errors.js';
-import type { SyncStateRepo } from '../store/sync-state.js';
 import type { CycleReport, SyncRunner } from '../sync/index.js';
 
 export interface CycleObservation {
@@ -21,13 +18,10 @@ export class InstrumentedRunner implements SyncRunner {
   conflicts = 0;
   fullReconciles = 0;
   readonly #inner: SyncRunner;
-  readonly #state: SyncStateRepo;
   readonly #observers: Array<(o: CycleObservation) => void> = [];
-  #fullRequested = false;
 
-  constructor(options: { inner: SyncRunner; state: SyncStateRepo }) {
+  constructor(options: { inner: SyncRunner }) {
     this.#inner = options.inner;
-    this.#state = options.state;
   }
 
   onCycle(observer: (o: CycleObservation) => void): void {
@@ -35,16 +29,12 @@ export class InstrumentedRunner implements SyncRunner {
   }
 
   /** The next cycle pulls everything (last_sync null) and reconciles. */
-  requestFullReconcile(): void {
-    this.#fullRequested = true;
+  requestFullResync(): void {
+    this.fullReconciles += 1;
+    this.#inner.requestFullResync?.();
   }
 
   async runCycle(): Promise<CycleReport> {
-    if (this.#fullRequested) {
-      this.#fullRequested = false;
-      this.fullReconciles += 1;
-      this.#state.delete('last_sync');
-    }
     const started = performance.now();
     try {
       const report = await this.#inner.runCycle();

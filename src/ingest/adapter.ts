@@ -3,7 +3,7 @@
  * adapter owns some topic filters, turns a (topic, payload) into typed updates or a typed rejection, and maps a
  * DeviceCommand to the PUBLISHes its devices understand (downlink).
  */
-import type { LocalUpdate } from '../store/local-writes.js';
+import type { LocalUpdate } from './local-writes.js';
 import type { DeviceCommand } from '../store/types.js';
 
 export type { LocalUpdate };
@@ -23,7 +23,12 @@ export type RejectReason =
   | 'unsupported_template';
 
 export type ParseResult =
-  | { readonly ok: true; readonly updates: readonly LocalUpdate[] }
+  | {
+      readonly ok: true;
+      readonly updates: readonly LocalUpdate[];
+      /** Messages the adapter publishes in answer (e.g. asking a Shelly for its name); sent after the message is handled. */
+      readonly publish?: readonly OutgoingMessage[];
+    }
   | { readonly ok: false; readonly reason: RejectReason; readonly detail: string };
 
 export interface OutgoingMessage {

@@ -14,22 +14,19 @@ export const DEFAULT_CRITICAL_CONFIG: CriticalConfig = {
   attributes: ['lock_state', 'alarm', 'smoke', 'water_leak', 'leak', 'tamper'],
 };
 
-interface Compiled {
-  readonly types: ReadonlySet<string>;
-  readonly attributes: ReadonlySet<string>;
-}
-const compiled = new WeakMap<CriticalConfig, Compiled>();
+/** A change of `attributes` (only those whose value changed) on a device of `deviceType`: is it critical? */
+export type CriticalPredicate = (deviceType: string | null | undefined, attributes: Readonly<Record<string, unknown>>) => boolean;
 
-function compile(config: CriticalConfig): Compiled {
-  let c = compiled.get(config);
-  if (!c) {
-    c = {
-      types: new Set(config.deviceTypes.map((t) => t.toLowerCase())),
-      attributes: new Set(config.attributes.map((a) => a.toLowerCase())),
-    };
-    compiled.set(config, c);
-  }
-  return c;
+/** The policy as a predicate, names lower-cased once (a batch compiles it once, then asks per change). */
+export function criticalPredicate(config: CriticalConfig = DEFAULT_CRITICAL_CONFIG): CriticalPredicate {
+  const types = new Set(config.deviceTypes.map((t) => t.toLowerCase()));
+  const attributes = new Set(config.attributes.map((a) => a.toLowerCase()));
+  return (deviceType, changed) => {
+    const names = Object.keys(changed);
+    if (names.length === 0) return false;
+    if (deviceType && types.has(deviceType.toLowerCase())) return true;
+    return names.some((name) => attributes.has(name.toLowerCase()));
+  };
 }
 
 /**
@@ -41,9 +38,5 @@ export function isCriticalChange(
   attributes: Readonly<Record<string, unknown>>,
   config: CriticalConfig = DEFAULT_CRITICAL_CONFIG,
 ): boolean {
-  const names = Object.keys(attributes);
-  if (names.length === 0) return false;
-  const c = compile(config);
-  if (deviceType && c.types.has(deviceType.toLowerCase())) return true;
-  return names.some((name) => c.attributes.has(name.toLowerCase()));
+  return criticalPredicate(config)(deviceType, attributes);
 }

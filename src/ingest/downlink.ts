@@ -62,7 +62,7 @@ export function createDownlink(options: DownlinkOptions): Downlink {
         } else {
           published += 1;
           metrics.commandsPublished += 1;
-          log.debug({ topic: message.topic, deviceId: command.deviceId }, 'command published');
+          log.info({ deviceId: command.deviceId, topic: message.topic, payload: message.payload.toString('utf8').slice(0, 200) }, `command sent on ${message.topic}`);
         }
       }
     }

@@ -1,45 +1,58 @@
 /**
  * Group commit (design.md §Durable ingest): items submitted within a window (or until the batch is full) are
- * committed together in one transaction — one fsync for many messages — and then every waiter is called back.
- * A failed commit calls its waiters back with the error (a QoS 1 message is then not acknowledged); the next batch
- * simply tries again, so the writer recovers by itself when the disk works again. A failure that is not about the
- * disk (one bad item) is isolated by committing the batch's items one by one, so one poison message cannot hold
- * back everybody else's.
+ * committed together in one transaction — one fsync for many messages — and then every waiter is called back. One
+ * commit is in flight at a time: what arrives meanwhile forms the next batch, which is committed once the current one
+ * has returned and its own window has passed (so batches grow with the load, and per-device order is kept). A failed
+ * commit calls its waiters back with the error (a QoS 1 message is then not acknowledged); the next batch simply
+ * tries again, so the writer recovers by itself when the disk works again. A failure that is not about the disk (one
+ * bad item) is isolated by committing the batch's items one by one, so one poison message cannot hold back
+ * everybody else's.
  *
  * Items without a waiter (QoS 0: nothing is acknowledged) may wait longer (`relaxedWindowMs`) and a batch made only
  * of them is committed without fsync (`durable: false`): at a home's trickle of messages this turns one fsync per
- * message into one write per second (docs/architecture.md §Disk writes). A waiter arriving shortens the wait to
+ * message into one write per window (docs/architecture.md §Disk writes). A waiter arriving shortens the wait to
  * `windowMs`, and the batch it joins is durable; items stay in arrival order either way.
+ *
+ * `commit` may return a promise (the store's writer) or return synchronously (tests); waiters of a synchronous
+ * commit are called before `flush()` returns.
  */
+import { GatewayError } from '../errors.js';
+
 export type CommitDone = (err: Error | null) => void;
 
 export interface GroupCommitOptions<T> {
   /** How long the first item of a batch waits for company; 0 = until the current I/O phase ends. */
   readonly windowMs: number;
-  /** A batch this large is committed at once. */
+  /** A batch this large is committed at once (or as soon as the commit in flight returns). */
   readonly maxBatch: number;
   /** How long a batch of waiter-less items (QoS 0) may wait; default windowMs. */
   readonly relaxedWindowMs?: number;
   /**
-   * Commits the items in one transaction; throws when nothing was committed. `durable` is true when any item has a
-   * waiter (its acknowledgement needs the fsync).
+   * Commits the items in one transaction; throws (or rejects) when nothing was committed. `durable` is true when any
+   * item has a waiter (its acknowledgement needs the fsync).
    */
-  readonly commit: (items: readonly T[], durable: boolean) => void;
+  readonly commit: (items: readonly T[], durable: boolean) => void | Promise<void>;
   readonly onFailure?: (err: Error, items: number) => void;
 }
 
 /** SQLite errors that are about the store as a whole: retrying item by item would only fail again. */
 const STORE_WIDE = /^SQLITE_(FULL|IOERR|READONLY|BUSY|LOCKED|CANTOPEN|NOTADB|CORRUPT|PROTOCOL|NOMEM)/;
 
+type Settled = Error | undefined | Promise<Error | undefined>;
+
 export class GroupCommit<T> {
   readonly #options: GroupCommitOptions<T>;
   #items: T[] = [];
   #waiters: Array<CommitDone | undefined> = [];
   #timer: { kind: 'timeout'; handle: NodeJS.Timeout } | { kind: 'immediate'; handle: NodeJS.Immediate } | undefined;
-  /** When the pending timer fires (epoch ms); Infinity for an immediate. */
+  /** When the pending timer fires (epoch ms); -Infinity for an immediate. */
   #dueAt = 0;
   #durable = false;
   #closed = false;
+  /** The commit in flight (with its item-by-item retries), if any. */
+  #inflight: Promise<void> | undefined;
+  /** A flush was asked for while a commit was in flight: run it when that one returns. */
+  #flushAfter = false;
 
   constructor(options: GroupCommitOptions<T>) {
     if (!Number.isFinite(options.windowMs) || options.windowMs < 0 || options.windowMs > 1000) {
@@ -58,7 +71,7 @@ export class GroupCommit<T> {
   /** Queues an item; `done` (if any) is called after its batch committed or failed. */
   submit(item: T, done?: CommitDone): void {
     if (this.#closed) {
-      done?.(new Error('ingest: group commit is closed'));
+      done?.(new GatewayError('NOT_ACKNOWLEDGED', 'group commit is closed (the gateway is stopping)'));
       return;
     }
     this.#items.push(item);
@@ -84,17 +97,60 @@ export class GroupCommit<T> {
     return this.#items.length;
   }
 
-  /** Commits what is queued now. */
+  /** Commits what is queued now (after the commit in flight, if any). */
   flush(): void {
     this.#clearTimer();
     if (this.#items.length === 0) return;
-    const items = this.#items;
-    const waiters = this.#waiters;
-    const durable = this.#durable;
-    this.#items = [];
-    this.#waiters = [];
-    this.#durable = false;
-    const err = this.#tryCommit(items, durable);
+    if (this.#inflight !== undefined) {
+      this.#flushAfter = true;
+      return;
+    }
+    // At most maxBatch items per commit (more may have queued while one was in flight); the rest go next.
+    const max = this.#options.maxBatch;
+    const items = this.#items.length > max ? this.#items.slice(0, max) : this.#items;
+    const waiters = this.#items.length > max ? this.#waiters.slice(0, max) : this.#waiters;
+    this.#items = this.#items.length > max ? this.#items.slice(max) : [];
+    this.#waiters = this.#waiters.length > max ? this.#waiters.slice(max) : [];
+    const durable = waiters.some((w) => w !== undefined);
+    this.#durable = this.#waiters.some((w) => w !== undefined);
+    if (this.#items.length > 0) this.#flushAfter = true;
+    const settled = this.#tryCommit(items, durable);
+    if (!(settled instanceof Promise)) {
+      this.#finish(items, waiters, settled);
+      if (this.#flushAfter) {
+        this.#flushAfter = false;
+        this.flush();
+      }
+      return;
+    }
+    this.#inflight = settled
+      .then((err) => this.#finish(items, waiters, err))
+      .finally(() => {
+        this.#inflight = undefined;
+        if (this.#flushAfter) {
+          this.#flushAfter = false;
+          this.flush();
+        }
+      });
+  }
+
+  /** Resolves once nothing is queued or in flight. */
+  async drain(): Promise<void> {
+    while (this.#inflight !== undefined || this.#items.length > 0) {
+      if (this.#inflight === undefined) this.flush();
+      await this.#inflight;
+    }
+  }
+
+  /** Commits what is queued, refuses further items, and resolves once everything has committed (or failed). */
+  close(): Promise<void> {
+    this.flush();
+    this.#closed = true;
+    return this.drain();
+  }
+
+  /** Calls the waiters of a committed batch, or isolates the failure (item by item unless it is store-wide). */
+  #finish(items: readonly T[], waiters: ReadonlyArray<CommitDone | undefined>, err: Error | undefined): void | Promise<void> {
     if (err === undefined) {
       for (const done of waiters) done?.(null);
       return;
@@ -104,25 +160,35 @@ export class GroupCommit<T> {
       for (const done of waiters) done?.(err);
       return;
     }
-    items.forEach((item, i) => {
-      const single = this.#tryCommit([item], waiters[i] !== undefined);
-      if (single !== undefined) this.#options.onFailure?.(single, 1);
-      waiters[i]?.(single ?? null);
-    });
+    return this.#oneByOne(items, waiters);
   }
 
-  /** Commits what is queued and refuses further items. */
-  close(): void {
-    this.flush();
-    this.#closed = true;
+  #oneByOne(items: readonly T[], waiters: ReadonlyArray<CommitDone | undefined>): void | Promise<void> {
+    for (let i = 0; i < items.length; i += 1) {
+      const settled = this.#tryCommit([items[i] as T], waiters[i] !== undefined);
+      const report = (single: Error | undefined): void => {
+        if (single !== undefined) this.#options.onFailure?.(single, 1);
+        waiters[i]?.(single ?? null);
+      };
+      if (settled instanceof Promise) {
+        // The rest continue after this one: the order of a device's messages is kept.
+        return settled.then((single) => {
+          report(single);
+          return this.#oneByOne(items.slice(i + 1), waiters.slice(i + 1));
+        });
+      }
+      report(settled);
+    }
+    return undefined;
   }
 
-  #tryCommit(items: readonly T[], durable: boolean): Error | undefined {
+  #tryCommit(items: readonly T[], durable: boolean): Settled {
     try {
-      this.#options.commit(items, durable);
+      const result = this.#options.commit(items, durable);
+      if (result instanceof Promise) return result.then(() => undefined, (err: unknown) => asError(err));
       return undefined;
     } catch (err) {
-      return err instanceof Error ? err : new Error(String(err));
+      return asError(err);
     }
   }
 
@@ -134,7 +200,11 @@ export class GroupCommit<T> {
   }
 }
 
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}
+
 function errorCode(err: Error): string {
-  const code = (err as { code?: unknown }).code;
+  const code = 'code' in err ? err.code : undefined;
   return typeof code === 'string' ? code : '';
 }

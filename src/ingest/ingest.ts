@@ -2,21 +2,21 @@
  * The durable ingest pipeline (design.md §Durable ingest; issue 3 items 2–3): every PUBLISH passes through the
  * broker's publish interceptor (aedes `authorizePublish`, which runs before the PUBACK is written). A message on an
  * adapter's topic is parsed into updates and handed to the group commit; a QoS ≥ 1 message is called back — and so
- * acknowledged — only after its batch is committed with fsync (synchronous=FULL, store/db.ts). QoS 0 messages join
- * the same batches without waiting. Messages of one socket read are handled concurrently by aedes
+ * acknowledged — only after its batch is committed durably by the store's writer (fsynced: store/writer.ts). QoS 0
+ * messages join the same batches without waiting. Messages of one socket read are handled concurrently by aedes
  * (lib/client.js `enqueue`), so a client's pipelined messages share one commit.
  */
 import type { MessageBus, PublishInterceptor } from '../broker/broker.js';
-import { RateLimitedLog } from '../broker/rate-limited-log.js';
+import { GatewayError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { Db } from '../store/db.js';
-import { applyLocalUpdates, type LocalUpdate } from '../store/local-writes.js';
-import { relaxedTransaction } from '../store/relaxed-durability.js';
+import type { GatewayStore } from '../store/index.js';
 import type { DeviceCommand, StampClock } from '../store/types.js';
-import type { IngestAdapter } from './adapter.js';
+import { RateLimitedLog } from '../util/rate-limited-log.js';
+import type { IngestAdapter, OutgoingMessage } from './adapter.js';
 import { DEFAULT_CRITICAL_CONFIG, type CriticalConfig } from './critical.js';
 import { createDownlink, type DownlinkResult } from './downlink.js';
 import { GroupCommit } from './group-commit.js';
+import { APPLY_LOCAL_UPDATES, type LocalUpdate } from './local-writes.js';
 import { countDropped, newIngestMetrics, type IngestMetrics } from './metrics.js';
 import { TopicRouter } from './router.js';
 
@@ -29,7 +29,7 @@ export interface LocalChangeEvent {
 export interface IngestOptions {
   /** The embedded broker, or the external broker's connection (external mode: src/ingest/external-source.ts). */
   readonly broker: MessageBus;
-  readonly db: Db;
+  readonly store: Pick<GatewayStore, 'durable' | 'relaxed'>;
   readonly logger: Logger;
   readonly clock: StampClock;
   readonly adapters: readonly IngestAdapter[];
@@ -53,10 +53,10 @@ export interface IngestOptions {
 
 export interface Ingest {
   start(): void;
-  /** Commits what is queued and detaches from the broker. */
-  stop(): void;
-  /** Commits what is queued now (tests, shutdown). */
-  flush(): void;
+  /** Detaches from the broker, then commits what is queued (resolves when it has committed or failed). */
+  stop(): Promise<void>;
+  /** Commits what is queued now; resolves when it has committed (tests, benchmarks). */
+  flush(): Promise<void>;
   publishCommands(commands: readonly DeviceCommand[]): Promise<DownlinkResult>;
   /** Counters; brokerClients is refreshed on each call. */
   metrics(): IngestMetrics;
@@ -64,7 +64,7 @@ export interface Ingest {
 }
 
 export function createIngest(options: IngestOptions): Ingest {
-  const { broker, db, clock } = options;
+  const { broker, store, clock } = options;
   const log = options.logger.child({ module: 'ingest' });
   const now = options.now ?? Date.now;
   const critical = options.critical ?? DEFAULT_CRITICAL_CONFIG;
@@ -75,8 +75,15 @@ export function createIngest(options: IngestOptions): Ingest {
   const router = new TopicRouter(options.adapters);
   const downlink = createDownlink({ publish: (message) => broker.publish(message), router, logger: options.logger, metrics });
 
-  const writer = createWriter({ db, clock, now, critical, metrics, failures, notify: listener(options.onLocalChange, log) }, options);
-  const intercept = createInterceptor(router, writer, metrics, rejected);
+  const writer = createWriter({ store, clock, now, critical, metrics, failures, notify: listener(options.onLocalChange, log) }, options);
+  const intercept = createInterceptor(router, writer, metrics, rejected, {
+    // Answers an adapter asks for (a Shelly's GetDeviceInfo request); a failure is logged, never fatal.
+    publish: (m) => void broker.publish(m).catch((err: unknown) => log.warn({ err, topic: m.topic }, 'adapter publish failed')),
+    heard: (deviceIds, adapter, topic) => {
+      const more = deviceIds.length > 3 ? ` and ${deviceIds.length - 3} more` : '';
+      log.info({ adapter, topic: topic.slice(0, 200), devices: deviceIds.slice(0, 20), count: deviceIds.length }, `device heard: ${deviceIds.slice(0, 3).join(', ')}${more}`);
+    },
+  });
 
   let detach: (() => void) | undefined;
   return {
@@ -86,14 +93,17 @@ export function createIngest(options: IngestOptions): Ingest {
       detach = broker.addPublishInterceptor(intercept);
       log.info({ adapters: router.adapters().map((a) => a.name) }, 'ingest started');
     },
-    stop() {
+    async stop() {
       detach?.();
       detach = undefined;
-      writer.flush();
+      await writer.close();
       rejected.flush();
       failures.flush();
     },
-    flush: () => writer.flush(),
+    flush: () => {
+      writer.flush();
+      return writer.drain();
+    },
     publishCommands: (commands) => downlink.publishCommands(commands),
     metrics() {
       metrics.brokerClients = broker.clientCount();
@@ -103,7 +113,7 @@ export function createIngest(options: IngestOptions): Ingest {
 }
 
 interface WriterDeps {
-  readonly db: Db;
+  readonly store: Pick<GatewayStore, 'durable' | 'relaxed'>;
   readonly clock: StampClock;
   readonly now: () => number;
   readonly critical: CriticalConfig;
@@ -112,19 +122,18 @@ interface WriterDeps {
   readonly notify: (event: LocalChangeEvent) => void;
 }
 
-/** The group commit: one transaction (and one fsync) per batch of messages; counters updated after each. */
+/** The group commit: one transaction (and, with a QoS 1 message, one fsync) per batch; counters updated after each. */
 function createWriter(deps: WriterDeps, options: IngestOptions): GroupCommit<readonly LocalUpdate[]> {
-  const { db, clock, now, critical, metrics } = deps;
-  const apply = (batches: readonly (readonly LocalUpdate[])[]) => applyLocalUpdates(db, batches.flat(), { clock, now, critical });
-  const durableTransaction = db.transaction(apply);
+  const { store, clock, now, critical, metrics } = deps;
   return new GroupCommit<readonly LocalUpdate[]>({
     windowMs: options.groupCommitWindowMs ?? 4,
     relaxedWindowMs: options.qos0WindowMs ?? options.groupCommitWindowMs ?? 4,
     maxBatch: options.maxBatch ?? 2000,
-    // A batch with a QoS 1 message commits with fsync (its PUBACK waits for it); a QoS 0-only batch needs none.
-    commit: (items, durable) => {
+    // A batch with a QoS 1 message commits durably (its PUBACK waits for the fsync); a QoS 0-only batch needs none.
+    commit: async (items, durable) => {
       const started = performance.now();
-      const counts = durable ? durableTransaction(items) : relaxedTransaction(db, () => apply(items));
+      const args = { updates: items.flat(), nowMicros: clock.nowMicros(), nowMs: now(), critical };
+      const counts = durable ? await store.durable(APPLY_LOCAL_UPDATES, args) : await store.relaxed(APPLY_LOCAL_UPDATES, args);
       metrics.commitMillis += performance.now() - started;
       metrics.batchesCommitted += 1;
       metrics.largestBatch = Math.max(metrics.largestBatch, items.length);
@@ -155,11 +164,18 @@ function listener(onLocalChange: IngestOptions['onLocalChange'], log: Logger): (
   };
 }
 
+interface InterceptorHooks {
+  readonly publish: (message: OutgoingMessage) => void;
+  /** Devices heard for the first time since the start (logged once each). */
+  readonly heard: (deviceIds: readonly string[], adapter: string, topic: string) => void;
+}
+
 function createInterceptor(
   router: TopicRouter,
   writer: GroupCommit<readonly LocalUpdate[]>,
   metrics: IngestMetrics,
   rejected: RateLimitedLog,
+  hooks: InterceptorHooks,
 ): PublishInterceptor {
   return (client, packet, done) => {
     metrics.messagesIn += 1;
@@ -183,11 +199,13 @@ function createInterceptor(
       return;
     }
     metrics.messagesIngested += 1;
+    if (routed.firstHeard.length > 0) hooks.heard(routed.firstHeard, routed.adapter.name, packet.topic);
+    for (const message of result.publish ?? []) hooks.publish(message);
     if (packet.qos === 0) {
       writer.submit(result.updates);
       done(null);
       return;
     }
-    writer.submit(result.updates, (err) => done(err ? new Error(`ingest: not acknowledged, ${err.message}`) : null));
+    writer.submit(result.updates, (err) => done(err ? new GatewayError('NOT_ACKNOWLEDGED', `not acknowledged: ${err.message}`, { cause: err }) : null));
   };
 }

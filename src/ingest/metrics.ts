@@ -15,7 +15,7 @@ export interface IngestMetrics {
   batchesCommitted: number;
   commitFailures: number;
   largestBatch: number;
-  /** Time spent inside commits (transaction + fsync), ms: the event loop is blocked meanwhile. */
+  /** Time from handing a batch to the store's writer to its answer (transaction + fsync), ms. */
   commitMillis: number;
   commandsPublished: number;
   commandsFailed: number;

@@ -8,6 +8,8 @@ import { levelsMatch, type IngestAdapter, type ParseResult } from './adapter.js'
 export interface Routed {
   readonly adapter: IngestAdapter;
   readonly result: ParseResult;
+  /** Devices of this message heard for the first time since the start (ingest logs them once). */
+  readonly firstHeard: readonly string[];
 }
 
 interface CompiledFilter {
@@ -52,17 +54,21 @@ export class TopicRouter {
       if (!levelsMatch(filter.levels, levels)) continue;
       const result = filter.adapter.parse(topic, payload);
       if (result === undefined) continue;
-      if (result.ok) for (const update of result.updates) this.#remember(update.deviceId, filter.adapter);
-      return { adapter: filter.adapter, result };
+      return this.#routed(filter.adapter, result);
     }
     for (const dynamic of this.#dynamic) {
       if (!dynamic.matches(topic, levels)) continue;
       const result = dynamic.adapter.parse(topic, payload);
       if (result === undefined) continue;
-      if (result.ok) for (const update of result.updates) this.#remember(update.deviceId, dynamic.adapter);
-      return { adapter: dynamic.adapter, result };
+      return this.#routed(dynamic.adapter, result);
     }
     return undefined;
+  }
+
+  #routed(adapter: IngestAdapter, result: ParseResult): Routed {
+    const firstHeard: string[] = [];
+    if (result.ok) for (const update of result.updates) if (this.#remember(update.deviceId, adapter)) firstHeard.push(update.deviceId);
+    return { adapter, result, firstHeard };
   }
 
   /** The adapter a device was last heard through, else the first that claims the id. */
@@ -70,10 +76,13 @@ export class TopicRouter {
     return this.#deviceAdapter.get(deviceId) ?? this.#adapters.find((a) => a.ownsDevice?.(deviceId) ?? false);
   }
 
-  #remember(deviceId: string, adapter: IngestAdapter): void {
-    if (this.#deviceAdapter.get(deviceId) === adapter) return;
+  /** Remembers the device's adapter; true when the device was not known yet. */
+  #remember(deviceId: string, adapter: IngestAdapter): boolean {
+    const before = this.#deviceAdapter.get(deviceId);
+    if (before === adapter) return false;
     if (this.#deviceAdapter.size >= MAX_REMEMBERED_DEVICES) this.#deviceAdapter.clear();
     this.#deviceAdapter.set(deviceId, adapter);
+    return before === undefined;
   }
 }
 

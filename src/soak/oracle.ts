@@ -4,50 +4,39 @@
  * Devices publish `{counter: n}` with n rising per device, so "state n is on the server" means the server's counter
  * for that device is ≥ n: last-write-wins keeps only the latest state of an entity (design.md §Outbox).
  */
-import Database from 'better-sqlite3';
-import { join } from 'node:path';
 import { z } from 'zod';
+import { liveStateData, maxPushApplications } from '../server/store/inspect.js';
+import { openStoreReader, storePath } from '../store/index.js';
 
-const CounterRow = z.object({ entity_id: z.string(), data: z.string() });
 const CounterData = z.looseObject({ state: z.looseObject({ counter: z.number() }) });
 
-function countersOf(rows: unknown[]): Map<string, number> {
+function countersOf(rows: ReadonlyArray<{ entityId: string; data: unknown }>): Map<string, number> {
   const out = new Map<string, number>();
-  for (const row of z.array(CounterRow).parse(rows)) {
-    const parsed = CounterData.safeParse(JSON.parse(row.data));
-    if (parsed.success) out.set(row.entity_id, parsed.data.state.counter);
+  for (const row of rows) {
+    const parsed = CounterData.safeParse(row.data);
+    if (parsed.success) out.set(row.entityId, parsed.data.state.counter);
   }
   return out;
 }
 
-function readOnly<T>(path: string, read: (db: Database.Database) => T): T {
-  const db = new Database(path, { readonly: true, fileMustExist: true });
-  try {
-    return read(db);
-  } finally {
-    db.close();
-  }
-}
-
 /** Counter per device in the gateway store (`<dataDir>/gateway.db`), live entity states only. */
 export function gatewayCounters(gatewayDataDir: string): Map<string, number> {
-  return readOnly(join(gatewayDataDir, 'gateway.db'), (db) =>
-    countersOf(db.prepare("SELECT entity_id, data FROM entities WHERE entity_type = 'entity_state' AND deleted = 0").all()),
-  );
+  const reader = openStoreReader(storePath(gatewayDataDir));
+  try {
+    return countersOf(reader.entities.all().filter((e) => e.entityType === 'entity_state'));
+  } finally {
+    reader.close();
+  }
 }
 
 /** Counter per device on the server (`<dataDir>/server.db`) for one home, live entity states only. */
 export function serverCounters(serverDataDir: string, home: string): Map<string, number> {
-  return readOnly(join(serverDataDir, 'server.db'), (db) =>
-    countersOf(db.prepare("SELECT entity_id, data FROM entities WHERE home_id = ? AND entity_type = 'entity_state' AND deleted = 0").all(home)),
-  );
+  return countersOf(liveStateData(serverDataDir, home).map((r) => ({ entityId: r.entityId, data: JSON.parse(r.data) as unknown })));
 }
 
 /** The most times any pushed change (client_id, client_sync_id) was written on the server; must stay ≤ 1. */
 export function maxApplications(serverDataDir: string): number {
-  return readOnly(join(serverDataDir, 'server.db'), (db) =>
-    z.number().parse(db.prepare('SELECT COALESCE(MAX(applications), 0) FROM push_results').pluck().get()),
-  );
+  return maxPushApplications(serverDataDir);
 }
 
 export interface LossReport {

@@ -1,19 +1,19 @@
 /**
- * The gateway's SQLite store: open, pragmas, migrations. better-sqlite3 (design.md §Dependencies) — synchronous
- * transactions make group commit simple. WAL with synchronous=FULL: a committed transaction is fsynced before the
- * commit returns, which is what lets the broker PUBACK only after commit (design.md §Durable ingest).
+ * The gateway store's SQLite connections: file layout, pragmas, migrations. better-sqlite3 (design.md
+ * §Dependencies). Only src/store/ opens connections: the writer owns the one write connection (WAL,
+ * synchronous=FULL, so a durable commit is fsynced before it returns — design.md §Durable ingest), readers open
+ * read-only ones.
  */
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 
 export type Db = Database.Database;
 
-export interface OpenStoreOptions {
-  /** Path of the database file; `:memory:` only for unit tests that do not care about durability. */
-  readonly path: string;
-  /** `FULL` (default) fsyncs every commit; `NORMAL` is for benchmarks' baselines only. */
-  readonly synchronous?: 'FULL' | 'NORMAL';
+export const STORE_FILE = 'gateway.db';
+
+export function storePath(dataDir: string): string {
+  return join(dataDir, STORE_FILE);
 }
 
 /** Each entry runs once, in order, inside a transaction; `user_version` records how far a file has come. */
@@ -72,9 +72,15 @@ const MIGRATIONS: readonly string[] = [
 
 export const STORE_PAGE_SIZE = 1024;
 
-export function openStore(options: OpenStoreOptions): Db {
-  if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
-  const db = new Database(options.path);
+export interface ConnectionOptions {
+  /** `FULL` (default) fsyncs every commit; `NORMAL` is for benchmarks' baselines only. */
+  readonly synchronous?: 'FULL' | 'NORMAL';
+}
+
+/** The write connection: creates the file (and its folder) if needed and brings its schema up to date. */
+export function openWriteConnection(path: string, options: ConnectionOptions = {}): Db {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  const db = new Database(path);
   // 1 KiB pages: an ingest commit rewrites one entities page and one outbox page, so a smaller page is fewer bytes
   // written to the SD card per state (docs/architecture.md §Disk writes). Only takes effect on a new file.
   db.pragma(`page_size = ${STORE_PAGE_SIZE}`);
@@ -87,7 +93,15 @@ export function openStore(options: OpenStoreOptions): Db {
   return db;
 }
 
-export function migrate(db: Db): void {
+/** A read-only connection to an existing store (never creates or migrates it); small page cache. */
+export function openReadConnection(path: string): Db {
+  const db = new Database(path, { readonly: true, fileMustExist: true });
+  db.pragma('busy_timeout = 5000');
+  db.pragma('cache_size = -512');
+  return db;
+}
+
+function migrate(db: Db): void {
   const current = Number(db.pragma('user_version', { simple: true }));
   for (let version = current; version < MIGRATIONS.length; version += 1) {
     const sql = MIGRATIONS[version];
@@ -96,5 +110,23 @@ export function migrate(db: Db): void {
       db.exec(sql);
       db.pragma(`user_version = ${version + 1}`);
     })();
+  }
+}
+
+/**
+ * Runs `fn` in a transaction committed with synchronous=NORMAL (no fsync), then restores the connection's level —
+ * the relaxed discipline (docs/architecture.md §Which commits are fsynced). Inside an enclosing transaction it just
+ * runs `fn`: the enclosing commit decides durability. better-sqlite3 is synchronous, so nothing else can commit on
+ * this connection between the two pragmas; the previous level is restored in a finally, also after a rollback.
+ */
+export function relaxedTransaction<T>(db: Db, fn: () => T): T {
+  if (db.inTransaction) return fn();
+  const previous = Number(db.pragma('synchronous', { simple: true }));
+  if (previous <= 1) return db.transaction(fn)(); // already OFF (0) or NORMAL (1): nothing to relax
+  db.pragma('synchronous = NORMAL');
+  try {
+    return db.transaction(fn)();
+  } finally {
+    db.pragma(`synchronous = ${previous}`);
   }
 }

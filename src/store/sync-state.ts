@@ -1,11 +1,15 @@
 /**
  * Sync state of the gateway (seed §Client State): key/value rows of JSON in `sync_state`. Keys: last_sync (the
  * watermark, a server_time string — design.md §Watermark), clock_offset_ms, tokens, last_sync_at, last_result,
- * last_error, mode. Every value is validated with its schema when read (a damaged row reads as absent, never a crash).
+ * last_error, mode. Every value is checked with its schema when read; a row that fails is logged and counted as
+ * corrupt and reads as absent, never a crash.
+ *
+ * In the daemon the store owns the only writer, so the values live in memory (loaded once, kept up to date by every
+ * committed write, including the watermark a delta page writes in its own transaction): reads cost nothing, and a
+ * value set now is read back now even while its relaxed write waits for the writer.
  */
 import { z } from 'zod';
-import type Database from 'better-sqlite3';
-import type { Db } from './db.js';
+import type { CorruptRow } from './types.js';
 
 export const TokensStateSchema = z.object({
   access_token: z.string().min(1),
@@ -42,44 +46,125 @@ const SCHEMAS = {
   last_result: LastResultSchema,
   last_error: LastErrorSchema,
   mode: SyncModeSchema,
+  health_probe: z.number(),
 } as const;
 
 export type SyncStateKey = keyof typeof SCHEMAS;
 export type SyncStateValue<K extends SyncStateKey> = z.infer<(typeof SCHEMAS)[K]>;
 
-/** Typed access to the sync_state table; statements prepared once. */
-export class SyncStateRepo {
-  readonly #get: Database.Statement<[string], { value: string }>;
-  readonly #set: Database.Statement<[string, string]>;
-  readonly #del: Database.Statement<[string]>;
+export function isSyncStateKey(key: string): key is SyncStateKey {
+  return Object.prototype.hasOwnProperty.call(SCHEMAS, key);
+}
 
-  constructor(db: Db) {
-    this.#get = db.prepare<[string], { value: string }>('SELECT value FROM sync_state WHERE key = ?');
-    this.#set = db.prepare<[string, string]>(
-      'INSERT INTO sync_state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
-    );
-    this.#del = db.prepare<[string]>('DELETE FROM sync_state WHERE key = ?');
+/** Parses a stored value with its key's schema; the problem when it does not parse. */
+export function parseStateValue<K extends SyncStateKey>(key: K, json: string): { ok: true; value: SyncStateValue<K> } | { ok: false; problem: string } {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(json);
+  } catch (err) {
+    return { ok: false, problem: `not JSON: ${err instanceof Error ? err.message : String(err)}` };
+  }
+  const parsed = SCHEMAS[key].safeParse(raw);
+  return parsed.success ? { ok: true, value: parsed.data as SyncStateValue<K> } : { ok: false, problem: parsed.error.issues.map((i) => i.message).join('; ') };
+}
+
+export type SyncStateEntries = { readonly [K in SyncStateKey]?: SyncStateValue<K> };
+
+/**
+ * Typed sync state: reads and writes by key. A value set is read back at once; its relaxed write is queued, and the
+ * returned promise settles when it committed or failed — it never rejects: a failed write is logged and counted by
+ * the store, and the value stays in memory (every key is diagnostics or can be learnt again).
+ */
+export interface SyncState {
+  get<K extends SyncStateKey>(key: K): SyncStateValue<K> | undefined;
+  set<K extends SyncStateKey>(key: K, value: SyncStateValue<K>): Promise<void>;
+  /** Several keys in one transaction. */
+  setMany(entries: SyncStateEntries): Promise<void>;
+  delete(key: SyncStateKey): Promise<void>;
+}
+
+export interface SyncStateBacking {
+  /** JSON text of every row (at open). */
+  readonly rows: () => Array<{ key: string; value: string }>;
+  /** Writes rows (null deletes); never rejects. */
+  readonly write: (entries: Array<[SyncStateKey, string | null]>) => Promise<void>;
+  readonly corrupt: (row: CorruptRow) => void;
+}
+
+/** The daemon's sync state: values in memory, writes through the store's writer. */
+export class CachedSyncState implements SyncState {
+  readonly #values = new Map<SyncStateKey, unknown>();
+  readonly #backing: SyncStateBacking;
+
+  constructor(backing: SyncStateBacking) {
+    this.#backing = backing;
+    for (const { key, value } of backing.rows()) this.committed(key, value);
   }
 
   get<K extends SyncStateKey>(key: K): SyncStateValue<K> | undefined {
-    const row = this.#get.get(key);
-    if (row === undefined) return undefined;
-    let json: unknown;
-    try {
-      json = JSON.parse(row.value);
-    } catch {
-      return undefined;
-    }
-    const parsed = SCHEMAS[key].safeParse(json);
+    if (!this.#values.has(key)) return undefined;
+    const parsed = SCHEMAS[key].safeParse(this.#values.get(key));
     return parsed.success ? (parsed.data as SyncStateValue<K>) : undefined;
   }
 
-  set<K extends SyncStateKey>(key: K, value: SyncStateValue<K>): void {
-    this.#set.run(key, JSON.stringify(value));
+  set<K extends SyncStateKey>(key: K, value: SyncStateValue<K>): Promise<void> {
+    return this.#backing.write([[key, this.#remember(key, value)]]);
   }
 
-  delete(key: SyncStateKey): void {
-    this.#del.run(key);
+  setMany(entries: SyncStateEntries): Promise<void> {
+    const rows: Array<[SyncStateKey, string]> = [];
+    for (const key of Object.keys(entries)) {
+      if (isSyncStateKey(key)) rows.push([key, this.#remember(key, Reflect.get(entries, key))]);
+    }
+    return this.#backing.write(rows);
+  }
+
+  delete(key: SyncStateKey): Promise<void> {
+    this.#values.delete(key);
+    return this.#backing.write([[key, null]]);
+  }
+
+  /** Checks a value against its key's schema (a wrong value is a programming error: it throws), keeps it, returns its JSON. */
+  #remember(key: SyncStateKey, value: unknown): string {
+    const checked: unknown = SCHEMAS[key].parse(value);
+    this.#values.set(key, checked);
+    return JSON.stringify(checked);
+  }
+
+  /** A write some transaction committed (a delta page's watermark, say): the in-memory value follows it. */
+  committed(key: string, json: string | null): void {
+    if (!isSyncStateKey(key)) return; // other keys (none today) are not part of the typed state
+    if (json === null) {
+      this.#values.delete(key);
+      return;
+    }
+    const parsed = parseStateValue(key, json);
+    if (!parsed.ok) {
+      this.#values.delete(key);
+      this.#backing.corrupt({ table: 'sync_state', key, problem: parsed.problem });
+      return;
+    }
+    this.#values.set(key, parsed.value);
+  }
+}
+
+/** Sync state read from the file at every call (the CLI, while the daemon runs). */
+export class FileSyncState {
+  readonly #json: (key: string) => string | undefined;
+  readonly #corrupt: (row: CorruptRow) => void;
+
+  constructor(json: (key: string) => string | undefined, corrupt: (row: CorruptRow) => void) {
+    this.#json = json;
+    this.#corrupt = corrupt;
+  }
+
+  get<K extends SyncStateKey>(key: K): SyncStateValue<K> | undefined {
+    const json = this.#json(key);
+    if (json === undefined) return undefined;
+    const parsed = parseStateValue(key, json);
+    if (parsed.ok) return parsed.value;
+    this.#corrupt({ table: 'sync_state', key, problem: parsed.problem });
+    return undefined;
   }
 }
 
@@ -95,21 +180,25 @@ export interface SyncStatus {
   readonly conflicts: number;
 }
 
-/** What `status` prints (issue 3 §Interfaces): read straight from the store, works while the daemon runs. */
-export function readSyncStatus(db: Db, nowMs: number = Date.now()): SyncStatus {
-  const state = new SyncStateRepo(db);
-  const outbox = db
-    .prepare<[], { n: number; oldest: number | null }>('SELECT COUNT(*) AS n, MIN(first_queued_at) AS oldest FROM outbox')
-    .get() ?? { n: 0, oldest: null };
-  const conflicts = db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM conflicts').get() ?? { n: 0 };
+/** What a status is made of: any store part set that can answer these (the daemon's store, the CLI's reader). */
+export interface StatusSource {
+  readonly syncState: { get<K extends SyncStateKey>(key: K): SyncStateValue<K> | undefined };
+  readonly outbox: { summary(): { pending: number; oldestQueuedAt: number | null } };
+  readonly conflicts: { count(): number };
+}
+
+/** What `status` prints (works while the daemon runs: the CLI reads the file). */
+export function readSyncStatus(source: StatusSource, nowMs: number = Date.now()): SyncStatus {
+  const { pending, oldestQueuedAt } = source.outbox.summary();
+  const state = source.syncState;
   return {
-    pending: outbox.n,
-    oldestPendingAgeMs: outbox.oldest === null ? null : Math.max(0, nowMs - outbox.oldest),
+    pending,
+    oldestPendingAgeMs: oldestQueuedAt === null ? null : Math.max(0, nowMs - oldestQueuedAt),
     lastSync: state.get('last_sync') ?? null,
     lastSyncAt: state.get('last_sync_at') ?? null,
     lastResult: state.get('last_result') ?? null,
     lastError: state.get('last_error') ?? null,
     mode: state.get('mode') ?? null,
-    conflicts: conflicts.n,
+    conflicts: source.conflicts.count(),
   };
 }

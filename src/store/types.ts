@@ -36,3 +36,36 @@ export interface DeviceCommand {
   readonly deviceId: string;
   readonly attributes: Record<string, unknown>;
 }
+
+/** A conflict-log entry (the conflicts table). */
+export interface ConflictRecord {
+  readonly entityType: string;
+  readonly entityId: string;
+  /** UPDATE_UPDATE | UPDATE_DELETE | CREATE_CREATE (seed §Conflict Types), or REJECTED for a per-change rejection. */
+  readonly type: string;
+  readonly reason: string;
+  readonly resolution: string;
+  readonly serverVersion: unknown;
+  readonly clientVersion: unknown;
+}
+
+/** A change to queue in the outbox (the entity's one pending row is replaced; see StoreTx.queueChange). */
+export interface QueuedChange {
+  readonly entityType: EntityType;
+  readonly entityId: string;
+  readonly clientSyncId: string;
+  readonly operation: Operation;
+  readonly data: Record<string, unknown>;
+  readonly updatedAt: Micros;
+  readonly priority: number;
+  readonly critical: boolean;
+  /** Local epoch ms; kept from the existing row when there is one. */
+  readonly queuedAtMs: number;
+}
+
+/** A row the store could not read back (bad JSON, unknown type): logged and counted, never repaired silently. */
+export interface CorruptRow {
+  readonly table: 'entities' | 'outbox' | 'sync_state';
+  readonly key: string;
+  readonly problem: string;
+}

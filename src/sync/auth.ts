@@ -8,12 +8,12 @@
 import { GatewayError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { TokenResponseSchema, type TokenResponse } from '../protocol/index.js';
-import type { SyncStateRepo, TokensState } from '../store/sync-state.js';
+import type { SyncState, TokensState } from '../store/sync-state.js';
 import type { SyncTransport } from './transport.js';
 
 export interface TokenManagerOptions {
   readonly transport: SyncTransport;
-  readonly state: SyncStateRepo;
+  readonly state: SyncState;
   readonly logger: Logger;
   readonly clientId: string;
   readonly clientSecret: string;
@@ -58,7 +58,7 @@ export class TokenManager {
 
   /** Forgets the stored tokens (e.g. after UNAUTHORIZED: they were revoked or the server lost them). */
   forget(): void {
-    this.#o.state.delete('tokens');
+    void this.#o.state.delete('tokens');
   }
 
   #needsRefresh(tokens: TokensState): boolean {
@@ -107,7 +107,7 @@ export class TokenManager {
 
   /** Lifetimes are counted from when the request was sent, so the local expiry is never later than the server's. */
   #store(value: TokenResponse, sentAtMs: number): string {
-    this.#o.state.set('tokens', {
+    void this.#o.state.set('tokens', {
       access_token: value.access_token,
       access_issued_at: sentAtMs,
       access_expires_at: sentAtMs + value.expires_in * 1000,

@@ -6,16 +6,16 @@
  *   16 s), with ±20 % jitter so a fleet of gateways does not retry in step; the sixth consecutive failure enters
  *   offline mode ("Persistent failures: Enter offline mode"), which probes every 30 s — the seed's last step.
  */
+import { retryDelayMs as jitteredDelayMs } from '../util/backoff.js';
+
 export const SEED_RETRY_DELAYS_MS: readonly number[] = [1_000, 2_000, 4_000, 8_000, 16_000, 30_000];
 export const SEED_MAX_RETRIES = 5;
 export const SEED_MIN_INTERVAL_MS = 5_000;
 export const SEED_MAX_INTERVAL_MS = 300_000;
 
-/** Delay before retry number `failures` (1-based), jittered by ±`jitter` with `random()` in [0, 1). */
+/** Delay before retry number `failures` (1-based): the seed's delays, ±20 % jitter by default (util/backoff.ts). */
 export function retryDelayMs(failures: number, random: () => number, jitter = 0.2, delays: readonly number[] = SEED_RETRY_DELAYS_MS): number {
-  const index = Math.min(Math.max(failures, 1), delays.length) - 1;
-  const base = delays[index] ?? delays[delays.length - 1] ?? 1_000;
-  return Math.round(base * (1 + jitter * (2 * random() - 1)));
+  return jitteredDelayMs(failures, random, jitter, delays);
 }
 
 /** After this many consecutive failures the scheduler is offline (more than `maxRetries` retries would be needed). */

@@ -7,15 +7,11 @@ import { z } from 'zod';
 import { GatewayError, SyncHttpError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { HealthResponseSchema, parseTimestamp, SyncAckResultSchema, type SyncAck } from '../protocol/index.js';
-import type { Db } from '../store/db.js';
-import { SyncOutbox } from '../store/sync-outbox.js';
-import { SyncRemote } from '../store/sync-remote.js';
-import { relaxedTransaction } from '../store/relaxed-durability.js';
-import { SyncStateRepo } from '../store/sync-state.js';
+import type { GatewayStore } from '../store/index.js';
 import type { DeviceCommand } from '../store/types.js';
 import { TokenManager } from './auth.js';
 import { ServerClock } from './clock.js';
-import { faultPoint } from './fault-points.js';
+import { NO_FAULTS, type FaultHook } from './fault-points.js';
 import { Ms, validateOptions } from './options.js';
 import { pull } from './pull.js';
 import { push } from './push.js';
@@ -42,12 +38,19 @@ export const SyncClientConfigSchema = TransportConfigSchema.extend({
 export type SyncClientConfig = z.input<typeof SyncClientConfigSchema>;
 
 export interface SyncClientOptions extends SyncClientConfig {
-  readonly db: Db;
+  readonly store: GatewayStore;
   readonly logger: Logger;
   /** Local wall clock, epoch ms (tests inject a skewed one). */
   readonly now?: () => number;
+  /**
+   * The server-corrected clock (design.md §Clock), shared with ingest's stamps. When left out the client builds its
+   * own on the store's sync state. Either way a clock step re-stamps the pending changes (SyncClient.rebase).
+   */
+  readonly clock?: ServerClock;
   /** design.md §Downlink: called with the device commands a cycle produced, as soon as their page is committed. */
   readonly onDeviceCommands?: (commands: DeviceCommand[]) => void;
+  /** Phase boundaries for the crash tests (fault-points.ts); default none. */
+  readonly faults?: FaultHook;
 }
 
 export interface CycleReport {
@@ -94,58 +97,67 @@ export class SyncClient {
   /** The server-corrected clock: ingest stamps updated_at with it (design.md §Clock). */
   readonly clock: ServerClock;
   readonly transport: SyncTransport;
-  readonly outbox: SyncOutbox;
-  readonly state: SyncStateRepo;
-  readonly #db: Db;
-  readonly #remote: SyncRemote;
+  readonly store: GatewayStore;
   readonly #tokens: TokenManager;
   readonly #log: Logger;
   readonly #now: () => number;
   readonly #onCommands: (commands: DeviceCommand[]) => void;
+  readonly #fault: FaultHook;
+  /** The next cycle pulls from last_sync null and reconciles; cleared when such a pull completes. */
+  #fullRequested = false;
 
   constructor(options: SyncClientOptions) {
-    const { db, logger, now, onDeviceCommands, ...config } = options;
-    if (typeof db?.prepare !== 'function') throw new GatewayError('CONFIG_INVALID', 'sync client: expected db to be an open better-sqlite3 Database');
+    const { store, logger, now, clock, onDeviceCommands, faults, ...config } = options;
+    if (typeof store?.relaxed !== 'function') throw new GatewayError('CONFIG_INVALID', 'sync client: expected store to be an open GatewayStore (openStore())');
     this.config = validateOptions(SyncClientConfigSchema, config, 'sync client options');
-    this.#db = db;
+    this.store = store;
     this.#log = logger.child({ module: 'sync' });
     this.#now = now ?? Date.now;
     this.#onCommands = onDeviceCommands ?? (() => undefined);
-    this.state = new SyncStateRepo(db);
-    this.outbox = new SyncOutbox({ db, logger, nowMs: this.#now });
-    this.clock = new ServerClock({ now: this.#now, state: this.state, logger, onStep: (deltaMs) => this.#rebase(deltaMs) });
+    this.#fault = faults ?? NO_FAULTS;
+    this.clock = clock ?? new ServerClock({ now: this.#now, state: store.syncState, logger });
+    this.clock.onStep((deltaMs) => this.rebase(deltaMs));
     this.transport = new SyncTransport({ ...this.config, logger, now: this.#now, timestampSeconds: () => this.clock.nowMs() / 1000 });
     this.#tokens = new TokenManager({
       transport: this.transport,
-      state: this.state,
+      state: store.syncState,
       logger,
       clientId: this.config.clientId,
       clientSecret: this.config.clientSecret,
       refreshAtFraction: this.config.refreshAtFraction,
       now: this.#now,
     });
-    this.#remote = new SyncRemote({ db, logger, nowMs: this.#now });
+  }
+
+  /**
+   * The operator's full resync (`sync --full`, the reconcile job): the next cycle pulls everything from last_sync
+   * null and removes what the server no longer has (design.md §Deletes). The watermark stays until that pull has
+   * saved the new one, so a failed attempt is simply tried again by the next cycle.
+   */
+  requestFullResync(): void {
+    this.#fullRequested = true;
+  }
+
+  /** Whether the next cycle will be a requested full resync. */
+  get fullResyncRequested(): boolean {
+    return this.#fullRequested;
   }
 
   /** One full cycle, five phases. Throws the typed error of the phase that failed; the outbox keeps everything. */
   async runCycle(): Promise<CycleReport> {
     const at = this.#now();
+    const state = this.store.syncState;
     try {
       const report = await this.#cycleWithResign();
-      // Status rows are diagnostics: committed without fsync (store/relaxed-durability.ts).
-      relaxedTransaction(this.#db, () => {
-        this.state.set('last_sync_at', at);
-        this.state.set('last_result', {
-          ok: true, at, pulled: report.pulled, pushed: report.pushed, conflicts: report.conflicts, rejected: report.rejected, durationMs: report.durationMs,
-        });
+      // Status rows are diagnostics: one relaxed write (store/writer.ts), never failing the cycle.
+      await state.setMany({
+        last_sync_at: at,
+        last_result: { ok: true, at, pulled: report.pulled, pushed: report.pushed, conflicts: report.conflicts, rejected: report.rejected, durationMs: report.durationMs },
       });
       return report;
     } catch (err) {
       const code = err instanceof GatewayError ? err.code : 'INTERNAL';
-      relaxedTransaction(this.#db, () => {
-        this.state.set('last_result', { ok: false, at });
-        this.state.set('last_error', { code, message: err instanceof Error ? err.message : String(err), at });
-      });
+      await state.setMany({ last_result: { ok: false, at }, last_error: { code, message: err instanceof Error ? err.message : String(err), at } });
       throw err;
     }
   }
@@ -169,9 +181,11 @@ export class SyncClient {
     if (!this.clock.known) await this.probe(); // first contact: HMAC timestamps and stamps need the offset
     const emit = (commands: DeviceCommand[]): void => this.#emit(commands);
     const call = <T>(spec: CallSpec<T>): Promise<CallResult<T>> => this.#authed(spec);
-    const common = { call, clientId: this.config.clientId, logger: this.#log, progressEveryMs: this.config.progressEveryMs, emit };
-    const pulled = await pull({ ...common, remote: this.#remote, state: this.state, clock: this.clock, pageLimit: this.config.pageLimit });
-    const pushed = await push({ ...common, outbox: this.outbox, batchSize: this.config.pushBatchSize });
+    const common = { call, clientId: this.config.clientId, logger: this.#log, progressEveryMs: this.config.progressEveryMs, emit, fault: this.#fault, nowMs: this.#now };
+    const full = this.#fullRequested;
+    const pulled = await pull({ ...common, store: this.store, clock: this.clock, pageLimit: this.config.pageLimit, full });
+    if (full && pulled.fullResync) this.#fullRequested = false;
+    const pushed = await push({ ...common, store: this.store, batchSize: this.config.pushBatchSize });
     const acked = ackDue({
       moved: pulled.pulled + pushed.pushed,
       fullResync: pulled.fullResync,
@@ -180,7 +194,7 @@ export class SyncClient {
       maxAgeMs: this.config.ackMaxAgeMs,
     });
     if (acked) {
-      faultPoint('before_ack');
+      this.#fault('before_ack');
       const ack: SyncAck = { type: 'sync_ack', client_id: this.config.clientId, sync_completed_at: pulled.serverTime };
       await call({ method: 'POST', path: SYNC_ACK_PATH, body: ack, schema: SyncAckResultSchema });
       this.#lastAckAtMs = this.#now();
@@ -210,9 +224,20 @@ export class SyncClient {
   /** Local epoch ms of the last sync_ack sent (in memory: a restarted gateway acks on its first cycle). */
   #lastAckAtMs: number | undefined;
 
-  #rebase(deltaMs: number): void {
-    const shifted = this.outbox.rebasePending(deltaMs * 1000);
-    if (shifted > 0) this.#log.info({ shifted, deltaMs: Math.round(deltaMs) }, 'pending changes re-stamped in server-corrected time');
+  /**
+   * design.md §Clock: when the server offset is first learnt (or the local clock steps), pending changes were stamped
+   * with the old offset; they (and the local versions they carry) are shifted by the difference, so a Pi that booted
+   * with a wrong clock neither writes a wrong time upstream nor loses every conflict. The writer runs it after every
+   * write queued before the step and before every one queued after it.
+   */
+  rebase(deltaMs: number): void {
+    if (Math.round(deltaMs * 1000) === 0) return;
+    this.store.outbox.rebase(deltaMs * 1000).then(
+      (shifted) => {
+        if (shifted > 0) this.#log.info({ shifted, deltaMs: Math.round(deltaMs) }, 'pending changes re-stamped in server-corrected time');
+      },
+      (err: unknown) => this.#log.warn({ err }, 'could not re-stamp pending changes'),
+    );
   }
 
   #emit(commands: DeviceCommand[]): void {

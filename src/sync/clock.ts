@@ -6,7 +6,7 @@
  */
 import type { Logger } from '../log.js';
 import type { Micros } from '../protocol/index.js';
-import type { SyncStateRepo } from '../store/sync-state.js';
+import type { SyncState } from '../store/sync-state.js';
 import type { StampClock } from '../store/types.js';
 
 const PERSIST_THRESHOLD_MS = 10;
@@ -20,7 +20,8 @@ export interface ClockSample {
 export interface ServerClockOptions {
   /** Local wall clock, epoch ms (injected so tests can skew it). */
   readonly now?: () => number;
-  readonly state?: SyncStateRepo;
+  /** Where the offset is persisted (the store's sync state), so a restart stamps correctly at once. */
+  readonly state?: Pick<SyncState, 'get' | 'set'>;
   readonly logger: Logger;
   /** How many recent samples to keep (default 8). */
   readonly window?: number;
@@ -54,13 +55,13 @@ export function offsetOf(serverMs: number, sentMs: number, receivedMs: number): 
 
 export class ServerClock implements StampClock {
   readonly #now: () => number;
-  readonly #state: SyncStateRepo | undefined;
+  readonly #state: Pick<SyncState, 'get' | 'set'> | undefined;
   readonly #log: Logger;
   readonly #window: number;
   readonly #smoothing: number;
   readonly #stepMs: number;
   readonly #samples: ClockSample[] = [];
-  readonly #onStep: ((deltaMs: number) => void) | undefined;
+  readonly #onStep: Array<(deltaMs: number) => void> = [];
   #offsetMs: number;
   #persistedMs: number;
   #known: boolean;
@@ -72,7 +73,7 @@ export class ServerClock implements StampClock {
     this.#window = options.window ?? 8;
     this.#smoothing = options.smoothing ?? 0.3;
     this.#stepMs = options.stepMs ?? 1000;
-    this.#onStep = options.onStep;
+    if (options.onStep) this.#onStep.push(options.onStep);
     const saved = options.state?.get('clock_offset_ms');
     this.#offsetMs = saved ?? 0;
     this.#persistedMs = saved ?? Number.NaN;
@@ -101,6 +102,11 @@ export class ServerClock implements StampClock {
     return this.#known;
   }
 
+  /** Adds a listener for steps of the estimate (see ServerClockOptions.onStep). */
+  onStep(listener: (deltaMs: number) => void): void {
+    this.#onStep.push(listener);
+  }
+
   /** Feeds one round trip (local epoch ms at send and receive, and the server's time in µs). */
   observe(serverMicros: Micros, sentMs: number, receivedMs: number): void {
     const sample = offsetOf(serverMicros / 1000, sentMs, receivedMs);
@@ -110,7 +116,7 @@ export class ServerClock implements StampClock {
       this.#samples.length = 0;
       this.#samples.push(sample);
       this.#offsetMs = sample.offsetMs;
-      this.#onStep?.(sample.offsetMs - previous);
+      for (const listener of this.#onStep) listener(sample.offsetMs - previous);
     } else {
       this.#samples.push(sample);
       if (this.#samples.length > this.#window) this.#samples.shift();
@@ -121,7 +127,7 @@ export class ServerClock implements StampClock {
     this.#known = true;
     // Persist only real moves (each write is an fsync on the Pi's SD card); a few ms lost on restart do not matter.
     if (Number.isNaN(this.#persistedMs) || Math.abs(this.#offsetMs - this.#persistedMs) >= PERSIST_THRESHOLD_MS) {
-      this.#state?.set('clock_offset_ms', this.#offsetMs);
+      void this.#state?.set('clock_offset_ms', this.#offsetMs);
       this.#persistedMs = this.#offsetMs;
     }
   }

@@ -1,9 +1,9 @@
 /**
- * Fault points for the crash-matrix tests (issue 6): a no-op unless INBETWEENIES_FAULT names a phase boundary, in
- * which case the process kills itself with SIGKILL when it reaches that boundary — a deterministic power cut at an
- * exact phase of a sync cycle. `INBETWEENIES_FAULT=name` fires on the first hit, `name:N` on the N-th.
- * The variable is read once per process; production never sets it. ("After the push is sent, before its result
- * arrives" is hit from outside instead: test/chaos holds the push response at a TCP proxy and kills the process.)
+ * Fault points for the crash-matrix tests (issue 6): a no-op unless armed with a phase boundary, in which case the
+ * process kills itself with SIGKILL when it reaches that boundary — a deterministic power cut at an exact phase of a
+ * sync cycle. The daemon arms it from `INBETWEENIES_FAULT` (`name` fires on the first hit, `name:N` on the N-th);
+ * production never sets it. ("After the push is sent, before its result arrives" is hit from outside instead:
+ * test/chaos holds the push response at a TCP proxy and kills the process.)
  */
 
 export type FaultPoint =
@@ -16,25 +16,28 @@ export type FaultPoint =
   /** everything committed, sync_ack not yet sent (step 5). */
   | 'before_ack';
 
-interface Armed {
-  readonly name: string;
-  remaining: number;
-}
+/** Called at each boundary; the injected one may end the process. */
+export type FaultHook = (point: FaultPoint) => void;
 
-function parse(value: string | undefined): Armed | undefined {
-  if (value === undefined || value === '') return undefined;
-  const [name = '', nth] = value.split(':');
+export const NO_FAULTS: FaultHook = () => undefined;
+
+/**
+ * A hook armed by `spec` (`name` or `name:N`; undefined or empty: no faults). `kill` ends the process (default: log
+ * one JSON line, then SIGKILL this process).
+ */
+export function faultHook(spec: string | undefined, kill: (point: FaultPoint) => void = selfKill): FaultHook {
+  if (spec === undefined || spec === '') return NO_FAULTS;
+  const [name = '', nth] = spec.split(':');
   const n = nth === undefined ? 1 : Number(nth);
-  return { name, remaining: Number.isInteger(n) && n > 0 ? n : 1 };
+  let remaining = Number.isInteger(n) && n > 0 ? n : 1;
+  return (point) => {
+    if (point !== name) return;
+    remaining -= 1;
+    if (remaining === 0) kill(point);
+  };
 }
 
-const armed = parse(process.env.INBETWEENIES_FAULT);
-
-/** Kills this process with SIGKILL when `point` is the armed fault (and its hit count is reached); else nothing. */
-export function faultPoint(point: FaultPoint): void {
-  if (armed === undefined || armed.name !== point) return;
-  armed.remaining -= 1;
-  if (armed.remaining > 0) return;
+function selfKill(point: FaultPoint): void {
   process.stdout.write(`${JSON.stringify({ level: 60, msg: 'fault point reached: SIGKILL', fault: point })}\n`);
   process.kill(process.pid, 'SIGKILL');
 }

@@ -10,3 +10,4 @@ export { ServerClock, bestSample, offsetOf } from './clock.js';
 export type { ClockSample, ServerClockOptions } from './clock.js';
 export { retryDelayMs, nextPollInterval, isOffline, localChangeDelay } from './backoff.js';
 export { toWireChange } from './push.js';
+export { faultHook, NO_FAULTS, type FaultHook, type FaultPoint } from './fault-points.js';

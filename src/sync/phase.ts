@@ -1,6 +1,7 @@
 /** What every phase of a cycle gets from the client (pull.ts, push.ts). */
 import type { Logger } from '../log.js';
 import type { DeviceCommand } from '../store/types.js';
+import type { FaultHook } from './fault-points.js';
 import type { CallResult, CallSpec } from './transport.js';
 
 export interface PhaseDeps {
@@ -11,4 +12,6 @@ export interface PhaseDeps {
   readonly progressEveryMs: number;
   /** Hands device commands to the daemon (design.md §Downlink). */
   readonly emit: (commands: DeviceCommand[]) => void;
+  /** Phase boundaries for the crash tests (fault-points.ts); a no-op in production. */
+  readonly fault: FaultHook;
 }

@@ -1,24 +1,37 @@
 /**
  * Phases 1–2 of a cycle (seed §Sync Flow): sync_request with the stored watermark, then every sync_delta page until
- * `more` is false (design.md §Pagination), each applied atomically. INVALID_SYNC_STATE (409: the server was restored
- * or purged tombstones we never saw) → a full resync from last_sync null that reconciles (design.md §Deletes).
+ * `more` is false (design.md §Pagination), each checked here and applied atomically by the store's writer
+ * (delta-apply.ts). INVALID_SYNC_STATE (409: the server was restored or purged tombstones we never saw) → a full
+ * resync from last_sync null that reconciles (design.md §Deletes); so does a full resync asked for by the operator.
  */
 import { GatewayError, SyncHttpError } from '../errors.js';
-import { parseTimestamp, SyncDeltaSchema, type SyncRequest } from '../protocol/index.js';
-import { newFullResyncTracker, type SyncRemote } from '../store/sync-remote.js';
-import type { SyncStateRepo } from '../store/sync-state.js';
+import type { Logger } from '../log.js';
+import {
+  DATA_SCHEMAS,
+  describeIssues,
+  normaliseEntityType,
+  parseTimestamp,
+  splitEnvelopeFields,
+  SyncDeltaSchema,
+  type SyncRequest,
+  type WireChange,
+} from '../protocol/index.js';
+import type { GatewayStore } from '../store/index.js';
 import type { ServerClock } from './clock.js';
-import { faultPoint } from './fault-points.js';
+import { conflictRecordOf } from './conflict-records.js';
+import { APPLY_DELTA_PAGE, remoteKey, type RemoteChange } from './delta-apply.js';
 import { Progress } from './progress.js';
 import type { PhaseDeps } from './phase.js';
 
 export const SYNC_REQUEST_PATH = '/api/v1/sync/request';
 
 export interface PullDeps extends PhaseDeps {
-  readonly remote: SyncRemote;
-  readonly state: SyncStateRepo;
+  readonly store: Pick<GatewayStore, 'relaxed' | 'syncState'>;
   readonly clock: ServerClock;
   readonly pageLimit: number | undefined;
+  /** Pull everything from last_sync null and reconcile (operator's full resync). */
+  readonly full: boolean;
+  readonly nowMs: () => number;
 }
 
 export interface PullReport {
@@ -27,6 +40,7 @@ export interface PullReport {
   readonly conflicts: number;
   readonly pages: number;
   readonly removed: number;
+  readonly invalid: number;
   readonly serverTime: string;
   readonly fullResync: boolean;
 }
@@ -34,7 +48,7 @@ export interface PullReport {
 const MAX_PAGES = 1_000_000;
 
 export async function pull(deps: PullDeps): Promise<PullReport> {
-  const lastSync = deps.state.get('last_sync') ?? null;
+  const lastSync = deps.full ? null : (deps.store.syncState.get('last_sync') ?? null);
   try {
     return await pullFrom(deps, lastSync);
   } catch (err) {
@@ -44,23 +58,56 @@ export async function pull(deps: PullDeps): Promise<PullReport> {
   }
 }
 
+/**
+ * Checks pulled changes (entity type, envelope fields, timestamp, data schema) and normalises them for the writer;
+ * an unusable one is logged and skipped. `seen` collects the keys of a full resync (before the data check, as the
+ * server does have the entity).
+ */
+export function checkChanges(changes: readonly WireChange[], log: Logger, seen: Set<string> | undefined): { changes: RemoteChange[]; invalid: number } {
+  const out: RemoteChange[] = [];
+  let invalid = 0;
+  for (const change of changes) {
+    const entityType = normaliseEntityType(change.entity_type);
+    const split = splitEnvelopeFields(change.data);
+    const updatedAt = parseTimestamp(change.updated_at);
+    if (entityType === undefined || !split.ok || updatedAt === undefined) {
+      invalid += 1;
+      log.warn({ entityType: change.entity_type, entityId: change.entity_id }, 'pulled change not usable, skipped');
+      continue;
+    }
+    seen?.add(remoteKey(entityType, change.entity_id));
+    const deleted = change.operation === 'delete';
+    const body = split.value.body;
+    if (!deleted) {
+      const valid = DATA_SCHEMAS[entityType].safeParse(body);
+      if (!valid.success) {
+        invalid += 1;
+        log.warn({ entityType, entityId: change.entity_id, problems: describeIssues(valid.error) }, 'pulled change has invalid data, skipped');
+        continue;
+      }
+    }
+    out.push({ entityType, entityId: change.entity_id, operation: change.operation, body, updatedAt, updatedAtText: change.updated_at, syncId: change.sync_id, deleted });
+  }
+  return { changes: out, invalid };
+}
+
 async function pullFrom(deps: PullDeps, lastSync: string | null): Promise<PullReport> {
-  const full = lastSync === null ? newFullResyncTracker() : undefined;
-  const progress = new Progress({ logger: deps.logger, what: full ? 'full sync' : 'pull', everyMs: deps.progressEveryMs });
-  const tally = { pulled: 0, applied: 0, conflicts: 0, pages: 0, removed: 0 };
+  const seen = lastSync === null ? new Set<string>() : undefined;
+  const progress = new Progress({ logger: deps.logger, what: seen ? 'full sync' : 'pull', everyMs: deps.progressEveryMs });
+  const tally = { pulled: 0, applied: 0, conflicts: 0, pages: 0, removed: 0, invalid: 0 };
   let cursor: string | undefined;
   for (;;) {
     const request: SyncRequest = {
       type: 'sync_request',
       client_id: deps.clientId,
       last_sync: lastSync,
-      // A delta must carry deletes; a full sync reconciles deletes by absence instead (sync-remote.ts).
+      // A delta must carry deletes; a full sync reconciles deletes by absence instead (delta-apply.ts).
       include_deleted: lastSync !== null,
       ...(cursor === undefined ? {} : { cursor }),
       ...(deps.pageLimit === undefined ? {} : { limit: deps.pageLimit }),
     };
     const { value: delta, sentAtMs, receivedAtMs } = await deps.call({ method: 'POST', path: SYNC_REQUEST_PATH, body: request, schema: SyncDeltaSchema });
-    faultPoint('after_request');
+    deps.fault('after_request');
     if (tally.pages === 0) {
       // design.md §Clock: every page repeats the first page's server_time, so only the first round trip is a sample.
       const serverMicros = parseTimestamp(delta.server_time);
@@ -69,24 +116,28 @@ async function pullFrom(deps: PullDeps, lastSync: string | null): Promise<PullRe
     if (delta.more && (delta.cursor === undefined || delta.cursor === null)) {
       throw new GatewayError('BAD_RESPONSE', 'sync_delta says more=true without a cursor');
     }
-    const outcome = deps.remote.applyRemotePage({
-      changes: delta.changes,
-      conflicts: delta.conflicts,
+    const checked = checkChanges(delta.changes, deps.logger, seen);
+    const outcome = await deps.store.relaxed(APPLY_DELTA_PAGE, {
+      changes: checked.changes,
+      conflicts: delta.conflicts.map(conflictRecordOf),
       serverTime: delta.server_time,
       last: !delta.more,
-      ...(full === undefined ? {} : { fullResync: full }),
+      ...(seen !== undefined && !delta.more ? { reconcileSeen: [...seen] } : {}),
+      nowMs: deps.nowMs(),
     });
-    if (delta.more) faultPoint('during_delta_apply');
+    if (delta.more) deps.fault('during_delta_apply');
     tally.pages += 1;
     tally.pulled += delta.changes.length;
     tally.applied += outcome.applied;
     tally.conflicts += outcome.conflicts;
     tally.removed += outcome.removed;
+    tally.invalid += checked.invalid;
+    if (outcome.removed > 0) deps.logger.info({ removed: outcome.removed }, 'full resync removed local entities the server no longer has');
     if (outcome.commands.length > 0) deps.emit(outcome.commands);
     progress.add(delta.changes.length, { pages: tally.pages });
     if (!delta.more) {
       progress.finish({ pages: tally.pages });
-      return { ...tally, serverTime: delta.server_time, fullResync: full !== undefined };
+      return { ...tally, serverTime: delta.server_time, fullResync: seen !== undefined };
     }
     if (tally.pages >= MAX_PAGES) throw new GatewayError('BAD_RESPONSE', `sync_delta still says more after ${MAX_PAGES} pages`);
     cursor = delta.cursor ?? undefined;

@@ -1,14 +1,28 @@
 /**
  * Phases 3–4 of a cycle (seed §Sync Flow): sync_push of the outbox in batches of at most 1000 (seed §Batching, states
- * first), each sync_result applied at once (sync-outbox.ts). A push whose response is lost (connection cut, timeout)
- * is sent again with the same client_sync_ids: the server's idempotency answers with the stored result and applies
- * nothing twice (design.md §Idempotency). If that retry fails too the cycle fails; the rows stay in the outbox.
+ * first), each sync_result matched to what was pushed here and applied at once by the store's writer (push-apply.ts).
+ * A push whose response is lost (connection cut, timeout) is sent again with the same client_sync_ids: the server's
+ * idempotency answers with the stored result and applies nothing twice (design.md §Idempotency). If that retry fails
+ * too the cycle fails; the rows stay in the outbox.
  */
 import { GatewayError } from '../errors.js';
-import { formatTimestamp, SyncResultSchema, type SyncPush, type SyncResult, type WirePushChange } from '../protocol/index.js';
-import type { SyncOutbox } from '../store/sync-outbox.js';
+import type { Logger } from '../log.js';
+import {
+  formatTimestamp,
+  normaliseEntityType,
+  parseTimestamp,
+  splitEnvelopeFields,
+  SyncResultSchema,
+  type SyncPush,
+  type SyncResult,
+  type WireApplied,
+  type WireConflict,
+  type WirePushChange,
+} from '../protocol/index.js';
+import type { GatewayStore } from '../store/index.js';
 import type { PendingChange } from '../store/types.js';
-import { faultPoint } from './fault-points.js';
+import { conflictRecordOf } from './conflict-records.js';
+import { APPLY_PUSH_RESULT, type PushDecision, type ServerWinner } from './push-apply.js';
 import { Progress } from './progress.js';
 import type { PhaseDeps } from './phase.js';
 import type { CallResult } from './transport.js';
@@ -16,8 +30,9 @@ import type { CallResult } from './transport.js';
 export const SYNC_PUSH_PATH = '/api/v1/sync/push';
 
 export interface PushDeps extends PhaseDeps {
-  readonly outbox: SyncOutbox;
+  readonly store: Pick<GatewayStore, 'relaxed' | 'outbox'>;
   readonly batchSize: number;
+  readonly nowMs: () => number;
 }
 
 export interface PushReport {
@@ -40,33 +55,103 @@ export function toWireChange(change: PendingChange): WirePushChange {
   };
 }
 
+/** Finds the conflict entry of a pushed change: by client_sync_id when the server gives it, else by entity. */
+function indexConflicts(conflicts: readonly WireConflict[]): (change: PendingChange) => WireConflict | undefined {
+  const byClientSyncId = new Map<string, WireConflict>();
+  const byEntity = new Map<string, WireConflict>();
+  for (const conflict of conflicts) {
+    if (conflict.client_sync_id !== undefined) byClientSyncId.set(conflict.client_sync_id, conflict);
+    const type = normaliseEntityType(conflict.entity_type) ?? conflict.entity_type;
+    byEntity.set(`${type}\u0000${conflict.entity_id}`, conflict);
+  }
+  return (change) => byClientSyncId.get(change.clientSyncId) ?? byEntity.get(`${change.entityType}\u0000${change.entityId}`);
+}
+
+/** The server's version of a conflict it won, checked; undefined (logged) when unusable. */
+function winnerOf(conflict: WireConflict | undefined, change: PendingChange, log: Logger): ServerWinner | undefined {
+  const server = conflict?.server_version;
+  if (server === undefined || server === null) return undefined;
+  const split = splitEnvelopeFields(server.data);
+  const updatedAt = parseTimestamp(server.updated_at);
+  if (!split.ok || updatedAt === undefined) {
+    log.warn({ entityId: change.entityId, problems: split.ok ? [] : split.problems }, 'unusable server_version');
+    return undefined;
+  }
+  return { data: split.value.body, updatedAt, syncId: server.sync_id, deleted: server.deleted };
+}
+
+function rejection(change: PendingChange, entry: WireApplied, log: Logger): PushDecision {
+  const code = entry.error?.code ?? 'REJECTED';
+  const message = entry.error?.message ?? 'rejected by the server';
+  log.warn(
+    { entityType: change.entityType, entityId: change.entityId, clientSyncId: change.clientSyncId, code, message },
+    'server rejected a pushed change; dropped from the outbox and recorded in conflicts',
+  );
+  return {
+    status: 'rejected',
+    version: versionOf(change),
+    record: {
+      entityType: change.entityType,
+      entityId: change.entityId,
+      type: 'REJECTED',
+      reason: `${code}: ${message}`,
+      resolution: 'rejected',
+      serverVersion: null,
+      clientVersion: { operation: change.operation, data: change.data, updated_at: change.updatedAt, client_sync_id: change.clientSyncId },
+    },
+  };
+}
+
+function versionOf(change: PendingChange): PushDecision['version'] {
+  return { entityType: change.entityType, entityId: change.entityId, clientSyncId: change.clientSyncId, updatedAt: change.updatedAt };
+}
+
+/** Matches a sync_result to what was pushed: one decision per answered change, by client_sync_id. */
+export function decide(result: SyncResult, pushed: readonly PendingChange[], log: Logger): { decisions: PushDecision[]; unanswered: number } {
+  const byId = new Map(pushed.map((change) => [change.clientSyncId, change]));
+  const conflictFor = indexConflicts(result.conflicts);
+  const decisions: PushDecision[] = [];
+  const answered = new Set<string>();
+  for (const entry of result.applied) {
+    const change = byId.get(entry.client_sync_id);
+    if (change === undefined) {
+      log.warn({ clientSyncId: entry.client_sync_id }, 'sync_result names a change that was not pushed');
+      continue;
+    }
+    answered.add(entry.client_sync_id);
+    if (entry.status === 'applied') decisions.push({ status: 'applied', version: versionOf(change), serverSyncId: entry.server_sync_id });
+    else if (entry.status === 'conflict') decisions.push({ status: 'conflict', version: versionOf(change), winner: winnerOf(conflictFor(change), change, log) });
+    else decisions.push(rejection(change, entry, log));
+  }
+  return { decisions, unanswered: pushed.length - answered.size };
+}
+
 export async function push(deps: PushDeps): Promise<PushReport> {
   const tally = { pushed: 0, applied: 0, conflicts: 0, rejected: 0, batches: 0 };
   // Bound the work to what is pending now (+1 batch), so a device flooding changes cannot keep a cycle going forever.
-  let budget = Math.ceil(deps.outbox.pendingCount() / deps.batchSize) + 1;
+  let budget = Math.ceil(deps.store.outbox.count() / deps.batchSize) + 1;
   const progress = new Progress({ logger: deps.logger, what: 'push', everyMs: deps.progressEveryMs });
   while (budget > 0) {
     budget -= 1;
-    const batch = deps.outbox.takePending(deps.batchSize);
+    const batch = deps.store.outbox.take(deps.batchSize);
     if (batch.length === 0) break;
     const body: SyncPush = { type: 'sync_push', client_id: deps.clientId, changes: batch.map(toWireChange) };
     let value: SyncResult;
     try {
       ({ value } = await sendWithRetry(deps, body));
     } catch (err) {
-      deps.outbox.recordFailedAttempt(batch);
+      await deps.store.outbox.recordFailedAttempt(batch).catch((e: unknown) => deps.logger.warn({ err: e }, 'could not count the failed push attempt'));
       throw err;
     }
-    faultPoint('after_push_result');
-    const outcome = deps.outbox.applyPushResult(value, batch);
+    deps.fault('after_push_result');
+    const { decisions, unanswered } = decide(value, batch, deps.logger);
+    const outcome = await deps.store.relaxed(APPLY_PUSH_RESULT, { decisions, serverConflicts: value.conflicts.map(conflictRecordOf), nowMs: deps.nowMs() });
     tally.batches += 1;
     tally.pushed += batch.length;
-    tally.applied += outcome.applied;
-    tally.conflicts += outcome.conflicts;
-    tally.rejected += outcome.rejected;
+    for (const d of decisions) tally[d.status === 'applied' ? 'applied' : d.status === 'conflict' ? 'conflicts' : 'rejected'] += 1;
     if (outcome.commands.length > 0) deps.emit(outcome.commands);
-    progress.add(batch.length, { batches: tally.batches, pending: deps.outbox.pendingCount() });
-    if (outcome.unanswered === batch.length) {
+    progress.add(batch.length, { batches: tally.batches, pending: deps.store.outbox.count() });
+    if (unanswered === batch.length) {
       deps.logger.warn({ batch: batch.length }, 'sync_result answered none of the pushed changes; stopping this push');
       break;
     }

@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { GatewayError, SyncHttpError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { SyncMode, SyncStateRepo } from '../store/sync-state.js';
+import type { SyncMode, SyncState } from '../store/sync-state.js';
 import { isOffline, localChangeDelay, nextPollInterval, retryDelayMs, SEED_RETRY_DELAYS_MS } from './backoff.js';
 import type { CycleReport } from './client.js';
 import { Ms, validateOptions } from './options.js';
@@ -30,6 +30,8 @@ export type SchedulerConfig = z.input<typeof SchedulerConfigSchema>;
 export interface SyncRunner {
   runCycle(): Promise<CycleReport>;
   probe(): Promise<void>;
+  /** The next cycle is a full resync from last_sync null (SyncClient.requestFullResync). */
+  requestFullResync?(): void;
   destroy?(): Promise<void>;
 }
 
@@ -37,7 +39,7 @@ export interface SchedulerOptions extends SchedulerConfig {
   readonly runner: SyncRunner;
   readonly logger: Logger;
   /** Where `mode` is persisted for `status` (sync_state). */
-  readonly state?: SyncStateRepo;
+  readonly state?: Pick<SyncState, 'set'>;
   readonly random?: () => number;
   readonly now?: () => number;
 }
@@ -57,7 +59,7 @@ export class SyncScheduler {
   readonly config: z.output<typeof SchedulerConfigSchema>;
   readonly #runner: SyncRunner;
   readonly #log: Logger;
-  readonly #state: SyncStateRepo | undefined;
+  readonly #state: Pick<SyncState, 'set'> | undefined;
   readonly #random: () => number;
   readonly #now: () => number;
   #mode: SyncMode = 'stopped';
@@ -235,12 +237,9 @@ export class SyncScheduler {
   #transition(mode: SyncMode, why: string, extra: Record<string, unknown> = {}): void {
     const from = this.#mode;
     this.#mode = mode;
-    try {
-      this.#state?.set('mode', mode);
-    } catch (err) {
-      // A full or read-only disk must not stop the schedule: the mode row is only a status mirror (issue 6 §3).
-      this.#log.warn({ err }, 'could not persist the sync mode');
-    }
+    // A full or read-only disk must not stop the schedule: the mode row is only a status mirror (issue 6 §3); a failed
+    // write is logged and counted by the store and never rejects.
+    void this.#state?.set('mode', mode);
     const fields = { from, to: mode, ...extra };
     if (mode === 'backoff' || mode === 'offline') this.#log.warn(fields, why);
     else this.#log.info(fields, why);

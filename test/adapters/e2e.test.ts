@@ -7,11 +7,14 @@ import type { MqttClient } from 'mqtt';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { startTestGateway, fastSync, waitFor, type TestGateway } from '../helpers/gateway.js';
 import { connectApp, type AppClient } from '../helpers/app-client.js';
-import { Z2M_BRIDGE_DEVICES, Z2M_PLUG_STATE } from '../fixtures/adapters/zigbee2mqtt.js';
+import { Writable } from 'node:stream';
+import { createLogger } from '../../src/log.js';
+import { Z2M_BRIDGE_DEVICES, Z2M_MOTION_AND_LIGHT, Z2M_PLUG_STATE } from '../fixtures/adapters/zigbee2mqtt.js';
 import { TASMOTA_DISCOVERY, TASMOTA_DISCOVERY_MAC, TASMOTA_SENSOR, TASMOTA_STATE, TASMOTA_TOPIC } from '../fixtures/adapters/tasmota.js';
-import { SHELLY_NOTIFY_STATUS, SHELLY_PREFIX, SHELLY_SWITCH_STATUS } from '../fixtures/adapters/shelly.js';
+import { SHELLY_DEVICE_INFO, SHELLY_NOTIFY_STATUS, SHELLY_PREFIX, SHELLY_SWITCH_STATUS, shellyRpcResponse } from '../fixtures/adapters/shelly.js';
 import { HA_BEDROOM_H_CONFIG, HA_BEDROOM_H_TOPIC, HA_BEDROOM_STATE, HA_BEDROOM_T_CONFIG, HA_BEDROOM_T_TOPIC, HA_SWITCH_CONFIG, HA_SWITCH_TOPIC } from '../fixtures/adapters/homeassistant.js';
 import { GENERIC_MAPPINGS } from '../fixtures/adapters/generic.js';
+import { queryStore } from '../helpers/store-file.js';
 
 const HOME = 'home-adapters';
 
@@ -21,6 +24,14 @@ describe('adapters end to end (real broker, real server)', () => {
   let app: AppClient;
   let device: MqttClient;
   const seen: Array<{ topic: string; payload: string }> = [];
+  /** The gateway's log lines (info and up), parsed. */
+  const logs: Array<Record<string, unknown>> = [];
+  const capture = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString().split('\n')) if (line.trim()) logs.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
 
   beforeAll(async () => {
     server = await startTestServer();
@@ -30,14 +41,16 @@ describe('adapters end to end (real broker, real server)', () => {
       serverUrl: server.url,
       clientId: gw.client_id,
       clientSecret: gw.client_secret,
+      logger: createLogger({ level: 'info', destination: capture }),
       tune: (c) => {
         const f = fastSync(c);
-        return { ...f, ingest: { ...f.ingest, adapters: { ...f.ingest.adapters, generic: { enabled: true, mappings: GENERIC_MAPPINGS.map((m) => ({ payload: 'auto' as const, idPrefix: 'generic:', valueAttribute: 'value', ...m })) } } } };
+        const shelly = { ...f.ingest.adapters.shelly, rooms: { [SHELLY_PREFIX]: 'Hall' } };
+        return { ...f, ingest: { ...f.ingest, adapters: { ...f.ingest.adapters, shelly, generic: { ...f.ingest.adapters.generic, enabled: true, mappings: GENERIC_MAPPINGS.map((m) => ({ payload: 'auto' as const, idPrefix: 'generic:', valueAttribute: 'value', ...m })) } } } };
       },
     });
     device = await gateway.connect('devices-under-test');
     device.on('message', (topic, payload) => seen.push({ topic, payload: payload.toString() }));
-    await device.subscribeAsync(['zigbee2mqtt/+/set', 'cmnd/#', `${SHELLY_PREFIX}/rpc`, 'garden/#', 'home/#'], { qos: 1 });
+    await device.subscribeAsync(['zigbee2mqtt/+/set', 'zigbee2mqtt/+/+/set', 'cmnd/#', `${SHELLY_PREFIX}/rpc`, 'garden/#', 'home/#'], { qos: 1 });
   }, 20_000);
 
   afterAll(async () => {
@@ -49,8 +62,8 @@ describe('adapters end to end (real broker, real server)', () => {
   const pub = (topic: string, body: unknown, retain = false) =>
     device.publishAsync(topic, typeof body === 'string' ? body : JSON.stringify(body), { qos: 1, retain });
 
-  function stored(type: 'device' | 'entity_state', id: string): Record<string, unknown> | undefined {
-    const row = gateway.daemon.db?.prepare('SELECT data FROM entities WHERE entity_type = ? AND entity_id = ?').get(type, id) as { data: string } | undefined;
+  function stored(type: 'device' | 'entity_state' | 'room', id: string): Record<string, unknown> | undefined {
+    const row = queryStore(gateway.daemon, (db) => db.prepare('SELECT data FROM entities WHERE entity_type = ? AND entity_id = ?').get(type, id)) as { data: string } | undefined;
     return row ? (JSON.parse(row.data) as Record<string, unknown>) : undefined;
   }
   const onServer = (type: string, id: string) => server.server.entities(HOME).find((e) => e.entity_type === type && e.entity_id === id)?.data;
@@ -101,7 +114,7 @@ describe('adapters end to end (real broker, real server)', () => {
         'switch:0.apower': 0,
         'switch:0.voltage': 233.6,
         'switch:0.current': 0,
-        'switch:0.aenergy': SHELLY_SWITCH_STATUS.aenergy,
+        'switch:0.aenergy': { total: SHELLY_SWITCH_STATUS.aenergy.total },
         'switch:0.temperature': SHELLY_SWITCH_STATUS.temperature,
       },
       { 'switch:0.output': false },
@@ -113,6 +126,46 @@ describe('adapters end to end (real broker, real server)', () => {
         },
       },
     );
+  });
+
+  it('shelly gen2: asked who it is (Shelly.GetDeviceInfo), its answer names the device, typed and in its room', async () => {
+    const request = seen.find((m) => m.topic === `${SHELLY_PREFIX}/rpc` && m.payload.includes('Shelly.GetDeviceInfo'));
+    expect(request, 'the GetDeviceInfo request the device received').toBeDefined();
+    const frame = JSON.parse(request?.payload ?? '{}') as { id: number; src: string };
+    expect(frame.src).toBe('inbetweenies');
+    await pub(`${frame.src}/rpc`, shellyRpcResponse(frame.id, SHELLY_DEVICE_INFO));
+    const id = `shelly:${SHELLY_PREFIX}`;
+    await waitFor(() => (onServer('device', id) as { name?: string } | undefined)?.name === 'Hall light', 10_000, 'the named Shelly on the server');
+    expect(stored('device', id)).toMatchObject({ name: 'Hall light', device_type: 'switch', manufacturer: 'Shelly', model: 'SNSW-001P16EU', room_id: 'room-hall' });
+    expect(stored('room', 'room-hall')).toMatchObject({ name: 'Hall' });
+    // Asked once since the start, however many messages the device sent; the first one logged once, with its topic.
+    expect(seen.filter((m) => m.topic === `${SHELLY_PREFIX}/rpc` && m.payload.includes('Shelly.GetDeviceInfo'))).toHaveLength(1);
+    expect(logs.filter((l) => l.msg === `device heard: ${id}`)).toEqual([expect.objectContaining({ level: 30, adapter: 'shelly', topic: `${SHELLY_PREFIX}/online` })]);
+  });
+
+  it('shelly: a status that differs only in the per-minute energy buckets writes nothing', async () => {
+    const metrics = () => gateway.daemon.ingest?.metrics();
+    await pub(`${SHELLY_PREFIX}/status/switch:0`, SHELLY_SWITCH_STATUS);
+    gateway.daemon.ingest?.flush();
+    const written = metrics()?.statesWritten ?? -1;
+    const duplicates = metrics()?.duplicates ?? -1;
+    await pub(`${SHELLY_PREFIX}/status/switch:0`, { ...SHELLY_SWITCH_STATUS, aenergy: { total: SHELLY_SWITCH_STATUS.aenergy.total, by_minute: [7, 1, 0], minute_ts: 1654511260 } });
+    gateway.daemon.ingest?.flush();
+    expect(metrics()?.statesWritten).toBe(written);
+    expect(metrics()?.duplicates).toBe(duplicates + 1);
+  });
+
+  it('zigbee2mqtt: a server-side change of a motion sensor is never sent to its /set; a lamp\'s is; each command logged', async () => {
+    await pub('zigbee2mqtt/bridge/devices', [...Z2M_BRIDGE_DEVICES, ...Z2M_MOTION_AND_LIGHT], true);
+    await pub('zigbee2mqtt/hall/motion', { occupancy: true, illuminance: 12, battery: 90 });
+    await pub('zigbee2mqtt/hall/lamp', { state: 'ON', brightness: 200 });
+    await waitFor(() => onServer('entity_state', 'z2m:hall/lamp') !== undefined && onServer('entity_state', 'z2m:hall/motion') !== undefined, 10_000, 'motion and lamp on the server');
+    expect((await app.setState('z2m:hall/motion', { occupancy: false, illuminance: 12, battery: 90 }, Date.now() + 2000)).applied[0]?.status).toBe('applied');
+    expect((await app.setState('z2m:hall/lamp', { state: 'OFF', brightness: 200 }, Date.now() + 2000)).applied[0]?.status).toBe('applied');
+    await waitFor(() => seen.some((m) => m.topic === 'zigbee2mqtt/hall/lamp/set'), 10_000, 'the lamp command');
+    expect(seen.find((m) => m.topic === 'zigbee2mqtt/hall/lamp/set')?.payload).toBe('{"state":"OFF"}');
+    expect(seen.filter((m) => m.topic === 'zigbee2mqtt/hall/motion/set')).toEqual([]);
+    expect(logs).toContainEqual(expect.objectContaining({ level: 30, msg: 'command sent on zigbee2mqtt/hall/lamp/set', deviceId: 'z2m:hall/lamp', payload: '{"state":"OFF"}' }));
   });
 
   it('home assistant: discovery configs, templated shared state, a learnt state topic; command to command_topic', async () => {
@@ -135,7 +188,7 @@ describe('adapters end to end (real broker, real server)', () => {
   });
 
   it('counts bad payloads on every adapter and stores nothing from them', async () => {
-    const before = JSON.stringify(gateway.daemon.db?.prepare('SELECT entity_type, entity_id, data FROM entities ORDER BY 1, 2').all());
+    const before = JSON.stringify(queryStore(gateway.daemon, (db) => db.prepare('SELECT entity_type, entity_id, data FROM entities ORDER BY 1, 2').all()));
     const dropped = () => Object.values(gateway.daemon.ingest?.metrics().dropped ?? {}).reduce((a, b) => a + b, 0);
     const start = dropped();
     const bad: Array<[string, string | Buffer]> = [
@@ -154,7 +207,7 @@ describe('adapters end to end (real broker, real server)', () => {
     // Over mqtt.maxPayloadBytes: the broker itself refuses it before ingest (issue 4 item 2); nothing stored either.
     await device.publishAsync('zigbee2mqtt/huge', `{"a":"${'x'.repeat(300 * 1024)}"}`, { qos: 1 });
     gateway.daemon.ingest?.flush();
-    expect(JSON.stringify(gateway.daemon.db?.prepare('SELECT entity_type, entity_id, data FROM entities ORDER BY 1, 2').all())).toBe(before);
+    expect(JSON.stringify(queryStore(gateway.daemon, (db) => db.prepare('SELECT entity_type, entity_id, data FROM entities ORDER BY 1, 2').all()))).toBe(before);
     expect(device.connected).toBe(true);
   });
 });

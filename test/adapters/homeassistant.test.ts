@@ -34,6 +34,13 @@ describe('home assistant discovery adapter', () => {
     ]);
   });
 
+  it('refuses discovery topics with empty or odd levels and configs without an id (fast-check found ha: with an empty id)', () => {
+    const ha = createHomeAssistantAdapter();
+    expect(rejection(ha.parse('homeassistant/my_plug//config', json({})))).toBe('invalid_topic');
+    expect(rejection(ha.parse('homeassistant/switch/a b/config', json({ name: 'x' })))).toBe('invalid_topic');
+    expect(rejection(ha.parse('homeassistant/switch/plug/config', json({ name: 'x', unique_id: '', device: { identifiers: [''] } })))).toMatch(/invalid_schema/);
+  });
+
   it('learns state and availability topics (with ~ expanded) as run-time filters, and tells listeners', () => {
     const { ha, events } = discovered();
     expect([...(ha.dynamicFilters?.() ?? [])].sort()).toEqual(

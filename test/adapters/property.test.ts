@@ -16,6 +16,7 @@ import * as HA from '../fixtures/adapters/homeassistant.js';
 import { TASMOTA_STATE } from '../fixtures/adapters/tasmota.js';
 import { SHELLY_NOTIFY_STATUS } from '../fixtures/adapters/shelly.js';
 import { Z2M_BRIDGE_DEVICES } from '../fixtures/adapters/zigbee2mqtt.js';
+import { queryStore } from '../helpers/store-file.js';
 
 const REASONS = ['payload_too_large', 'binary_payload', 'invalid_json', 'not_an_object', 'invalid_schema', 'invalid_device_id', 'invalid_availability', 'invalid_topic', 'unsupported_template'];
 const Id = z.string().min(1).max(256);
@@ -110,8 +111,7 @@ describe('rejected messages through the real broker', () => {
     // Some real state first, so that "unchanged" means something.
     await device.publishAsync('zigbee2mqtt/my_plug', JSON.stringify({ state: 'ON' }), { qos: 1 });
     await device.publishAsync(HA.HA_SWITCH_TOPIC, JSON.stringify(HA.HA_SWITCH_CONFIG), { qos: 1 });
-    const db = gateway.daemon.db!;
-    const snapshot = () => JSON.stringify(db.prepare('SELECT entity_type, entity_id, data, updated_at FROM entities ORDER BY 1, 2').all());
+    const snapshot = () => JSON.stringify(queryStore(gateway.daemon, (db) => db.prepare('SELECT entity_type, entity_id, data, updated_at FROM entities ORDER BY 1, 2').all()));
     const before = snapshot();
     // The daemon's adapters in the daemon's state (only the switch config learnt; rejections change nothing)
     // predict which messages it rejects; each sample gets a fresh copy, as accepted samples are never sent.

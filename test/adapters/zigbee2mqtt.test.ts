@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createZigbee2MqttAdapter } from '../../src/ingest/adapters/zigbee2mqtt.js';
-import { Z2M_AVAILABILITY_JSON, Z2M_BRIDGE_DEVICES, Z2M_BRIDGE_LOGGING, Z2M_BRIDGE_STATE, Z2M_LEAK_STATE, Z2M_PLUG_STATE } from '../fixtures/adapters/zigbee2mqtt.js';
+import { createZigbee2MqttAdapter, z2mSettable } from '../../src/ingest/adapters/zigbee2mqtt.js';
+import { Z2M_AVAILABILITY_JSON, Z2M_BRIDGE_DEVICES, Z2M_BRIDGE_LOGGING, Z2M_BRIDGE_STATE, Z2M_LEAK_STATE, Z2M_MOTION_AND_LIGHT, Z2M_PLUG_STATE } from '../fixtures/adapters/zigbee2mqtt.js';
 import { commandTopics, json, rejection, text, updates } from './parse-helpers.js';
 
 describe('zigbee2mqtt adapter', () => {
@@ -54,5 +54,29 @@ describe('zigbee2mqtt adapter', () => {
 
   it('checks its options', () => {
     expect(() => createZigbee2MqttAdapter({ baseTopic: 'a/b' })).toThrow(/baseTopic must be one topic level/);
+  });
+
+  it('never sends a read-only attribute: only exposes with the settable access bit, nested features included', () => {
+    const a = createZigbee2MqttAdapter({ rooms: { 'hall/motion': 'Hall' } });
+    const metas = updates(a.parse('zigbee2mqtt/bridge/devices', json([...Z2M_BRIDGE_DEVICES, ...Z2M_MOTION_AND_LIGHT])));
+    expect(metas.find((m) => m.deviceId === 'z2m:hall/motion')).toMatchObject({ type: 'motion', room: 'Hall' });
+    // The motion sensor of the first hour: {"occupancy":false} was published to its /set. Now nothing is.
+    expect(commandTopics(a, 'z2m:hall/motion', { occupancy: false, illuminance: 3, battery: 90 })).toEqual([]);
+    expect(commandTopics(a, 'z2m:hall/motion', { occupancy: false, occupancy_timeout: 60 })).toEqual([['zigbee2mqtt/hall/motion/set', '{"occupancy_timeout":60}']]);
+    expect(commandTopics(a, 'z2m:hall/lamp', { state: 'OFF', brightness: 10, linkquality: 80 })).toEqual([['zigbee2mqtt/hall/lamp/set', '{"state":"OFF","brightness":10}']]);
+    expect(commandTopics(a, 'z2m:my_plug', { state: 'OFF', power: 0 })).toEqual([['zigbee2mqtt/my_plug/set', '{"state":"OFF"}']]);
+    expect(commandTopics(a, 'z2m:living_room/leak', { water_leak: true })).toEqual([]);
+    expect([...z2mSettable(Z2M_MOTION_AND_LIGHT[1]?.definition.exposes ?? [])].sort()).toEqual(['brightness', 'state']);
+  });
+
+  it('before bridge/devices is known, sensor readings are still never sent', () => {
+    const a = createZigbee2MqttAdapter();
+    expect(commandTopics(a, 'z2m:hall/motion', { occupancy: false, battery: 50, state: 'ON' })).toEqual([['zigbee2mqtt/hall/motion/set', '{"state":"ON"}']]);
+  });
+
+  it('ignore lists take nested paths', () => {
+    const a = createZigbee2MqttAdapter({ ignoreAttributes: ['linkquality', 'update.installed_version'] });
+    const state = { state: 'ON', linkquality: 40, update: { state: 'idle', installed_version: 1, latest_version: 1 } };
+    expect(updates(a.parse('zigbee2mqtt/lamp', json(state)))).toEqual([{ kind: 'state', deviceId: 'z2m:lamp', attributes: { state: 'ON', update: { state: 'idle', latest_version: 1 } } }]);
   });
 });

@@ -2,7 +2,9 @@ import { connect as tcpConnect, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
-import { classifyBrokerError, createBroker, RateLimitedLog, type Broker } from '../../src/broker/index.js';
+import { classifyBrokerError, createBroker, type Broker } from '../../src/broker/index.js';
+import { GatewayError } from '../../src/errors.js';
+import { RateLimitedLog } from '../../src/util/rate-limited-log.js';
 import { createLogger, silentLogger } from '../../src/log.js';
 import { ConfigError } from '../../src/errors.js';
 
@@ -148,7 +150,8 @@ describe('classifyBrokerError', () => {
     expect(classifyBrokerError(new Error('connect did not arrive in time'))).toBe('connect_timeout');
     expect(classifyBrokerError(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }))).toBe('connection_reset');
     expect(classifyBrokerError(new Error('Invalid header flag bits, must be 0x0 for connect packet'))).toBe('malformed_packet');
-    expect(classifyBrokerError(new Error('ingest: not acknowledged, disk full'))).toBe('ingest_rejected');
+    // an interceptor's refusal crosses by code (NOT_ACKNOWLEDGED), not by message text
+    expect(classifyBrokerError(new GatewayError('NOT_ACKNOWLEDGED', 'not acknowledged: disk full'))).toBe('ingest_rejected');
     expect(classifyBrokerError(new Error('something else'))).toBe('other');
   });
 });

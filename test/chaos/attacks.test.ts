@@ -8,7 +8,6 @@ import { Writable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { createLogger } from '../../src/log.js';
 import { newNonce, signRequest } from '../../src/protocol/index.js';
-import { SyncStateRepo } from '../../src/store/sync-state.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { startTestGateway, waitFor } from '../helpers/gateway.js';
 import { connectApp } from '../helpers/app-client.js';
@@ -136,9 +135,9 @@ describe('no secret in the logs of a full gateway + server run', () => {
       // Long enough for token expiry (2 s) and a renewal, and several cycles.
       await new Promise((r) => setTimeout(r, 3500));
       await waitFor(() => ts.server.entities('home-logs').length > 0, 5000, 'a sync');
-      const db = gw.daemon.db;
-      if (db === undefined) throw new Error('no store');
-      const tokens = new SyncStateRepo(db).get('tokens');
+      const store = gw.daemon.store;
+      if (store === undefined) throw new Error('no store');
+      const tokens = store.syncState.get('tokens');
       for (const v of Object.values((tokens ?? {}) as Record<string, unknown>)) if (typeof v === 'string' && v.length >= 16) secrets.add(v);
     } finally {
       await gw.close();

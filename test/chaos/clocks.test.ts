@@ -5,7 +5,8 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseTimestamp } from '../../src/protocol/index.js';
-import { SyncStateRepo } from '../../src/store/sync-state.js';
+import { openStoreReader } from '../../src/store/index.js';
+import { queryStore } from '../helpers/store-file.js';
 import { connectApp } from '../helpers/app-client.js';
 import { startTestGateway, waitFor, type TestGateway } from '../helpers/gateway.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
@@ -25,7 +26,7 @@ function stateOf(ts: TestServer, id: string): { counter?: number; updatedAt?: nu
 }
 
 function gatewayCounter(gw: TestGateway, id: string): number | undefined {
-  const row = gw.daemon.db?.prepare("SELECT data FROM entities WHERE entity_type = 'entity_state' AND entity_id = ?").get(id) as { data: string } | undefined;
+  const row = queryStore(gw.daemon, (db) => db.prepare("SELECT data FROM entities WHERE entity_type = 'entity_state' AND entity_id = ?").get(id)) as { data: string } | undefined;
   return row ? (JSON.parse(row.data) as { state: { counter: number } }).state.counter : undefined;
 }
 
@@ -38,13 +39,15 @@ async function scenario(initialOffsetMs: number, jumpToMs: number | undefined): 
   cleanup.push(() => gw.close());
   const app = await connectApp(ts.url, ts.addClient(HOME));
   cleanup.push(() => app.close());
-  const db = gw.daemon.db;
-  if (db === undefined) throw new Error('no store');
+  const path = gw.daemon.store?.path;
+  if (path === undefined) throw new Error('no store');
+  const db = openStoreReader(path); // the watermark as the file holds it
+  cleanup.push(async () => db.close());
   const watermarks: Array<{ at: number; skew: number }> = [];
   let watching = true;
   const watcher = (async () => {
     while (watching) {
-      const raw = new SyncStateRepo(db).get('last_sync');
+      const raw = db.syncState.get('last_sync');
       if (typeof raw === 'string') {
         const at = (parseTimestamp(raw) ?? 0) / 1000;
         watermarks.push({ at, skew: at - Date.now() });

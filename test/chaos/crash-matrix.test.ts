@@ -7,8 +7,8 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { AckLog } from '../../src/soak/oracle.js';
+import { openStoreReader, storePath } from '../../src/store/index.js';
 import { startGatewayProcess, type GatewayProcess } from '../../src/soak/daemon.js';
 import { DeviceFleet } from '../../src/soak/devices.js';
 import { freePort } from '../../src/soak/runner.js';
@@ -72,7 +72,7 @@ async function runCase(kill: Kill): Promise<{ result: Verdict; ack: AckLog; line
       proxy.dropAll();
     }
     // 3. Convergence, read from the gateway's file while it runs.
-    const reader = new Database(join(gwDir, 'gateway.db'), { readonly: true });
+    const reader = openStoreReader(storePath(gwDir));
     try {
       const result = await waitConverged(() => verdict(reader, server.current, HOME, ack), 30_000);
       return { result, ack, lines };

@@ -66,12 +66,12 @@ describe(`disk full (${mounted ? 'tmpfs' : 'max_page_count'})`, () => {
     const g = gw;
     const device = await gw.connect('disk-dev');
     await device.publishAsync('devices/leak-1/state', JSON.stringify({ water_leak: false }), { qos: 1 });
-    const db = gw.daemon.db;
-    if (db === undefined) throw new Error('no store');
+    const store = gw.daemon.store;
+    if (store === undefined) throw new Error('no store');
 
     let filler: string | undefined;
     if (mounted) filler = fill(mountPoint);
-    else db.pragma(`max_page_count = ${Number(db.pragma('page_count', { simple: true }))}`);
+    else await store.maintenance.setLimits({ maxPages: store.maintenance.pageCount() });
     let acked = false;
     const big = 'x'.repeat(2000);
     const resilient = await gw.connect('disk-dev-2');
@@ -83,7 +83,7 @@ describe(`disk full (${mounted ? 'tmpfs' : 'max_page_count'})`, () => {
     await sleep(1000);
     expect(acked).toBe(false);
     expect(lines.some((l) => /"level":50/.test(l) && /commit/i.test(l))).toBe(true);
-    const http = g.daemon.ops?.httpUrl;
+    const http = g.daemon.httpUrl;
     expect(http, 'the daemon serves /healthz and /metrics (http.port 0)').toBeTruthy();
     const health = await fetch(`${http}/healthz`);
     expect(health.status).toBe(503);
@@ -93,7 +93,7 @@ describe(`disk full (${mounted ? 'tmpfs' : 'max_page_count'})`, () => {
 
     // Space returns: no restart, no operator.
     if (filler) rmSync(filler);
-    else db.pragma('max_page_count = 1073741823');
+    else await store.maintenance.setLimits({ maxPages: null });
     await Promise.race([pending, sleep(15_000)]);
     expect(acked).toBe(true);
     // Sync recovers too (a failed cycle on the full disk must not stop the scheduler).

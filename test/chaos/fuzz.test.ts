@@ -15,6 +15,7 @@ import { resolveLastWriteWins, type Version } from '../../src/protocol/index.js'
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { send, TestClient, deviceChange, isoAt } from '../server/client.js';
+import { queryStore } from '../helpers/store-file.js';
 import { RELAXED } from './harness.js';
 
 interface GenVersion {
@@ -157,7 +158,7 @@ describe('random bytes on the MQTT port', () => {
     );
     const device = await gw.connect('after-garbage');
     await device.publishAsync('devices/fz-1/state', JSON.stringify({ on: true }), { qos: 1 });
-    const row = gw.daemon.db?.prepare("SELECT data FROM entities WHERE entity_type = 'entity_state' AND entity_id = 'fz-1'").get() as { data: string } | undefined;
+    const row = queryStore(gw.daemon, (db) => db.prepare("SELECT data FROM entities WHERE entity_type = 'entity_state' AND entity_id = 'fz-1'").get()) as { data: string } | undefined;
     expect(JSON.parse(row?.data ?? '{}')).toMatchObject({ state: { on: true } });
   });
 });

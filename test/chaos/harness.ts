@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ServerConfigInput } from '../../src/server/index.js';
-import type { Db } from '../../src/store/db.js';
+import type { StoreReader } from '../../src/store/index.js';
 import { compareSnapshots, gatewaySnapshot, serverSnapshot, type ConvergenceReport } from '../../src/daemon/convergence.js';
 import { AckLog, maxApplications, serverCounters, type LossReport } from '../../src/soak/oracle.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
@@ -52,9 +52,9 @@ export interface Verdict {
   readonly maxApplications: number;
 }
 
-export function verdict(db: Db, server: TestServer, home: string, ack: AckLog): Verdict {
+export function verdict(store: Pick<StoreReader, 'entities'>, server: TestServer, home: string, ack: AckLog): Verdict {
   return {
-    convergence: compareSnapshots(gatewaySnapshot(db), serverSnapshot(server.server.entities(home))),
+    convergence: compareSnapshots(gatewaySnapshot(store), serverSnapshot(server.server.entities(home))),
     loss: ack.missingFrom(serverCounters(server.dataDir, home)),
     maxApplications: maxApplications(server.dataDir),
   };

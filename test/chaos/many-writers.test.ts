@@ -58,9 +58,9 @@ describe('many writers', () => {
 
     const reports = (): ReturnType<typeof compareSnapshots>[] =>
       gateways.map((g) => {
-        const db = g.daemon.db;
-        if (db === undefined) throw new Error('gateway stopped');
-        return compareSnapshots(gatewaySnapshot(db), serverSnapshot(server.server.entities(HOME)));
+        const store = g.daemon.store;
+        if (store === undefined) throw new Error('gateway stopped');
+        return compareSnapshots(gatewaySnapshot(store), serverSnapshot(server.server.entities(HOME)));
       });
     await waitFor(() => reports().every((r) => r.converged), 20_000, 'every gateway equal to the server').catch(() => undefined);
     const final = reports();

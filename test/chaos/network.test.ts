@@ -62,9 +62,9 @@ describe('network chaos', () => {
     await fleet.stop();
     expect(p.stats.cut).toBeGreaterThanOrEqual(3);
 
-    const db = gw.daemon.db;
-    if (db === undefined) throw new Error('daemon not running');
-    const result = await waitConverged(() => verdict(db, restarted, HOME, ack), 20_000);
+    const store = gw.daemon.store;
+    if (store === undefined) throw new Error('daemon not running');
+    const result = await waitConverged(() => verdict(store, restarted, HOME, ack), 20_000);
     expect(result.convergence).toMatchObject({ converged: true, missingOnServer: [], different: [] });
     expect(result.loss.details).toEqual([]);
     expect(result.loss.lost).toBe(0);

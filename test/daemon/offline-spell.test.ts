@@ -92,7 +92,7 @@ describe('offline spell', () => {
     );
     expect(states.size).toBe(DEVICES);
     for (const [device, value] of latest) expect(states.get(device), device).toBe(value);
-    const report = compareSnapshots(gatewaySnapshot(gw.daemon.db!), serverSnapshot(server.server.entities(HOME)));
+    const report = compareSnapshots(gatewaySnapshot(gw.daemon.store!), serverSnapshot(server.server.entities(HOME)));
     expect(report).toMatchObject({ missingOnServer: [], extraOnServer: [], different: [], converged: true });
   }, 120_000);
 });

@@ -8,12 +8,13 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ExternalBrokerSchema } from '../../src/broker/config.js';
 import type { PublishInterceptor } from '../../src/broker/index.js';
-import { createExternalSource, reconnectDelays, type ExternalSource } from '../../src/ingest/external-source.js';
+import { createExternalSource, reconnectDelays, type ExternalSource } from '../../src/broker/external-source.js';
 import { silentLogger } from '../../src/log.js';
 import { connectApp, type AppClient } from '../helpers/app-client.js';
 import { fastSync, startTestGateway, waitFor, type TestGateway } from '../helpers/gateway.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { startMosquitto, type Mosquitto } from './mosquitto.js';
+import { queryStore } from '../helpers/store-file.js';
 
 const HOME = 'home-external';
 const USERS = { gateway: 'gw-secret', lamp: 'lamp-secret' };
@@ -76,9 +77,9 @@ describe('external broker mode (real Mosquitto)', () => {
     // A device-side discovery config (HA "MQTT discovery" shape) whose state topic is not under homeassistant/.
     const config = { name: 'Porch temperature', stat_t: 'porch/sensor/temp', uniq_id: 'porch_temp_1', dev: { ids: ['porch-1'], name: 'Porch sensor' }, val_tpl: '{{ value_json.t }}' };
     await sensor.publishAsync('homeassistant/sensor/porch/temp/config', JSON.stringify(config), { qos: 1, retain: true });
-    const db = gateway.daemon.db!;
+    const daemon = gateway.daemon;
     const porchState = (): unknown => {
-      const row = db.prepare("SELECT data FROM entities WHERE entity_type = 'entity_state' AND entity_id LIKE 'ha:%porch%'").get() as { data: string } | undefined;
+      const row = queryStore(daemon, (db) => db.prepare("SELECT data FROM entities WHERE entity_type = 'entity_state' AND entity_id LIKE 'ha:%porch%'").get()) as { data: string } | undefined;
       return row ? (JSON.parse(row.data) as { state: unknown }).state : undefined;
     };
     // The gateway learns the topic and subscribes to it on Mosquitto; a reading published afterwards reaches the store.

@@ -48,7 +48,7 @@ async function waitForPort(port: number, timeoutMs: number): Promise<void> {
 
 export async function startMosquitto(users: Record<string, string>): Promise<Mosquitto> {
   for (const bin of [MOSQUITTO, MOSQUITTO_PASSWD]) {
-    if (!existsSync(bin)) throw new Error(`${bin} is missing: install the Debian package mosquitto (.ci/run does)`);
+    if (!existsSync(bin)) throw new Error(`${bin} is missing: install the Debian package mosquitto (npm run test:all does)`);
   }
   const dir = mkdtempSync(join(tmpdir(), 'mosquitto-test-'));
   const passwords = join(dir, 'passwords');

@@ -14,7 +14,7 @@ describe('commit failure (design.md §Durable ingest)', () => {
     const c = await h.connect({ reconnectPeriod: 50, clean: true });
     await c.publishAsync('devices/lock-1/state', JSON.stringify({ lock_state: 'locked' }), { qos: 1 });
 
-    h.db.pragma('query_only = ON'); // every write now fails with SQLITE_READONLY, as a read-only disk would
+    await h.store.maintenance.setLimits({ readOnly: true }); // every write now fails with SQLITE_READONLY, as a read-only disk would
     let acked = false;
     const pending = c.publishAsync('devices/lock-1/state', JSON.stringify({ lock_state: 'unlocked' }), { qos: 1 }).then(() => {
       acked = true;
@@ -25,7 +25,7 @@ describe('commit failure (design.md §Durable ingest)', () => {
     expect(h.ingest.metrics().dropped.commit_failed).toBeGreaterThanOrEqual(2);
     expect(h.broker.errorCounts().ingest_rejected).toBeGreaterThanOrEqual(1);
 
-    h.db.pragma('query_only = OFF');
+    await h.store.maintenance.setLimits({ readOnly: false });
     await pending; // mqtt.js re-sends the unacknowledged PUBLISH after reconnecting; now it is committed
     expect(entity(h.reader, 'entity_state', 'lock-1')?.data.state).toEqual({ lock_state: 'unlocked' });
     expect(outbox(h.reader, 'entity_state', 'lock-1')).toHaveLength(1);
@@ -36,8 +36,8 @@ describe('commit failure (design.md §Durable ingest)', () => {
     const harness = h;
     const c = await h.connect({ reconnectPeriod: 50 });
     await c.publishAsync('devices/leak-1/state', JSON.stringify({ water_leak: false }), { qos: 1 });
-    const pages = Number(h.db.pragma('page_count', { simple: true }));
-    h.db.pragma(`max_page_count = ${pages}`);
+    const pages = h.store.maintenance.pageCount();
+    await h.store.maintenance.setLimits({ maxPages: pages });
     const big = 'x'.repeat(3000);
     let acked = false;
     const pending = c
@@ -48,7 +48,7 @@ describe('commit failure (design.md §Durable ingest)', () => {
     await waitFor(() => harness.ingest.metrics().commitFailures >= 1, 3000, 'a commit failure');
     expect(acked).toBe(false);
     expect(entity(h.reader, 'entity_state', 'leak-2')).toBeUndefined();
-    h.db.pragma('max_page_count = 1073741823');
+    await h.store.maintenance.setLimits({ maxPages: null });
     await pending;
     expect(entity(h.reader, 'entity_state', 'leak-2')?.data.state).toEqual({ water_leak: true, note: big });
   });

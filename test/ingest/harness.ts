@@ -1,5 +1,4 @@
 /** Test harness: a real aedes broker on port 0, real ingest into a real SQLite file in a temp dir, real mqtt.js clients. */
-import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,13 +6,15 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { createBroker, type Broker } from '../../src/broker/index.js';
 import { createIngest, createNativeAdapter, type Ingest, type IngestOptions } from '../../src/ingest/index.js';
 import { silentLogger } from '../../src/log.js';
-import { openStore, type Db } from '../../src/store/db.js';
+import type { Db } from '../../src/store/db.js';
+import { openStore, type GatewayStore } from '../../src/store/index.js';
 import type { StampClock } from '../../src/store/types.js';
+import { openStoreFile } from '../helpers/store-file.js';
 
 export interface Harness {
   readonly dir: string;
   readonly dbPath: string;
-  readonly db: Db;
+  readonly store: GatewayStore;
   readonly broker: Broker;
   readonly ingest: Ingest;
   readonly url: string;
@@ -24,21 +25,21 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export type HarnessOptions = Partial<Omit<IngestOptions, 'broker' | 'db' | 'logger' | 'clock' | 'adapters'>> & {
+export type HarnessOptions = Partial<Omit<IngestOptions, 'broker' | 'store' | 'logger' | 'clock' | 'adapters'>> & {
   readonly maxPayloadBytes?: number;
 };
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'ingest-test-'));
   const dbPath = join(dir, 'gateway.db');
-  const db = openStore({ path: dbPath });
   const logger = silentLogger();
+  const store = openStore({ path: dbPath, logger });
   const broker = createBroker({ host: '127.0.0.1', port: 0, logger, limits: { connectTimeoutMs: 500 } });
   const clock = { offsetMicros: 0, nowMicros: () => Date.now() * 1000 + clock.offsetMicros };
   const { maxPayloadBytes, ...ingestOptions } = options;
   const ingest = createIngest({
     broker,
-    db,
+    store,
     logger,
     clock,
     adapters: [createNativeAdapter({ maxPayloadBytes: maxPayloadBytes ?? 4096 })],
@@ -47,12 +48,12 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const address = await broker.start();
   ingest.start();
   const url = `mqtt://127.0.0.1:${address.port}`;
-  const reader = new Database(dbPath, { readonly: true });
+  const reader = openStoreFile(dbPath);
   const clients: MqttClient[] = [];
   return {
     dir,
     dbPath,
-    db,
+    store,
     broker,
     ingest,
     url,
@@ -65,10 +66,10 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     },
     async close() {
       await Promise.all(clients.map((c) => c.endAsync(true).catch(() => undefined)));
-      ingest.stop();
+      await ingest.stop();
       await broker.stop();
       reader.close();
-      db.close();
+      await store.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };

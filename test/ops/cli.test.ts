@@ -1,6 +1,6 @@
 /** The CLI as users run it (issue 5 §5): status / sync against the running daemon, hash-password, --help, --json. */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -86,15 +86,41 @@ describe('CLI commands', () => {
     expect(cli(['hash-password', '--cost', '40'], 'x\n').stderr).toContain('--cost: expected an integer 10..20');
   });
 
-  it('--help everywhere', () => {
-    for (const command of ['status', 'sync', 'hash-password', 'run', 'devices', 'check-config']) {
-      const r = cli([command, '--help']);
+  const COMMANDS = ['run', 'server', 'server add-client', 'status', 'sync', 'devices', 'check-config', 'hash-password', 'simulate', 'demo'];
+
+  it('--help everywhere: exit 0 with the usage on stdout', () => {
+    for (const command of COMMANDS) {
+      const r = cli([...command.split(' '), '--help']);
       expect(r.status, command).toBe(0);
-      expect(r.stdout, command).toContain(`usage: inbetweenies-gateway ${command}`);
+      expect(r.stdout, command).toContain(`usage: inbetweenies-gateway ${command.split(' ')[0]}`);
     }
     const top = cli(['--help']);
+    expect(top.status).toBe(0);
     expect(top.stdout).toMatch(/hash-password/);
     expect(top.stdout).toMatch(/^ {2}sync /m);
+    // --help wins over a bad option next to it.
+    expect(cli(['run', '--bogus', '--help']).status).toBe(0);
+  });
+
+  it('--version everywhere: the package.json version, exit 0', () => {
+    const { version } = JSON.parse(readFileSync(join(import.meta.dirname, '../../package.json'), 'utf8')) as { version: string };
+    for (const args of [['--version'], ['-V'], ...COMMANDS.map((c) => [...c.split(' '), '--version'])]) {
+      const r = cli(args);
+      expect(r.status, args.join(' ')).toBe(0);
+      expect(r.stdout, args.join(' ')).toBe(`${version}\n`);
+    }
+  });
+
+  it('usage errors exit 2 with the message on stderr', () => {
+    for (const command of COMMANDS) {
+      const r = cli([...command.split(' '), '--no-such-option']);
+      expect(r.status, command).toBe(2);
+      expect(r.stderr, command).toContain("Unknown option '--no-such-option'");
+    }
+    expect(cli(['no-such-command']).status).toBe(2);
+    expect(cli([]).status).toBe(2);
+    expect(cli(['run', '--mqtt-port', 'x']).stderr).toContain('--mqtt-port: expected an integer 0..65535, got "x"');
+    expect(cli(['check-config']).status).toBe(2);
   });
 
   it('check-config lists a bad job schedule with its path and exits non-zero', () => {

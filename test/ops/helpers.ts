@@ -53,20 +53,23 @@ export async function openNotifySocket(): Promise<NotifySocket> {
   return {
     path,
     messages,
-    async waitFor(predicate, timeoutMs, what) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const found = messages.find(predicate);
-        if (found !== undefined) return found;
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; got ${JSON.stringify(messages)}`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    },
+    waitFor: (predicate, timeoutMs, what) => waitForItem(messages, predicate, timeoutMs, what),
     close() {
       proc.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Polls a growing list (log lines, datagrams) until an item matches; the error shows what did arrive. */
+export async function waitForItem<T>(items: readonly T[], predicate: (item: T) => boolean, timeoutMs: number, what: string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const found = items.find(predicate);
+    if (found !== undefined) return found;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; got ${JSON.stringify(items)}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 export interface OpsGateway {
@@ -92,7 +95,7 @@ export async function startOpsGateway(options: {
   const config = (options.tune ?? ((c) => c))(fastSync(base));
   const daemon = new GatewayDaemon({ config, logger: silentLogger(), env: options.env ?? {} });
   const mqtt = await daemon.start();
-  const url = daemon.ops?.httpUrl;
+  const url = daemon.httpUrl;
   if (!url) throw new Error('http listener did not start');
   return {
     daemon,

@@ -108,6 +108,20 @@ describe('health, metrics and control over HTTP', () => {
     expect(sample(text, `${P}sync_failures_total{code="TRANSPORT"}`)).toBeGreaterThanOrEqual(1);
   });
 
+  it('GET /healthz has no side effects: asking twice does not clear the event-loop lag the watchdog tick will read', async () => {
+    gw = await startOpsGateway({ tune: (c) => ({ ...c, health: { ...c.health, intervalMs: 60_000, maxEventLoopLagMs: 100 } }) });
+    await new Promise((r) => setTimeout(r, 100)); // the delay histogram has sampled since the start's tick
+    const until = Date.now() + 400;
+    while (Date.now() < until) {
+      // block the event loop (the daemon runs in this process): a 400 ms lag
+    }
+    const first = await getJson(`${gw.url}/healthz`);
+    const second = await getJson(`${gw.url}/healthz`);
+    expect(first.status).toBe(503);
+    expect(second.status).toBe(503); // the first read did not reset the measurement
+    expect(JSON.stringify(second.body)).toMatch(/event loop lag \d+ ms > 100 ms/);
+  });
+
   it('answers bad requests with precise 4xx JSON errors', async () => {
     gw = await startOpsGateway();
     const nf = await getJson(`${gw.url}/nope`);
@@ -127,5 +141,10 @@ describe('health, metrics and control over HTTP', () => {
     expect(JSON.stringify(unconfigured.body)).toContain('sync is not configured');
     const job = await getJson(`${gw.url}/jobs/nope`, { method: 'POST', headers: { 'content-type': 'application/json' } });
     expect(job.status).toBe(404);
+    // a body over the 4 KiB cap: refused unread (util/http-body.ts), the connection closed
+    const big = await getJson(`${gw.url}/sync`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ full: false, pad: 'x'.repeat(10_000) }) });
+    expect(big.status).toBe(413);
+    expect(big.body).toMatchObject({ type: 'error', code: 'PAYLOAD_TOO_LARGE' });
+    expect((await getJson(`${gw.url}/healthz`)).status).toBe(200); // still serving
   });
 });

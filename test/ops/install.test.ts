@@ -1,6 +1,9 @@
-/** scripts/install.sh (issue 5 §3) staged with DESTDIR (no systemd, no user needed), run twice; shellcheck clean. */
+/**
+ * scripts/install.sh staged with DESTDIR (no systemd, no user needed), run twice; shellcheck clean; ships only what
+ * runs (no native build leftovers, sources, declarations, maps or Markdown in node_modules).
+ */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -18,12 +21,22 @@ function install(...args: string[]): { status: number | null; out: string } {
 
 const mode = (p: string): number => statSync(p).mode & 0o777;
 
+/** Every file under `dir` (symbolic links not followed). */
+function listFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const p = join(dir, e.name);
+    return e.isDirectory() ? listFiles(p) : e.isFile() ? [p] : [];
+  });
+}
+
 describe('scripts/install.sh', () => {
-  it('is shellcheck clean (shellcheck must be installed: .ci/run does it)', () => {
-    const r = spawnSync('shellcheck', ['--severity=style', SCRIPT], { encoding: 'utf8' });
-    expect(r.error, 'shellcheck is not installed').toBeUndefined();
-    expect(`${r.stdout}${r.stderr}`).toBe('');
-    expect(r.status).toBe(0);
+  it('scripts/install.sh and scripts/test.sh are shellcheck clean (shellcheck must be installed: scripts/test.sh does it)', () => {
+    for (const script of [SCRIPT, join(ROOT, 'scripts/test.sh')]) {
+      const r = spawnSync('shellcheck', ['--severity=style', script], { encoding: 'utf8' });
+      expect(r.error, 'shellcheck is not installed').toBeUndefined();
+      expect(`${r.stdout}${r.stderr}`, script).toBe('');
+      expect(r.status).toBe(0);
+    }
   });
 
   it('installs into DESTDIR, then again idempotently keeping the edited config; uninstall keeps data, --purge removes it', () => {
@@ -48,6 +61,23 @@ describe('scripts/install.sh', () => {
     expect(first.out).toContain('not calling systemctl');
     // The installed app runs: check-config on the config it wrote.
     expect(execFileSync(process.execPath, [join(app, 'dist/cli.js'), 'check-config', conf], { encoding: 'utf8' })).toContain('OK');
+    // Only what runs is shipped: better-sqlite3 keeps its compiled module and loses its build tree and C sources.
+    const sqlite = join(app, 'node_modules/better-sqlite3');
+    expect(existsSync(join(sqlite, 'build/Release/better_sqlite3.node'))).toBe(true);
+    for (const leftover of ['deps', 'src', 'build/Release/obj', 'build/Release/obj.target', 'build/Release/.deps', 'build/Release/test_extension.node', 'build/Release/sqlite3.a', 'build/Makefile', 'build/config.gypi']) {
+      expect(existsSync(join(sqlite, leftover)), leftover).toBe(false);
+    }
+    const shipped = listFiles(join(app, 'node_modules'));
+    expect(shipped.filter((f) => /\.(d\.[cm]?ts|map|md)$/.test(f) && !/licen[cs]e/i.test(f))).toEqual([]);
+    expect(shipped.filter((f) => f.endsWith('.node')).map((f) => f.slice(app.length + 1)).sort()).toEqual(
+      ['node_modules/better-sqlite3/build/Release/better_sqlite3.node', ...(existsSync(join(ROOT, 'node_modules/sd-notify/build/Release/notify.node')) ? ['node_modules/sd-notify/build/Release/notify.node'] : [])].sort(),
+    );
+    const bytes = shipped.reduce((n, f) => n + statSync(f).size, 0);
+    expect(bytes, `${(bytes / 2 ** 20).toFixed(1)} MB of node_modules`).toBeLessThan(30 * 2 ** 20);
+    // …and still works: the installed better-sqlite3 opens a database and queries it.
+    const probe = "const D = require('better-sqlite3'); process.stdout.write(new D(':memory:').prepare('select 41 + 1 as x').get().x.toString())";
+    expect(execFileSync(process.execPath, ['-e', probe], { cwd: app, encoding: 'utf8' })).toBe('42');
+    expect(first.out).toMatch(/runtime dependencies: \d+ MB \(build leftovers and sources removed: \d+ MB\)/);
 
     writeFileSync(conf, 'dataDir: /var/lib/inbetweenies-gateway\nmqtt:\n  port: 1884\n');
     const second = install();

@@ -7,7 +7,8 @@ import { loadGatewayConfig } from '../../src/config/gateway-config.js';
 import { ConfigError } from '../../src/errors.js';
 import { JobRunner, maintainStore, pruneConflicts } from '../../src/daemon/jobs.js';
 import { silentLogger } from '../../src/log.js';
-import { openStore } from '../../src/store/db.js';
+import { openStore } from '../../src/store/index.js';
+import { openStoreFile } from '../helpers/store-file.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { getJson, startOpsGateway, type OpsGateway } from './helpers.js';
 
@@ -65,19 +66,22 @@ describe('scheduled jobs', () => {
     expect(runner.status()[0]?.skippedOverlaps).toBeGreaterThanOrEqual(1);
   });
 
-  it('maintenance checkpoints the WAL and optimizes; pruning deletes only rows older than keepDays', () => {
-    const db = openStore({ path: join(tempDir(), 'gateway.db') });
+  it('maintenance checkpoints the WAL and optimizes; pruning deletes only rows older than keepDays', async () => {
+    const store = openStore({ path: join(tempDir(), 'gateway.db'), logger: silentLogger() });
+    const db = openStoreFile(store.path, { writable: true });
     try {
       const now = Date.now();
       const insert = db.prepare("INSERT INTO conflicts (recorded_at, entity_type, entity_id, type, reason, resolution) VALUES (?, 'device', ?, 'UPDATE_UPDATE', 'r', 'server_wins')");
       insert.run(now - 100 * 86_400_000, 'old');
       insert.run(now - 10 * 86_400_000, 'recent');
-      expect(pruneConflicts(db, 90, now)).toEqual({ deleted: 1, keepDays: 90 });
+      expect(await pruneConflicts(store, 90, now)).toEqual({ deleted: 1, keepDays: 90 });
       expect(db.prepare('SELECT entity_id FROM conflicts').all()).toEqual([{ entity_id: 'recent' }]);
-      const result = maintainStore(db);
+      db.close();
+      const result = await maintainStore(store);
       expect(result.checkpoint).toMatchObject({ busy: 0 });
     } finally {
-      db.close();
+      if (db.open) db.close();
+      await store.close();
     }
   });
 

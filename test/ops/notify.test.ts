@@ -118,9 +118,9 @@ describe('watchdog withheld while unhealthy', () => {
     });
     await sock.waitFor((m) => m.includes('READY=1'), 5000, 'READY=1');
     await sock.waitFor((m) => m === 'WATCHDOG=1', 2000, 'a first WATCHDOG=1');
-    const db = gw.daemon.db;
-    if (!db) throw new Error('no store');
-    db.pragma('query_only = ON'); // the store now refuses every write, as a full or read-only disk would
+    const store = gw.daemon.store;
+    if (!store) throw new Error('no store');
+    await store.maintenance.setLimits({ readOnly: true }); // the store now refuses every write, as a full or read-only disk would
     await sock.waitFor((m) => m.includes('UNHEALTHY: store: write probe failed'), 4000, 'STATUS= saying the store is unwritable');
     const healthz = await getJson(`${gw.url}/healthz`);
     expect(healthz.status).toBe(503);
@@ -128,7 +128,7 @@ describe('watchdog withheld while unhealthy', () => {
     const mark = sock.messages.length;
     await new Promise((r) => setTimeout(r, 800));
     expect(sock.messages.slice(mark).filter((m) => m === 'WATCHDOG=1')).toHaveLength(0);
-    db.pragma('query_only = OFF');
+    await store.maintenance.setLimits({ readOnly: false });
     await new Promise((r) => setTimeout(r, 1200));
     expect(sock.messages.slice(mark).filter((m) => m === 'WATCHDOG=1').length).toBeGreaterThan(0);
     expect((await getJson(`${gw.url}/healthz`)).status).toBe(200);

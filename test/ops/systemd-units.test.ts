@@ -1,7 +1,7 @@
 /**
  * systemd/*.service pass `systemd-analyze verify` (issue 5 §Interfaces), checked on copies whose ExecStart names
  * binaries that exist here (this node, this checkout's dist/cli.js); the shipped files keep /usr/bin/node and /opt/….
- * Fails, never skips, when systemd-analyze is missing (.ci/run installs systemd).
+ * Fails, never skips, when systemd-analyze is missing (scripts/test.sh installs systemd).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';

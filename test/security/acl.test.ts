@@ -1,6 +1,6 @@
 /** The pure ACL rules (src/broker/acl.ts): MQTT wildcard semantics, placeholders, deny by default. */
 import { describe, expect, it } from 'vitest';
-import { compileAcl, expandPlaceholders, filterCovers, topicFilterProblem } from '../../src/broker/acl.js';
+import { OPEN_ACL, compileAcl, expandDenyPlaceholders, expandPlaceholders, filterCovers, topicFilterProblem } from '../../src/broker/acl.js';
 
 const covers = (pattern: string, filter: string): boolean => filterCovers(pattern.split('/'), filter.split('/'));
 const alice = { username: 'alice', clientId: 'alice-phone' };
@@ -80,3 +80,48 @@ describe('compiled ACL', () => {
     expect(() => compileAcl([{ publish: ['ok/#'] }, { subscribe: ['bad/#/x'] }])).toThrow(/acl\[1\]\.subscribe\[0\]/);
   });
 });
+
+describe('deny rules', () => {
+  const acl = compileAcl([
+    { publish: ['#'], subscribe: ['#'], deny: { publish: ['locks/#'], subscribe: ['secret/x', 'private/%u/#'] } },
+    { users: ['admin'], publish: ['locks/#'], subscribe: ['$SYS/#'] },
+  ]);
+  const admin = { username: 'admin', clientId: 'a' };
+
+  it('checks every applicable deny before any allow, whichever rule allows', () => {
+    expect(acl.canPublish(alice, 'locks/front')).toBe(false);
+    expect(acl.canPublish(admin, 'locks/front')).toBe(false); // the first rule's deny applies to admin too
+    expect(acl.canPublish(alice, 'lights/hall')).toBe(true);
+  });
+
+  it('refuses a filter inside a denied one, grants one that only overlaps it, and withholds the denied topic', () => {
+    expect(acl.canSubscribe(alice, 'secret/x')).toBe(false);
+    expect(acl.canSubscribe(alice, '#')).toBe(true);
+    expect(acl.canSubscribe(alice, 'secret/+')).toBe(true);
+    expect(acl.canRead(alice, 'secret/x')).toBe(false);
+    expect(acl.canRead(alice, 'secret/y')).toBe(true);
+    expect(acl.canSubscribe(alice, 'private/alice/#')).toBe(false);
+    expect(acl.canSubscribe(alice, 'private/alice/cam')).toBe(false);
+    expect(acl.canRead(alice, 'private/bob/cam')).toBe(true);
+    expect(acl.canSubscribe(admin, '$SYS/#')).toBe(true);
+    expect(acl.canSubscribe(alice, '$SYS/#')).toBe(false);
+  });
+
+  it('widens a deny level whose placeholder has no usable value to +, so odd ids cannot slip past', () => {
+    expect(expandDenyPlaceholders('private/%u/#', anon)).toBe('private/+/#');
+    expect(expandDenyPlaceholders('dev/%c/set', { username: 'x', clientId: 'a/b' })).toBe('dev/+/set');
+    expect(expandDenyPlaceholders('dev/%c-%u/set', { username: 'x', clientId: 'c' })).toBe('dev/c-x/set');
+    const anonDeny = compileAcl([{ anonymous: true, subscribe: ['#'], deny: { subscribe: ['private/%u/#'] } }]);
+    expect(anonDeny.canRead(anon, 'private/alice/cam')).toBe(false);
+    expect(anonDeny.canRead(anon, 'public/x')).toBe(true);
+  });
+
+  it('without rules: everything but reading $SYS', () => {
+    expect(OPEN_ACL.canPublish(anon, 'a/b')).toBe(true);
+    expect(OPEN_ACL.canSubscribe(anon, '#')).toBe(true);
+    expect(OPEN_ACL.canSubscribe(anon, '$SYS/#')).toBe(false);
+    expect(OPEN_ACL.canRead(anon, '$SYS/broker/clients')).toBe(false);
+    expect(() => compileAcl([{ deny: { subscribe: ['a/#/b'] } }])).toThrow(/acl\[0\]\.deny\.subscribe\[0\]/);
+  });
+});
+

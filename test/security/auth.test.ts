@@ -77,8 +77,8 @@ describe('acl', () => {
     await sleep(150);
     expect(alice.connected).toBe(true);
     expect(seen.map((m) => m.topic)).toEqual(['devices/alice/state']);
-    expect(h.storedState('bob')).toBeUndefined();
-    expect(h.storedState('alice')).toEqual({ on: true });
+    expect(await h.storedState('bob')).toBeUndefined();
+    expect(await h.storedState('alice')).toEqual({ on: true });
     expect(h.broker.errorCounts().acl_publish_denied).toBe(2);
     // The denied retained message was not retained either.
     const late = await h.connect({ username: 'watcher', password: 'w' });

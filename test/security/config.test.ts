@@ -7,6 +7,7 @@ import { loadGatewayConfig, redactConfig } from '../../src/config/gateway-config
 import { ConfigError } from '../../src/errors.js';
 import { FAST_SCRYPT } from './harness.js';
 import { hashPassword } from '../../src/broker/password.js';
+import { MqttConfigSchema } from '../../src/broker/config.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -89,5 +90,43 @@ describe('mqtt config section', () => {
     const config = load('mqtt: { mode: external, external: { url: "mqtt://127.0.0.1:1883", username: gw } }', { INBETWEENIES_MQTT_PASSWORD: 's3cret' });
     expect(config.mqtt.external).toMatchObject({ username: 'gw', password: 's3cret', clientId: 'inbetweenies-gateway', protocolVersion: 4 });
     expect(redactConfig(config).mqtt.external?.password).toBe('[redacted]');
+  });
+
+  it('accepts deny rules, client id patterns and the new limits; names every bad one', async () => {
+    const hash = await hashPassword('pw', FAST_SCRYPT);
+    const { mqtt } = load(`mqtt:
+  users:
+    - { username: alice, passwordHash: "${hash}", clientIds: ["%u-*"] }
+  userClientIds: ["%u"]
+  acl:
+    - publish: ["#"]
+      subscribe: ["#"]
+      deny: { subscribe: ["test/nosubscribe"] }
+  limits: { maxConnectionsPerIdentity: 10, maxRetainedBytesPerIdentity: 1048576, authFailureBurst: 3 }
+`);
+    expect(mqtt.users[0]?.clientIds).toEqual(['%u-*']);
+    expect(mqtt.userClientIds).toEqual(['%u']);
+    expect(mqtt.acl?.[0]?.deny).toEqual({ publish: [], subscribe: ['test/nosubscribe'] });
+    expect(mqtt.limits).toMatchObject({ maxConnectionsPerIdentity: 10, maxRetainedBytesPerIdentity: 1048576, authFailureBurst: 3, maxConnectionsPerAddress: 500 });
+    const found = problems(() =>
+      load(`mqtt:
+  users:
+    - { username: a, passwordHash: "${hash}", clientIds: ["*"] }
+  acl:
+    - deny: { subscribe: ["a/#/b"], other: [] }
+  limits: { maxConnectionsPerIdentity: 0, maxRetainedBytes: 10 }
+`),
+    ).join('\n');
+    expect(found).toMatch(/mqtt\.users\.0\.clientIds\.0: a pattern of only \* matches every client id/);
+    expect(found).toMatch(/mqtt\.acl\.0\.deny\.subscribe\.0: '#' must be a whole level/);
+    expect(found).toMatch(/mqtt\.acl\.0\.deny/);
+    expect(found).toMatch(/mqtt\.limits\.maxConnectionsPerIdentity/);
+    expect(found).toMatch(/mqtt\.limits\.maxRetainedBytes/);
+  });
+
+  it('config/gateway.example.yaml documents the broker limits with their real defaults', () => {
+    const example = loadGatewayConfig({ file: 'config/gateway.example.yaml', env: {} });
+    const defaults = MqttConfigSchema.parse({});
+    expect(example.mqtt.limits).toEqual(defaults.limits);
   });
 });

@@ -8,7 +8,8 @@ import { createBroker, type Broker, type BrokerOptions } from '../../src/broker/
 import { hashPassword } from '../../src/broker/password.js';
 import { createIngest, createNativeAdapter, type Ingest } from '../../src/ingest/index.js';
 import { silentLogger, type Logger } from '../../src/log.js';
-import { openStore, type Db } from '../../src/store/db.js';
+import { openStore, type GatewayStore } from '../../src/store/index.js';
+import { openStoreFile } from '../helpers/store-file.js';
 
 /** Cheap scrypt parameters so tests stay fast; the format is the production one. */
 export const FAST_SCRYPT = { N: 1024, r: 8, p: 1 };
@@ -20,12 +21,12 @@ export async function user(username: string, password: string): Promise<{ userna
 export interface SecureHarness {
   readonly broker: Broker;
   readonly ingest: Ingest;
-  readonly db: Db;
+  readonly store: GatewayStore;
   readonly port: number;
   connect(options?: IClientOptions, url?: string): Promise<MqttClient>;
   /** A connect that is expected to fail; resolves with the CONNACK return code. */
   refusedCode(options: IClientOptions): Promise<number | undefined>;
-  storedState(deviceId: string): Record<string, unknown> | undefined;
+  storedState(deviceId: string): Promise<Record<string, unknown> | undefined>;
   close(): Promise<void>;
 }
 
@@ -37,19 +38,19 @@ export interface SecureHarnessOptions {
 
 export async function startSecureHarness(options: SecureHarnessOptions = {}): Promise<SecureHarness> {
   const dir = mkdtempSync(join(tmpdir(), 'security-test-'));
-  const db = openStore({ path: join(dir, 'gateway.db') });
   const logger = options.logger ?? silentLogger();
+  const store = openStore({ path: join(dir, 'gateway.db'), logger });
   const auth = options.auth ? createBrokerAuth({ ...options.auth, logger }) : undefined;
   const broker = createBroker({ host: '127.0.0.1', port: 0, logger, ...(auth ? { auth } : {}), ...options.broker });
   const clock = { nowMicros: () => Date.now() * 1000 };
-  const ingest = createIngest({ broker, db, logger, clock, adapters: [createNativeAdapter({ maxPayloadBytes: 1024 * 1024 })] });
+  const ingest = createIngest({ broker, store, logger, clock, adapters: [createNativeAdapter({ maxPayloadBytes: 1024 * 1024 })] });
   const { port } = await broker.start();
   ingest.start();
   const clients: MqttClient[] = [];
   return {
     broker,
     ingest,
-    db,
+    store,
     port,
     async connect(clientOptions = {}, url = `mqtt://127.0.0.1:${port}`) {
       const client = await mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 5000, ...clientOptions });
@@ -64,20 +65,22 @@ export async function startSecureHarness(options: SecureHarnessOptions = {}): Pr
         client.once('error', (err) => resolve((err as Error & { code?: number }).code));
       });
     },
-    storedState(deviceId) {
-      ingest.flush();
+    async storedState(deviceId) {
+      await ingest.flush();
+      const db = openStoreFile(store.path);
       const row = db
         .prepare<[string], { data: string }>("SELECT data FROM entities WHERE entity_type = 'entity_state' AND entity_id = ?")
         .get(deviceId);
+      db.close();
       if (!row) return undefined;
       const data = JSON.parse(row.data) as { state?: Record<string, unknown> };
       return data.state;
     },
     async close() {
       await Promise.all(clients.map((c) => c.endAsync(true).catch(() => undefined)));
-      ingest.stop();
+      await ingest.stop();
       await broker.stop();
-      db.close();
+      await store.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -5,7 +5,8 @@
 import { connect as tcpConnect, type Socket } from 'node:net';
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ConnectionGate, PacketSizeScanner } from '../../src/broker/limits.js';
+import { ConnectionGate, type AdmitResult } from '../../src/broker/limits.js';
+import { PacketScanner } from '../../src/broker/packet-scan.js';
 import { collect, sleep, startSecureHarness, type SecureHarness } from './harness.js';
 
 let h: SecureHarness | undefined;
@@ -54,8 +55,8 @@ describe('packet and payload size', () => {
     await sleep(100);
     expect(device.connected).toBe(true);
     expect(seen.map((m) => m.topic)).toEqual(['devices/small/state']);
-    expect(h.storedState('big')).toBeUndefined();
-    expect(h.storedState('small')).toEqual({ on: true });
+    expect(await h.storedState('big')).toBeUndefined();
+    expect(await h.storedState('small')).toEqual({ on: true });
     expect(h.broker.errorCounts().payload_too_large).toBe(1);
   });
 
@@ -73,13 +74,13 @@ describe('packet and payload size', () => {
   });
 
   it('scans remaining lengths across chunk boundaries', () => {
-    const scanner = new PacketSizeScanner(100);
+    const scanner = new PacketScanner(100);
     const pub = Buffer.from([0x30, 0x05, 0, 1, 0x61, 0x62, 0x63]); // 7-byte PUBLISH
     const stream = Buffer.concat([pub, pub, Buffer.from([0x30, 0xc8, 0x01])]); // then one declaring 200 bytes
     for (let i = 0; i < stream.length - 3; i += 1) expect(scanner.feed(stream.subarray(i, i + 1))).toBeUndefined();
     expect(scanner.feed(stream.subarray(stream.length - 3, stream.length - 1))).toBeUndefined();
-    expect(scanner.feed(stream.subarray(stream.length - 1))).toBe(200);
-    expect(new PacketSizeScanner(100).feed(Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x01]))).toBe('malformed');
+    expect(scanner.feed(stream.subarray(stream.length - 1))).toEqual({ kind: 'too_large', declared: 200 });
+    expect(new PacketScanner(100).feed(Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x01]))).toEqual({ kind: 'malformed' });
   });
 });
 
@@ -103,7 +104,7 @@ describe('in-flight', () => {
     // A well-behaved client (one message at a time) is unaffected.
     const c = await h.connect();
     for (let i = 0; i < 10; i += 1) await c.publishAsync('devices/calm/state', JSON.stringify({ n: i }), { qos: 1 });
-    expect(h.storedState('calm')).toEqual({ n: 9 });
+    expect(await h.storedState('calm')).toEqual({ n: 9 });
   });
 });
 
@@ -127,8 +128,12 @@ describe('connections', () => {
   it('exempts loopback from the rate by default but not from maxConnections', async () => {
     h = await startSecureHarness({ broker: { limits: { connectionBurst: 1, maxConnections: 3 } } });
     const open: Socket[] = [];
-    for (let i = 0; i < 3; i += 1) open.push(await rawSocket(h.port));
-    await sleep(50);
+    for (let i = 0; i < 3; i += 1) {
+      const s = await rawSocket(h.port);
+      s.write(connectPacket(`held-${i}`));
+      open.push(s);
+    }
+    await sleep(100);
     for (const s of open) expect(s.destroyed).toBe(false);
     const fourth = await rawSocket(h.port);
     expect(await closedWithin(fourth, 1000)).toBe(true);
@@ -139,20 +144,36 @@ describe('connections', () => {
     expect(await closedWithin(fifth, 200)).toBe(false);
   });
 
+  it('lets a new socket take the place of the oldest one that never sent CONNECT when a cap is reached', async () => {
+    h = await startSecureHarness({ broker: { limits: { maxConnections: 1000, maxConnectionsPerAddress: 3 } } });
+    const silent: Socket[] = [];
+    for (let i = 0; i < 3; i += 1) silent.push(await rawSocket(h.port));
+    await sleep(50);
+    // A real client still gets in: its socket displaces the oldest silent one (mutation: refuse at the cap → fails).
+    const c = await h.connect({ clientId: 'real-one' });
+    expect(c.connected).toBe(true);
+    expect(await closedWithin(silent[0] as Socket, 1000)).toBe(true);
+    expect(silent[1]?.destroyed).toBe(false);
+    expect(h.broker.errorCounts().silent_socket_displaced).toBe(1);
+  });
+
   it('token bucket: burst, refill at the configured rate, bounded memory per address', () => {
     let now = 0;
-    const gate = new ConnectionGate({ maxConnections: 100, connectionBurst: 2, connectionsPerMinute: 60, now: () => now });
-    expect(gate.admit('10.0.0.1')).toBeUndefined();
-    expect(gate.admit('10.0.0.1')).toBeUndefined();
-    expect(gate.admit('10.0.0.1')).toBe('connection_rate_limited');
-    expect(gate.admit('10.0.0.2')).toBeUndefined(); // other addresses have their own bucket
+    const gate = new ConnectionGate({ maxConnections: 100_000, connectionBurst: 2, connectionsPerMinute: 60, now: () => now });
+    const refusal = (r: AdmitResult) => (r.ok ? undefined : r.refusal);
+    const first = gate.admit('10.0.0.1');
+    expect(refusal(first)).toBeUndefined();
+    expect(refusal(gate.admit('10.0.0.1'))).toBeUndefined();
+    expect(refusal(gate.admit('10.0.0.1'))).toBe('connection_rate_limited');
+    expect(refusal(gate.admit('10.0.0.2'))).toBeUndefined(); // other addresses have their own bucket
     now += 1000;
-    expect(gate.admit('10.0.0.1')).toBeUndefined();
-    expect(gate.admit('10.0.0.1')).toBe('connection_rate_limited');
+    expect(refusal(gate.admit('10.0.0.1'))).toBeUndefined();
+    expect(refusal(gate.admit('10.0.0.1'))).toBe('connection_rate_limited');
     expect(gate.open).toBe(4);
-    gate.release();
+    if (first.ok) first.ticket.release();
+    if (first.ok) first.ticket.release(); // idempotent
     expect(gate.open).toBe(3);
-    for (let i = 0; i < 20_000; i += 1) gate.admit(`10.1.${i >> 8}.${i & 255}`, true);
+    for (let i = 0; i < 20_000; i += 1) gate.admit(`10.1.${i >> 8}.${i & 255}`);
     expect(() => new ConnectionGate({ maxConnections: 0, connectionBurst: 1, connectionsPerMinute: 1 })).toThrow(/maxConnections must be a number >= 1, given 0/);
   });
 });

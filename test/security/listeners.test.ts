@@ -47,7 +47,7 @@ describe('listeners', () => {
     const c = await h.connect({ username: 'alice', password: 'pw', ca: [readFileSync(certFile)], rejectUnauthorized: true }, url);
     expect(c.connected).toBe(true);
     await c.publishAsync('devices/tls-lamp/state', JSON.stringify({ on: true }), { qos: 1 });
-    expect(h.storedState('tls-lamp')).toEqual({ on: true });
+    expect(await h.storedState('tls-lamp')).toEqual({ on: true });
     // Without a password the TLS listener refuses like the plain one (CONNACK 5).
     const anon = mqtt.connect(url, { reconnectPeriod: 0, rejectUnauthorized: false });
     const code = await new Promise<number | undefined>((resolve) => anon.once('error', (e) => resolve((e as Error & { code?: number }).code)));
@@ -81,8 +81,8 @@ describe('listeners', () => {
     await c.publishAsync('devices/bob/state', JSON.stringify({ on: 2 }), { qos: 1 });
     await sleep(100);
     expect(seen.map((m) => m.topic)).toEqual(['devices/alice/state']);
-    expect(h.storedState('alice')).toEqual({ on: 1 });
-    expect(h.storedState('bob')).toBeUndefined();
+    expect(await h.storedState('alice')).toEqual({ on: 1 });
+    expect(await h.storedState('bob')).toBeUndefined();
     // Another path is not an MQTT endpoint; a plain HTTP GET is told to upgrade.
     const wrong = mqtt.connect(`ws://127.0.0.1:${String(port)}/other`, { reconnectPeriod: 0, username: 'alice', password: 'pw' });
     await new Promise<void>((resolve) => wrong.once('close', () => resolve()));

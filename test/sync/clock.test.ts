@@ -3,23 +3,26 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log.js';
-import { openStore, type Db } from '../../src/store/db.js';
-import { SyncStateRepo } from '../../src/store/sync-state.js';
+import { openStore, type GatewayStore } from '../../src/store/index.js';
 import { bestSample, offsetOf, ServerClock } from '../../src/sync/index.js';
 
 const dirs: string[] = [];
-const dbs: Db[] = [];
-afterEach(() => {
-  for (const db of dbs.splice(0)) db.close();
+const stores: GatewayStore[] = [];
+afterEach(async () => {
+  for (const s of stores.splice(0)) await s.close();
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
-function store(): Db {
+function open(path: string): GatewayStore {
+  const s = openStore({ path, logger: silentLogger() });
+  stores.push(s);
+  return s;
+}
+
+function store(): GatewayStore {
   const dir = mkdtempSync(join(tmpdir(), 'ib-clock-'));
   dirs.push(dir);
-  const db = openStore({ path: join(dir, 'gateway.db') });
-  dbs.push(db);
-  return db;
+  return open(join(dir, 'gateway.db'));
 }
 
 describe('server-corrected clock', () => {
@@ -29,11 +32,11 @@ describe('server-corrected clock', () => {
     expect(bestSample(samples)?.rttMs).toBe(20);
   });
 
-  it('takes a big step at once, prefers low-RTT samples, smooths small moves, persists the offset', () => {
+  it('takes a big step at once, prefers low-RTT samples, smooths small moves, persists the offset', async () => {
     const db = store();
     let local = 1_700_000_000_000; // local clock one hour behind the server
     const serverAt = (ms: number): number => (ms + 3_600_000) * 1000;
-    const clock = new ServerClock({ now: () => local, state: new SyncStateRepo(db), logger: silentLogger() });
+    const clock = new ServerClock({ now: () => local, state: db.syncState, logger: silentLogger() });
     expect(clock.known).toBe(false);
     clock.observe(serverAt(local + 5), local, local + 10); // rtt 10, true offset 3_600_000
     expect(clock.offsetMs).toBe(3_600_000);
@@ -47,8 +50,9 @@ describe('server-corrected clock', () => {
     clock.observe(serverAt(local + 2) + 30_000, local, local + 4);
     expect(clock.offsetMs).toBeGreaterThan(3_600_000);
     expect(clock.offsetMs).toBeLessThan(3_600_030);
-    // a fresh clock on the same store starts from the persisted offset
-    const again = new ServerClock({ now: () => local, state: new SyncStateRepo(db), logger: silentLogger() });
+    // a fresh clock on the same store file starts from the persisted offset
+    await db.settled(); // every write so far is in the file
+    const again = new ServerClock({ now: () => local, state: open(db.path).syncState, logger: silentLogger() });
     expect(again.known).toBe(true);
     expect(Math.abs(again.offsetMs - clock.offsetMs)).toBeLessThan(10); // persisted when it moves ≥ 10 ms
     // the local clock is stepped (NTP): the new offset is taken at once

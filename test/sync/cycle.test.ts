@@ -1,6 +1,5 @@
 /** End to end against the real server: the five phases, pagination, conflicts each way, downlink without echo. */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { readSyncStatus } from '../../src/store/sync-state.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { makeGateway, serverState, type TestGateway } from './fixtures.js';
 
@@ -25,9 +24,9 @@ function gateway(config: Parameters<typeof makeGateway>[0]['config'] = {}): Test
 describe('sync cycle against the real server', () => {
   it('runs all five phases: pull, push, result, ack; the next cycle moves nothing', async () => {
     const a = gateway();
-    a.meta('lamp-1', 'Desk lamp', 'Office');
-    a.state('lamp-1', { power: 'on', brightness: 40 });
-    a.state('plug-1', { power: 'off' });
+    await a.meta('lamp-1', 'Desk lamp', 'Office');
+    await a.state('lamp-1', { power: 'on', brightness: 40 });
+    await a.state('plug-1', { power: 'off' });
     const report = await a.client.runCycle();
     expect(report).toMatchObject({ pulled: 0, pushed: 4, applied: 4, conflicts: 0, rejected: 0, pages: 1, fullResync: true });
     expect(report.bytesSent).toBeGreaterThan(0);
@@ -40,7 +39,7 @@ describe('sync cycle against the real server', () => {
     // phase 5: the server recorded our ack of the delta's server_time
     const record = srv.server.store.accounts.getClient(a.client.config.clientId);
     expect(record?.lastAckWatermark).toBeGreaterThan(0);
-    const status = readSyncStatus(a.db);
+    const status = a.store.status();
     expect(status).toMatchObject({ pending: 0, lastSync: report.serverTime, lastResult: { ok: true, pushed: 4 } });
     const again = await a.client.runCycle();
     expect(again).toMatchObject({ pulled: 0, pushed: 0, fullResync: false });
@@ -49,9 +48,7 @@ describe('sync cycle against the real server', () => {
 
   it('pages 5,000 server-side changes and receives each exactly once', async () => {
     const b = gateway();
-    b.db.transaction(() => {
-      for (let i = 0; i < 5000; i += 1) b.state(`dev-${i}`, { value: i });
-    })();
+    await b.states(Array.from({ length: 5000 }, (_, i) => [`dev-${i}`, { value: i }] as const));
     const pushed = await b.client.runCycle();
     expect(pushed.pushed).toBe(5000);
     const a = gateway({ pageLimit: 1000 });
@@ -70,12 +67,12 @@ describe('sync cycle against the real server', () => {
   it('conflict, server wins: the local entity takes the server version and a DeviceCommand is emitted', async () => {
     const a = gateway();
     const b = gateway();
-    a.state('lamp', { power: 'off' });
+    await a.state('lamp', { power: 'off' });
     await a.client.runCycle();
     await b.client.runCycle(); // b learns the lamp
-    a.state('lamp', { power: 'on' }); // older local change, not pushed yet
+    await a.state('lamp', { power: 'on' }); // older local change, not pushed yet
     await new Promise((r) => setTimeout(r, 5));
-    b.state('lamp', { power: 'dim' }); // newer change elsewhere
+    await b.state('lamp', { power: 'dim' }); // newer change elsewhere
     await b.client.runCycle();
     const report = await a.client.runCycle();
     expect(report.conflicts).toBeGreaterThanOrEqual(1);
@@ -91,13 +88,13 @@ describe('sync cycle against the real server', () => {
   it('conflict, client wins: the server takes our newer version', async () => {
     const a = gateway();
     const b = gateway();
-    a.state('lamp', { power: 'off' });
+    await a.state('lamp', { power: 'off' });
     await a.client.runCycle();
     await b.client.runCycle();
-    b.state('lamp', { power: 'dim' });
+    await b.state('lamp', { power: 'dim' });
     await b.client.runCycle();
     await new Promise((r) => setTimeout(r, 5));
-    a.state('lamp', { power: 'on' }); // newer than b's
+    await a.state('lamp', { power: 'on' }); // newer than b's
     const report = await a.client.runCycle();
     expect(report.pushed).toBe(1);
     expect(serverState(srv.server, HOME, 'lamp')).toEqual({ power: 'on' });
@@ -113,11 +110,11 @@ describe('sync cycle against the real server', () => {
   it('downlink without echo: a server-side change is applied, commanded, and not pushed back', async () => {
     const a = gateway();
     const b = gateway();
-    a.meta('lamp', 'Lamp', 'Hall');
-    a.state('lamp', { power: 'on', brightness: 10 });
+    await a.meta('lamp', 'Lamp', 'Hall');
+    await a.state('lamp', { power: 'on', brightness: 10 });
     await a.client.runCycle();
     await b.client.runCycle();
-    b.state('lamp', { brightness: 80 });
+    await b.state('lamp', { brightness: 80 });
     await b.client.runCycle();
     const report = await a.client.runCycle();
     expect(report).toMatchObject({ pulled: 1, pushed: 0 });
@@ -125,7 +122,7 @@ describe('sync cycle against the real server', () => {
     expect(a.localState('lamp')).toEqual({ power: 'on', brightness: 80 });
     expect(a.pending()).toEqual([]);
     // the device confirms with its own report: identical, so nothing is written or queued
-    expect(a.state('lamp', { brightness: 80 }).written).toBe(0);
+    expect((await a.state('lamp', { brightness: 80 })).written).toBe(0);
     const next = await a.client.runCycle();
     expect(next).toMatchObject({ pulled: 0, pushed: 0 });
   });

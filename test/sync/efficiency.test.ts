@@ -7,8 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { openStore, type Db } from '../../src/store/db.js';
-import { relaxedTransaction } from '../../src/store/relaxed-durability.js';
+import { openWriteConnection as openStore, relaxedTransaction, type Db } from '../../src/store/db.js';
 import { ackDue } from '../../src/sync/index.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { makeGateway, type TestGateway } from './fixtures.js';
@@ -47,7 +46,7 @@ describe('idle cycles against the real server', () => {
   it('an idle cycle is one round trip without an ack; the ack comes back with a change or after ackMaxAgeMs', async () => {
     gw = makeGateway({ url: srv.url, creds: srv.addClient('home-1'), config: { ackMaxAgeMs: 400 } });
     const clientId = gw.client.config.clientId;
-    gw.state('lamp-1', { power: 'on' });
+    await gw.state('lamp-1', { power: 'on' });
     const first = await gw.client.runCycle();
     expect(first).toMatchObject({ pushed: 1, acked: true });
     const ackedAt = srv.server.store.accounts.getClient(clientId)?.lastAckAt;
@@ -59,7 +58,7 @@ describe('idle cycles against the real server', () => {
     expect(gw.client.transport.stats.requests - requests0).toBe(1); // sync_request only
     expect(srv.server.store.accounts.getClient(clientId)?.lastAckAt).toBe(ackedAt);
 
-    gw.state('lamp-1', { power: 'off' });
+    await gw.state('lamp-1', { power: 'off' });
     expect(await gw.client.runCycle()).toMatchObject({ pushed: 1, acked: true });
     const second = srv.server.store.accounts.getClient(clientId);
     expect(await gw.client.runCycle()).toMatchObject({ acked: false });
@@ -74,7 +73,7 @@ describe('idle cycles against the real server', () => {
 
   it('signs bearer requests without the client-id header; replies carry no charset and no Vary when small', async () => {
     gw = makeGateway({ url: srv.url, creds: srv.addClient('home-1') });
-    gw.state('lamp-1', { power: 'on' });
+    await gw.state('lamp-1', { power: 'on' });
     await gw.client.runCycle(); // HMAC required: every request of the cycle verified without the header
     expect(srv.server.entities('home-1').map((e) => e.entity_id)).toContain('lamp-1');
     const res = await request(`${srv.url}/api/v1/health`);
@@ -90,7 +89,7 @@ describe('relaxedTransaction', () => {
   const level = (): number => Number(db.pragma('synchronous', { simple: true }));
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'ib-relaxed-'));
-    db = openStore({ path: join(dir, 'gateway.db') });
+    db = openStore(join(dir, 'gateway.db'));
   });
   afterEach(() => {
     db.close();

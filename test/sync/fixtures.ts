@@ -4,10 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../../src/log.js';
 import type { ClientCredentials } from '../../src/server/index.js';
-import { openStore, type Db } from '../../src/store/db.js';
-import { applyLocalUpdates, type LocalWriteCounts } from '../../src/store/local-writes.js';
+import { APPLY_LOCAL_UPDATES, type LocalUpdate, type LocalWriteCounts } from '../../src/ingest/local-writes.js';
+import { openStore, type GatewayStore } from '../../src/store/index.js';
 import type { DeviceCommand } from '../../src/store/types.js';
 import { SyncClient, type SyncClientConfig } from '../../src/sync/index.js';
+import { openStoreFile, type RawDb } from '../helpers/store-file.js';
 
 export interface PendingRow {
   readonly entityType: string;
@@ -18,11 +19,15 @@ export interface PendingRow {
 
 export interface TestGateway {
   readonly dir: string;
-  readonly db: Db;
+  readonly store: GatewayStore;
+  /** The test's own connection to the store file: reads, and rows a case sets up by hand. */
+  readonly db: RawDb;
   readonly client: SyncClient;
   readonly commands: DeviceCommand[];
-  state(deviceId: string, attributes: Record<string, unknown>): LocalWriteCounts;
-  meta(deviceId: string, name: string, room: string | null, type?: string): LocalWriteCounts;
+  state(deviceId: string, attributes: Record<string, unknown>): Promise<LocalWriteCounts>;
+  /** Many states in one local write (one transaction). */
+  states(states: ReadonlyArray<readonly [string, Record<string, unknown>]>): Promise<LocalWriteCounts>;
+  meta(deviceId: string, name: string, room: string | null, type?: string): Promise<LocalWriteCounts>;
   /** The local entity_state's attributes of a device. */
   localState(deviceId: string): Record<string, unknown> | undefined;
   localSyncId(type: string, id: string): string | null | undefined;
@@ -39,7 +44,8 @@ export function makeGateway(options: {
   config?: Partial<SyncClientConfig>;
 }): TestGateway {
   const dir = mkdtempSync(join(tmpdir(), 'ib-gw-'));
-  const db = openStore({ path: join(dir, 'gateway.db') });
+  const store = openStore({ path: join(dir, 'gateway.db'), logger: silentLogger() });
+  const db = openStoreFile(store.path, { writable: true });
   const skew = options.skewMs ?? 0;
   const now = options.now ?? ((): number => Date.now() + skew);
   const commands: DeviceCommand[] = [];
@@ -47,20 +53,22 @@ export function makeGateway(options: {
     serverUrl: options.url,
     clientId: options.creds.client_id,
     clientSecret: options.creds.client_secret,
-    db,
+    store,
     logger: silentLogger(),
     now,
     onDeviceCommands: (c) => commands.push(...c),
     ...options.config,
   });
-  const write = (updates: Parameters<typeof applyLocalUpdates>[1]): LocalWriteCounts =>
-    db.transaction(() => applyLocalUpdates(db, updates, { clock: client.clock, now }))();
+  const write = (updates: readonly LocalUpdate[]): Promise<LocalWriteCounts> =>
+    store.durable(APPLY_LOCAL_UPDATES, { updates, nowMicros: client.clock.nowMicros(), nowMs: now() });
   return {
     dir,
+    store,
     db,
     client,
     commands,
     state: (deviceId, attributes) => write([{ kind: 'state', deviceId, attributes }]),
+    states: (list) => write(list.map(([deviceId, attributes]) => ({ kind: 'state', deviceId, attributes }))),
     meta: (deviceId, name, room, type = 'light') => write([{ kind: 'meta', deviceId, name, room, type }]),
     localState: (deviceId) => {
       const row = db.prepare<[string], { data: string }>("SELECT data FROM entities WHERE entity_type = 'entity_state' AND entity_id = ? AND deleted = 0").get(deviceId);
@@ -77,6 +85,7 @@ export function makeGateway(options: {
     close: async () => {
       await client.destroy();
       db.close();
+      await store.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -6,8 +6,7 @@
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log.js';
-import { newClientSyncId } from '../../src/store/sync-ids.js';
-import { SyncStateRepo } from '../../src/store/sync-state.js';
+import { ClientSyncIds, openStoreReader } from '../../src/store/index.js';
 import { SyncScheduler } from '../../src/sync/index.js';
 import { startProxy, type TcpProxy } from '../helpers/proxy.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
@@ -45,13 +44,13 @@ describe('sync resilience', () => {
   it('a newer local version written while the older one is in flight survives and is pushed next', async () => {
     const { srv, proxy } = await setup();
     const a = gateway(proxy.url, srv);
-    a.state('lamp', { power: 'on' });
+    await a.state('lamp', { power: 'on' });
     const [v1] = a.pending();
     const held = proxy.holdResponseTo('/api/v1/sync/push');
     const cycle = a.client.runCycle();
     await held.held; // the server has answered (applied v1); the answer is withheld
     expect(serverState(srv.server, HOME, 'lamp')).toEqual({ power: 'on' });
-    a.state('lamp', { power: 'off' }); // v2, a new client_sync_id
+    await a.state('lamp', { power: 'off' }); // v2, a new client_sync_id
     const [v2] = a.pending();
     expect(v2?.clientSyncId).not.toBe(v1?.clientSyncId);
     held.release();
@@ -68,7 +67,7 @@ describe('sync resilience', () => {
   it('a push whose response is lost is retried with the same client_sync_ids and applied once', async () => {
     const { srv, proxy } = await setup();
     const a = gateway(proxy.url, srv);
-    for (let i = 0; i < 20; i += 1) a.state(`dev-${i}`, { on: true });
+    for (let i = 0; i < 20; i += 1) await a.state(`dev-${i}`, { on: true });
     const ids = a.pending().map((p) => p.clientSyncId);
     const cut = proxy.cutResponseTo('/api/v1/sync/push');
     const report = await a.client.runCycle();
@@ -85,9 +84,9 @@ describe('sync resilience', () => {
     const { srv, proxy } = await setup({ tokens: { accessTtlSeconds: 60, refreshTtlSeconds: 3600 } }, () => Date.now() + serverAhead);
     const a = gateway(proxy.url, srv);
     await a.client.runCycle();
-    const state = new SyncStateRepo(a.db);
+    const state = a.store.syncState;
     const first = state.get('tokens');
-    a.state('lamp', { power: 'on' });
+    await a.state('lamp', { power: 'on' });
     const held = proxy.holdResponseTo('/api/v1/sync/request');
     const cycle = a.client.runCycle();
     await held.held;
@@ -100,7 +99,7 @@ describe('sync resilience', () => {
     expect(second?.refresh_token).not.toBe(first?.refresh_token);
     // a day later (server clock): stale signature → clock re-estimated, expired access and refresh → credentials
     serverAhead = 86_400_000;
-    a.state('lamp', { power: 'off' });
+    await a.state('lamp', { power: 'off' });
     const later = await a.client.runCycle();
     expect(later.pushed).toBe(1);
     expect(serverState(srv.server, HOME, 'lamp')).toEqual({ power: 'off' });
@@ -112,7 +111,7 @@ describe('sync resilience', () => {
     let localAhead = 0;
     const a = gateway(proxy.url, srv, { now: () => Date.now() + localAhead });
     await a.client.runCycle();
-    const state = new SyncStateRepo(a.db);
+    const state = a.store.syncState;
     const first = state.get('tokens');
     localAhead = 70_000; // 30 % left: still used as is
     await a.client.runCycle();
@@ -129,21 +128,21 @@ describe('sync resilience', () => {
     const { srv, proxy } = await setup({ tombstones: { retentionSeconds: 1 } }, () => Date.now() + serverAhead);
     const a = gateway(proxy.url, srv);
     const b = gateway(proxy.url, srv);
-    a.state('x', { v: 1 });
-    a.state('y', { v: 1 });
+    await a.state('x', { v: 1 });
+    await a.state('y', { v: 1 });
     await a.client.runCycle();
     await b.client.runCycle();
     // b deletes x (an outbox delete row, as a device removal would queue it)
     b.db.prepare(
       `INSERT INTO outbox (entity_type, entity_id, client_sync_id, operation, data, updated_at, priority, critical, first_queued_at)
        VALUES ('entity_state', 'x', ?, 'delete', '{}', ?, 0, 0, ?)`,
-    ).run(newClientSyncId(b.client.clock.nowMicros()), b.client.clock.nowMicros(), Date.now());
+    ).run(new ClientSyncIds().next(b.client.clock.nowMicros()), b.client.clock.nowMicros(), Date.now());
     await b.client.runCycle();
     serverAhead = 10_000;
     expect(srv.server.purgeTombstones()).toBe(1);
     // a holds an entity the server never had (known by sync_id) and a local-only pending one
     a.db.prepare(`INSERT INTO entities (entity_type, entity_id, data, updated_at, sync_id) VALUES ('entity_state', 'ghost', '{"device_id":"ghost","state":{}}', 1, 'gone-1')`).run();
-    a.state('w', { v: 2 });
+    await a.state('w', { v: 2 });
     const report = await a.client.runCycle();
     expect(report.fullResync).toBe(true);
     const local = a.db.prepare<[], { entity_id: string }>('SELECT entity_id FROM entities WHERE deleted = 0 ORDER BY entity_id').all().map((r) => r.entity_id);
@@ -157,17 +156,17 @@ describe('sync resilience', () => {
     const { srv } = await setup();
     const ahead = gateway(srv.url, srv, { skewMs: 3_600_000 });
     const behind = gateway(srv.url, srv, { skewMs: -3_600_000 });
-    ahead.state('lamp', { power: 'on' }); // stamped before first contact: +1 h, re-stamped when the offset is learnt
+    await ahead.state('lamp', { power: 'on' }); // stamped before first contact: +1 h, re-stamped when the offset is learnt
     await ahead.client.runCycle(); // first contact with a skewed clock: probe, corrected HMAC timestamps
     await behind.client.runCycle();
     await new Promise((r) => setTimeout(r, 1_100)); // beyond the 1 s tie window
-    behind.state('lamp', { power: 'off' }); // later in real time, 2 h "earlier" by the raw local clocks
+    await behind.state('lamp', { power: 'off' }); // later in real time, 2 h "earlier" by the raw local clocks
     await behind.client.runCycle();
     expect(serverState(srv.server, HOME, 'lamp')).toEqual({ power: 'off' });
     const stamped = srv.server.entities(HOME).find((e) => e.entity_id === 'lamp');
     expect(Math.abs((stamped?.updated_at ?? 0) / 1000 - Date.now())).toBeLessThan(5_000);
     // the ahead gateway's older pending change loses on the server, and it takes the winner
-    ahead.state('lamp', { power: 'dim' }); // now, corrected: newer than 'off' → it wins
+    await ahead.state('lamp', { power: 'dim' }); // now, corrected: newer than 'off' → it wins
     await ahead.client.runCycle();
     await behind.client.runCycle();
     expect(serverState(srv.server, HOME, 'lamp')).toEqual({ power: 'dim' });
@@ -187,7 +186,7 @@ describe('sync resilience', () => {
     const scheduler = new SyncScheduler({
       runner: a.client,
       logger,
-      state: a.client.state,
+      state: a.store.syncState,
       minIntervalMs: 100,
       maxIntervalMs: 400,
       retryDelaysMs: [20, 40, 80],
@@ -196,14 +195,14 @@ describe('sync resilience', () => {
       stopTimeoutMs: 1_000,
     });
     cleanups.push(() => scheduler.stop());
-    a.state('lamp', { power: 'on' });
+    await a.state('lamp', { power: 'on' });
     scheduler.start();
     await until('first sync', () => scheduler.status().lastReport !== null);
     const dataDir = srv.dataDir;
     await srv.server.close(); // down: the proxy's upstream connections are refused
     proxy.dropAll();
-    a.state('lamp', { power: 'off' });
-    a.state('plug', { power: 'on' });
+    await a.state('lamp', { power: 'off' });
+    await a.state('plug', { power: 'on' });
     scheduler.notifyLocalChange(true);
     await until('offline', () => scheduler.status().mode === 'offline');
     expect(a.pending()).toHaveLength(2); // buffered
@@ -215,6 +214,8 @@ describe('sync resilience', () => {
     expect(serverState(back.server, HOME, 'plug')).toEqual({ power: 'on' });
     const transitions = lines.map((l) => JSON.parse(l) as { to?: string }).filter((l) => l.to !== undefined).map((l) => l.to);
     expect(transitions).toEqual(['online', 'backoff', 'offline', 'online']);
-    expect(new SyncStateRepo(a.db).get('mode')).toBe('online');
+    const persisted = openStoreReader(a.store.path); // what the file says, not what the process remembers
+    expect(persisted.syncState.get('mode')).toBe('online');
+    persisted.close();
   });
 });

@@ -64,13 +64,6 @@ export function message(topic: string, payload: string | Buffer, qos: 0 | 1 = 1)
   return { topic, payload: typeof payload === 'string' ? Buffer.from(payload) : payload, qos, retain: false };
 }
 
-/** Drops the named attributes (noise such as link quality or uptime that would otherwise write on every report). */
-export function without(attributes: Readonly<Record<string, unknown>>, ignored: ReadonlySet<string>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(attributes)) if (!ignored.has(k)) out[k] = v;
-  return out;
-}
-
 /** A state result, or nothing to write when every attribute was filtered out. */
 export function stateResult(deviceId: string, attributes: Record<string, unknown>): ParseResult {
   return { ok: true, updates: Object.keys(attributes).length === 0 ? [] : [{ kind: 'state', deviceId, attributes }] };

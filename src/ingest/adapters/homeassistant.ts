@@ -56,6 +56,10 @@ export function createHomeAssistantAdapter(options: HomeAssistantAdapterOptions 
       if (registry.remove(topic)) notify(false);
       return { ok: true, updates: [] };
     }
+    // Home Assistant's discovery topic levels are `[a-zA-Z0-9_-]+` (its MQTT discovery docs): an empty or odd level
+    // would make an empty or colliding device id.
+    const bad = levels.slice(1, -1).find((level) => !/^[A-Za-z0-9_-]+$/.test(level));
+    if (bad !== undefined) return reject('invalid_topic', `discovery topic level ${JSON.stringify(bad.slice(0, 64))}: expected [a-zA-Z0-9_-]+`);
     const parsed = parseJsonObject(payload, maxBytes, ConfigObject);
     if (!parsed.ok) return parsed;
     const config = expandAbbreviations(parsed.value);
@@ -73,6 +77,7 @@ export function createHomeAssistantAdapter(options: HomeAssistantAdapterOptions 
       if (!entity.success) return reject('invalid_schema', describe(entity.error.issues));
       entities = [compileEntity(topic, component, levels.length === 5 ? `${levels[2]}_${objectId}` : objectId, entity.data, HA_ID_PREFIX)];
     }
+    if (entities.some((e) => e.deviceId.length <= HA_ID_PREFIX.length)) return reject('invalid_schema', 'device identifiers / unique_id: expected a non-empty id');
     entities = entities.filter((e) => e.stateTopic === undefined || !claimed(e.stateTopic));
     if (registry.size() - registry.countFor(topic) + entities.length > maxEntities) {
       return reject('invalid_schema', `more than ${maxEntities} discovered entities (maxEntities)`);

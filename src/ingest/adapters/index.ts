@@ -12,6 +12,7 @@ import { createNativeAdapter } from './native.js';
 import { createShellyAdapter } from './shelly.js';
 import { createTasmotaAdapter } from './tasmota.js';
 import { createZigbee2MqttAdapter } from './zigbee2mqtt.js';
+import { ignoreList, withIgnoreList } from './ignore.js';
 
 export interface AdapterSetOptions {
   readonly adapters: AdaptersConfig;
@@ -22,25 +23,33 @@ export interface AdapterSetOptions {
 export function createAdapters(options: AdapterSetOptions): IngestAdapter[] {
   const { adapters: c, maxPayloadBytes } = options;
   const out: IngestAdapter[] = [];
-  if (c.zigbee2mqtt.enabled) out.push(createZigbee2MqttAdapter({ baseTopic: c.zigbee2mqtt.baseTopic, ignoreAttributes: c.zigbee2mqtt.ignoreAttributes, maxPayloadBytes }));
+  if (c.zigbee2mqtt.enabled) {
+    out.push(createZigbee2MqttAdapter({ baseTopic: c.zigbee2mqtt.baseTopic, ignoreAttributes: c.zigbee2mqtt.ignoreAttributes, rooms: c.zigbee2mqtt.rooms, maxPayloadBytes }));
+  }
   if (c.tasmota.enabled) {
     out.push(
       createTasmotaAdapter({
         prefixes: c.tasmota.prefixes,
         discoveryTopic: c.tasmota.discoveryTopic,
         maxPayloadBytes,
-        ...(c.tasmota.ignoreAttributes ? { ignoreAttributes: c.tasmota.ignoreAttributes } : {}),
+        ignoreAttributes: c.tasmota.ignoreAttributes,
+        rooms: c.tasmota.rooms,
         ...(c.tasmota.commandAttributes ? { commandAttributes: c.tasmota.commandAttributes } : {}),
       }),
     );
   }
-  if (c.shelly.enabled) out.push(createShellyAdapter({ prefixFilters: c.shelly.prefixFilters, gen1Topic: c.shelly.gen1Topic, rpcSource: c.shelly.rpcSource, maxPayloadBytes }));
+  if (c.shelly.enabled) {
+    const { prefixFilters, gen1Topic, rpcSource, ignoreAttributes, askDeviceInfo, rooms } = c.shelly;
+    out.push(createShellyAdapter({ prefixFilters, gen1Topic, rpcSource, ignoreAttributes, askDeviceInfo, rooms, maxPayloadBytes }));
+  }
   const native = options.native.enabled ? createNativeAdapter({ baseTopic: options.native.baseTopic, maxPayloadBytes }) : undefined;
-  const generic = c.generic.enabled && c.generic.mappings.length > 0 ? createGenericAdapter({ mappings: c.generic.mappings, maxPayloadBytes }) : undefined;
+  const generic =
+    c.generic.enabled && c.generic.mappings.length > 0 ? withIgnoreList(createGenericAdapter({ mappings: c.generic.mappings, maxPayloadBytes }), ignoreList(c.generic.ignoreAttributes)) : undefined;
   if (c.homeassistant.enabled) {
     const others = [...out, ...(generic ? [generic] : []), ...(native ? [native] : [])];
     const claimedElsewhere = (topic: string) => others.some((a) => a.filters.some((f) => topicMatches(f, topic)));
-    out.push(createHomeAssistantAdapter({ discoveryPrefix: c.homeassistant.discoveryPrefix, maxEntities: c.homeassistant.maxEntities, maxPayloadBytes, claimedElsewhere }));
+    const ha = createHomeAssistantAdapter({ discoveryPrefix: c.homeassistant.discoveryPrefix, maxEntities: c.homeassistant.maxEntities, maxPayloadBytes, claimedElsewhere });
+    out.push(withIgnoreList(ha, ignoreList(c.homeassistant.ignoreAttributes)));
   }
   if (generic) out.push(generic);
   if (native) out.push(native);

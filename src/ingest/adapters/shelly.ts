@@ -6,12 +6,15 @@
  *   <prefix>/rpc                      commands (downlink): JSON-RPC frames, e.g. Switch.Set {id, on}
  * Component statuses are flattened one level — attribute `switch:0.output` — so that partial deltas merge into the
  * stored state without losing the fields they leave out (seed: state is one object of attributes).
- * Gen1: shellies/<id>/relay/<n> `on`/`off`, …/relay/<n>/power W, shellies/<id>/online; commands on
+ *   <prefix>/announce, <src>/rpc     who the device is (shelly-info.ts: announces, Shelly.GetDeviceInfo replies)
+ * Gen1: shellies/<id>/relay/<n> `on`/`off`, …/relay/<n>/power W, shellies/<id>/online, shellies/announce; commands on
  * shellies/<id>/relay/<n>/command. Device ids: `shelly:<prefix>` (Gen1: `shelly:shellies/<id>`).
+ * Each component's status passes the ignore list first (`aenergy.by_minute` and `aenergy.minute_ts` change every
+ * minute without meaning anything; docs/devices.md).
  */
 import { z } from 'zod';
 import type { DeviceCommand } from '../../store/types.js';
-import { levelsMatch, type IngestAdapter, type OutgoingMessage, type ParseResult } from '../adapter.js';
+import { levelsMatch, type IngestAdapter, type LocalUpdate, type OutgoingMessage, type ParseResult } from '../adapter.js';
 import { parseJsonObject, payloadText, reject } from '../payload.js';
 import {
   availabilityUpdate,
@@ -25,6 +28,9 @@ import {
   plainValue,
   stateResult,
 } from './common.js';
+import { DEFAULT_IGNORED_ATTRIBUTES } from './config.js';
+import { ignoreList, type IgnoreList } from './ignore.js';
+import { createShellyInfo, SHELLY_ID_PREFIX } from './shelly-info.js';
 
 export interface ShellyAdapterOptions {
   /** Topic filters of Gen2 device prefixes (Shelly `mqtt.topic_prefix`); default `+` (the device id, one level). */
@@ -34,9 +40,15 @@ export interface ShellyAdapterOptions {
   /** `src` of the JSON-RPC frames sent (replies go to `<src>/rpc`); default `inbetweenies`. */
   readonly rpcSource?: string;
   readonly maxPayloadBytes?: number;
+  /** Fields of a component's status not stored (dotted paths allowed); default the per-minute energy buckets. */
+  readonly ignoreAttributes?: readonly string[];
+  /** Ask each Gen2 device for its name and model (Shelly.GetDeviceInfo) when first heard; default true. */
+  readonly askDeviceInfo?: boolean;
+  /** Room names by the device id after `shelly:`. */
+  readonly rooms?: Readonly<Record<string, string>>;
 }
 
-export const SHELLY_ID_PREFIX = 'shelly:';
+export { SHELLY_ID_PREFIX };
 const COMPONENT_RE = /^([a-z][a-z0-9_]*):(\d{1,3})$/;
 /** Fields that describe a report rather than the device's state. */
 const SKIPPED_FIELDS = new Set(['id', 'source']);
@@ -44,12 +56,15 @@ const SKIPPED_FIELDS = new Set(['id', 'source']);
 const Status = z.record(z.string(), z.unknown());
 const RpcNotification = z.looseObject({ method: z.string(), params: z.record(z.string(), z.unknown()).optional() });
 
-/** `{output: true, apower: 3}` of `switch:0` → `{'switch:0.output': true, 'switch:0.apower': 3}`. */
-export function flattenComponent(key: string, status: Readonly<Record<string, unknown>>): Record<string, unknown> {
+/** `{output: true, apower: 3}` of `switch:0` → `{'switch:0.output': true, 'switch:0.apower': 3}`, ignored fields left out. */
+export function flattenComponent(key: string, status: Readonly<Record<string, unknown>>, ignored: IgnoreList = ignoreList([])): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [field, value] of Object.entries(status)) if (!SKIPPED_FIELDS.has(field)) out[`${key}.${field}`] = value;
-  return out;
+  for (const [field, value] of Object.entries(ignored.apply(status))) if (!SKIPPED_FIELDS.has(field)) out[`${key}.${field}`] = value;
+  return ignored.apply(out);
 }
+
+/** `switch:0` → `switch`. */
+const componentType = (key: string): string => key.slice(0, key.indexOf(':'));
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -95,17 +110,32 @@ export function createShellyAdapter(options: ShellyAdapterOptions = {}): IngestA
     if (f.length === 0 || f.includes('#')) throw new RangeError(`shelly adapter: prefixFilters entries must be non-empty filters without #, given ${JSON.stringify(f)}`);
   }
   const compiledPrefixes = prefixFilters.map((f) => f.split('/'));
+  const ignored = ignoreList(options.ignoreAttributes ?? DEFAULT_IGNORED_ATTRIBUTES.shelly);
+  const info = createShellyInfo({ src, ask: options.askDeviceInfo ?? true, rooms: options.rooms ?? {}, gen1, maxBytes });
   let rpcId = 0;
+
+  /** The result of a Gen2 message, with what the device-info tracker adds (a GetDeviceInfo request, a meta). */
+  function heard(prefix: string, result: ParseResult, components: readonly string[], cameOnline = false): ParseResult {
+    if (!result.ok) return result;
+    const extra = info.heard(prefix, components, cameOnline);
+    const updates: LocalUpdate[] = [...extra.updates, ...result.updates];
+    return { ok: true, updates, ...(extra.publish.length > 0 ? { publish: extra.publish } : {}) };
+  }
 
   function parseGen2(prefix: string, rest: readonly string[], payload: Buffer): ParseResult | undefined {
     const deviceId = deviceIdFor(SHELLY_ID_PREFIX, prefix);
     if (deviceId === undefined) return badDeviceId(prefix);
-    if (rest.length === 1 && rest[0] === 'online') return availabilityUpdate(deviceId, payload);
+    if (rest.length === 1 && rest[0] === 'online') {
+      const result = availabilityUpdate(deviceId, payload);
+      const online = result.ok && result.updates.some((u) => u.kind === 'availability' && u.available);
+      return heard(prefix, result, [], online);
+    }
+    if (rest.length === 1 && rest[0] === 'announce') return info.announce(prefix, payload);
     if (rest.length === 2 && rest[0] === 'status') {
       const key = rest[1] ?? '';
       if (!COMPONENT_RE.test(key)) return key.includes(':') ? reject('invalid_topic', `component ${JSON.stringify(key.slice(0, 64))}`) : undefined;
       const parsed = parseJsonObject(payload, maxBytes, Status);
-      return parsed.ok ? stateResult(deviceId, flattenComponent(key, parsed.value)) : parsed;
+      return parsed.ok ? heard(prefix, stateResult(deviceId, flattenComponent(key, parsed.value, ignored)), [componentType(key)]) : parsed;
     }
     if (rest.length === 2 && rest[0] === 'events' && rest[1] === 'rpc') {
       const parsed = parseJsonObject(payload, maxBytes, RpcNotification);
@@ -113,10 +143,13 @@ export function createShellyAdapter(options: ShellyAdapterOptions = {}): IngestA
       const { method, params } = parsed.value;
       if (method !== 'NotifyStatus' && method !== 'NotifyFullStatus') return undefined; // NotifyEvent: button presses etc.
       let attributes: Record<string, unknown> = {};
+      const components: string[] = [];
       for (const [key, status] of Object.entries(params ?? {})) {
-        if (COMPONENT_RE.test(key) && isRecord(status)) attributes = { ...attributes, ...flattenComponent(key, status) };
+        if (!COMPONENT_RE.test(key) || !isRecord(status)) continue;
+        components.push(componentType(key));
+        attributes = { ...attributes, ...flattenComponent(key, status, ignored) };
       }
-      return stateResult(deviceId, attributes);
+      return heard(prefix, stateResult(deviceId, attributes), components);
     }
     return undefined;
   }
@@ -140,13 +173,17 @@ export function createShellyAdapter(options: ShellyAdapterOptions = {}): IngestA
   }
 
   function parse(topic: string, payload: Buffer): ParseResult | undefined {
+    if (topic === replyTopic) return info.reply(payload);
     const levels = topic.split('/');
-    if (gen1 !== null && levels[0] === gen1) return levels.length >= 3 ? parseGen1(levels, payload) : undefined;
+    if (gen1 !== null && levels[0] === gen1) {
+      if (levels.length === 2 && levels[1] === 'announce') return info.announce(undefined, payload);
+      return levels.length >= 3 ? parseGen1(levels, payload) : undefined;
+    }
     for (const filter of compiledPrefixes) {
       const n = filter.length;
       if (levels.length <= n || !levelsMatch(filter, levels.slice(0, n))) continue;
       const rest = levels.slice(n);
-      if (rest[0] !== 'online' && rest[0] !== 'status' && rest[0] !== 'events') continue;
+      if (rest[0] !== 'online' && rest[0] !== 'status' && rest[0] !== 'events' && rest[0] !== 'announce') continue;
       return parseGen2(levels.slice(0, n).join('/'), rest, payload);
     }
     return undefined;
@@ -168,8 +205,9 @@ export function createShellyAdapter(options: ShellyAdapterOptions = {}): IngestA
     });
   }
 
-  const filters = prefixFilters.flatMap((p) => [`${p}/online`, `${p}/status/+`, `${p}/events/rpc`]);
-  if (gen1 !== null) filters.push(`${gen1}/+/online`, `${gen1}/+/relay/+`, `${gen1}/+/relay/+/power`);
+  const replyTopic = `${src}/rpc`;
+  const filters = [replyTopic, ...prefixFilters.flatMap((p) => [`${p}/online`, `${p}/status/+`, `${p}/events/rpc`, `${p}/announce`])];
+  if (gen1 !== null) filters.push(`${gen1}/announce`, `${gen1}/+/online`, `${gen1}/+/relay/+`, `${gen1}/+/relay/+/power`);
   return {
     name: 'shelly',
     filters,

@@ -24,8 +24,9 @@ import {
   message,
   scalarPayload,
   stateResult,
-  without,
 } from './common.js';
+import { DEFAULT_IGNORED_ATTRIBUTES } from './config.js';
+import { ignoreList } from './ignore.js';
 
 export interface TasmotaAdapterOptions {
   /** The three FullTopic prefixes (Tasmota `Prefix1..3`); defaults cmnd, stat, tele. */
@@ -37,10 +38,11 @@ export interface TasmotaAdapterOptions {
   readonly ignoreAttributes?: readonly string[];
   /** Attribute names (regular expressions, anchored) that are device state and may be commanded. */
   readonly commandAttributes?: readonly string[];
+  /** Room names by topic. */
+  readonly rooms?: Readonly<Record<string, string>>;
 }
 
 export const TASMOTA_ID_PREFIX = 'tasmota:';
-const DEFAULT_IGNORED = ['Time', 'Uptime', 'UptimeSec', 'Heap', 'SleepMode', 'Sleep', 'LoadAvg', 'MqttCount', 'Wifi', 'Berry', 'TempUnit'];
 /** State a Tasmota command of the same name sets (Tasmota docs "Commands"): relays, lights, shutters. */
 const DEFAULT_COMMANDS = ['POWER\\d*', 'Dimmer\\d*', 'CT', 'Color\\d*', 'HSBColor\\d*', 'White', 'Channel\\d+', 'Fade', 'Speed', 'Scheme', 'ShutterPosition\\d*'];
 
@@ -72,13 +74,14 @@ export function createTasmotaAdapter(options: TasmotaAdapterOptions = {}): Inges
   if (discovery.length === 0 || /[+#]/.test(discovery)) throw new RangeError(`tasmota adapter: discoveryTopic must be a topic without + #, given ${JSON.stringify(discovery)}`);
   const maxBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
   checkMaxBytes('tasmota', maxBytes);
-  const ignored = new Set(options.ignoreAttributes ?? DEFAULT_IGNORED);
+  const ignored = ignoreList(options.ignoreAttributes ?? DEFAULT_IGNORED_ATTRIBUTES.tasmota);
+  const rooms = options.rooms ?? {};
   const commandRe = new RegExp(`^(?:${(options.commandAttributes ?? DEFAULT_COMMANDS).join('|')})$`);
 
   function json(deviceId: string, payload: Buffer, keep: (name: string) => boolean): ParseResult {
     const parsed = parseJsonObject(payload, maxBytes, Json);
     if (!parsed.ok) return parsed;
-    const kept = Object.fromEntries(Object.entries(without(parsed.value, ignored)).filter(([name]) => keep(name)));
+    const kept = Object.fromEntries(Object.entries(ignored.apply(parsed.value)).filter(([name]) => keep(name)));
     return stateResult(deviceId, kept);
   }
 
@@ -89,7 +92,7 @@ export function createTasmotaAdapter(options: TasmotaAdapterOptions = {}): Inges
     const deviceId = deviceIdFor(TASMOTA_ID_PREFIX, d.t);
     if (deviceId === undefined || d.t.includes('/')) return badDeviceId(d.t);
     const name = d.fn?.find((n): n is string => typeof n === 'string' && n.length > 0) ?? d.dn ?? d.t;
-    return { ok: true, updates: [{ kind: 'meta', deviceId, name, type: discoveryType(d), room: null, ...(d.md ? { model: d.md } : {}) }] };
+    return { ok: true, updates: [{ kind: 'meta', deviceId, name, type: discoveryType(d), room: rooms[d.t] ?? null, ...(d.md ? { model: d.md } : {}) }] };
   }
 
   function parse(topic: string, payload: Buffer): ParseResult | undefined {

@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ProtocolError } from '../../errors.js';
 import { encodeBody, GZIP_THRESHOLD_BYTES, signResponse, type ErrorBody } from '../../protocol/index.js';
+import { BodyError, readBody as readBodyCapped } from '../../util/http-body.js';
 
 export interface Reply {
   readonly status: number;
@@ -33,49 +34,16 @@ export function errorReply(err: ProtocolError): Reply {
 
 /**
  * Reads the whole body, refusing more than `maxBytes` (413 PAYLOAD_TOO_LARGE). On overflow reading stops at once
- * and nothing more is buffered; the caller answers with `Connection: close`.
+ * and nothing more is buffered; the caller answers with `Connection: close`. (The reading is util/http-body.ts,
+ * shared with the daemon's control listener.)
  */
-export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
-  const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > maxBytes) {
-    return Promise.reject(new ProtocolError('PAYLOAD_TOO_LARGE', `body of ${declared} bytes exceeds ${maxBytes} bytes`));
+export async function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
+  try {
+    return await readBodyCapped(req, maxBytes);
+  } catch (err) {
+    if (err instanceof BodyError) throw new ProtocolError(err.code, err.message, { cause: err.cause });
+    throw err;
   }
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const cleanup = (): void => {
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onError);
-      req.off('close', onClose);
-    };
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > maxBytes) {
-        cleanup();
-        req.pause();
-        reject(new ProtocolError('PAYLOAD_TOO_LARGE', `body exceeds ${maxBytes} bytes`));
-        return;
-      }
-      chunks.push(chunk);
-    };
-    const onEnd = (): void => {
-      cleanup();
-      resolve(chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks, size));
-    };
-    const onError = (err: Error): void => {
-      cleanup();
-      reject(new ProtocolError('BAD_REQUEST', `request body could not be read: ${err.message}`, { cause: err }));
-    };
-    const onClose = (): void => {
-      cleanup();
-      reject(new ProtocolError('BAD_REQUEST', 'request closed before its body was complete'));
-    };
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', onError);
-    req.on('close', onClose);
-  });
 }
 
 export interface SendOptions {

@@ -1,22 +1,24 @@
 /**
- * Local writes from ingest (design.md §Durable ingest, §Outbox, §Clock), run inside the group-commit transaction.
+ * Local writes from ingest (design.md §Durable ingest, §Outbox, §Clock): the write program the group commit runs in
+ * the store's writer, durable for a batch holding a QoS 1 message.
  *
  * - entity ids: device = device_id; entity_state = device_id with data {device_id, state}; room = `room-<slug>`.
  * - A state update merges its attributes into the stored state (shallow); a merged state equal to the stored one
  *   writes nothing and queues nothing (a duplicate).
- * - A written entity gets updated_at = max(clock, previous + 1) (monotonic per entity, server-corrected clock),
+ * - A written entity gets updated_at = max(stamp, previous + 1) (monotonic per entity, server-corrected clock),
  *   sync_id = null, and its one outbox row is replaced by the new version (new client_sync_id, first_queued_at kept).
+ * - A change is critical by ingest's policy (critical.ts); the flag rides on the outbox row until pushed.
  *
- * Updates of one batch are coalesced per entity first, so N reports of one device in a window cost one write.
+ * Updates of one batch are coalesced per entity first, so N reports of one device in a window cost one write. This
+ * module runs on the writer's thread: it loads neither zod nor a logger.
  */
 import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
-import type Database from 'better-sqlite3';
-import { ENTITY_PRIORITY, type EntityType, type Operation } from '../protocol/index.js';
-import { DEFAULT_CRITICAL_CONFIG, isCriticalChange, type CriticalConfig } from '../ingest/critical.js';
-import type { Db } from './db.js';
-import { newClientSyncId } from './sync-ids.js';
-import type { StampClock } from './types.js';
+import { ENTITY_PRIORITY, type EntityType } from '../protocol/entity-types.js';
+import type { StoreTx } from '../store/tx.js';
+import type { StoredEntity } from '../store/types.js';
+import { defineWriteProgram } from '../store/writer.js';
+import { criticalPredicate, type CriticalConfig, type CriticalPredicate } from './critical.js';
 
 /** A typed update produced by an ingest adapter (domain type, camelCase). */
 export type LocalUpdate =
@@ -32,10 +34,12 @@ export type LocalUpdate =
     }
   | { readonly kind: 'availability'; readonly deviceId: string; readonly available: boolean };
 
-export interface LocalWriteOptions {
-  readonly clock: StampClock;
+export interface LocalWriteArgs {
+  readonly updates: readonly LocalUpdate[];
+  /** Server-corrected epoch µs when the batch was committed (design.md §Clock). */
+  readonly nowMicros: number;
   /** Local wall clock, epoch ms (outbox first_queued_at). */
-  readonly now: () => number;
+  readonly nowMs: number;
   readonly critical?: CriticalConfig;
 }
 
@@ -46,53 +50,6 @@ export interface LocalWriteCounts {
   duplicates: number;
   /** Entities written whose change is critical. */
   critical: number;
-}
-
-interface EntityRow {
-  data: string;
-  updated_at: number;
-  sync_id: string | null;
-  deleted: number;
-}
-
-interface Statements {
-  getEntity: Database.Statement<[string, string], EntityRow>;
-  upsertEntity: Database.Statement<[string, string, string, number]>;
-  upsertOutbox: Database.Statement<[string, string, string, string, string, number, number, number, number]>;
-  deviceType: Database.Statement<[string], { device_type: unknown }>;
-}
-
-const statementsByDb = new WeakMap<Db, Statements>();
-
-function statements(db: Db): Statements {
-  let s = statementsByDb.get(db);
-  if (!s) {
-    s = {
-      getEntity: db.prepare('SELECT data, updated_at, sync_id, deleted FROM entities WHERE entity_type = ? AND entity_id = ?'),
-      upsertEntity: db.prepare(
-        `INSERT INTO entities (entity_type, entity_id, data, updated_at, sync_id, deleted) VALUES (?, ?, ?, ?, NULL, 0)
-         ON CONFLICT (entity_type, entity_id) DO UPDATE
-         SET data = excluded.data, updated_at = excluded.updated_at, sync_id = NULL, deleted = 0`,
-      ),
-      // One statement instead of read-then-write: the existing row keeps its first_queued_at, a pending critical
-      // flag, and a not-yet-pushed 'create' (the server still has never seen the entity).
-      upsertOutbox: db.prepare(
-        `INSERT INTO outbox (entity_type, entity_id, client_sync_id, operation, data, updated_at, priority, critical,
-                             first_queued_at, attempts)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)
-         ON CONFLICT (entity_type, entity_id) DO UPDATE
-         SET client_sync_id = excluded.client_sync_id,
-             operation = CASE WHEN excluded.operation = 'create' AND outbox.operation = 'create' THEN 'create' ELSE 'update' END,
-             data = excluded.data, updated_at = excluded.updated_at, priority = excluded.priority,
-             critical = max(outbox.critical, excluded.critical), attempts = 0`,
-      ),
-      deviceType: db.prepare(
-        "SELECT json_extract(data, '$.device_type') AS device_type FROM entities WHERE entity_type = 'device' AND entity_id = ? AND deleted = 0",
-      ),
-    };
-    statementsByDb.set(db, s);
-  }
-  return s;
 }
 
 /** `room-` + a slug of the name; names with no letters or digits get a short hash instead. */
@@ -107,47 +64,38 @@ export function roomIdFor(name: string): string {
   return `room-${slug || createHash('sha256').update(name).digest('hex').slice(0, 12)}`;
 }
 
-/** Stored data was validated when written; this guard only protects against a hand-edited row. */
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function parseStored(text: string): Record<string, unknown> {
-  try {
-    const value: unknown = JSON.parse(text);
-    return isRecord(value) ? value : {};
-  } catch {
-    return {};
-  }
 }
 
 /** One entity as the batch sees it: the stored version and the version being built. */
 interface Working {
   readonly type: EntityType;
   readonly id: string;
-  readonly stored: EntityRow | undefined;
+  readonly stored: StoredEntity | undefined;
   readonly storedData: Record<string, unknown>;
   data: Record<string, unknown>;
   critical: boolean;
 }
 
 class Batch {
-  readonly #s: Statements;
-  readonly #critical: CriticalConfig;
+  readonly #tx: StoreTx;
+  readonly #isCritical: CriticalPredicate;
   readonly working = new Map<string, Working>();
   duplicates = 0;
 
-  constructor(s: Statements, critical: CriticalConfig) {
-    this.#s = s;
-    this.#critical = critical;
+  constructor(tx: StoreTx, critical: CriticalConfig | undefined) {
+    this.#tx = tx;
+    this.#isCritical = criticalPredicate(critical);
   }
 
   load(type: EntityType, id: string): Working {
     const key = `${type}\u0000${id}`;
     let w = this.working.get(key);
     if (!w) {
-      const stored = this.#s.getEntity.get(type, id);
-      const storedData = stored && stored.deleted === 0 ? parseStored(stored.data) : {};
+      const stored = this.#tx.entity(type, id);
+      // A tombstone's data is not merged into: the device is back with what it reports now.
+      const storedData = stored && !stored.deleted ? stored.data : {};
       w = { type, id, stored, storedData, data: storedData, critical: false };
       this.working.set(key, w);
     }
@@ -166,13 +114,14 @@ class Batch {
       return;
     }
     w.data = { ...w.data, device_id: deviceId, state: { ...state, ...changed } };
-    if (!w.critical && isCriticalChange(this.#deviceType(deviceId), changed, this.#critical)) w.critical = true;
+    if (!w.critical && this.#isCritical(this.#deviceType(deviceId), changed)) w.critical = true;
   }
 
   /** The device's type as this batch sees it (a meta earlier in the batch counts). */
   #deviceType(deviceId: string): string | null {
     const working = this.working.get(`device\u0000${deviceId}`);
-    const type = working ? working.data.device_type : this.#s.deviceType.get(deviceId)?.device_type;
+    if (!working) return this.#tx.deviceType(deviceId);
+    const type = working.data.device_type;
     return typeof type === 'string' ? type : null;
   }
 
@@ -203,11 +152,10 @@ class Batch {
   }
 }
 
-/** Applies ingest updates; call inside a transaction (the group commit's). */
-export function applyLocalUpdates(db: Db, updates: readonly LocalUpdate[], options: LocalWriteOptions): LocalWriteCounts {
-  const s = statements(db);
-  const batch = new Batch(s, options.critical ?? DEFAULT_CRITICAL_CONFIG);
-  for (const update of updates) {
+/** Applies ingest updates inside the writer's transaction. */
+export function applyLocalUpdates(tx: StoreTx, args: LocalWriteArgs): LocalWriteCounts {
+  const batch = new Batch(tx, args.critical);
+  for (const update of args.updates) {
     if (update.kind === 'state') batch.applyState(update.deviceId, update.attributes);
     else if (update.kind === 'availability') batch.applyState(update.deviceId, { available: update.available });
     else batch.applyMeta(update);
@@ -215,30 +163,31 @@ export function applyLocalUpdates(db: Db, updates: readonly LocalUpdate[], optio
   const counts: LocalWriteCounts = { written: 0, duplicates: batch.duplicates, critical: 0 };
   for (const w of batch.working.values()) {
     // Unchanged, or changed and changed back within the batch: nothing to write.
-    if (w.data === w.storedData || (w.stored?.deleted === 0 && isDeepStrictEqual(w.data, w.storedData))) continue;
-    writeEntity(s, w, options);
+    if (w.data === w.storedData || (w.stored?.deleted === false && isDeepStrictEqual(w.data, w.storedData))) continue;
+    writeEntity(tx, w, args);
     counts.written += 1;
     if (w.critical) counts.critical += 1;
   }
   return counts;
 }
 
-function writeEntity(s: Statements, w: Working, options: LocalWriteOptions): void {
+function writeEntity(tx: StoreTx, w: Working, args: LocalWriteArgs): void {
   // design.md §Clock: server-corrected time, monotonic per entity.
-  const updatedAt = Math.max(options.clock.nowMicros(), (w.stored?.updated_at ?? 0) + 1);
-  const data = JSON.stringify(w.data);
-  s.upsertEntity.run(w.type, w.id, data, updatedAt);
-  // 'create' when the server never had it: no synced version here, and (in SQL) no pending row but a 'create'.
-  const operation: Operation = w.stored === undefined || w.stored.sync_id === null ? 'create' : 'update';
-  s.upsertOutbox.run(
-    w.type,
-    w.id,
-    newClientSyncId(updatedAt),
-    operation,
-    data,
+  const updatedAt = Math.max(Math.floor(args.nowMicros), (w.stored?.updatedAt ?? 0) + 1);
+  tx.writeLocalVersion(w.type, w.id, w.data, updatedAt);
+  tx.queueChange({
+    entityType: w.type,
+    entityId: w.id,
+    clientSyncId: tx.newClientSyncId(updatedAt),
+    // 'create' when the server never had it: no synced version here (and, in the store, no pending row but a 'create').
+    operation: w.stored === undefined || w.stored.syncId === null ? 'create' : 'update',
+    data: w.data,
     updatedAt,
-    ENTITY_PRIORITY[w.type],
-    w.critical ? 1 : 0,
-    options.now(),
-  );
+    priority: ENTITY_PRIORITY[w.type],
+    critical: w.critical,
+    queuedAtMs: args.nowMs,
+  });
 }
+
+/** The group commit's program: durable for a batch with a QoS 1 message, relaxed for QoS 0 only. */
+export const APPLY_LOCAL_UPDATES = defineWriteProgram(import.meta.url, 'ingest.applyLocalUpdates', applyLocalUpdates);

@@ -14,14 +14,14 @@
  * group-commit window.
  *
  * Reconnects use our own backoff (mqtt.js `reconnectPeriod` is a fixed period): doubling from reconnectMinMs to
- * reconnectMaxMs with ±20 % jitter (the sync scheduler's rule, sync/backoff.ts), reset after a successful CONNACK.
+ * reconnectMaxMs with ±20 % jitter (util/backoff.ts, shared with the sync scheduler), reset after a successful CONNACK.
  */
 import { readFileSync } from 'node:fs';
 import mqtt, { ErrorWithSubackPacket, type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
-import { runInterceptors, type BusMessage, type MessageBus, type PublishInterceptor } from '../broker/broker.js';
 import { ConfigError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { retryDelayMs } from '../sync/backoff.js';
+import { doublingDelays, retryDelayMs } from '../util/backoff.js';
+import { runInterceptors, type BusMessage, type MessageBus, type PublishInterceptor } from './broker.js';
 
 export interface ExternalSourceOptions {
   readonly url: string;
@@ -71,12 +71,7 @@ export interface ExternalSource extends MessageBus {
 }
 
 /** Doubling delays from min to max: the reconnect schedule before jitter. */
-export function reconnectDelays(minMs: number, maxMs: number): number[] {
-  const delays: number[] = [];
-  for (let d = minMs; d < maxMs; d *= 2) delays.push(d);
-  delays.push(maxMs);
-  return delays;
-}
+export const reconnectDelays = doublingDelays;
 
 function redactUrl(url: string): string {
   const u = new URL(url);

@@ -1,0 +1,169 @@
+/**
+ * Reads of the gateway store on a read-only connection (WAL: readers never block the writer, and see every
+ * committed transaction at the start of each statement). Used by the daemon's main thread (outbox for the sync
+ * client, status, metrics, snapshots) and by the CLI while the daemon runs.
+ */
+import type Database from 'better-sqlite3';
+import { normaliseEntityType } from '../protocol/entity-types.js';
+import type { Operation } from '../protocol/index.js';
+import type { Db } from './db.js';
+import { entityKey, parseJsonObject } from './tx.js';
+import type { CorruptRow, PendingChange, StoredEntity } from './types.js';
+
+interface EntityRow {
+  entity_type: string;
+  entity_id: string;
+  data: string;
+  updated_at: number;
+  sync_id: string | null;
+  deleted: number;
+}
+
+interface OutboxRow {
+  entity_type: string;
+  entity_id: string;
+  client_sync_id: string;
+  operation: string;
+  data: string;
+  updated_at: number;
+  critical: number;
+  first_queued_at: number;
+  attempts: number;
+}
+
+const OPERATIONS: ReadonlySet<string> = new Set<Operation>(['create', 'update', 'delete']);
+
+function isOperation(text: string): text is Operation {
+  return OPERATIONS.has(text);
+}
+
+export class StoreReads {
+  readonly #report: (row: CorruptRow) => void;
+  readonly #entity: Database.Statement<[string, string], EntityRow>;
+  readonly #entities: Database.Statement<[number], EntityRow>;
+  readonly #devicesAndStates: Database.Statement<[], EntityRow>;
+  readonly #countDevices: Database.Statement<[], { n: number }>;
+  readonly #take: Database.Statement<[number], OutboxRow>;
+  readonly #pendingKeys: Database.Statement<[], { entity_type: string; entity_id: string }>;
+  readonly #outboxSummary: Database.Statement<[], { n: number; oldest: number | null }>;
+  readonly #conflicts: Database.Statement<[], { n: number }>;
+  readonly #state: Database.Statement<[string], { value: string }>;
+  readonly #allState: Database.Statement<[], { key: string; value: string }>;
+  readonly #pageCount: Database.Statement<[], { page_count: number }>;
+
+  constructor(db: Db, report: (row: CorruptRow) => void) {
+    this.#report = report;
+    this.#entity = db.prepare('SELECT * FROM entities WHERE entity_type = ? AND entity_id = ?');
+    this.#entities = db.prepare('SELECT * FROM entities WHERE deleted = 0 OR ? = 1 ORDER BY entity_type, entity_id');
+    this.#devicesAndStates = db.prepare(
+      "SELECT * FROM entities WHERE deleted = 0 AND entity_type IN ('device', 'entity_state') ORDER BY entity_id",
+    );
+    this.#countDevices = db.prepare("SELECT COUNT(*) AS n FROM entities WHERE entity_type = 'device' AND deleted = 0");
+    // seed §Batching: states (0) > devices (1) > rooms (2), then oldest first.
+    this.#take = db.prepare('SELECT * FROM outbox ORDER BY priority, first_queued_at, client_sync_id LIMIT ?');
+    this.#pendingKeys = db.prepare('SELECT entity_type, entity_id FROM outbox');
+    this.#outboxSummary = db.prepare('SELECT COUNT(*) AS n, MIN(first_queued_at) AS oldest FROM outbox');
+    this.#conflicts = db.prepare('SELECT COUNT(*) AS n FROM conflicts');
+    this.#state = db.prepare('SELECT value FROM sync_state WHERE key = ?');
+    this.#allState = db.prepare('SELECT key, value FROM sync_state');
+    this.#pageCount = db.prepare('SELECT page_count FROM pragma_page_count()');
+  }
+
+  entity(entityType: string, entityId: string): StoredEntity | undefined {
+    const row = this.#entity.get(entityType, entityId);
+    return row === undefined ? undefined : this.#toEntity(row);
+  }
+
+  /** Every entity (live only unless `withDeleted`), ordered by type and id; unreadable rows reported and skipped. */
+  entities(options: { withDeleted?: boolean } = {}): StoredEntity[] {
+    return this.#entitiesOf(this.#entities.all(options.withDeleted ? 1 : 0));
+  }
+
+  /** Live device and entity_state rows (for the device list). */
+  devicesAndStates(): StoredEntity[] {
+    return this.#entitiesOf(this.#devicesAndStates.all());
+  }
+
+  countDevices(): number {
+    return this.#countDevices.get()?.n ?? 0;
+  }
+
+  /**
+   * Up to `limit` pending changes, highest priority first (seed §Batching). Reading writes nothing. A row whose
+   * type, operation or data cannot be read is reported (logged and counted by the store) and left where it is.
+   */
+  takePending(limit: number): PendingChange[] {
+    const out: PendingChange[] = [];
+    for (const row of this.#take.all(limit)) {
+      const key = entityKey(row.entity_type, row.entity_id);
+      const entityType = normaliseEntityType(row.entity_type);
+      const data = parseJsonObject(row.data);
+      const operation = row.operation;
+      if (entityType === undefined || !isOperation(operation) || !data.ok) {
+        const problem = entityType === undefined ? `unknown entity type ${JSON.stringify(row.entity_type)}` : data.ok ? `unknown operation ${JSON.stringify(operation)}` : data.problem;
+        this.#report({ table: 'outbox', key, problem });
+        continue;
+      }
+      out.push({
+        entityType,
+        entityId: row.entity_id,
+        clientSyncId: row.client_sync_id,
+        operation,
+        data: data.value,
+        updatedAt: row.updated_at,
+        critical: row.critical !== 0,
+        firstQueuedAt: row.first_queued_at,
+        attempts: row.attempts,
+      });
+    }
+    return out;
+  }
+
+  /** `type/id` of every entity with a pending change. */
+  pendingKeys(): Set<string> {
+    return new Set(this.#pendingKeys.all().map((r) => entityKey(r.entity_type, r.entity_id)));
+  }
+
+  /** Pending changes and when the oldest was first queued (local epoch ms). */
+  outboxSummary(): { pending: number; oldestQueuedAt: number | null } {
+    const row = this.#outboxSummary.get();
+    return { pending: row?.n ?? 0, oldestQueuedAt: row?.oldest ?? null };
+  }
+
+  conflictCount(): number {
+    return this.#conflicts.get()?.n ?? 0;
+  }
+
+  /** The raw JSON text of a sync_state row. */
+  stateJson(key: string): string | undefined {
+    return this.#state.get(key)?.value;
+  }
+
+  allStateJson(): Array<{ key: string; value: string }> {
+    return this.#allState.all();
+  }
+
+  pageCount(): number {
+    return this.#pageCount.get()?.page_count ?? 0;
+  }
+
+  #entitiesOf(rows: readonly EntityRow[]): StoredEntity[] {
+    const out: StoredEntity[] = [];
+    for (const row of rows) {
+      const entity = this.#toEntity(row);
+      if (entity !== undefined) out.push(entity);
+    }
+    return out;
+  }
+
+  #toEntity(row: EntityRow): StoredEntity | undefined {
+    const key = entityKey(row.entity_type, row.entity_id);
+    const entityType = normaliseEntityType(row.entity_type);
+    const data = parseJsonObject(row.data);
+    if (entityType === undefined || !data.ok) {
+      this.#report({ table: 'entities', key, problem: entityType === undefined ? 'unknown entity type' : data.ok ? 'unreadable' : data.problem });
+      return undefined;
+    }
+    return { entityType, entityId: row.entity_id, data: data.value, updatedAt: row.updated_at, syncId: row.sync_id, deleted: row.deleted !== 0 };
+  }
+}
