@@ -10,6 +10,7 @@ import { createLogger } from '../log.js';
 import { loadServerConfig, type ServerConfigInput } from './config.js';
 import { createSyncServer } from './server.js';
 import { ServerStore } from './store/index.js';
+import { STORE_COMMANDS, STORE_USAGE, addPgClient, runStoreCommand } from './store-cli.js';
 
 export interface CommandIo {
   readonly stdout: (text: string) => void;
@@ -28,13 +29,14 @@ const defaultIo: CommandIo = {
 const USAGE = `usage:
   inbetweenies-gateway server [--config FILE] [--host H] [--port N] [--data-dir DIR]
   inbetweenies-gateway server add-client --data-dir DIR --home HOME_ID
-`;
+${STORE_USAGE}`;
 
 /** Runs `server …`; `argv` are the arguments after `server` (a leading "server" is tolerated). */
 export async function runServerCommand(argv: string[], io: CommandIo = defaultIo): Promise<number> {
   const args = argv[0] === 'server' ? argv.slice(1) : argv;
   try {
-    if (args[0] === 'add-client') return addClientCommand(args.slice(1), io);
+    if (args[0] === 'add-client') return await addClientCommand(args.slice(1), io);
+    if (args[0] !== undefined && STORE_COMMANDS.has(args[0])) return await runStoreCommand(args[0], args.slice(1), io);
     return await serveCommand(args, io);
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -54,12 +56,21 @@ export async function runServerCommand(argv: string[], io: CommandIo = defaultIo
   }
 }
 
-function addClientCommand(args: string[], io: CommandIo): number {
+async function addClientCommand(args: string[], io: CommandIo): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: { 'data-dir': { type: 'string' }, home: { type: 'string' }, config: { type: 'string' } },
+    options: { 'data-dir': { type: 'string' }, 'database-url': { type: 'string' }, home: { type: 'string' }, config: { type: 'string' } },
     strict: true,
   });
+  const databaseUrl = values['database-url'] ?? (values['data-dir'] === undefined ? process.env.INBETWEENIES_DATABASE_URL : undefined);
+  if (databaseUrl !== undefined) {
+    if (values.home === undefined || values.home.length === 0) {
+      io.stderr(`--home HOME_ID is required\n${USAGE}`);
+      return 2;
+    }
+    io.stdout(`${await addPgClient(databaseUrl, values.home)}\n`);
+    return 0;
+  }
   const overrides: ServerConfigInput = {};
   if (values['data-dir'] !== undefined) overrides.dataDir = values['data-dir'];
   const config = loadServerConfig(values.config, overrides);
