@@ -13,6 +13,8 @@ import { explainIssues, GatewayConfigError, parseYamlSource, type ConfigProblem,
 
 const Port = z.number().int().min(0).max(65535);
 const Cron = z.string().refine((v) => validateCron(v), { message: 'expected a cron expression such as "30 3 * * 0" (minute hour day month weekday)' });
+/** SHA-256 of a server key's SPKI: 44 base64 characters (padded) or 64 hex digits (docs/security.md §Sync server). */
+const PinSha256 = z.string().regex(/^(?:[A-Za-z0-9+/]{43}=|[0-9a-fA-F]{64})$/, 'expected a SHA-256 as 44 base64 or 64 hex characters');
 const Level = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
 export const GatewayConfigSchema = z.strictObject({
@@ -54,6 +56,15 @@ export const GatewayConfigSchema = z.strictObject({
       gzipThresholdBytes: z.number().int().min(0).default(1024),
       connectTimeoutMs: z.number().int().min(100).default(5000),
       requestTimeoutMs: z.number().int().min(100).default(15000),
+      /** https: PEM file of a private CA that issued the server certificate (instead of the system CAs). */
+      caFile: z.string().min(1).optional(),
+      /** https: accepted SHA-256 pins of the server key (SPKI), base64 or hex; a string or a list (key rotation). */
+      pinSha256: z
+        .union([PinSha256, z.array(PinSha256).min(1).max(16)])
+        .transform((v) => (typeof v === 'string' ? [v] : v))
+        .optional(),
+      /** A server_time further than this from the HTTP Date header (plus the round trip) is not taken as the clock. */
+      clockMaxDisagreementMs: z.number().int().min(0).max(3_600_000).default(5000),
     })
     .prefault({}),
   sync: z

@@ -98,7 +98,7 @@ export class GatewayDaemon {
     const logger = this.#root;
     const store = openStore({ path: storePath(config.dataDir), logger, now: this.#now, writer: config.store.writer });
     await stack.start({ name: 'store', start: () => undefined, stop: () => store.close() });
-    const clock = new ServerClock({ now: this.#now, state: store.syncState, logger });
+    const clock = new ServerClock({ now: this.#now, state: store.syncState, logger, maxDateDisagreementMs: this.config.server.clockMaxDisagreementMs });
     let deliver: (commands: DeviceCommand[]) => void = () => undefined;
     const sync = this.#createSyncClient(store, clock, (commands) => deliver(commands));
     if (sync) await stack.start({ name: 'sync client', start: () => undefined, stop: () => sync.close() });
@@ -241,6 +241,9 @@ export class GatewayDaemon {
       connectTimeoutMs: server.connectTimeoutMs,
       headersTimeoutMs: server.requestTimeoutMs,
       bodyTimeoutMs: server.requestTimeoutMs,
+      ...(server.caFile === undefined ? {} : { caFile: server.caFile }),
+      ...(server.pinSha256 === undefined ? {} : { pinSha256: server.pinSha256 }),
+      clockMaxDisagreementMs: server.clockMaxDisagreementMs,
       pushBatchSize: sync.pushBatchSize,
       onDeviceCommands,
     });

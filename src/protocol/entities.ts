@@ -1,12 +1,14 @@
 /**
  * The `data` object of each entity type (design.md §Data model; field list in docs/protocol.md §Data model).
- * Extra fields are kept (loose objects): a FunkyGibbon may carry more than this profile knows about.
+ * Extra fields are kept (loose objects): a FunkyGibbon may carry more than this profile knows about. DATA_SCHEMAS
+ * check the known fields only and build a small object of those (strict copies of large states would double the
+ * memory of a push); callers keep the data they validated.
  * `id`, `sync_id` and `updated_at` may appear inside `data` (original Python FunkyGibbon spelling); they are read
  * by `splitEnvelopeFields` and stored as columns, not as part of the data.
  */
 import { z } from 'zod';
 import type { EntityType } from './entity-types.js';
-import { TimestampSchema } from './messages.js';
+import { PlainObjectSchema, TimestampSchema } from './messages.js';
 
 const Name = z.string().min(1).max(200);
 const OptionalRef = z.string().min(1).max(256).nullable().optional();
@@ -29,7 +31,7 @@ export const DeviceDataSchema = z.looseObject({
 
 export const EntityStateDataSchema = z.looseObject({
   device_id: z.string().min(1).max(256),
-  state: z.record(z.string(), z.unknown()),
+  state: PlainObjectSchema,
   home_id: z.string().max(256).optional(),
 });
 
@@ -37,10 +39,11 @@ export type RoomData = z.infer<typeof RoomDataSchema>;
 export type DeviceData = z.infer<typeof DeviceDataSchema>;
 export type EntityStateData = z.infer<typeof EntityStateDataSchema>;
 
+/** Validators of `data` per type: the known fields only (unknown ones are neither checked nor copied). */
 export const DATA_SCHEMAS: Readonly<Record<EntityType, z.ZodType<Record<string, unknown>>>> = {
-  room: RoomDataSchema,
-  device: DeviceDataSchema,
-  entity_state: EntityStateDataSchema,
+  room: RoomDataSchema.strip(),
+  device: DeviceDataSchema.strip(),
+  entity_state: EntityStateDataSchema.strip(),
 };
 
 const EnvelopeFieldsSchema = z.object({

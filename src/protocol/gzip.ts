@@ -2,7 +2,7 @@
  * gzip codec (seed §Compression "Gzip compression for payloads >1KB"; design.md §gzip). Inflation is capped so a
  * compressed bomb fails fast with PAYLOAD_TOO_LARGE instead of exhausting memory.
  */
-import { gunzip, gunzipSync, gzip, gzipSync, constants } from 'node:zlib';
+import { gunzip, gunzipSync, gzip, gzipSync } from 'node:zlib';
 import { promisify } from 'node:util';
 import { ProtocolError } from '../errors.js';
 
@@ -31,27 +31,36 @@ export async function encodeBody(raw: Buffer, thresholdBytes = GZIP_THRESHOLD_BY
   return packed.length < raw.length ? { bytes: packed, gzipped: true } : { bytes: raw, gzipped: false };
 }
 
-/** Inflates a gzip body, refusing to produce more than `maxBytes` (a bomb gets PAYLOAD_TOO_LARGE, 413). */
+/**
+ * Inflates a gzip body, refusing to produce more than `maxBytes` (a bomb gets PAYLOAD_TOO_LARGE, 413). The stream
+ * must be complete: a body cut short (e.g. without its 8-byte CRC and length trailer), with a bad checksum or with
+ * bytes after it is BAD_REQUEST (RFC 1952 §2.3.1: the trailer is what proves the data intact).
+ */
 export async function decodeGzip(bytes: Buffer, maxBytes: number): Promise<Buffer> {
   try {
     if (bytes.length <= SYNC_CODEC_MAX_BYTES) {
       const small = inflateSmall(bytes, maxBytes);
       if (small !== undefined) return small;
     }
-    return await gunzipAsync(bytes, { maxOutputLength: maxBytes, finishFlush: constants.Z_SYNC_FLUSH });
+    return await gunzipAsync(bytes, { maxOutputLength: maxBytes });
   } catch (err) {
     if (isTooLarge(err)) {
-      throw new ProtocolError('PAYLOAD_TOO_LARGE', `inflated body exceeds ${maxBytes} bytes`);
+      throw new ProtocolError('PAYLOAD_TOO_LARGE', `inflated body exceeds ${maxBytes} bytes`, { reason: 'inflated' });
     }
-    throw new ProtocolError('BAD_REQUEST', 'body is not valid gzip', { cause: err });
+    throw new ProtocolError('BAD_REQUEST', `body is not valid gzip (${gzipProblem(err)})`, { cause: err, reason: 'gzip' });
   }
+}
+
+function gzipProblem(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  return message.slice(0, 100);
 }
 
 /** Synchronous inflation capped at SYNC_CODEC_MAX_BYTES; undefined when the output is larger but maxBytes allows it. */
 function inflateSmall(bytes: Buffer, maxBytes: number): Buffer | undefined {
   const cap = Math.min(maxBytes, SYNC_CODEC_MAX_BYTES);
   try {
-    return gunzipSync(bytes, { maxOutputLength: cap, finishFlush: constants.Z_SYNC_FLUSH });
+    return gunzipSync(bytes, { maxOutputLength: cap });
   } catch (err) {
     if (cap < maxBytes && isTooLarge(err)) return undefined;
     throw err;
@@ -70,12 +79,27 @@ export function contentEncodingOf(header: string | string[] | undefined): 'gzip'
   return 'unsupported';
 }
 
+/**
+ * Whether `Accept-Encoding` allows a gzip response (RFC 9110 §12.5.3): the `gzip` (or `x-gzip`) entry decides when
+ * there is one — `gzip;q=0` refuses it even next to `*` —, otherwise `*`; a q-value of 0 means "not acceptable".
+ */
 export function acceptsGzip(header: string | string[] | undefined): boolean {
   const value = (Array.isArray(header) ? header.join(',') : header ?? '').toLowerCase();
-  return value.split(',').some((part) => {
-    const [name, ...params] = part.trim().split(';');
-    if (name !== 'gzip' && name !== '*') return false;
-    const q = params.map((p) => p.trim()).find((p) => p.startsWith('q='));
-    return q === undefined || Number(q.slice(2)) > 0;
-  });
+  let gzipQ: number | undefined;
+  let anyQ: number | undefined;
+  for (const part of value.split(',')) {
+    const [rawName = '', ...params] = part.split(';');
+    const name = rawName.trim();
+    const qParam = params.map((p) => p.trim()).find((p) => p.startsWith('q='));
+    const q = qParam === undefined ? 1 : qValue(qParam.slice(2));
+    if (name === 'gzip' || name === 'x-gzip') gzipQ = Math.max(gzipQ ?? 0, q);
+    else if (name === '*') anyQ = Math.max(anyQ ?? 0, q);
+  }
+  return (gzipQ ?? anyQ ?? 0) > 0;
+}
+
+/** RFC 9110 §12.4.2 qvalue: 0 to 1 with up to three decimals; anything else reads as 0 (not acceptable). */
+function qValue(text: string): number {
+  const t = text.trim();
+  return /^(?:0(?:\.\d{0,3})?|1(?:\.0{0,3})?)$/.test(t) ? Number(t) : 0;
 }

@@ -43,24 +43,30 @@ export function newNonce(): string {
   return randomBytes(16).toString('base64url');
 }
 
-export function canonicalRequest(input: Omit<RequestSignatureInput, 'secret'>): string {
+/**
+ * The canonical request string. `timestampText` is the x-inbetweenies-timestamp header exactly as sent (a verifier
+ * passes the header text, so `0001795603879` is signed as such, not as its numeric value); it defaults to the
+ * decimal of `timestampSeconds`, which is what a signer sends.
+ */
+export function canonicalRequest(input: Omit<RequestSignatureInput, 'secret'>, timestampText = String(input.timestampSeconds)): string {
   return [
     'IB1-HMAC-SHA256',
     input.method.toUpperCase(),
     input.path,
-    String(input.timestampSeconds),
+    timestampText,
     input.nonce,
     input.clientId,
     sha256Hex(input.body),
   ].join('\n');
 }
 
-export function canonicalResponse(input: Omit<ResponseSignatureInput, 'secret'>): string {
+/** The canonical response string; `timestampText` as in canonicalRequest. */
+export function canonicalResponse(input: Omit<ResponseSignatureInput, 'secret'>, timestampText = String(input.timestampSeconds)): string {
   return [
     'IB1-HMAC-SHA256-RESPONSE',
     String(input.status),
     input.requestNonce,
-    String(input.timestampSeconds),
+    timestampText,
     sha256Hex(input.body),
   ].join('\n');
 }
@@ -123,7 +129,7 @@ export function verifyRequest(
   if (Math.abs(input.nowSeconds - ts) > (input.windowSeconds ?? DEFAULT_SKEW_WINDOW_SECONDS)) {
     return { ok: false, reason: 'stale' };
   }
-  const expected = mac(input.secret, canonicalRequest({ ...input, timestampSeconds: ts, nonce }));
+  const expected = mac(input.secret, canonicalRequest({ ...input, timestampSeconds: ts, nonce }, timestamp));
   return signaturesEqual(expected, signature) ? { ok: true } : { ok: false, reason: 'mismatch' };
 }
 
@@ -138,6 +144,6 @@ export function verifyResponse(
   if (!/^\d{1,12}$/.test(timestamp) || !signature.startsWith(`${SIGNATURE_VERSION}=`)) {
     return { ok: false, reason: 'malformed' };
   }
-  const expected = mac(input.secret, canonicalResponse({ ...input, timestampSeconds: Number(timestamp) }));
+  const expected = mac(input.secret, canonicalResponse({ ...input, timestampSeconds: Number(timestamp) }, timestamp));
   return signaturesEqual(expected, signature) ? { ok: true } : { ok: false, reason: 'mismatch' };
 }

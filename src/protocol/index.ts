@@ -5,3 +5,4 @@ export * from './entities.js';
 export * from './conflict.js';
 export * from './gzip.js';
 export * from './hmac.js';
+export * from './json-text.js';

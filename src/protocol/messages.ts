@@ -10,14 +10,24 @@ import { z } from 'zod';
 import { normaliseEntityType } from './entity-types.js';
 import { parseTimestamp } from './timestamps.js';
 
+/** Length limits of strings count Unicode code points (zod 4 `max`), as Python's len() does, not UTF-16 units. */
 export const MAX_ID_LENGTH = 256;
+
+const WELL_FORMED = { message: 'must be well-formed Unicode (no unpaired surrogate)' };
+const wellFormed = (text: string): boolean => text.isWellFormed();
 
 export const TimestampSchema = z
   .string()
   .max(64)
   .refine((s) => parseTimestamp(s) !== undefined, { message: 'expected an ISO-8601 timestamp' });
 
-const IdSchema = z.string().min(1).max(MAX_ID_LENGTH);
+/** An id: 1–256 code points of well-formed Unicode. */
+const IdSchema = z.string().min(1).max(MAX_ID_LENGTH).refine(wellFormed, WELL_FORMED);
+/**
+ * The ids of a pushed change: a malformed one (unpaired surrogate) is rejected per change with INVALID_ENTITY
+ * (server/store/validate.ts), not by the request schema, so the rest of the push still applies.
+ */
+const PushIdSchema = z.string().min(1).max(MAX_ID_LENGTH);
 
 /** A known entity type in either spelling (`device` or `devices`). */
 export const EntityTypeNameSchema = z
@@ -30,7 +40,12 @@ export const EntityTypeNameSchema = z
 export const OperationSchema = z.enum(['create', 'update', 'delete']);
 export type Operation = z.infer<typeof OperationSchema>;
 
-export const DataSchema = z.record(z.string(), z.unknown());
+/** A plain JSON object, checked without copying it (z.record would copy every key: a 1000-change push twice over). */
+export const PlainObjectSchema = z.custom<Record<string, unknown>>(
+  (value) => typeof value === 'object' && value !== null && !Array.isArray(value),
+  { message: 'expected an object' },
+);
+export const DataSchema = PlainObjectSchema;
 export type WireData = z.infer<typeof DataSchema>;
 
 // ---- 1. sync_request (seed §1) -------------------------------------------------------------------------------
@@ -41,8 +56,8 @@ export const SyncRequestSchema = z.object({
   last_sync: TimestampSchema.nullable().optional(),
   entity_types: z.array(EntityTypeNameSchema).max(16).optional(),
   include_deleted: z.boolean().optional(),
-  /** Pagination (design.md §Pagination): the opaque cursor of the previous page. */
-  cursor: z.string().min(1).max(512).nullable().optional(),
+  /** Pagination (design.md §Pagination): the opaque cursor of the previous page (base64url). */
+  cursor: z.string().min(1).max(512).regex(/^[A-Za-z0-9_-]+$/, 'expected the opaque cursor of the previous page').nullable().optional(),
   /** Page size wish; the server caps it at its own limit (default 1000, seed §Batching). */
   limit: z.number().int().min(1).max(100_000).optional(),
   /**
@@ -120,12 +135,12 @@ export type SyncDelta = z.infer<typeof SyncDeltaSchema>;
  */
 export const PushChangeSchema = z.object({
   entity_type: z.string().min(1).max(64),
-  entity_id: IdSchema,
+  entity_id: PushIdSchema,
   operation: OperationSchema,
   data: DataSchema.optional(),
   updated_at: TimestampSchema.optional(),
-  sync_id: IdSchema.optional(),
-  client_sync_id: IdSchema,
+  sync_id: PushIdSchema.optional(),
+  client_sync_id: PushIdSchema,
 });
 export type WirePushChange = z.infer<typeof PushChangeSchema>;
 
@@ -185,11 +200,11 @@ export type ErrorBody = z.infer<typeof ErrorBodySchema>;
 // ---- auth (design.md §Endpoints) -----------------------------------------------------------------------------
 export const TokenRequestSchema = z.object({
   client_id: IdSchema,
-  client_secret: z.string().min(1).max(512),
+  client_secret: z.string().min(1).max(512).refine(wellFormed, WELL_FORMED),
 });
 export type TokenRequest = z.infer<typeof TokenRequestSchema>;
 
-export const RefreshRequestSchema = z.object({ refresh_token: z.string().min(1).max(512) });
+export const RefreshRequestSchema = z.object({ refresh_token: z.string().min(1).max(512).refine(wellFormed, WELL_FORMED) });
 export type RefreshRequest = z.infer<typeof RefreshRequestSchema>;
 
 export const TokenResponseSchema = z.object({

@@ -1,56 +1,36 @@
 /**
- * The request pipeline: route → media type → bearer token → rate limit → body (capped) → HMAC → gunzip (capped) →
- * JSON → handler (a live sync_request may be held first, `hold`) → reply (gzip, signature). Every step fails with a ProtocolError that becomes
- * `{"type":"error","code","message","retry_after"?}` (design.md §Errors); anything else is a genuine bug and is a
+ * The request pipeline, one named step each (docs/protocol.md §Processing order of a POST):
+ *
+ *   route → media type → content encoding → admission (address bucket) → bearer token → signature presence and the
+ *   unsigned-token bucket → body (capped per endpoint, within the server's body memory) → signature → client bucket →
+ *   decode slot (gzip) → inflate, UTF-8, JSON scan, JSON.parse → handler (a live sync_request may be held first,
+ *   `hold`) → reply (gzip, signature)
+ *
+ * Everything a step can refuse costs at most what the steps before it allowed: nothing is read before the request
+ * is admitted, nothing is inflated or parsed before the signature is checked, and nothing is charged to a client's
+ * own bucket before its signature verified (a stolen bearer token without the secret cannot starve the client).
+ * Every step fails with a ProtocolError that becomes `{"type":"error","code","message","retry_after"?}`
+ * (design.md §Errors), is counted and logged rate-limited (refusals.ts); anything else is a genuine bug and is a
  * logged 500 INTERNAL. Bad input never produces a 500.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ProtocolError } from '../errors.js';
 import type { Logger } from '../log.js';
-import {
-  HEADER_CLIENT_ID,
-  HEADER_NONCE,
-  HEADER_SIGNATURE,
-  HEADER_TIMESTAMP,
-  acceptsGzip,
-  contentEncodingOf,
-  decodeGzip,
-  verifyRequest,
-} from '../protocol/index.js';
+import { acceptsGzip, contentEncodingOf, HEADER_CLIENT_ID } from '../protocol/index.js';
 import type { ServerConfig } from './config.js';
-import {
-  answerSyncRequest,
-  handleHealth,
-  handleRefresh,
-  handleSyncAck,
-  handleSyncPush,
-  handleSyncRequest,
-  handleToken,
-  parseSyncRequest,
-  type HandlerDeps,
-} from './handlers.js';
-import { errorReply, readBody, sendReply, type Reply, type SigningContext } from './http/io.js';
+import { endpointTable, type BodyEndpoint, type Endpoint } from './endpoints.js';
+import { answerSyncRequest, handleHealth, parseSyncRequest, type HandlerDeps } from './handlers.js';
+import { Authenticator, header } from './http/authn.js';
+import { BodyBudget, readBody, type HeldBody } from './http/body.js';
+import { ClientAddresses } from './http/client-address.js';
+import { decodeJsonBody, DecodeSlots } from './http/decode.js';
+import { errorReply, sendReply, type Reply, type SigningContext } from './http/io.js';
 import { NonceCache } from './http/nonces.js';
 import { RateLimiter } from './http/rate-limit.js';
+import { capText, Refusals } from './http/refusals.js';
 import type { ChangeNotifier, LiveWaits } from './live/index.js';
+import { ServerMetrics } from './metrics.js';
 import type { ClientRecord, ServerStore } from './store/index.js';
-
-type SyncHandler = (deps: HandlerDeps, client: ClientRecord, body: unknown) => Reply;
-type AuthHandler = (deps: HandlerDeps, body: unknown, signedBy: string | undefined) => Reply;
-
-type Route =
-  | { kind: 'sync'; handler: SyncHandler; live?: true }
-  | { kind: 'auth'; handler: AuthHandler }
-  | { kind: 'health' };
-
-const ROUTES: Readonly<Record<string, { method: 'GET' | 'POST'; route: Route }>> = {
-  '/api/v1/sync/request': { method: 'POST', route: { kind: 'sync', handler: handleSyncRequest, live: true } },
-  '/api/v1/sync/push': { method: 'POST', route: { kind: 'sync', handler: handleSyncPush } },
-  '/api/v1/sync/ack': { method: 'POST', route: { kind: 'sync', handler: handleSyncAck } },
-  '/api/v1/auth/token': { method: 'POST', route: { kind: 'auth', handler: handleToken } },
-  '/api/v1/auth/refresh': { method: 'POST', route: { kind: 'auth', handler: handleRefresh } },
-  '/api/v1/health': { method: 'GET', route: { kind: 'health' } },
-};
 
 export interface AppOptions {
   readonly store: ServerStore;
@@ -64,61 +44,102 @@ export interface AppOptions {
   readonly changes: ChangeNotifier;
 }
 
-function header(req: IncomingMessage, name: string): string | undefined {
-  const value = req.headers[name];
-  return Array.isArray(value) ? value[0] : value;
-}
-
 /** Per-request state the steps fill in. */
 interface Exchange {
+  readonly address: string;
+  endpoint: Endpoint | undefined;
+  /** The bearer token's client (sync endpoints) or the verified signer (auth endpoints). */
   client: ClientRecord | undefined;
+  /** SHA-256 of the bearer token (sync endpoints). */
+  tokenHash: string | undefined;
   signing: SigningContext | undefined;
-  signedBy: string | undefined;
+  body: HeldBody | undefined;
+  releaseSlot: (() => void) | undefined;
 }
 
 export class App {
+  readonly metrics: ServerMetrics;
   private readonly deps: HandlerDeps;
   private readonly log: Logger;
   private readonly clock: () => number;
   private readonly config: ServerConfig;
+  private readonly endpoints: ReadonlyMap<string, Endpoint>;
+  private readonly addresses: ClientAddresses;
+  private readonly authn: Authenticator;
+  private readonly budget: BodyBudget;
+  private readonly slots: DecodeSlots;
+  private readonly refusals: Refusals;
+  /** Per client, charged after its signature verified. */
   private readonly clientLimiter: RateLimiter;
+  /** Per bearer token, for unsigned requests (hmac.required false). */
+  private readonly tokenLimiter: RateLimiter;
+  /** Per client address: every auth request, and every refused credential or signature on a sync endpoint. */
   private readonly addressLimiter: RateLimiter;
-  private readonly nonces: NonceCache;
   private readonly isClosing: () => boolean;
   private readonly live: LiveWaits;
 
   constructor(options: AppOptions) {
-    this.deps = { store: options.store, config: options.config, changes: options.changes };
+    const { config } = options;
+    this.deps = { store: options.store, config, changes: options.changes };
     this.live = options.live;
-    this.config = options.config;
+    this.config = config;
     this.log = options.logger;
     this.clock = options.clock;
     this.isClosing = options.isClosing;
-    const { ratePerSecond, burst } = options.config.rateLimit;
+    this.endpoints = endpointTable(config);
+    this.addresses = new ClientAddresses(config.trustedProxies);
+    const nonces = new NonceCache({ windowSeconds: config.hmac.windowSeconds });
+    this.authn = new Authenticator({ store: options.store, nonces, windowSeconds: config.hmac.windowSeconds, clock: this.clock });
+    this.budget = new BodyBudget(config.limits.bodyMemoryBytes);
+    this.slots = new DecodeSlots(config.limits.decodeConcurrency, config.limits.decodeQueue);
+    this.metrics = new ServerMetrics(
+      {
+        bodyMemoryBytes: () => this.budget.inUse(),
+        decodesActive: () => this.slots.inUse(),
+        decodesWaiting: () => this.slots.waiting(),
+      },
+      { processMetrics: config.metrics.enabled },
+    );
+    this.refusals = new Refusals(this.metrics, {
+      logger: this.log,
+      intervalMs: config.log.refusalIntervalSeconds * 1000,
+      now: this.clock,
+    });
+    const { ratePerSecond, burst } = config.rateLimit;
     this.clientLimiter = new RateLimiter({ ratePerSecond, burst, clock: this.clock });
+    this.tokenLimiter = new RateLimiter({ ratePerSecond, burst, clock: this.clock });
     this.addressLimiter = new RateLimiter({ ratePerSecond, burst, clock: this.clock });
-    this.nonces = new NonceCache({ windowSeconds: options.config.hmac.windowSeconds });
   }
 
   /** The node:http request listener. Never throws; every outcome is a reply. */
   handle = (req: IncomingMessage, res: ServerResponse): void => {
     const started = process.hrtime.bigint();
-    const ex: Exchange = { client: undefined, signing: undefined, signedBy: undefined };
+    const ex: Exchange = {
+      address: this.addresses.of(req.socket.remoteAddress, req.headers['x-forwarded-for']),
+      endpoint: undefined,
+      client: undefined,
+      tokenHash: undefined,
+      signing: undefined,
+      body: undefined,
+      releaseSlot: undefined,
+    };
     this.process(req, res, ex)
-      .catch((err: unknown) => this.failure(err, req))
+      .catch((err: unknown) => this.failure(err, req, ex))
       .then(async (reply) => {
+        this.release(ex);
         // A body not read to its end (early refusal) cannot be skipped safely on a kept-alive connection.
         const close = !req.complete || this.isClosing();
         await sendReply(res, reply, {
           gzip: acceptsGzip(req.headers['accept-encoding']),
           signing: ex.signing,
-          nowSeconds: Math.floor(this.clock() / 1000),
+          nowMs: this.clock(),
           close,
         });
+        this.metrics.requests.inc({ endpoint: ex.endpoint?.name ?? 'unknown', status: String(reply.status) });
         this.log.debug(
           {
             method: req.method,
-            path: req.url,
+            path: capText(req.url, 128),
             status: reply.status,
             client: ex.client?.clientId,
             ms: Number(process.hrtime.bigint() - started) / 1e6,
@@ -127,51 +148,36 @@ export class App {
         );
       })
       .catch((err: unknown) => {
+        this.release(ex);
         this.log.error({ err }, 'reply failed');
         res.destroy();
       });
   };
 
-  private failure(err: unknown, req: IncomingMessage): Reply {
-    if (err instanceof ProtocolError) return errorReply(err);
-    this.log.error({ err, method: req.method, path: req.url }, 'internal error');
-    return errorReply(new ProtocolError('INTERNAL', 'internal server error'));
+  /** Logs what the refusal log counted but did not yet report (server close). */
+  flushLogs(): void {
+    this.refusals.flush();
   }
 
   private async process(req: IncomingMessage, res: ServerResponse, ex: Exchange): Promise<Reply> {
-    const url = req.url ?? '/';
-    const path = url.split('?')[0] ?? url;
-    const entry = Object.prototype.hasOwnProperty.call(ROUTES, path) ? ROUTES[path] : undefined;
-    if (entry === undefined) throw new ProtocolError('NOT_FOUND', `no endpoint ${path}`);
-    if (req.method !== entry.method) {
-      const err = new ProtocolError('METHOD_NOT_ALLOWED', `${req.method ?? '?'} not allowed on ${path}`);
-      return { ...errorReply(err), headers: { allow: entry.method } };
+    const endpoint = this.route(req, ex);
+    if (endpoint.kind === 'health') return handleHealth(this.deps);
+    this.checkMediaType(req);
+    const gzip = this.checkEncoding(req, endpoint);
+    this.admit(endpoint, ex);
+    if (endpoint.kind === 'sync') ({ client: ex.client, tokenHash: ex.tokenHash } = this.authn.bearer(req));
+    this.checkUnsigned(req, ex);
+    ex.body = await readBody(req, endpoint.body.maxRawBytes, this.budget);
+    this.checkSignature(req, endpoint, ex, ex.body.bytes);
+    if (gzip) ex.releaseSlot = await this.slots.acquire();
+    const body = await decodeJsonBody(ex.body.bytes, gzip, endpoint.body);
+    // The raw body and the decode slot are done with: a held live wait must not keep them for up to its wait.
+    this.release(ex);
+    if (endpoint.kind === 'sync' && ex.client !== undefined) {
+      return endpoint.live === true ? this.hold(ex.client, body, res) : endpoint.handler(this.deps, ex.client, body);
     }
-    const route = entry.route;
-    if (route.kind === 'health') return handleHealth(this.deps);
-    const contentType = (header(req, 'content-type') ?? '').split(';')[0]?.trim().toLowerCase();
-    if (contentType !== 'application/json') {
-      throw new ProtocolError('UNSUPPORTED_MEDIA_TYPE', `content-type must be application/json, got ${contentType || 'none'}`);
-    }
-    const encoding = contentEncodingOf(req.headers['content-encoding']);
-    if (encoding === 'unsupported') {
-      throw new ProtocolError('UNSUPPORTED_MEDIA_TYPE', 'content-encoding must be gzip or identity');
-    }
-    if (route.kind === 'sync') {
-      ex.client = this.authenticateLimited(req);
-      this.limit(this.clientLimiter, `client:${ex.client.clientId}`);
-    } else {
-      this.limit(this.addressLimiter, `addr:${req.socket.remoteAddress ?? '?'}`);
-    }
-    const raw = await readBody(req, this.config.maxBodyBytes);
-    this.verifySignature(req, raw, ex);
-    const bytes = encoding === 'gzip' ? await decodeGzip(raw, this.config.maxInflatedBytes) : raw;
-    const body = parseJson(bytes);
-    if (route.kind === 'sync' && ex.client !== undefined) {
-      return route.live ? this.hold(ex.client, body, res) : route.handler(this.deps, ex.client, body);
-    }
-    if (route.kind === 'auth') return route.handler(this.deps, body, ex.signedBy);
-    throw new Error('unreachable route kind');
+    if (endpoint.kind === 'auth') return endpoint.handler(this.deps, body, ex.signing === undefined ? undefined : ex.client?.clientId);
+    throw new Error('unreachable: a sync endpoint without a client');
   }
 
   /**
@@ -186,82 +192,110 @@ export class App {
     return this.live.hold(spec, (outcome) => answerSyncRequest(this.deps, client, msg, outcome));
   }
 
-  /** Bearer check; a request with an unknown token counts against its address's bucket (token guessing). */
-  private authenticateLimited(req: IncomingMessage): ClientRecord {
-    try {
-      return this.authenticate(req);
-    } catch (err) {
-      if (err instanceof ProtocolError && err.code === 'UNAUTHORIZED') {
-        this.limit(this.addressLimiter, `addr:${req.socket.remoteAddress ?? '?'}`);
-      }
-      throw err;
+  /** Step: the endpoint of the path (404), with its method (405). */
+  private route(req: IncomingMessage, ex: Exchange): Endpoint {
+    const url = req.url ?? '/';
+    const path = url.split('?')[0] ?? url;
+    const endpoint = this.endpoints.get(path);
+    if (endpoint === undefined) throw new ProtocolError('NOT_FOUND', `no endpoint ${capText(path, 128)}`);
+    ex.endpoint = endpoint;
+    if (req.method !== endpoint.method) {
+      throw new ProtocolError('METHOD_NOT_ALLOWED', `${capText(req.method, 16) ?? '?'} not allowed on ${path}`);
+    }
+    return endpoint;
+  }
+
+  /** Step: every POST body is application/json (415). */
+  private checkMediaType(req: IncomingMessage): void {
+    const contentType = (header(req, 'content-type') ?? '').split(';')[0]?.trim().toLowerCase();
+    if (contentType !== 'application/json') {
+      throw new ProtocolError(
+        'UNSUPPORTED_MEDIA_TYPE',
+        `content-type must be application/json, got ${capText(contentType, 64) || 'none'}`,
+        { reason: 'content_type' },
+      );
     }
   }
 
-  private authenticate(req: IncomingMessage): ClientRecord {
-    const auth = header(req, 'authorization') ?? '';
-    const match = /^Bearer\s+([A-Za-z0-9._~+/=-]{1,512})$/i.exec(auth.trim());
-    if (match === null || match[1] === undefined) {
-      throw new ProtocolError('UNAUTHORIZED', 'missing or malformed Authorization: Bearer token');
+  /** Step: identity or gzip, and gzip only where the endpoint takes it (415). Returns whether the body is gzip. */
+  private checkEncoding(req: IncomingMessage, endpoint: BodyEndpoint): boolean {
+    const encoding = contentEncodingOf(req.headers['content-encoding']);
+    if (encoding === 'unsupported') {
+      throw new ProtocolError('UNSUPPORTED_MEDIA_TYPE', 'content-encoding must be gzip or identity', { reason: 'content_encoding' });
     }
-    const lookup = this.deps.store.accounts.lookupToken(match[1], 'access');
-    if (lookup.ok) return lookup.client;
-    throw lookup.reason === 'expired'
-      ? new ProtocolError('AUTH_EXPIRED', 'access token expired: refresh or re-authenticate')
-      : new ProtocolError('UNAUTHORIZED', 'unknown access token');
-  }
-
-  private limit(limiter: RateLimiter, key: string): void {
-    const decision = limiter.take(key);
-    if (!decision.ok) {
-      throw new ProtocolError('RATE_LIMITED', `too many requests; retry in ${decision.retryAfterSeconds} s`, {
-        retryAfterSeconds: decision.retryAfterSeconds,
+    if (encoding === 'gzip' && endpoint.kind === 'auth') {
+      throw new ProtocolError('UNSUPPORTED_MEDIA_TYPE', `${endpoint.name} takes uncompressed bodies only`, {
+        reason: 'content_encoding',
       });
     }
+    return encoding === 'gzip';
   }
 
-  /** design.md §HMAC: checks a signed request (or refuses an unsigned one when signing is required). */
-  private verifySignature(req: IncomingMessage, raw: Buffer, ex: Exchange): void {
-    const signature = header(req, HEADER_SIGNATURE);
-    if (signature === undefined) {
-      if (this.config.hmac.required) throw new ProtocolError('BAD_SIGNATURE', 'request must be signed (HMAC required)');
-      return;
+  /**
+   * Step: the per-address bucket. An auth request takes a token from it (anyone may call those endpoints); a sync
+   * request only needs one left, since only refused tokens and signatures take from it (failure()).
+   */
+  private admit(endpoint: BodyEndpoint, ex: Exchange): void {
+    const key = `addr:${ex.address}`;
+    const decision = endpoint.kind === 'auth' ? this.addressLimiter.take(key) : this.addressLimiter.peek(key);
+    if (!decision.ok) throw rateLimited(decision.retryAfterSeconds, 'address');
+  }
+
+  /**
+   * Step: an unsigned request is refused at once when signing is required (its body is never read); otherwise an
+   * unsigned sync request is charged to its bearer token's bucket — the token is all that identifies it.
+   */
+  private checkUnsigned(req: IncomingMessage, ex: Exchange): void {
+    if (this.authn.isSigned(req)) return;
+    if (this.config.hmac.required) {
+      throw new ProtocolError('BAD_SIGNATURE', 'request must be signed (HMAC required)', { reason: 'unsigned' });
     }
-    const named = header(req, HEADER_CLIENT_ID);
-    let client = ex.client;
-    if (client !== undefined) {
-      if (named !== undefined && named !== client.clientId) {
-        throw new ProtocolError('BAD_SIGNATURE', `${HEADER_CLIENT_ID} does not match the token's client`);
-      }
-    } else {
-      client = named === undefined ? undefined : this.deps.store.accounts.getClient(named);
-      if (client === undefined) throw new ProtocolError('BAD_SIGNATURE', `${HEADER_CLIENT_ID} names no known client`);
+    if (ex.tokenHash === undefined) return; // auth endpoints: the address bucket already counted it
+    const decision = this.tokenLimiter.take(`token:${ex.tokenHash}`);
+    if (!decision.ok) throw rateLimited(decision.retryAfterSeconds, 'token');
+  }
+
+  /** Step: a signed request is verified over the body bytes as sent; then its client's bucket is charged. */
+  private checkSignature(req: IncomingMessage, endpoint: BodyEndpoint, ex: Exchange, raw: Buffer): void {
+    if (!this.authn.isSigned(req)) return;
+    const signed = this.authn.verify(req, raw, ex.client);
+    ex.client = signed.client;
+    ex.signing = { secret: signed.client.secret, nonce: signed.nonce };
+    if (endpoint.kind !== 'sync') return;
+    const decision = this.clientLimiter.take(`client:${signed.client.clientId}`);
+    if (!decision.ok) throw rateLimited(decision.retryAfterSeconds, 'client');
+  }
+
+  private release(ex: Exchange): void {
+    ex.body?.release();
+    ex.body = undefined;
+    ex.releaseSlot?.();
+    ex.releaseSlot = undefined;
+  }
+
+  private failure(err: unknown, req: IncomingMessage, ex: Exchange): Reply {
+    if (!(err instanceof ProtocolError)) {
+      this.log.error({ err, method: req.method, path: capText(req.url, 128) }, 'internal error');
+      return errorReply(new ProtocolError('INTERNAL', 'internal server error'));
     }
-    const nowSeconds = Math.floor(this.clock() / 1000);
-    const headers = { timestamp: header(req, HEADER_TIMESTAMP), nonce: header(req, HEADER_NONCE), signature };
-    const check = verifyRequest({
-      secret: client.secret,
-      method: req.method ?? 'POST',
-      path: req.url ?? '/',
-      clientId: client.clientId,
-      body: raw,
-      headers,
-      nowSeconds,
-      windowSeconds: this.config.hmac.windowSeconds,
+    // Refused credentials on a sync endpoint count against the address (token guessing, forged signatures).
+    if (ex.endpoint?.kind === 'sync' && (err.code === 'UNAUTHORIZED' || err.code === 'BAD_SIGNATURE')) {
+      this.addressLimiter.take(`addr:${ex.address}`);
+    }
+    this.refusals.record(err, {
+      endpoint: ex.endpoint?.name ?? 'unknown',
+      path: req.url,
+      address: ex.address,
+      client: ex.client?.clientId ?? header(req, HEADER_CLIENT_ID),
     });
-    if (!check.ok) throw new ProtocolError('BAD_SIGNATURE', `request signature rejected: ${check.reason}`);
-    const nonce = headers.nonce ?? '';
-    const fresh = this.nonces.accept(client.clientId, nonce, Number(headers.timestamp), nowSeconds);
-    if (!fresh.ok) throw new ProtocolError('BAD_SIGNATURE', `request signature rejected: ${fresh.reason}`);
-    ex.signing = { secret: client.secret, nonce };
-    ex.signedBy = client.clientId;
+    const reply = errorReply(err);
+    if (err.code === 'METHOD_NOT_ALLOWED' && ex.endpoint !== undefined) {
+      return { ...reply, headers: { ...reply.headers, allow: ex.endpoint.method } };
+    }
+    return reply;
   }
 }
 
-function parseJson(bytes: Buffer): unknown {
-  try {
-    return JSON.parse(bytes.toString('utf8'));
-  } catch (err) {
-    throw new ProtocolError('BAD_REQUEST', `malformed JSON: ${(err as Error).message}`);
-  }
+function rateLimited(retryAfterSeconds: number, reason: string): ProtocolError {
+  return new ProtocolError('RATE_LIMITED', `too many requests; retry in ${retryAfterSeconds} s`, { retryAfterSeconds, reason });
 }

@@ -112,14 +112,23 @@ async function serveCommand(args: string[], io: CommandIo): Promise<number> {
   const config = loadServerConfig(values.config, overrides);
   const logger = createLogger({ level: config.log.level, name: 'inbetweenies-server' });
   const server = createSyncServer({ config, logger });
-  const { url } = await server.listen();
-  logger.info({ url, dataDir: config.dataDir, hmacRequired: config.hmac.required }, `listening on ${url}`);
+  const { url, metricsUrl } = await server.listen();
+  logger.info(
+    { url, dataDir: config.dataDir, hmacRequired: config.hmac.required, tls: config.tls !== undefined, metricsUrl },
+    `listening on ${url}`,
+  );
   io.onListening?.(url);
+  // SIGHUP: read the TLS certificate and key again (renewal) without dropping connections.
+  const reload = (): void => {
+    server.reloadTls();
+  };
+  process.on('SIGHUP', reload);
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {
       logger.info({ signal }, 'shutting down');
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
+      process.off('SIGHUP', reload);
       io.signal?.removeEventListener('abort', onAbort);
       resolve();
     };

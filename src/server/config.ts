@@ -8,8 +8,12 @@ import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { describeIssues } from '../protocol/index.js';
+import { parseProxyEntry } from './http/client-address.js';
 
 const PositiveInt = z.number().int().positive();
+const ProxyEntry = z.string().refine((v) => parseProxyEntry(v) !== undefined, {
+  message: 'expected an IP address or a CIDR range such as 10.0.0.0/8 or ::1',
+});
 
 export const ServerConfigSchema = z.strictObject({
   host: z.string().min(1).default('127.0.0.1'),
@@ -19,10 +23,41 @@ export const ServerConfigSchema = z.strictObject({
   pageSize: PositiveInt.max(100_000).default(1000),
   /** Changes accepted in one sync_push; more gets 413 PAYLOAD_TOO_LARGE. */
   maxPushChanges: PositiveInt.max(100_000).default(1000),
-  /** Raw (possibly compressed) request body cap. */
-  maxBodyBytes: PositiveInt.default(4 * 1024 * 1024),
-  /** Inflated gzip body cap (design.md §gzip: a bomb gets 413). */
-  maxInflatedBytes: PositiveInt.default(16 * 1024 * 1024),
+  /** sync_push body cap on the wire (possibly compressed); the other endpoints have small fixed caps (endpoints.ts). */
+  maxBodyBytes: PositiveInt.max(256 * 1024 * 1024).default(4 * 1024 * 1024),
+  /** sync_push body cap after gzip inflation (design.md §gzip: a bomb gets 413). */
+  maxInflatedBytes: PositiveInt.max(256 * 1024 * 1024).default(8 * 1024 * 1024),
+  /** Memory bounds across requests (docs/protocol.md §Limits): beyond them 503 SERVER_BUSY + Retry-After. */
+  limits: z
+    .strictObject({
+      /** Request bodies held in memory at once, all requests together. */
+      bodyMemoryBytes: PositiveInt.default(16 * 1024 * 1024),
+      /** Compressed bodies inflated and parsed at once. */
+      decodeConcurrency: PositiveInt.max(64).default(2),
+      /** Compressed bodies waiting for a decode slot. */
+      decodeQueue: z.number().int().min(0).max(10_000).default(64),
+    })
+    .prefault({}),
+  /**
+   * Reverse proxies whose X-Forwarded-For is believed (addresses or CIDR ranges). The client address (auth rate limit,
+   * logs) is the first untrusted hop from the right; with none, X-Forwarded-For is ignored.
+   */
+  trustedProxies: z.array(ProxyEntry).max(256).default([]),
+  /** HTTPS on the listener itself (seed §Data Integrity "TLS for transport encryption"); SIGHUP reloads the files. */
+  tls: z
+    .strictObject({
+      certFile: z.string().min(1),
+      keyFile: z.string().min(1),
+    })
+    .optional(),
+  /** Prometheus GET /metrics on its own plain-HTTP listener (never on the public one); off by default. */
+  metrics: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      host: z.string().min(1).default('127.0.0.1'),
+      port: z.number().int().min(0).max(65535).default(9181),
+    })
+    .prefault({}),
   tokens: z
     .strictObject({
       accessTtlSeconds: PositiveInt.default(3600),
@@ -68,6 +103,8 @@ export const ServerConfigSchema = z.strictObject({
   log: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      /** Refused requests are logged at most once per code and reason this often, with the count since. */
+      refusalIntervalSeconds: z.number().min(0).max(3600).default(10),
     })
     .prefault({}),
 });

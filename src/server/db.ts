@@ -1,11 +1,13 @@
 /**
  * The server's own SQLite file `<dataDir>/server.db` (separate from the gateway store): open, pragmas, migrations.
  * WAL with synchronous=FULL, so a 200 to a push means the push is on disk. The file holds client secrets (they key
- * the HMAC), so it is created with mode 0600 in a 0700 directory.
+ * the HMAC), so it is created with mode 0600 in a 0700 directory whatever the umask (SQLite gives its -wal and -shm
+ * files the mode of the database file), and the server refuses to open it when it, its -wal or its -shm file can be
+ * read or written by other users (file-modes.ts).
  */
 import Database from 'better-sqlite3';
-import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
+import { assertPrivateFiles, createPrivateFile, ensurePrivateDir } from './file-modes.js';
 
 export type ServerDb = Database.Database;
 
@@ -86,13 +88,21 @@ const MIGRATIONS: readonly string[] = [
     value  TEXT NOT NULL
   ) WITHOUT ROWID;
   `,
+  // 2: per-home issued watermarks (watermarks.ts), seeded with the old global floor, which bounded everything issued;
+  // token families, so a refresh revokes the access token issued with the refresh token it rotates.
+  `
+  ALTER TABLE homes ADD COLUMN issued_through INTEGER NOT NULL DEFAULT 0;   -- µs, highest server_time issued to the home
+  UPDATE homes SET issued_through = coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'floor'), 0);
+  ALTER TABLE tokens ADD COLUMN family TEXT;                               -- the pair (access + refresh) issued together
+  CREATE INDEX tokens_by_family ON tokens (family) WHERE family IS NOT NULL;
+  `,
 ];
 
 export function openServerDb(dataDir: string): ServerDb {
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  ensurePrivateDir(dataDir);
   const path = join(dataDir, SERVER_DB_FILE);
-  closeSync(openSync(path, 'a', 0o600));
-  chmodSync(path, 0o600);
+  assertPrivateFiles([path, `${path}-wal`, `${path}-shm`]);
+  createPrivateFile(path);
   const db = new Database(path);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');

@@ -31,8 +31,6 @@ import type { ClientRecord, IssuedTokens, ServerStore } from './store/index.js';
 import { ALL_TYPES_MASK, type PagePosition } from './store/pull.js';
 
 export const SERVER_VERSION = '0.1.0';
-/** A last_sync up to this far beyond the floor is tolerated (issued watermarks persist with 1 s slack). */
-export const FUTURE_TOLERANCE_US: Micros = 5_000_000;
 
 export interface HandlerDeps {
   readonly store: ServerStore;
@@ -40,6 +38,11 @@ export interface HandlerDeps {
   /** Told of every push that wrote something, so held live waits of the home wake up. */
   readonly changes: ChangeNotifier;
 }
+
+/** A sync endpoint: the parsed body of a request whose bearer token (and signature, if any) verified. */
+export type SyncHandler = (deps: HandlerDeps, client: ClientRecord, body: unknown) => Reply;
+/** An auth endpoint; `signedBy` is the client id of a verified request signature, if any. */
+export type AuthHandler = (deps: HandlerDeps, body: unknown, signedBy: string | undefined) => Reply;
 
 function parse<T extends z.ZodType>(schema: T, body: unknown, what: string): z.infer<T> {
   const parsed = schema.safeParse(body);
@@ -71,34 +74,44 @@ interface SyncWindow {
   readonly after: PagePosition | null;
 }
 
-/** The delta window (W, H] of a request: from its cursor, or a fresh watermark for a first page (design.md §Watermark). */
-function syncWindow(store: ServerStore, client: ClientRecord, msg: SyncRequest): SyncWindow {
-  let window: SyncWindow;
-  if (msg.cursor) {
-    const c = decodeCursor(store.cursorKey, client.clientId, msg.cursor);
-    if (c.h > store.sequencer.current() + FUTURE_TOLERANCE_US) {
-      throw new ProtocolError('INVALID_SYNC_STATE', 'cursor is later than anything this server issued: do a full resync');
-    }
-    store.sequencer.observe(c.h);
-    window = { w: c.w, h: c.h, after: { p: c.p, s: c.s } };
-  } else {
-    const w = msg.last_sync ? (parseTimestamp(msg.last_sync) ?? null) : null;
-    if (w !== null && w > store.sequencer.current() + FUTURE_TOLERANCE_US) {
-      throw new ProtocolError(
-        'INVALID_SYNC_STATE',
-        'last_sync is later than any server_time this server issued (restored from a backup?): do a full resync',
-      );
-    }
-    if (w !== null) store.sequencer.observe(w);
-    window = { w, h: store.sequencer.issue(), after: null };
+/**
+ * A watermark a client presents (last_sync, a cursor's H) must not be later than what this server issued to the
+ * client's home (watermarks.ts). It is only compared, never recorded: nothing a client sends moves any clock.
+ */
+function checkIssued(store: ServerStore, client: ClientRecord, value: Micros, what: string): void {
+  if (value > store.watermarks.bound(client.homeId)) {
+    throw new ProtocolError(
+      'INVALID_SYNC_STATE',
+      `${what} is later than any server_time this server issued to this home (restored from a backup?): do a full resync`,
+      { reason: 'future_watermark' },
+    );
   }
-  if (window.w !== null && window.w < store.purgedThrough(client.homeId)) {
+}
+
+/** A last_sync older than the home's purged tombstones cannot give a complete delta (design.md §Deletes). */
+function checkRetained(store: ServerStore, client: ClientRecord, w: Micros | null): void {
+  if (w !== null && w < store.purgedThrough(client.homeId)) {
     throw new ProtocolError(
       'INVALID_SYNC_STATE',
       'last_sync is older than the tombstone retention horizon: do a full resync (last_sync null)',
+      { reason: 'purged' },
     );
   }
-  return window;
+}
+
+/** The delta window (W, H] of a request: from its cursor, or a fresh watermark for a first page (design.md §Watermark). */
+function syncWindow(store: ServerStore, client: ClientRecord, msg: SyncRequest): SyncWindow {
+  if (msg.cursor) {
+    const c = decodeCursor(store.cursorKey, client.clientId, msg.cursor);
+    checkIssued(store, client, c.h, 'the cursor');
+    checkRetained(store, client, c.w);
+    return { w: c.w, h: c.h, after: { p: c.p, s: c.s } };
+  }
+  const w = msg.last_sync ? (parseTimestamp(msg.last_sync) ?? null) : null;
+  if (w !== null) checkIssued(store, client, w, 'last_sync');
+  checkRetained(store, client, w);
+  // Checks first: a refused request issues nothing.
+  return { w, h: store.issueWatermark(client.homeId), after: null };
 }
 
 /** sync_request → sync_delta (seed §1, §2; design.md §Watermark, §Pagination). */
@@ -168,7 +181,7 @@ export function handleSyncPush(deps: HandlerDeps, client: ClientRecord, body: un
     type: 'sync_result',
     applied: result.applied,
     conflicts: result.conflicts,
-    server_time: formatTimestamp(result.serverTime),
+    server_time: formatTimestamp(store.serverTimeFor(client.homeId)),
   };
   return jsonReply(200, reply);
 }
@@ -179,12 +192,17 @@ export function handleSyncAck(deps: HandlerDeps, client: ClientRecord, body: unk
   const msg = parse(SyncAckSchema, body, 'sync_ack');
   checkClient(msg.client_id, client);
   const w = parseTimestamp(msg.sync_completed_at);
-  const floor = store.sequencer.current();
-  if (w === undefined || w > floor) {
-    throw new ProtocolError('BAD_REQUEST', 'sync_completed_at is later than any server_time this server issued');
+  if (w === undefined || w > store.watermarks.bound(client.homeId)) {
+    throw new ProtocolError('BAD_REQUEST', 'sync_completed_at is later than any server_time this server issued to this home', {
+      reason: 'future_ack',
+    });
   }
   store.accounts.recordAck(client.clientId, w);
-  const reply: SyncAckResult = { type: 'sync_ack_result', acknowledged: true, server_time: formatTimestamp(floor) };
+  const reply: SyncAckResult = {
+    type: 'sync_ack_result',
+    acknowledged: true,
+    server_time: formatTimestamp(store.serverTimeFor(client.homeId)),
+  };
   return jsonReply(200, reply);
 }
 
@@ -204,24 +222,29 @@ function tokenReply(tokens: IssuedTokens, client: ClientRecord): Reply {
 export function handleToken(deps: HandlerDeps, body: unknown, signedBy: string | undefined): Reply {
   const msg = parse(TokenRequestSchema, body, 'token request');
   if (signedBy !== undefined && signedBy !== msg.client_id) {
-    throw new ProtocolError('BAD_SIGNATURE', 'x-inbetweenies-client-id does not match client_id');
+    throw new ProtocolError('BAD_SIGNATURE', 'x-inbetweenies-client-id does not match client_id', { reason: 'client_id' });
   }
+  // An unknown client id and a wrong secret get the same answer, in the same time (accounts.authenticate).
   const client = deps.store.accounts.authenticate(msg.client_id, msg.client_secret);
-  if (client === undefined) throw new ProtocolError('UNAUTHORIZED', 'invalid client credentials');
+  if (client === undefined) throw new ProtocolError('UNAUTHORIZED', 'invalid client credentials', { reason: 'bad_credentials' });
   return tokenReply(deps.store.accounts.issueTokens(client.clientId, deps.config.tokens), client);
 }
 
-/** POST /auth/refresh: a new pair; the old refresh token is revoked. */
+/** POST /auth/refresh: a new pair; the old refresh token and the access token issued with it are revoked. */
 export function handleRefresh(deps: HandlerDeps, body: unknown, signedBy: string | undefined): Reply {
   const msg = parse(RefreshRequestSchema, body, 'refresh request');
   const lookup = deps.store.accounts.lookupToken(msg.refresh_token, 'refresh');
   if (!lookup.ok) {
     throw lookup.reason === 'expired'
-      ? new ProtocolError('AUTH_EXPIRED', 'refresh token expired: authenticate with the client credentials')
-      : new ProtocolError('UNAUTHORIZED', 'unknown refresh token');
+      ? new ProtocolError('AUTH_EXPIRED', 'refresh token expired: authenticate with the client credentials', {
+          reason: 'refresh_expired',
+        })
+      : new ProtocolError('UNAUTHORIZED', 'unknown refresh token', { reason: 'unknown_refresh' });
   }
   if (signedBy !== undefined && signedBy !== lookup.client.clientId) {
-    throw new ProtocolError('UNAUTHORIZED', 'refresh token belongs to another client');
+    throw new ProtocolError('BAD_SIGNATURE', 'the refresh token belongs to another client than the signature', {
+      reason: 'client_id',
+    });
   }
   const tokens = deps.store.accounts.rotateRefresh(msg.refresh_token, lookup.client.clientId, deps.config.tokens);
   return tokenReply(tokens, lookup.client);

@@ -29,6 +29,8 @@ export const SyncClientConfigSchema = TransportConfigSchema.extend({
   refreshAtFraction: z.number().gt(0).lt(1).default(0.2),
   /** Progress lines for long work at most this often. */
   progressEveryMs: Ms.default(5_000),
+  /** A server_time further than this from the response's HTTP Date header is not taken as the clock (clock.ts). */
+  clockMaxDisagreementMs: z.number().int().min(0).default(5_000),
   /**
    * A cycle that pulled and pushed nothing sends no sync_ack unless the last ack is older than this (default 10 min):
    * the ack only lets the server purge tombstones (design.md §Deletes), so a later ack is enough (ackDue()).
@@ -115,7 +117,7 @@ export class SyncClient {
     this.#now = now ?? Date.now;
     this.#onCommands = onDeviceCommands ?? (() => undefined);
     this.#fault = faults ?? NO_FAULTS;
-    this.clock = clock ?? new ServerClock({ now: this.#now, state: store.syncState, logger });
+    this.clock = clock ?? new ServerClock({ now: this.#now, state: store.syncState, logger, maxDateDisagreementMs: this.config.clockMaxDisagreementMs });
     this.clock.onStep((deltaMs) => this.rebase(deltaMs));
     this.transport = new SyncTransport({ ...this.config, logger, now: this.#now, timestampSeconds: () => this.clock.nowMs() / 1000 });
     this.#tokens = new TokenManager({
@@ -251,9 +253,9 @@ export class SyncClient {
 
   /** GET /api/v1/health; its server_time also feeds the clock estimate. Throws when the server is not reachable. */
   async probe(): Promise<void> {
-    const { value, sentAtMs, receivedAtMs } = await this.transport.call({ method: 'GET', path: HEALTH_PATH, schema: HealthResponseSchema, signed: false });
+    const { value, sentAtMs, receivedAtMs, serverDateMs } = await this.transport.call({ method: 'GET', path: HEALTH_PATH, schema: HealthResponseSchema, signed: false });
     const serverMicros = parseTimestamp(value.server_time);
-    if (serverMicros !== undefined) this.clock.observe(serverMicros, sentAtMs, receivedAtMs);
+    if (serverMicros !== undefined) this.clock.observe(serverMicros, sentAtMs, receivedAtMs, serverDateMs);
   }
 
   /** A request with the bearer token; on 401 AUTH_EXPIRED (or a token the server no longer knows) renew once, retry once. */

@@ -3,13 +3,22 @@
  * sync_request round trip. Among recent samples the one with the lowest round-trip time is the most trustworthy (its
  * midpoint error is at most RTT/2); small moves are smoothed, a large step (first sample, an RTC-less Pi that booted
  * in 1970, a clock stepped by NTP) is taken at once. The offset is persisted so a restart stamps correctly at once.
+ *
+ * The HTTP `Date` header of the same response (RFC 9110 §6.6.1: the server's clock, 1 s resolution) is a sanity
+ * bound: a server_time that disagrees with it by more than `maxDateDisagreementMs` (beyond the round trip and the
+ * header's resolution) is not adopted — a server_time can run ahead of the server's clock (a watermark issued before
+ * its clock stepped back), and a gateway that followed it would stamp in the future and sign stale requests. Such
+ * samples are counted and logged rate-limited; with no estimate yet, the Date header's own estimate is taken.
  */
 import type { Logger } from '../log.js';
 import type { Micros } from '../protocol/index.js';
 import type { SyncState } from '../store/sync-state.js';
 import type { StampClock } from '../store/types.js';
+import { RateLimitedLog } from '../util/rate-limited-log.js';
 
 const PERSIST_THRESHOLD_MS = 10;
+/** The Date header has whole seconds: the server's clock was in [date, date + 1 s) when it was written. */
+const DATE_RESOLUTION_MS = 1000;
 
 export interface ClockSample {
   readonly offsetMs: number;
@@ -34,6 +43,33 @@ export interface ServerClockOptions {
    * before it were stamped with the old offset, and the client re-bases the pending ones (SyncOutbox.rebasePending).
    */
   readonly onStep?: (deltaMs: number) => void;
+  /**
+   * A server_time whose offset is further than this from the range the HTTP Date header allows (the round trip plus
+   * the header's 1 s resolution) is not adopted (default 5000 ms).
+   */
+  readonly maxDateDisagreementMs?: number;
+  /** At most one clock-step or disagreement line per reason this often; the line carries the count (default 60 s). */
+  readonly warnIntervalMs?: number;
+}
+
+/** What the clock did with its samples since it was made (gateway metrics and status). */
+export interface ClockStats {
+  /** Samples adopted (smoothed in or stepped to). */
+  readonly samples: number;
+  /** Of which steps (the offset moved by more than stepMs at once). */
+  readonly steps: number;
+  /** server_time samples not adopted because they disagreed with the HTTP Date header. */
+  readonly rejected: number;
+}
+
+/**
+ * Pure: how far (ms) an offset estimate lies outside the range the HTTP Date header allows: the server's clock read
+ * `dateMs` (truncated to the second) at some local instant between `sentMs` and `receivedMs`. 0 when inside.
+ */
+export function dateDisagreementMs(offsetMs: number, dateMs: number, sentMs: number, receivedMs: number): number {
+  const low = dateMs - Math.max(sentMs, receivedMs);
+  const high = dateMs + DATE_RESOLUTION_MS - Math.min(sentMs, receivedMs);
+  return offsetMs < low ? low - offsetMs : offsetMs > high ? offsetMs - high : 0;
 }
 
 /** Pure estimate: the lowest-RTT sample of the window (ties: the most recent). */
@@ -62,6 +98,9 @@ export class ServerClock implements StampClock {
   readonly #stepMs: number;
   readonly #samples: ClockSample[] = [];
   readonly #onStep: Array<(deltaMs: number) => void> = [];
+  readonly #maxDateDisagreementMs: number;
+  readonly #warnings: RateLimitedLog;
+  #stats = { samples: 0, steps: 0, rejected: 0 };
   #offsetMs: number;
   #persistedMs: number;
   #known: boolean;
@@ -74,6 +113,11 @@ export class ServerClock implements StampClock {
     this.#smoothing = options.smoothing ?? 0.3;
     this.#stepMs = options.stepMs ?? 1000;
     if (options.onStep) this.#onStep.push(options.onStep);
+    this.#maxDateDisagreementMs = options.maxDateDisagreementMs ?? 5000;
+    if (!(this.#maxDateDisagreementMs >= 0)) {
+      throw new RangeError(`ServerClock: maxDateDisagreementMs must be >= 0, given ${String(options.maxDateDisagreementMs)}`);
+    }
+    this.#warnings = new RateLimitedLog({ logger: this.#log, intervalMs: options.warnIntervalMs ?? 60_000, level: 'warn', now: this.#now });
     const saved = options.state?.get('clock_offset_ms');
     this.#offsetMs = saved ?? 0;
     this.#persistedMs = saved ?? Number.NaN;
@@ -107,12 +151,44 @@ export class ServerClock implements StampClock {
     this.#onStep.push(listener);
   }
 
-  /** Feeds one round trip (local epoch ms at send and receive, and the server's time in µs). */
-  observe(serverMicros: Micros, sentMs: number, receivedMs: number): void {
-    const sample = offsetOf(serverMicros / 1000, sentMs, receivedMs);
+  get stats(): ClockStats {
+    return { ...this.#stats };
+  }
+
+  /**
+   * Feeds one round trip: local epoch ms at send and receive, the server's time in µs, and the response's HTTP
+   * `Date` header as epoch ms when it had one.
+   */
+  observe(serverMicros: Micros, sentMs: number, receivedMs: number, dateMs?: number): void {
+    let sample = offsetOf(serverMicros / 1000, sentMs, receivedMs);
+    if (dateMs !== undefined && Number.isFinite(dateMs)) {
+      const off = dateDisagreementMs(sample.offsetMs, dateMs, sentMs, receivedMs);
+      if (off > this.#maxDateDisagreementMs) {
+        this.#stats.rejected += 1;
+        this.#warnings.record('date_disagreement', 'server_time disagrees with the HTTP Date header: not adopted', {
+          serverTime: new Date(serverMicros / 1000).toISOString(),
+          date: new Date(dateMs).toISOString(),
+          disagreementMs: Math.round(off),
+        });
+        if (this.#known) return;
+        // No estimate yet: the Date header's own (±0.5 s plus half the round trip) beats none.
+        sample = offsetOf(dateMs + DATE_RESOLUTION_MS / 2, sentMs, receivedMs);
+      }
+    }
+    this.#adopt(sample);
+  }
+
+  #adopt(sample: ClockSample): void {
     const previous = this.#offsetMs;
+    this.#stats.samples += 1;
     if (!this.#known || Math.abs(sample.offsetMs - previous) > this.#stepMs + sample.rttMs / 2) {
-      if (this.#known) this.#log.warn({ from: previous, to: sample.offsetMs }, 'clock step: server offset re-estimated');
+      if (this.#known) {
+        this.#stats.steps += 1;
+        this.#warnings.record('step', 'clock step: server offset re-estimated', {
+          from: Math.round(previous),
+          to: Math.round(sample.offsetMs),
+        });
+      }
       this.#samples.length = 0;
       this.#samples.push(sample);
       this.#offsetMs = sample.offsetMs;

@@ -106,12 +106,12 @@ async function pullFrom(deps: PullDeps, lastSync: string | null): Promise<PullRe
       ...(cursor === undefined ? {} : { cursor }),
       ...(deps.pageLimit === undefined ? {} : { limit: deps.pageLimit }),
     };
-    const { value: delta, sentAtMs, receivedAtMs } = await deps.call({ method: 'POST', path: SYNC_REQUEST_PATH, body: request, schema: SyncDeltaSchema });
+    const { value: delta, sentAtMs, receivedAtMs, serverDateMs } = await deps.call({ method: 'POST', path: SYNC_REQUEST_PATH, body: request, schema: SyncDeltaSchema });
     deps.fault('after_request');
     if (tally.pages === 0) {
       // design.md §Clock: every page repeats the first page's server_time, so only the first round trip is a sample.
       const serverMicros = parseTimestamp(delta.server_time);
-      if (serverMicros !== undefined) deps.clock.observe(serverMicros, sentAtMs, receivedAtMs);
+      if (serverMicros !== undefined) deps.clock.observe(serverMicros, sentAtMs, receivedAtMs, serverDateMs);
     }
     if (delta.more && (delta.cursor === undefined || delta.cursor === null)) {
       throw new GatewayError('BAD_RESPONSE', 'sync_delta says more=true without a cursor');

@@ -3,8 +3,17 @@
  * JSON body gzipped above 1 KB (seed §Compression), HMAC-signed when enabled (seed §Data Integrity, scheme in
  * protocol/hmac.ts), `Accept-Encoding: gzip`. Every response: signature verified against the request's nonce
  * (before it is used at all), gunzipped with a cap, validated with its zod schema. Errors are typed: SyncHttpError
- * for the server's error bodies, GatewayError TRANSPORT / TIMEOUT / BAD_RESPONSE / BAD_SIGNATURE for the rest.
+ * for the server's error bodies, GatewayError TRANSPORT / TIMEOUT / BAD_RESPONSE / BAD_SIGNATURE / TLS_PIN_MISMATCH
+ * for the rest.
+ *
+ * HTTPS (seed §Data Integrity "TLS for transport encryption"): the server certificate is verified against the system
+ * CAs or `caFile` (a private CA), and optionally its key is pinned (`pinSha256`: SHA-256 of the certificate's
+ * SubjectPublicKeyInfo, base64 or hex); a connection to any other key fails closed with TLS_PIN_MISMATCH.
  */
+import { createHash, X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { Pool, errors as undiciErrors } from 'undici';
 import { z } from 'zod';
 import { GatewayError, HTTP_STATUS_BY_CODE, SyncHttpError, type ErrorCode } from '../errors.js';
@@ -24,6 +33,9 @@ import {
 } from '../protocol/index.js';
 import { Ms, validateOptions } from './options.js';
 
+/** Base64 (44 characters, padded) or hex (64 characters) SHA-256. */
+const PIN_RE = /^(?:[A-Za-z0-9+/]{43}=|[0-9a-fA-F]{64})$/;
+
 export const TransportConfigSchema = z.object({
   serverUrl: z.url({ protocol: /^https?$/ }),
   clientId: z.string().min(1),
@@ -37,8 +49,33 @@ export const TransportConfigSchema = z.object({
   /** Cap on a response body, raw and inflated (default 16 MiB). */
   maxResponseBytes: z.number().int().positive().default(16 * 1024 * 1024),
   gzipThresholdBytes: z.number().int().nonnegative().default(1024),
+  /** PEM file of the CA(s) that issued the server certificate, instead of the system CAs (https only). */
+  caFile: z.string().min(1).optional(),
+  /** Accepted SHA-256 pins of the server's public key (SPKI), base64 or hex (https only); none: no pinning. */
+  pinSha256: z.array(z.string().regex(PIN_RE, 'expected a SHA-256 as 44 base64 or 64 hex characters')).max(16).optional(),
 });
 export type TransportConfig = z.input<typeof TransportConfigSchema>;
+
+/**
+ * The pin of a public key: base64 SHA-256 of its DER SubjectPublicKeyInfo (HPKP's pin-sha256; `openssl x509 -in
+ * cert.pem -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64`).
+ */
+export function spkiPin(spkiDer: Uint8Array): string {
+  return createHash('sha256').update(spkiDer).digest('base64');
+}
+
+/** A configured pin (base64 or hex) in base64. */
+export function normalisePin(pin: string): string {
+  return /^[0-9a-fA-F]{64}$/.test(pin) ? Buffer.from(pin, 'hex').toString('base64') : pin;
+}
+
+/** Whether a server URL names this machine (plain HTTP to it never leaves the host). */
+export function isLoopbackUrl(url: URL): boolean {
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  if (host === 'localhost' || host.endsWith('.localhost')) return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  return host === '::1';
+}
 
 export interface TransportOptions extends TransportConfig {
   readonly logger: Logger;
@@ -71,6 +108,8 @@ export interface CallResult<T> {
   readonly status: number;
   readonly sentAtMs: number;
   readonly receivedAtMs: number;
+  /** The response's HTTP `Date` header (the server's clock, whole seconds) as epoch ms; undefined when absent. */
+  readonly serverDateMs: number | undefined;
 }
 
 export interface TransportStats {
@@ -102,11 +141,17 @@ export class SyncTransport {
     this.#basePath = url.pathname.replace(/\/+$/, '');
     this.#pool = new Pool(this.#origin, {
       connections: this.config.connections,
-      connectTimeout: this.config.connectTimeoutMs,
       headersTimeout: this.config.headersTimeoutMs,
       bodyTimeout: this.config.bodyTimeoutMs,
       keepAliveTimeout: this.config.keepAliveTimeoutMs,
+      connect: { timeout: this.config.connectTimeoutMs, ...tlsOptions(this.config, url) },
     });
+    if (url.protocol === 'http:' && !isLoopbackUrl(url)) {
+      this.#log.warn(
+        { serverUrl: this.#origin },
+        'server URL is plain http to another host: requests, tokens and synced state cross the network unencrypted (use https)',
+      );
+    }
   }
 
   /** One request/response exchange, fully checked. */
@@ -149,7 +194,7 @@ export class SyncTransport {
     if (!parsed.success) {
       throw new GatewayError('BAD_RESPONSE', `${spec.method} ${spec.path}: response does not match its schema: ${describeIssues(parsed.error).join('; ')}`);
     }
-    return { value: parsed.data, status: response.status, sentAtMs, receivedAtMs };
+    return { value: parsed.data, status: response.status, sentAtMs, receivedAtMs, serverDateMs: httpDateMs(header(response.headers, 'date')) };
   }
 
   async #send(method: string, path: string, headers: Record<string, string>, body: Buffer, timeoutMs?: number): Promise<RawResponse> {
@@ -240,6 +285,13 @@ function isErrorCode(code: string): code is ErrorCode {
   return Object.prototype.hasOwnProperty.call(HTTP_STATUS_BY_CODE, code);
 }
 
+/** An HTTP date (RFC 9110 §5.6.7) as epoch ms; undefined when absent or unreadable. */
+export function httpDateMs(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : at;
+}
+
 /** Retry-After: delay-seconds or an HTTP date (RFC 9110 §10.2.3). */
 export function parseRetryAfter(value: string | undefined, nowMs: number = Date.now()): number | undefined {
   if (value === undefined) return undefined;
@@ -259,8 +311,47 @@ function toHttpError(response: RawResponse, json: unknown): SyncHttpError {
   return new SyncHttpError(code, message, response.status, retryAfter);
 }
 
+/** TLS options of the connector: a private CA and the key pin (docs/security.md §Sync server). */
+function tlsOptions(config: z.output<typeof TransportConfigSchema>, url: URL): { ca?: Buffer; checkServerIdentity?: (host: string, cert: PeerCertificate) => Error | undefined } {
+  if (url.protocol !== 'https:') {
+    if (config.caFile !== undefined || config.pinSha256 !== undefined) {
+      throw new GatewayError('CONFIG_INVALID', `server.caFile and server.pinSha256 need an https server URL, given ${url.origin}`);
+    }
+    return {};
+  }
+  const out: { ca?: Buffer; checkServerIdentity?: (host: string, cert: PeerCertificate) => Error | undefined } = {};
+  if (config.caFile !== undefined) {
+    try {
+      out.ca = readFileSync(config.caFile);
+    } catch (err) {
+      throw new GatewayError('CONFIG_INVALID', `server.caFile: cannot read ${config.caFile}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  const pins = config.pinSha256?.map(normalisePin);
+  if (pins !== undefined && pins.length > 0) {
+    out.checkServerIdentity = (host, cert) => {
+      const identity = checkServerIdentity(host, cert);
+      if (identity !== undefined) return identity;
+      // cert.pubkey is the bare key (an EC point, say), not the SPKI: take the SPKI from the certificate itself.
+      const pin = spkiPin(new X509Certificate(cert.raw).publicKey.export({ type: 'spki', format: 'der' }));
+      if (pins.includes(pin)) return undefined;
+      return new GatewayError('TLS_PIN_MISMATCH', `server ${host} presented a key whose pin sha256/${pin} is not in server.pinSha256: connection refused`);
+    };
+  }
+  return out;
+}
+
+/** The first GatewayError in an error's cause chain (undici may wrap what a TLS check returned). */
+function gatewayCause(err: unknown): GatewayError | undefined {
+  for (let e: unknown = err, i = 0; e instanceof Error && i < 5; e = e.cause, i++) {
+    if (e instanceof GatewayError) return e;
+  }
+  return undefined;
+}
+
 function toTransportError(err: unknown, method: string, path: string): GatewayError {
-  if (err instanceof GatewayError) return err;
+  const typed = gatewayCause(err);
+  if (typed !== undefined) return typed;
   const what = `${method} ${path}`;
   if (
     err instanceof undiciErrors.HeadersTimeoutError ||

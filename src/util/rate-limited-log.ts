@@ -1,7 +1,7 @@
 /**
  * Counts events by reason and logs at most one line per reason per interval, carrying the number of events since
- * the previous line: garbage on the MQTT port, malformed payloads and failing commits must never flood the journal.
- * Shared by the broker (connection errors, refusals) and ingest (refused payloads, commit failures).
+ * the previous line: garbage on the MQTT port, malformed payloads, failing commits, refused requests on the sync
+ * server or clock steps must never flood the journal.
  */
 import type { Logger } from '../log.js';
 

@@ -18,6 +18,8 @@ import { mergeConfig } from '../../src/server/config.js';
 
 export interface TestServer {
   readonly url: string;
+  /** The metrics listener's URL when the config enables it. */
+  readonly metricsUrl: string | undefined;
   readonly server: SyncServer;
   readonly dataDir: string;
   /** Creates a client credential (default home `home-1`). */
@@ -44,10 +46,11 @@ export async function startTestServer(
     logger: options.logger ?? silentLogger(),
     ...(options.clock ? { clock: options.clock } : {}),
   });
-  const { url } = await server.listen();
+  const { url, metricsUrl } = await server.listen();
   let closed = false;
   return {
     url,
+    metricsUrl,
     server,
     dataDir,
     addClient: (home = 'home-1') => server.addClient(home),

@@ -58,17 +58,23 @@ describe('bad input never gives a 500', () => {
     );
   });
 
-  it('rejects data nested too deeply to re-serialise, per change', async () => {
-    const depth = 200_000;
-    const deep = `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`;
-    const ok = deviceChange('dev-ok', 'Fine', isoAt(Date.now()));
-    const raw =
+  it('refuses a body nested deeper than 64 levels before parsing it (400), and data deeper than 32 levels per change', async () => {
+    const nested = (depth: number): string => `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`;
+    const push = (state: string, csid: string, ok: Record<string, unknown>): string =>
       `{"type":"sync_push","client_id":"${c.creds.client_id}","changes":[` +
       `{"entity_type":"entity_state","entity_id":"s","operation":"update","updated_at":"${isoAt(Date.now())}",` +
-      `"client_sync_id":"deep-1","data":{"device_id":"d","state":${deep}}},${JSON.stringify(ok)}]}`;
-    const res = await c.post('/api/v1/sync/push', undefined, { rawBody: raw });
+      `"client_sync_id":"${csid}","data":{"device_id":"d","state":${state}}},${JSON.stringify(ok)}]}`;
+    const bomb = await c.post('/api/v1/sync/push', undefined, { rawBody: push(nested(200_000), 'deep-1', deviceChange('dev-no', 'No', isoAt(Date.now()))) });
+    expect(bomb.status).toBe(400);
+    expect(bomb.json.code).toBe('BAD_REQUEST');
+    expect(ts.server.entities('home-fuzz').some((e) => e.entity_id === 'dev-no')).toBe(false);
+    // data is level 1, its state object level 2: 32 nested objects as the state reach level 33 > 32
+    const res = await c.post('/api/v1/sync/push', undefined, { rawBody: push(nested(32), 'deep-2', deviceChange('dev-ok', 'Fine', isoAt(Date.now()))) });
     expect(res.status).toBe(200);
     expect(res.json.applied.map((a: { status: string }) => a.status)).toEqual(['rejected', 'applied']);
+    expect(res.json.applied[0].error.code).toBe('INVALID_ENTITY');
+    const fits = await c.post('/api/v1/sync/push', undefined, { rawBody: push(nested(31), 'deep-3', deviceChange('dev-ok2', 'Fine', isoAt(Date.now()))) });
+    expect(fits.json.applied.map((a: { status: string }) => a.status)).toEqual(['applied', 'applied']);
   });
 
   it('survives a request cut off mid-body and keeps serving', async () => {

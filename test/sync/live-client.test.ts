@@ -96,14 +96,14 @@ describe('live-wait discovery', () => {
     ];
     const call: Caller = async (spec) => {
       specs.push({ body: spec.body, timeoutMs: spec.timeoutMs });
-      return { value: spec.schema.parse(pages[specs.length - 1]), status: 200, sentAtMs: 0, receivedAtMs: 0 };
+      return { value: spec.schema.parse(pages[specs.length - 1]), status: 200, sentAtMs: 0, receivedAtMs: 0, serverDateMs: undefined };
     };
     const fetched = await fetchDelta(call, { type: 'sync_request', client_id: 'c', last_sync: null }, 25);
     expect(fetched.pages).toBe(2);
     expect(specs[0]).toEqual({ body: { type: 'sync_request', client_id: 'c', last_sync: null, wait: 25 }, timeoutMs: 40_000 });
     expect(specs[1]).toEqual({ body: { type: 'sync_request', client_id: 'c', last_sync: null, cursor: 'c1' }, timeoutMs: undefined });
     // A page that says more without a cursor (a broken server) is refused, not looped on.
-    const broken: Caller = async (spec) => ({ value: spec.schema.parse({ ...pages[0], cursor: null }), status: 200, sentAtMs: 0, receivedAtMs: 0 });
+    const broken: Caller = async (spec) => ({ value: spec.schema.parse({ ...pages[0], cursor: null }), status: 200, sentAtMs: 0, receivedAtMs: 0, serverDateMs: undefined });
     await expect(fetchDelta(broken, { type: 'sync_request', client_id: 'c' })).rejects.toBeInstanceOf(GatewayError);
   });
 });

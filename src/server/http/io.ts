@@ -1,12 +1,11 @@
 /**
- * Request body reading with a hard cap, and replies: JSON text, gzipped when the client accepts it and the body is
- * over 1 KB (seed §Compression), signed when the request was signed (design.md §HMAC: over the body bytes as sent,
- * i.e. after gzip, bound to the request nonce).
+ * Replies: JSON text, gzipped when the client accepts it and the body is over 1 KB (seed §Compression), signed when
+ * the request was signed (design.md §HMAC: over the body bytes as sent, i.e. after gzip, bound to the request nonce),
+ * with a `Date` header from the server's own clock (the one its server_time comes from). Request bodies: body.ts.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import { ProtocolError } from '../../errors.js';
 import { encodeBody, GZIP_THRESHOLD_BYTES, signResponse, type ErrorBody } from '../../protocol/index.js';
-import { BodyError, readBody as readBodyCapped } from '../../util/http-body.js';
 
 export interface Reply {
   readonly status: number;
@@ -25,31 +24,18 @@ export function jsonReply(status: number, value: unknown): Reply {
 }
 
 export function errorReply(err: ProtocolError): Reply {
-  const body: ErrorBody = { type: 'error', code: err.code, message: err.message.slice(0, 2000) };
+  const body: ErrorBody = { type: 'error', code: err.code, message: err.message.slice(0, 2000).toWellFormed() };
   if (err.retryAfterSeconds !== undefined) body.retry_after = err.retryAfterSeconds;
   const headers: Record<string, string> = {};
   if (err.retryAfterSeconds !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(err.retryAfterSeconds)));
   return { status: err.status, body: JSON.stringify(body), headers };
 }
 
-/**
- * Reads the whole body, refusing more than `maxBytes` (413 PAYLOAD_TOO_LARGE). On overflow reading stops at once
- * and nothing more is buffered; the caller answers with `Connection: close`. (The reading is util/http-body.ts,
- * shared with the daemon's control listener.)
- */
-export async function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
-  try {
-    return await readBodyCapped(req, maxBytes);
-  } catch (err) {
-    if (err instanceof BodyError) throw new ProtocolError(err.code, err.message, { cause: err.cause });
-    throw err;
-  }
-}
-
 export interface SendOptions {
   readonly gzip: boolean;
   readonly signing: SigningContext | undefined;
-  readonly nowSeconds: number;
+  /** The server's clock, epoch ms: the response signature's timestamp and the `Date` header. */
+  readonly nowMs: number;
   /** Ask the client to close the connection (server closing, or an unread request body). */
   readonly close: boolean;
 }
@@ -64,6 +50,8 @@ export async function sendReply(res: ServerResponse, reply: Reply, options: Send
     'content-type': 'application/json',
     'content-length': encoded.bytes.length,
     'cache-control': 'no-store',
+    // RFC 9110 §6.6.1, from the clock server_time comes from: clients check server_time against it (sync/clock.ts).
+    date: new Date(options.nowMs).toUTCString(),
     ...reply.headers,
   };
   if (raw.length > GZIP_THRESHOLD_BYTES) headers.vary = 'accept-encoding';
@@ -77,7 +65,7 @@ export async function sendReply(res: ServerResponse, reply: Reply, options: Send
         status: reply.status,
         requestNonce: options.signing.nonce,
         body: encoded.bytes,
-        timestampSeconds: options.nowSeconds,
+        timestampSeconds: Math.floor(options.nowMs / 1000),
       }),
     );
   }

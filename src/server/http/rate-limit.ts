@@ -1,7 +1,8 @@
 /**
- * Token-bucket rate limit (seed §Error Codes RATE_LIMITED; design.md §Errors "429 + Retry-After"): per client on the
- * sync endpoints, per remote address on the unauthenticated auth endpoints. Buckets that have refilled completely
- * carry no information and are dropped, so the map stays bounded by the number of recently active keys.
+ * Token bucket (seed §Error Codes RATE_LIMITED; design.md §Errors "429 + Retry-After"). The keys — per client after
+ * its signature verified, per bearer token for unsigned requests, per client address for the auth endpoints and for
+ * refused credentials — are chosen by the pipeline (app.ts, docs/protocol.md §Rate limits). Buckets that have refilled
+ * completely carry no information and are dropped, so the map stays bounded by the number of recently active keys.
  */
 export interface RateLimitOptions {
   readonly ratePerSecond: number;
@@ -52,6 +53,15 @@ export class RateLimiter {
     }
     const seconds = (1 - bucket.tokens) / this.rate;
     return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil(seconds)) };
+  }
+
+  /** Whether `key` has a token left, without taking it. */
+  peek(key: string): RateDecision {
+    const bucket = this.buckets.get(key);
+    if (bucket === undefined) return { ok: true };
+    const tokens = Math.min(this.burst, bucket.tokens + ((this.clock() - bucket.at) / 1000) * this.rate);
+    if (tokens >= 1) return { ok: true };
+    return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil((1 - tokens) / this.rate)) };
   }
 
   /** How many keys are tracked. */

@@ -12,7 +12,7 @@ import type pg from 'pg';
 import type { Micros, WirePushChange } from '../../protocol/index.js';
 import type { AppliedPush } from '../store/contract.js';
 import { entityKey, outcomeFromRecord, planPush, pushedKeys, type PushPlan, type StoredVersion } from '../store/plan.js';
-import type { PushContext, PushOutcome } from '../store/validate.js';
+import { isAddressable, type PushContext, type PushOutcome } from '../store/validate.js';
 import { ClockRowSchema, ResultRowSchema, StoredVersionRowSchema, rowOf, rowsOf } from './rows.js';
 import { runSql } from './sql.js';
 import { GatewayError } from '../../errors.js';
@@ -25,13 +25,13 @@ export interface PushNotice {
 }
 
 async function readPrior(client: pg.PoolClient, ctx: PushContext, changes: readonly WirePushChange[]): Promise<Map<string, PushOutcome>> {
-  const ids = [...new Set(changes.map((c) => c.client_sync_id))];
+  const ids = [...new Set(changes.filter(isAddressable).map((c) => c.client_sync_id))];
   const res = await runSql(client, 'priorResults', [ctx.clientId, ids]);
   return new Map(rowsOf(ResultRowSchema, res.rows, 'push_results').map((r) => [r.client_sync_id, outcomeFromRecord(r)]));
 }
 
 async function readStored(client: pg.PoolClient, ctx: PushContext, changes: readonly WirePushChange[]): Promise<Map<string, StoredVersion>> {
-  const keys = pushedKeys(changes);
+  const keys = pushedKeys(changes, isAddressable);
   const res = await runSql(client, 'storedVersions', [ctx.homeId, keys.map((k) => k[0]), keys.map((k) => k[1])]);
   return new Map(rowsOf(StoredVersionRowSchema, res.rows, 'entities').map((r) => [entityKey(r.entity_type, r.entity_id), r]));
 }
@@ -88,6 +88,7 @@ export async function applyPushPg(
         clock = Math.max(lock.now, clock + 1);
         return clock;
       },
+      recordable: isAddressable, // a result whose ids are not well-formed text is answered, never stored
     });
     const serverTime = Math.max(clock, lock.now);
     await runSql(client, 'writePush', writeParams(ctx, plan, serverTime, options.clock()));

@@ -79,9 +79,11 @@ export class AccountStore {
       insertHome: db.prepare('INSERT INTO homes (home_id, created_at) VALUES (?, ?) ON CONFLICT(home_id) DO NOTHING'),
       insertClient: db.prepare('INSERT INTO clients (client_id, secret, home_id, created_at) VALUES (?, ?, ?, ?)'),
       getClient: db.prepare('SELECT * FROM clients WHERE client_id = ?'),
-      insertToken: db.prepare('INSERT INTO tokens (token_hash, kind, client_id, expires_at) VALUES (?, ?, ?, ?)'),
+      insertToken: db.prepare('INSERT INTO tokens (token_hash, kind, client_id, expires_at, family) VALUES (?, ?, ?, ?, ?)'),
       getToken: db.prepare('SELECT client_id, kind, expires_at FROM tokens WHERE token_hash = ?'),
+      familyOf: db.prepare('SELECT family FROM tokens WHERE token_hash = ?').pluck(),
       deleteToken: db.prepare('DELETE FROM tokens WHERE token_hash = ?'),
+      deleteFamily: db.prepare('DELETE FROM tokens WHERE family = ?'),
       deleteExpired: db.prepare('DELETE FROM tokens WHERE expires_at < ?'),
       ack: db.prepare('UPDATE clients SET last_ack_watermark = ?, last_ack_at = ? WHERE client_id = ?'),
       clientsOfHome: db.prepare('SELECT * FROM clients WHERE home_id = ?'),
@@ -121,14 +123,16 @@ export class AccountStore {
     return ok && client !== undefined ? client : undefined;
   }
 
+  /** Issues an access + refresh pair; the two form a family, revoked together when the refresh token is used. */
   issueTokens(clientId: string, ttl: { accessTtlSeconds: number; refreshTtlSeconds: number }): IssuedTokens {
     const accessToken = randomBytes(32).toString('base64url');
     const refreshToken = randomBytes(32).toString('base64url');
+    const family = randomBytes(12).toString('base64url');
     const now = this.clock();
     // A token lost to a power failure only means the client authenticates again: no fsync needed.
     relaxedWrite(this.db, () => {
-      this.stmts.insertToken.run(hashToken(accessToken), 'access', clientId, now + ttl.accessTtlSeconds * 1000);
-      this.stmts.insertToken.run(hashToken(refreshToken), 'refresh', clientId, now + ttl.refreshTtlSeconds * 1000);
+      this.stmts.insertToken.run(hashToken(accessToken), 'access', clientId, now + ttl.accessTtlSeconds * 1000, family);
+      this.stmts.insertToken.run(hashToken(refreshToken), 'refresh', clientId, now + ttl.refreshTtlSeconds * 1000, family);
     });
     return { accessToken, refreshToken, ...ttl };
   }
@@ -142,15 +146,21 @@ export class AccountStore {
     return client === undefined ? { ok: false, reason: 'unknown' } : { ok: true, client };
   }
 
-  /** Revokes a refresh token and issues a new pair for its client, in one transaction. */
+  /**
+   * Revokes a refresh token and the access token issued with it, and issues a new pair for its client, in one
+   * transaction. (Tokens issued before families existed have none: only the refresh token itself is revoked.)
+   */
   rotateRefresh(
     refreshToken: string,
     clientId: string,
     ttl: { accessTtlSeconds: number; refreshTtlSeconds: number },
   ): IssuedTokens {
+    const hash = hashToken(refreshToken);
     // fsynced: a revocation must survive a power failure.
     return this.db.transaction(() => {
-      this.stmts.deleteToken.run(hashToken(refreshToken));
+      const family = this.stmts.familyOf.get(hash) as string | null | undefined;
+      if (typeof family === 'string') this.stmts.deleteFamily.run(family);
+      this.stmts.deleteToken.run(hash);
       return this.issueTokens(clientId, ttl);
     })();
   }

@@ -9,8 +9,10 @@ import { AccountStore } from './accounts.js';
 import { DeltaReader, type EntityRow } from './pull.js';
 import { PushApplier } from './push.js';
 import { Sequencer } from './sequencer.js';
+import { IssuedWatermarks } from './watermarks.js';
 
-export { AccountStore, DeltaReader, PushApplier, Sequencer };
+export { AccountStore, DeltaReader, IssuedWatermarks, PushApplier, Sequencer };
+export { hashToken } from './accounts.js';
 export type { ClientCredentials, ClientRecord, IssuedTokens, TokenLookup } from './accounts.js';
 export type { PullPage, PullQuery, PagePosition } from './pull.js';
 export type { PushContext, PushResult } from './push.js';
@@ -32,6 +34,8 @@ export class ServerStore {
   readonly db: ServerDb;
   readonly accounts: AccountStore;
   readonly sequencer: Sequencer;
+  /** What was issued to each home: the bound for every watermark a client presents. */
+  readonly watermarks: IssuedWatermarks;
   readonly delta: DeltaReader;
   readonly push: PushApplier;
   /** Keys cursor MACs; random per database. */
@@ -44,7 +48,13 @@ export class ServerStore {
     this.db = openServerDb(options.dataDir);
     const db = this.db;
     this.accounts = new AccountStore({ db, clock: this.clock });
-    this.sequencer = new Sequencer({ db, clock: this.clock });
+    this.watermarks = new IssuedWatermarks({ db });
+    this.sequencer = new Sequencer({
+      db,
+      clock: this.clock,
+      startSlackUs: this.watermarks.startSlackUs,
+      minFloor: this.watermarks.startFloor(),
+    });
     this.delta = new DeltaReader(db);
     this.push = new PushApplier({ db, sequencer: this.sequencer, clock: this.clock });
     db.prepare("INSERT INTO meta (key, value) VALUES ('cursor_key', ?) ON CONFLICT(key) DO NOTHING").run(
@@ -64,6 +74,20 @@ export class ServerStore {
       oldResults: db.prepare('DELETE FROM push_results WHERE recorded_at < ?'),
       oldConflicts: db.prepare('DELETE FROM conflicts WHERE seq < ?'),
     };
+  }
+
+  /** Issues a sync watermark H to a client of `homeId` (first page of a sync_request). */
+  issueWatermark(homeId: string): Micros {
+    const h = this.sequencer.issue();
+    this.watermarks.record(homeId, h);
+    return h;
+  }
+
+  /** The server_time of a sync_result or sync_ack_result for a client of `homeId`: the current floor, as issued. */
+  serverTimeFor(homeId: string): Micros {
+    const floor = this.sequencer.current();
+    this.watermarks.record(homeId, floor);
+    return floor;
   }
 
   purgedThrough(homeId: string): Micros {
@@ -114,6 +138,17 @@ export class ServerStore {
       seq: r.seq,
       origin_client: r.origin_client ?? null,
     }));
+  }
+
+  /**
+   * Writes the exact floor and issued watermarks and marks them exact, so the next start adds no slack. Only the
+   * server that issued them may call it, as it stops (a tool such as `server add-client` opening the same file while
+   * the server runs must not: its mark would hide the server's unpersisted watermarks after a crash).
+   */
+  flushWatermarks(): void {
+    if (!this.db.open) return;
+    this.sequencer.flush();
+    this.watermarks.flush();
   }
 
   close(): void {

@@ -22,7 +22,7 @@ import {
 } from '../../protocol/index.js';
 import type { ServerDb } from '../db.js';
 import type { Sequencer } from './sequencer.js';
-import { validateChange, type Candidate, type PushContext, type PushOutcome } from './validate.js';
+import { isAddressable, validateChange, type Candidate, type PushContext, type PushOutcome } from './validate.js';
 
 export type { PushContext, PushOutcome } from './validate.js';
 
@@ -167,7 +167,7 @@ export class PushApplier {
   }
 
   private loadResults(clientId: string, changes: readonly WirePushChange[]): Map<string, PushOutcome> {
-    const ids = JSON.stringify(changes.map((c) => c.client_sync_id));
+    const ids = JSON.stringify(changes.filter(isAddressable).map((c) => c.client_sync_id));
     const rows = this.stmts.priorResults.all(clientId, ids) as ResultRow[];
     return new Map(rows.map((r) => [r.client_sync_id, toOutcome(r)]));
   }
@@ -176,7 +176,7 @@ export class PushApplier {
     const keys: [string, string][] = [];
     for (const c of changes) {
       const type = normaliseEntityType(c.entity_type);
-      if (type !== undefined) keys.push([type, c.entity_id]);
+      if (type !== undefined && isAddressable(c)) keys.push([type, c.entity_id]);
     }
     const rows = this.stmts.storedVersions.all({ home: homeId, keys: JSON.stringify(keys) }) as (StoredRow & {
       entity_type: string;
@@ -189,6 +189,7 @@ export class PushApplier {
     const candidate = validateChange(change, state.ctx);
     const { outcome, wrote } = 'type' in candidate ? this.decide(state, candidate) : { outcome: candidate, wrote: false };
     const a = outcome.applied;
+    if (!isAddressable(change)) return outcome; // rejected, and cannot be stored as text (validate.ts)
     const detail: Detail | null = a.error || outcome.conflict ? { error: a.error, conflict: outcome.conflict } : null;
     this.stmts.putResult.run(
       state.ctx.clientId,

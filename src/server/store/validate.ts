@@ -4,6 +4,9 @@
  */
 import {
   DATA_SCHEMAS,
+  isWellFormedText,
+  jsonTextProblem,
+  MAX_DATA_DEPTH,
   normaliseEntityType,
   parseTimestamp,
   splitEnvelopeFields,
@@ -73,12 +76,34 @@ function parseStamp(text: string): Micros | undefined {
   return lastStampUs;
 }
 
+/**
+ * Whether the strings that address a change's result (its client_sync_id, entity type and id) are well-formed, so
+ * the result can be stored as text and found again; a change with a malformed one is rejected without being stored
+ * (its rejection is decided by its content alone, so a retry gets the same answer).
+ */
+export function isAddressable(change: WirePushChange): boolean {
+  return isWellFormedText(change.client_sync_id) && isWellFormedText(change.entity_id) && isWellFormedText(change.entity_type);
+}
+
+/** The ids of the envelope must be well-formed Unicode (docs/protocol.md §Validation). */
+function idProblem(change: WirePushChange): string | undefined {
+  for (const field of ['entity_id', 'client_sync_id', 'sync_id'] as const) {
+    const value = change[field];
+    if (value !== undefined && !isWellFormedText(value)) return `${field} is not well-formed Unicode (unpaired surrogate)`;
+  }
+  return undefined;
+}
+
 /** Validates one change; returns the candidate or the per-change rejection. */
 export function validateChange(change: WirePushChange, ctx: PushContext): Candidate | PushOutcome {
   const type = normaliseEntityType(change.entity_type);
   if (type === undefined) {
     return rejected(change, 'UNKNOWN_ENTITY_TYPE', `unknown entity type ${JSON.stringify(change.entity_type)}`);
   }
+  const badId = idProblem(change);
+  if (badId !== undefined) return rejected(change, 'INVALID_ENTITY', badId);
+  const text = jsonTextProblem(change.data ?? {}, MAX_DATA_DEPTH, 'data');
+  if (text !== undefined) return rejected(change, 'INVALID_ENTITY', text);
   const split = splitData(change.data ?? {});
   if (!split.ok) return rejected(change, 'INVALID_ENTITY', split.problems.join('; '));
   const { body, id, syncId, updatedAt } = split.value;
@@ -100,13 +125,8 @@ export function validateChange(change: WirePushChange, ctx: PushContext): Candid
   if (body.home_id !== undefined && body.home_id !== ctx.homeId) {
     return rejected(change, 'FORBIDDEN', 'data.home_id names another home than the client belongs to');
   }
-  let bodyText: string;
-  try {
-    bodyText = JSON.stringify(body);
-  } catch {
-    // JSON.parse accepts nesting that JSON.stringify cannot re-serialise (stack overflow): refuse, never a 500.
-    return rejected(change, 'INVALID_ENTITY', 'data is nested too deeply');
-  }
+  // Depth is bounded above (MAX_DATA_DEPTH), so this cannot overflow the stack.
+  const bodyText = JSON.stringify(body);
   return {
     type,
     entityId: change.entity_id,

@@ -14,10 +14,9 @@ import { z } from 'zod';
 import { GatewayError } from '../../errors.js';
 import { ENTITY_PRIORITY } from '../../protocol/index.js';
 import { openServerDb, SERVER_DB_FILE, type ServerDb } from '../db.js';
+import { PERSIST_SLACK_US } from '../store/watermarks.js';
 import { DumpWriter, ROWS, readDump, type DumpCounts, type DumpRecord } from './format.js';
 
-/** How far a persisted floor or issued watermark may lag what was issued (the SQLite store persists with this slack). */
-const PERSIST_SLACK_US = 1_000_000;
 const Int = z.number().int();
 
 function columns(db: ServerDb, table: string): Set<string> {
