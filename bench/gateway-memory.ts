@@ -111,7 +111,7 @@ export async function runMemoryBench(options: { referenceSeconds?: number; loadS
   const dir = tempDir('ib-bench-mem-');
   const server = createSyncServer({ config: parseServerConfig({ host: '127.0.0.1', port: 0, dataDir: join(dir, 'server'), log: { level: 'silent' } }), logger: silentLogger() });
   const { url } = await server.listen();
-  const creds = server.addClient('home-mem');
+  const creds = await server.addClient('home-mem');
 
   // Baseline: bare node with the same flags.
   const bare = await spawnNode([...flags, '-e', 'setInterval(() => {}, 1000)'], undefined);

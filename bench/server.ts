@@ -122,10 +122,10 @@ async function runMode(mode: Mode): Promise<Record<string, number>> {
       url,
       mode,
       creds: {
-        pusher: server.addClient('bench-home'),
-        puller: server.addClient('bench-home'),
-        warm: server.addClient('warm-home'),
-        typical: server.addClient('typical-home'),
+        pusher: await server.addClient('bench-home'),
+        puller: await server.addClient('bench-home'),
+        warm: await server.addClient('warm-home'),
+        typical: await server.addClient('typical-home'),
       },
     };
     const worker = new Worker(new URL(import.meta.url), { workerData: input });

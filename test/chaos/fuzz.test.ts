@@ -78,16 +78,16 @@ describe('conflict rules under fuzzing', () => {
         const finals: unknown[] = [];
         for (const order of [vs, shuffled]) {
           const home = `home-fz-${(homes += 1)}`;
-          const writer = new TestClient(ts.url, ts.addClient(home));
+          const writer = new TestClient(ts.url, await ts.addClient(home));
           await writer.login();
           for (const v of order) {
             const change = { ...deviceChange('dev-x', `v-${v.syncId}`, isoAt(v.at)), sync_id: v.syncId, operation: v.deleted ? 'delete' : 'update' };
             const res = await writer.post('/api/v1/sync/push', { type: 'sync_push', client_id: writer.creds.client_id, changes: [change] });
             expect(res.status).toBe(200);
           }
-          const held = ts.server.entities(home).find((e) => e.entity_id === 'dev-x');
+          const held = (await ts.server.entities(home)).find((e) => e.entity_id === 'dev-x');
           finals.push({ deleted: held?.deleted, name: held?.deleted ? undefined : held?.data.name, at: held?.updated_at });
-          const reader = new TestClient(ts.url, ts.addClient(home));
+          const reader = new TestClient(ts.url, await ts.addClient(home));
           await reader.login();
           const delta = await reader.post('/api/v1/sync/request', { type: 'sync_request', client_id: reader.creds.client_id, last_sync: null });
           const pulled = (delta.json.changes as Array<{ entity_id: string; data: { name?: string } }>).find((c) => c.entity_id === 'dev-x');
@@ -107,7 +107,7 @@ describe('random bytes', () => {
   let c: TestClient;
   beforeAll(async () => {
     ts = await startTestServer(RELAXED);
-    c = new TestClient(ts.url, ts.addClient('home-bytes'));
+    c = new TestClient(ts.url, await ts.addClient('home-bytes'));
     await c.login();
   });
   afterAll(async () => {
@@ -127,7 +127,7 @@ describe('random bytes', () => {
       }),
       { numRuns: 300 },
     );
-    expect(ts.server.entities('home-bytes')).toEqual([]);
+    expect(await ts.server.entities('home-bytes')).toEqual([]);
   });
 });
 

@@ -13,7 +13,7 @@ describe('auth, expiry, refresh', () => {
   });
 
   it('issues a bearer pair for valid credentials', async () => {
-    const creds = ts.addClient('home-a');
+    const creds = await ts.addClient('home-a');
     const res = await send(ts.url, '/api/v1/auth/token', { client_id: creds.client_id, client_secret: creds.client_secret });
     expect(res.status).toBe(200);
     expect(res.json).toMatchObject({ token_type: 'Bearer', expires_in: 60, refresh_expires_in: 600, home_id: 'home-a' });
@@ -22,7 +22,7 @@ describe('auth, expiry, refresh', () => {
   });
 
   it('refuses bad credentials with 401 UNAUTHORIZED', async () => {
-    const creds = ts.addClient('home-a');
+    const creds = await ts.addClient('home-a');
     for (const body of [
       { client_id: creds.client_id, client_secret: 'wrong' },
       { client_id: 'gw-nobody', client_secret: creds.client_secret },
@@ -35,7 +35,7 @@ describe('auth, expiry, refresh', () => {
   });
 
   it('refuses sync calls without or with an unknown bearer token', async () => {
-    const creds = ts.addClient('home-a');
+    const creds = await ts.addClient('home-a');
     const body = { type: 'sync_request', client_id: creds.client_id };
     const none = await send(ts.url, '/api/v1/sync/request', body);
     expect(none.status).toBe(401);
@@ -46,7 +46,7 @@ describe('auth, expiry, refresh', () => {
   });
 
   it('answers an expired access token with 401 AUTH_EXPIRED, and refresh issues a new pair', async () => {
-    const c = new TestClient(ts.url, ts.addClient('home-a'));
+    const c = new TestClient(ts.url, await ts.addClient('home-a'));
     await c.login();
     expect((await c.syncRequest()).status).toBe(200);
     now += 61_000;
@@ -65,7 +65,7 @@ describe('auth, expiry, refresh', () => {
   });
 
   it('answers an expired refresh token with AUTH_EXPIRED; an access token is no refresh token', async () => {
-    const c = new TestClient(ts.url, ts.addClient('home-a'));
+    const c = new TestClient(ts.url, await ts.addClient('home-a'));
     await c.login();
     const asRefresh = await send(ts.url, '/api/v1/auth/refresh', { refresh_token: c.token });
     expect(asRefresh.status).toBe(401);
@@ -86,8 +86,8 @@ describe('homes are separate namespaces', () => {
   });
 
   it('never shows one home the entities of another, even with the same entity ids', async () => {
-    const a = new TestClient(ts.url, ts.addClient('home-A'));
-    const b = new TestClient(ts.url, ts.addClient('home-B'));
+    const a = new TestClient(ts.url, await ts.addClient('home-A'));
+    const b = new TestClient(ts.url, await ts.addClient('home-B'));
     await a.login();
     await b.login();
     const t = Date.now();
@@ -100,12 +100,12 @@ describe('homes are separate namespaces', () => {
     expect(seenByB.changes.map((ch) => [ch.entity_id, ch.data.name])).toEqual([['dev-1', 'B lamp']]);
     const seenByA = await a.pullAll(null);
     expect(seenByA.changes.map((ch) => ch.data.name).sort()).toEqual(['A lamp', 'A only']);
-    expect(ts.server.entities('home-B')).toHaveLength(1);
+    expect(await ts.server.entities('home-B')).toHaveLength(1);
   });
 
   it('refuses a message whose client_id is another client with 403 FORBIDDEN', async () => {
-    const a = new TestClient(ts.url, ts.addClient('home-A'));
-    const b = ts.addClient('home-B');
+    const a = new TestClient(ts.url, await ts.addClient('home-A'));
+    const b = await ts.addClient('home-B');
     await a.login();
     const req = await a.post('/api/v1/sync/request', { type: 'sync_request', client_id: b.client_id });
     expect(req.status).toBe(403);
@@ -117,7 +117,7 @@ describe('homes are separate namespaces', () => {
   });
 
   it('rejects a pushed change naming another home with FORBIDDEN, and applies the rest', async () => {
-    const a = new TestClient(ts.url, ts.addClient('home-A'));
+    const a = new TestClient(ts.url, await ts.addClient('home-A'));
     await a.login();
     const t = isoAt(Date.now());
     const result = await a.pushOk([
@@ -128,7 +128,7 @@ describe('homes are separate namespaces', () => {
       ['rejected', 'FORBIDDEN'],
       ['applied', undefined],
     ]);
-    expect(ts.server.entities('home-B').some((e) => e.entity_id === 'dev-x')).toBe(false);
+    expect((await ts.server.entities('home-B')).some((e) => e.entity_id === 'dev-x')).toBe(false);
   });
 });
 
@@ -142,8 +142,8 @@ describe('rate limit', () => {
   });
 
   it('answers 429 RATE_LIMITED with Retry-After once a client exhausts its bucket; others are unaffected', async () => {
-    const c = new TestClient(ts.url, ts.addClient('home-r'));
-    const other = new TestClient(ts.url, ts.addClient('home-r'));
+    const c = new TestClient(ts.url, await ts.addClient('home-r'));
+    const other = new TestClient(ts.url, await ts.addClient('home-r'));
     await c.login();
     await other.login();
     const statuses: number[] = [];

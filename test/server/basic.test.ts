@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { startTestServer, type TestServer, sqliteStoreOf } from '../helpers/server.js';
 import { TestClient, deviceChange, isoAt, send } from './client.js';
 
 describe('sync server basics', () => {
@@ -18,7 +18,7 @@ describe('sync server basics', () => {
   });
 
   it('runs the five phases', async () => {
-    const c = new TestClient(ts.url, ts.addClient('home-basic'));
+    const c = new TestClient(ts.url, await ts.addClient('home-basic'));
     const tok = await c.login();
     expect(tok.token_type).toBe('Bearer');
     const first = await c.pullAll(null);
@@ -28,7 +28,7 @@ describe('sync server basics', () => {
     const ack = await c.ack(first.serverTime);
     expect(ack.status).toBe(200);
     expect(ack.json).toMatchObject({ type: 'sync_ack_result', acknowledged: true });
-    const other = new TestClient(ts.url, ts.addClient('home-basic'));
+    const other = new TestClient(ts.url, await ts.addClient('home-basic'));
     await other.login();
     const delta = await other.pullAll(first.serverTime);
     expect(delta.changes).toHaveLength(1);
@@ -46,7 +46,7 @@ describe('logging', () => {
     sink.on('data', (chunk: Buffer) => lines.push(...chunk.toString('utf8').split('\n').filter(Boolean)));
     const ts = await startTestServer({}, { logger: createLogger({ level: 'debug', destination: sink }) });
     try {
-      const creds = ts.addClient('home-log');
+      const creds = await ts.addClient('home-log');
       const c = new TestClient(ts.url, creds);
       await c.login();
       await c.syncRequest();
@@ -67,7 +67,7 @@ describe('close', () => {
   it('drains an in-flight push, then refuses new connections and closes the database', async () => {
     const { connect } = await import('node:net');
     const ts = await startTestServer();
-    const c = new TestClient(ts.url, ts.addClient('home-close'));
+    const c = new TestClient(ts.url, await ts.addClient('home-close'));
     await c.login();
     const body = JSON.stringify({ type: 'sync_push', client_id: c.creds.client_id, changes: [deviceChange('dev-c', 'Closing', isoAt(Date.now()))] });
     const { port } = new URL(ts.url);
@@ -91,7 +91,7 @@ describe('close', () => {
     expect(text.toLowerCase()).toContain('connection: close');
     expect(text).toContain('"status":"applied"');
     await closed;
-    expect(ts.server.store.db.open).toBe(false);
+    expect(sqliteStoreOf(ts.server).db.open).toBe(false);
     await expect(send(ts.url, '/api/v1/health', undefined, { method: 'GET' })).rejects.toThrow();
     await ts.close();
   });

@@ -11,8 +11,8 @@ describe('last-write-wins on push', () => {
   let n = 0;
   beforeAll(async () => {
     ts = await startTestServer();
-    a = new TestClient(ts.url, ts.addClient('home-lww'));
-    b = new TestClient(ts.url, ts.addClient('home-lww'));
+    a = new TestClient(ts.url, await ts.addClient('home-lww'));
+    b = new TestClient(ts.url, await ts.addClient('home-lww'));
     await a.login();
     await b.login();
   });
@@ -47,7 +47,7 @@ describe('last-write-wins on push', () => {
     expect(newer.applied[0]).toMatchObject({ status: 'applied', server_sync_id: 'sb2' });
     // the client won over another client's version: reported as a client_wins conflict
     expect(newer.conflicts[0]).toMatchObject({ resolution: 'client_wins', reason: 'newer_on_client', type: 'UPDATE_UPDATE' });
-    expect(ts.server.entities('home-lww').find((x) => x.entity_id === e)?.data.name).toBe('B-new');
+    expect((await ts.server.entities('home-lww')).find((x) => x.entity_id === e)?.data.name).toBe('B-new');
   });
 
   it('no conflict is reported when a client overwrites its own version', async () => {
@@ -96,7 +96,7 @@ describe('last-write-wins on push', () => {
     // well after the window, a newer update resurrects it
     const later = await a.pushOk([{ ...deviceChange(e, 'A3', isoAt(t0 + 5000)), sync_id: 'a' }]);
     expect(later.applied[0]?.status).toBe('applied');
-    expect(ts.server.entities('home-lww').find((x) => x.entity_id === e)?.deleted).toBe(false);
+    expect((await ts.server.entities('home-lww')).find((x) => x.entity_id === e)?.deleted).toBe(false);
   });
 
   it('a create over a live entity is a CREATE_CREATE conflict', async () => {
@@ -107,7 +107,7 @@ describe('last-write-wins on push', () => {
   });
 
   it('reports a push conflict again on the pusher next sync_delta (first page)', async () => {
-    const c = new TestClient(ts.url, ts.addClient('home-lww'));
+    const c = new TestClient(ts.url, await ts.addClient('home-lww'));
     await c.login();
     const { serverTime } = await c.pullAll(null);
     const e = id();
@@ -132,13 +132,13 @@ describe('the 1 s window is not transitive (docs/protocol.md §Conflicts)', () =
         Z: { at: t0 + 1200, syncId: 'a' },
       };
       async function finalAfter(home: string, order: (keyof typeof versions)[]): Promise<unknown> {
-        const c = new TestClient(ts.url, ts.addClient(home));
+        const c = new TestClient(ts.url, await ts.addClient(home));
         await c.login();
         for (const name of order) {
           const v = versions[name];
           await c.pushOk([{ ...deviceChange('dev-t', name, isoAt(v.at)), sync_id: v.syncId }]);
         }
-        return ts.server.entities(home)[0]?.data.name;
+        return (await ts.server.entities(home))[0]?.data.name;
       }
       expect(await finalAfter('home-xyz', ['X', 'Y', 'Z'])).toBe('Z');
       expect(await finalAfter('home-yzx', ['Y', 'Z', 'X'])).toBe('X');

@@ -65,7 +65,7 @@ describe('convergence', () => {
   it('three clients pushing overlapping edits converge to one state: the latest edit of each entity', async () => {
     const replicas = await Promise.all(
       [0, 1, 2].map(async () => {
-        const c = new TestClient(ts.url, ts.addClient('home-conv'));
+        const c = new TestClient(ts.url, await ts.addClient('home-conv'));
         await c.login();
         return new Replica(c);
       }),
@@ -97,7 +97,7 @@ describe('convergence', () => {
       }
     }
     for (const r of replicas) await r.pull();
-    const server = new Map(ts.server.entities('home-conv').map((e) => [e.entity_id, String(e.data.name)]));
+    const server = new Map((await ts.server.entities('home-conv')).map((e) => [e.entity_id, String(e.data.name)]));
     for (const [id, { name }] of latest) expect(server.get(id), id).toBe(name);
     for (const r of replicas) {
       expect(new Map([...r.entities].map(([id, h]) => [id, h.name]))).toEqual(server);
@@ -106,7 +106,7 @@ describe('convergence', () => {
 
   it('20 concurrent clients sync a typical home (50 entities, 20 changes each) without an error', async () => {
     const home = 'home-typical';
-    const seed = new TestClient(ts.url, ts.addClient(home));
+    const seed = new TestClient(ts.url, await ts.addClient(home));
     await seed.login();
     const t0 = Date.now();
     const base: Record<string, unknown>[] = [];
@@ -116,7 +116,7 @@ describe('convergence', () => {
     await seed.pushOk(base);
     const clients = await Promise.all(
       Array.from({ length: 20 }, async () => {
-        const c = new TestClient(ts.url, ts.addClient(home), { gzip: true, acceptGzip: true });
+        const c = new TestClient(ts.url, await ts.addClient(home), { gzip: true, acceptGzip: true });
         await c.login();
         return c;
       }),
@@ -138,7 +138,7 @@ describe('convergence', () => {
       }),
     );
     expect(statuses.every((s) => s === 200)).toBe(true);
-    const entities = ts.server.entities(home);
+    const entities = await ts.server.entities(home);
     expect(entities).toHaveLength(50);
     const finals = await Promise.all(clients.map(async (c) => (await c.pullAll(null)).changes.map((ch) => ch.sync_id).sort()));
     for (const f of finals) expect(f).toEqual(finals[0]);

@@ -21,7 +21,7 @@ describe('HMAC signing (required)', () => {
   let c: TestClient;
   beforeAll(async () => {
     ts = await startTestServer({ hmac: { required: true, windowSeconds: 300 } });
-    c = new TestClient(ts.url, ts.addClient('home-h'), {});
+    c = new TestClient(ts.url, await ts.addClient('home-h'), {});
     c = new TestClient(ts.url, c.creds, { sign: c.creds });
     await c.login();
   });
@@ -66,7 +66,7 @@ describe('HMAC signing (required)', () => {
   });
 
   it('refuses a signature made with another secret, or over another path', async () => {
-    const other = ts.addClient('home-h');
+    const other = await ts.addClient('home-h');
     const wrongKey = await c.syncRequest({}, { sign: { ...c.creds, client_secret: other.client_secret } });
     expect(wrongKey.status).toBe(401);
     const body = Buffer.from(JSON.stringify({ type: 'sync_request', client_id: c.creds.client_id }));
@@ -98,7 +98,7 @@ describe('HMAC signing (required)', () => {
   });
 
   it('refuses a client-id header that differs from the token client or the body client_id', async () => {
-    const other = ts.addClient('home-h');
+    const other = await ts.addClient('home-h');
     const res = await c.syncRequest({}, { headers: { 'x-inbetweenies-client-id': other.client_id } });
     expect(res.status).toBe(401);
     const token = await send(
@@ -129,7 +129,7 @@ describe('HMAC optional (default without config)', () => {
   });
 
   it('accepts unsigned requests, still verifies signed ones', async () => {
-    const creds = ts.addClient('home-o');
+    const creds = await ts.addClient('home-o');
     const plain = new TestClient(ts.url, creds);
     await plain.login();
     const res = await plain.syncRequest();

@@ -8,7 +8,7 @@ import { startTestServer, type TestServer } from '../helpers/server.js';
 import { TestClient, deviceChange, isoAt, responseSignatureOk, send, stateChange, type RawResponse, type SendOptions } from './client.js';
 
 async function loggedIn(ts: TestServer, home: string, signed = false): Promise<TestClient> {
-  const creds = ts.addClient(home);
+  const creds = await ts.addClient(home);
   const c = new TestClient(ts.url, creds, signed ? { sign: creds } : {});
   await c.login();
   return c;

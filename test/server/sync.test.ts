@@ -1,11 +1,11 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseTimestamp } from '../../src/protocol/index.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { startTestServer, type TestServer, sqliteStoreOf } from '../helpers/server.js';
 import { TestClient, deviceChange, isoAt, stateChange } from './client.js';
 
 async function loggedIn(ts: TestServer, home: string): Promise<TestClient> {
-  const c = new TestClient(ts.url, ts.addClient(home));
+  const c = new TestClient(ts.url, await ts.addClient(home));
   await c.login();
   return c;
 }
@@ -154,7 +154,7 @@ describe('delta, watermark and pagination', () => {
     const { serverTime } = await a.pullAll(null);
     const ok = await a.ack(serverTime);
     expect(ok.status).toBe(200);
-    expect(ts.server.store.accounts.getClient(a.creds.client_id)?.lastAckWatermark).toBe(parseTimestamp(serverTime));
+    expect(sqliteStoreOf(ts.server).accounts.getClient(a.creds.client_id)?.lastAckWatermark).toBe(parseTimestamp(serverTime));
     const future = await a.ack(isoAt(Date.now() + 3_600_000));
     expect(future.status).toBe(400);
     expect(future.json.code).toBe('BAD_REQUEST');
@@ -194,7 +194,7 @@ describe('push: per-change rejection, idempotency, limits', () => {
       ['state-ok', 'applied', undefined],
     ]);
     expect(result.applied[2]?.error?.message).toContain('data.name');
-    expect(ts.server.entities('home-rej').map((e) => e.entity_id).sort()).toEqual(['dev-ok-1', 'state-ok']);
+    expect((await ts.server.entities('home-rej')).map((e) => e.entity_id).sort()).toEqual(['dev-ok-1', 'state-ok']);
   });
 
   it('refuses the whole push when a change is unaddressable (no client_sync_id) with 400', async () => {
@@ -216,16 +216,16 @@ describe('push: per-change rejection, idempotency, limits', () => {
     const t = Date.now();
     const change = deviceChange('dev-i', 'Once', isoAt(t));
     const first = await a.pushOk([change]);
-    const seqBefore = ts.server.entities('home-idem')[0]?.seq;
+    const seqBefore = (await ts.server.entities('home-idem'))[0]?.seq;
     const again = await a.pushOk([change, change]);
     expect(again.applied).toEqual([first.applied[0], first.applied[0]]);
-    expect(ts.server.applicationCount(a.creds.client_id, change.client_sync_id as string)).toBe(1);
-    expect(ts.server.entities('home-idem')[0]?.seq).toBe(seqBefore);
+    expect(await ts.server.applicationCount(a.creds.client_id, change.client_sync_id as string)).toBe(1);
+    expect((await ts.server.entities('home-idem'))[0]?.seq).toBe(seqBefore);
     // A later edit under a new id still applies; replaying the old id does not undo it.
     await a.pushOk([deviceChange('dev-i', 'Twice', isoAt(t + 5000))]);
     const replay = await a.pushOk([change]);
     expect(replay.applied[0]).toEqual(first.applied[0]);
-    expect(ts.server.entities('home-idem')[0]?.data.name).toBe('Twice');
+    expect((await ts.server.entities('home-idem'))[0]?.data.name).toBe('Twice');
   });
 
   it('applies a push whose response was lost exactly once when the client retries', async () => {
@@ -248,13 +248,13 @@ describe('push: per-change rejection, idempotency, limits', () => {
       });
       socket.on('error', reject);
     });
-    for (let i = 0; i < 500 && ts.server.applicationCount(a.creds.client_id, csid) === 0; i++) {
+    for (let i = 0; i < 500 && await ts.server.applicationCount(a.creds.client_id, csid) === 0; i++) {
       await new Promise((r) => setTimeout(r, 10));
     }
-    expect(ts.server.applicationCount(a.creds.client_id, csid)).toBe(1);
+    expect(await ts.server.applicationCount(a.creds.client_id, csid)).toBe(1);
     const retry = await a.pushOk([change]);
     expect(retry.applied[0]).toMatchObject({ status: 'applied', client_sync_id: csid });
-    expect(ts.server.applicationCount(a.creds.client_id, csid)).toBe(1);
+    expect(await ts.server.applicationCount(a.creds.client_id, csid)).toBe(1);
   });
 
   it('treats an identical resubmission under a new id as applied without a new seq; deleting the unknown stores a tombstone', async () => {
@@ -262,13 +262,13 @@ describe('push: per-change rejection, idempotency, limits', () => {
     const t = isoAt(Date.now());
     const change = { ...deviceChange('dev-s', 'Same', t), sync_id: 'v-1' };
     await a.pushOk([change]);
-    const seq = ts.server.entities('home-same')[0]?.seq;
+    const seq = (await ts.server.entities('home-same'))[0]?.seq;
     const again = await a.pushOk([{ ...change, client_sync_id: 'another-id' }]);
     expect(again.applied[0]).toMatchObject({ status: 'applied', server_sync_id: 'v-1' });
     expect(again.conflicts).toEqual([]);
-    expect(ts.server.entities('home-same')[0]?.seq).toBe(seq);
+    expect((await ts.server.entities('home-same'))[0]?.seq).toBe(seq);
     const del = await a.pushOk([{ entity_type: 'room', entity_id: 'never-was', operation: 'delete', updated_at: t, client_sync_id: 'del-nw' }]);
     expect(del.applied[0]?.status).toBe('applied');
-    expect(ts.server.entities('home-same').find((e) => e.entity_id === 'never-was')?.deleted).toBe(true);
+    expect((await ts.server.entities('home-same')).find((e) => e.entity_id === 'never-was')?.deleted).toBe(true);
   });
 });

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseTimestamp } from '../../src/protocol/index.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { startTestServer, type TestServer, sqliteStoreOf } from '../helpers/server.js';
 import { TestClient, deviceChange, isoAt } from './client.js';
 
 const started: TestServer[] = [];
@@ -23,8 +23,8 @@ function del(id: string, at: number): Record<string, unknown> {
 describe('tombstones and INVALID_SYNC_STATE', () => {
   it('purges tombstones every client has acked past, and a client behind the purge gets 409', async () => {
     const ts = await start();
-    const a = new TestClient(ts.url, ts.addClient('home-t'));
-    const b = new TestClient(ts.url, ts.addClient('home-t'));
+    const a = new TestClient(ts.url, await ts.addClient('home-t'));
+    const b = new TestClient(ts.url, await ts.addClient('home-t'));
     await a.login();
     await b.login();
     const t = Date.now();
@@ -34,12 +34,12 @@ describe('tombstones and INVALID_SYNC_STATE', () => {
     const aSync = await a.pullAll(null);
     await a.ack(aSync.serverTime);
     // b has not acked: the tombstone stays
-    expect(ts.server.purgeTombstones()).toBe(0);
+    expect(await ts.server.purgeTombstones()).toBe(0);
     const bSync = await b.pullAll(bBase.serverTime, { include_deleted: true });
     expect(bSync.changes.map((c) => c.operation)).toEqual(['delete']);
     await b.ack(bSync.serverTime);
-    expect(ts.server.purgeTombstones()).toBe(1);
-    expect(ts.server.entities('home-t').map((e) => e.entity_id)).toEqual(['dev-2']);
+    expect(await ts.server.purgeTombstones()).toBe(1);
+    expect((await ts.server.entities('home-t')).map((e) => e.entity_id)).toEqual(['dev-2']);
     // b is up to date: fine; a stale watermark from before the purge: INVALID_SYNC_STATE
     expect((await b.syncRequest({ last_sync: bSync.serverTime })).status).toBe(200);
     const stale = await b.syncRequest({ last_sync: bBase.serverTime });
@@ -52,14 +52,14 @@ describe('tombstones and INVALID_SYNC_STATE', () => {
   it('purges tombstones older than the retention even without acks', async () => {
     let now = Date.now();
     const ts = await start({ tombstones: { retentionSeconds: 60, purgeIntervalSeconds: 3600 } }, { clock: () => now });
-    const a = new TestClient(ts.url, ts.addClient('home-r'));
+    const a = new TestClient(ts.url, await ts.addClient('home-r'));
     await a.login();
     const base = await a.pullAll(null);
     await a.pushOk([deviceChange('dev-1', 'One', isoAt(now)), del('dev-gone', now)]);
     now += 30_000;
-    expect(ts.server.purgeTombstones()).toBe(0);
+    expect(await ts.server.purgeTombstones()).toBe(0);
     now += 31_000;
-    expect(ts.server.purgeTombstones()).toBe(1);
+    expect(await ts.server.purgeTombstones()).toBe(1);
     const res = await a.syncRequest({ last_sync: base.serverTime });
     expect(res.status).toBe(409);
     expect(res.json.code).toBe('INVALID_SYNC_STATE');
@@ -67,7 +67,7 @@ describe('tombstones and INVALID_SYNC_STATE', () => {
 
   it('refuses a last_sync later than anything issued (restored server) with 409', async () => {
     const ts = await start();
-    const a = new TestClient(ts.url, ts.addClient('home-f'));
+    const a = new TestClient(ts.url, await ts.addClient('home-f'));
     await a.login();
     // a fresh server never issued any watermark: a client's old last_sync is from another (lost) history
     const fresh = await a.syncRequest({ last_sync: isoAt(Date.now() - 60_000) });
@@ -83,7 +83,7 @@ describe('tombstones and INVALID_SYNC_STATE', () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'ib-restart-'));
     try {
       const first = await startTestServer({}, { dataDir });
-      const creds = first.addClient('home-x');
+      const creds = await first.addClient('home-x');
       const a = new TestClient(first.url, creds);
       await a.login();
       await a.pushOk([deviceChange('dev-1', 'One', isoAt(Date.now())), deviceChange('dev-0', 'Zero', isoAt(Date.now()))]);
@@ -103,10 +103,10 @@ describe('tombstones and INVALID_SYNC_STATE', () => {
         expect(rest.json.server_time).toBe(paged.json.server_time);
         expect(rest.json.changes).toHaveLength(1);
         expect(rest.json.changes[0].entity_id).not.toBe(paged.json.changes[0].entity_id);
-        const other = new TestClient(second.url, second.addClient('home-x'));
+        const other = new TestClient(second.url, await second.addClient('home-x'));
         await other.login();
         await other.pushOk([deviceChange('dev-2', 'Two', isoAt(Date.now()))]);
-        const seq = second.server.entities('home-x').find((e) => e.entity_id === 'dev-2')?.seq ?? 0;
+        const seq = (await second.server.entities('home-x')).find((e) => e.entity_id === 'dev-2')?.seq ?? 0;
         expect(seq).toBeGreaterThan(parseTimestamp(serverTime) ?? Infinity);
         const delta = await again.pullAll(serverTime);
         expect(delta.changes.map((c) => c.entity_id)).toEqual(['dev-2']);
@@ -123,20 +123,20 @@ describe('history retention', () => {
   it('forgets push results and conflicts older than the retention; a late retry is decided by LWW again', async () => {
     let now = Date.now();
     const ts = await start({ tombstones: { retentionSeconds: 60, purgeIntervalSeconds: 3600 } }, { clock: () => now });
-    const a = new TestClient(ts.url, ts.addClient('home-h'));
-    const b = new TestClient(ts.url, ts.addClient('home-h'));
+    const a = new TestClient(ts.url, await ts.addClient('home-h'));
+    const b = new TestClient(ts.url, await ts.addClient('home-h'));
     await a.login();
     await b.login();
     const base = deviceChange('dev-1', 'One', isoAt(now));
     const change = { ...base, sync_id: 'v1' };
     await a.pushOk([change]);
     await b.pushOk([deviceChange('dev-1', 'Older', isoAt(now - 10_000))]); // a conflict for b
-    expect(ts.server.store.purgeHistory(60)).toEqual({ results: 0, conflicts: 0 });
+    expect(sqliteStoreOf(ts.server).purgeHistory(60)).toEqual({ results: 0, conflicts: 0 });
     now += 61_000;
-    expect(ts.server.store.purgeHistory(60)).toEqual({ results: 2, conflicts: 1 });
-    expect(ts.server.applicationCount(a.creds.client_id, base.client_sync_id as string)).toBe(0);
+    expect(sqliteStoreOf(ts.server).purgeHistory(60)).toEqual({ results: 2, conflicts: 1 });
+    expect(await ts.server.applicationCount(a.creds.client_id, base.client_sync_id as string)).toBe(0);
     const retry = await a.pushOk([change]);
     expect(retry.applied[0]).toMatchObject({ status: 'applied', server_sync_id: 'v1' });
-    expect(ts.server.entities('home-h')[0]?.data.name).toBe('One');
+    expect((await ts.server.entities('home-h'))[0]?.data.name).toBe('One');
   });
 });

@@ -27,15 +27,15 @@ interface Filled {
   readonly lastSync: string[];
 }
 
-async function fill(url: string, add: (home: string) => ClientCredentials): Promise<Filled> {
+async function fill(url: string, add: (home: string) => Promise<ClientCredentials>): Promise<Filled> {
   const homes = Array.from({ length: HOMES }, (_, i) => `home-${String(i).padStart(3, '0')}`);
   const gateways: TestClient[] = [];
   const apps: TestClient[] = [];
   const lastSync: string[] = [];
   const t0 = Date.now() - 60_000;
   for (const home of homes) {
-    const gw = new TestClient(url, add(home));
-    const app = new TestClient(url, add(home));
+    const gw = new TestClient(url, await add(home));
+    const app = new TestClient(url, await add(home));
     await gw.login();
     await app.login();
     await gw.pushOk(Array.from({ length: 8 }, (_, i) => deviceChange(`dev-${i}`, `Device ${i}`, isoAt(t0))));
@@ -85,7 +85,7 @@ describe('export / import between SQLite and PostgreSQL', () => {
     try {
       expect(pgStore.cursorKey).toBe(source.cursorKey);
       for (const [i, home] of filled.homes.entries()) {
-        expect(await pgStore.entities(home)).toEqual(source.entities(home));
+        expect(await pgStore.entities(home)).toEqual(await source.entities(home));
         const gw = filled.gateways[i] as TestClient;
         const app = filled.apps[i] as TestClient;
         expect(await pgStore.getClient(gw.creds.client_id)).toEqual(source.accounts.getClient(gw.creds.client_id));
@@ -113,7 +113,7 @@ describe('export / import between SQLite and PostgreSQL', () => {
     expect(await importSqlite(sqliteAgain, back)).toEqual(counts);
     const again = new ServerStore({ dataDir: sqliteAgain, clock: Date.now });
     try {
-      for (const home of filled.homes) expect(again.entities(home)).toEqual(source.entities(home));
+      for (const home of filled.homes) expect(await again.entities(home)).toEqual(await source.entities(home));
       expect(again.cursorKey).toBe(source.cursorKey);
       expect(again.sequencer.current()).toBeGreaterThanOrEqual(source.sequencer.current());
     } finally {
