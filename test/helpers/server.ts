@@ -30,6 +30,8 @@ export interface TestServer {
   readonly dataDir: string;
   /** The PostgreSQL database (postgres backend): another instance started with it serves the same homes. */
   readonly databaseUrl: string | undefined;
+  /** Options that start a server on this one's store again (a restart, or a second instance on PostgreSQL). */
+  readonly sameStore: TestServerOptions;
   /** Creates a client credential (default home `home-1`). */
   addClient(home?: string): Promise<ClientCredentials>;
   close(): Promise<void>;
@@ -72,6 +74,7 @@ export async function startTestServer(
     backend: databaseUrl === undefined ? 'sqlite' : 'postgres',
     dataDir,
     databaseUrl,
+    sameStore: databaseUrl === undefined ? { dataDir } : { databaseUrl },
     addClient: (home = 'home-1') => server.addClient(home),
     close: async () => {
       if (closed) return;

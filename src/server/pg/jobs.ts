@@ -22,11 +22,12 @@ async function nowMs(client: Queryable): Promise<number> {
 }
 
 /**
- * Deletes tombstones every client of their home has acknowledged past, or older than the retention (µs horizon on
- * the database clock); records per home the highest purged seq. Returns how many were deleted.
+ * Deletes tombstones every client of their home has acknowledged past, or older than the retention; records per home
+ * the highest purged seq. Returns how many were deleted. The retention horizon is taken from the instance's wall
+ * clock (`clock`, epoch ms): it is days long, so the instances' few ms of skew do not matter, and tests can move it.
  */
-export async function purgeTombstonesPg(db: Queryable, retentionSeconds: number): Promise<number> {
-  const horizonUs = (await nowMs(db)) * 1000 - retentionSeconds * 1_000_000;
+export async function purgeTombstonesPg(db: Queryable, retentionSeconds: number, clock: () => number): Promise<number> {
+  const horizonUs = Math.floor(clock() * 1000) - retentionSeconds * 1_000_000;
   return count(db, 'purgeTombstones', [horizonUs]);
 }
 
@@ -40,7 +41,7 @@ export async function maintainPg(pool: pg.Pool, options: MaintenanceOptions, clo
     if (last !== null && now - last < options.minIntervalSeconds * 1000) return undefined;
     const cutoffMs = clock() - options.retentionSeconds * 1000;
     const report: MaintenanceReport = {
-      tombstones: await purgeTombstonesPg(client, options.retentionSeconds),
+      tombstones: await purgeTombstonesPg(client, options.retentionSeconds, clock),
       results: await count(client, 'purgeResults', [cutoffMs]),
       conflicts: await count(client, 'purgeConflicts', [cutoffMs * 1000]),
       tokens: await count(client, 'purgeTokens', [clock()]),

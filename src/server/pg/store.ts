@@ -264,7 +264,7 @@ export class PgStore implements SyncStore {
   }
 
   purgeTombstones(retentionSeconds: number): Promise<number> {
-    return purgeTombstonesPg(this.pool, retentionSeconds);
+    return purgeTombstonesPg(this.pool, retentionSeconds, this.clock);
   }
 
   async entities(homeId: string): Promise<StoredEntity[]> {
