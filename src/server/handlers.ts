@@ -27,8 +27,8 @@ import type { ServerConfig } from './config.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { jsonReply, type Reply } from './http/io.js';
 import type { ChangeNotifier, DeltaAnswer, LiveOutcome } from './live/index.js';
-import type { ClientRecord, IssuedTokens, SyncStore } from './store/contract.js';
-import { ALL_TYPES_MASK, type PagePosition } from './store/pull.js';
+import type { ClientRecord, DeltaPage, IssuedTokens, SyncStore } from './store/contract.js';
+import { ALL_TYPES_MASK, type PagePosition, type PullQuery } from './store/pull.js';
 
 export const SERVER_VERSION = '0.1.0';
 
@@ -72,6 +72,7 @@ interface SyncWindow {
   readonly w: Micros | null;
   readonly h: Micros;
   readonly after: PagePosition | null;
+  readonly page: DeltaPage;
 }
 
 function futureWatermark(what: string): ProtocolError {
@@ -90,21 +91,22 @@ function purged(): ProtocolError {
 }
 
 /**
- * The delta window (W, H] of a request (design.md §Watermark): from its cursor, or a fresh watermark for a first
- * page. A watermark a client presents (last_sync, a cursor's H) must not be later than what was issued to the
- * client's home: it is only compared, never recorded — nothing a client sends moves any clock. Checks come first:
- * a refused request issues nothing.
+ * The delta window (W, H] of a request and its page (design.md §Watermark): from its cursor, or a fresh watermark
+ * issued with the first page. A watermark a client presents (last_sync, a cursor's H) must not be later than what was
+ * issued to the client's home: it is only compared, never recorded — nothing a client sends moves any clock. Checks
+ * come first: a refused request issues nothing.
  */
-async function syncWindow(store: SyncStore, client: ClientRecord, msg: SyncRequest): Promise<SyncWindow> {
+async function syncWindow(store: SyncStore, client: ClientRecord, msg: SyncRequest, query: Omit<PullQuery, 'h' | 'after' | 'w'>): Promise<SyncWindow> {
   if (msg.cursor) {
     const c = decodeCursor(store.cursorKey, client.clientId, msg.cursor);
     if (c.h > (await store.issuedBound(client.homeId))) throw futureWatermark('the cursor');
-    return { w: c.w, h: c.h, after: { p: c.p, s: c.s } };
+    const after = { p: c.p, s: c.s };
+    return { w: c.w, h: c.h, after, page: await store.page({ ...query, w: c.w, h: c.h, after }) };
   }
   const w = msg.last_sync ? (parseTimestamp(msg.last_sync) ?? null) : null;
-  const opened = await store.openSync(client.homeId, w);
+  const opened = await store.openPage({ ...query, w });
   if (!opened.ok) throw opened.reason === 'purged' ? purged() : futureWatermark('last_sync');
-  return { w, h: opened.h, after: null };
+  return { w, h: opened.h, after: null, page: opened.page };
 }
 
 /** sync_request → sync_delta (seed §1, §2; design.md §Watermark, §Pagination). */
@@ -129,15 +131,11 @@ export async function answerSyncRequest(
   live?: LiveOutcome,
 ): Promise<DeltaAnswer> {
   const { store, config } = deps;
-  const { w, h, after } = await syncWindow(store, client, msg);
-  const page = await store.page({
+  const { w, h, after, page } = await syncWindow(store, client, msg, {
     homeId: client.homeId,
     clientId: client.clientId,
-    w,
-    h,
     typesMask: typesMask(msg.entity_types),
     includeDeleted: msg.include_deleted === true,
-    after,
     limit: Math.min(config.pageSize, msg.limit ?? config.pageSize),
   });
   // Read with the page, in its snapshot: a purge between the pages of a sync is seen, never a half delta.

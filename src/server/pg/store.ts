@@ -16,6 +16,7 @@ import type {
   MaintenanceOptions,
   MaintenanceReport,
   NonceCheck,
+  OpenedPage,
   OpenedSync,
   StoredEntity,
   SyncStore,
@@ -39,7 +40,7 @@ import {
   rowOf,
   rowsOf,
 } from './rows.js';
-import { runSql } from './sql.js';
+import { runSql, type Queryable } from './sql.js';
 import { DataSchema } from '../../protocol/index.js';
 
 export interface PgStoreOptions {
@@ -178,8 +179,8 @@ export class PgStore implements SyncStore {
 
   // watermarks
 
-  async openSync(homeId: string, w: Micros | null): Promise<OpenedSync> {
-    const row = rowOf(OpenSyncRowSchema, (await runSql(this.pool, 'openSync', [homeId, w])).rows, 'ib_open_sync');
+  async openSync(homeId: string, w: Micros | null, db: Queryable = this.pool): Promise<OpenedSync> {
+    const row = rowOf(OpenSyncRowSchema, (await runSql(db, 'openSync', [homeId, w])).rows, 'ib_open_sync');
     if (row === undefined || row.status === 'no_home') throw new GatewayError('STORE', `home ${JSON.stringify(homeId)} does not exist`);
     if (row.status !== 'ok') return { ok: false, reason: row.status };
     if (row.h === null) throw new GatewayError('STORE', 'ib_open_sync returned no watermark');
@@ -203,14 +204,26 @@ export class PgStore implements SyncStore {
 
   // delta and push
 
-  async page(q: PullQuery): Promise<DeltaPage> {
+  /**
+   * One transaction: ib_open_sync takes the home's row lock and issues H, and the page is read while the lock is held
+   * (a new statement, a new snapshot: every push that locked the home before has committed, none can commit after).
+   */
+  openPage(q: Omit<PullQuery, 'h' | 'after'>): Promise<OpenedPage> {
+    return inTransaction(this.pool, async (client): Promise<OpenedPage> => {
+      const opened = await this.openSync(q.homeId, q.w, client);
+      if (!opened.ok) return opened;
+      return { ok: true, h: opened.h, page: await this.page({ ...q, h: opened.h, after: null }, client) };
+    });
+  }
+
+  async page(q: PullQuery, db: Queryable = this.pool): Promise<DeltaPage> {
     const lo = (p: number): Micros | null => {
       if ((q.typesMask & (1 << p)) === 0) return null;
       const start = q.after?.p ?? 0;
       if (p < start) return null;
       return Math.max(q.w ?? 0, q.after !== null && p === q.after.p ? q.after.s : 0);
     };
-    const res = await runSql(this.pool, 'page', [
+    const res = await runSql(db, 'page', [
       q.homeId,
       lo(0),
       lo(1),

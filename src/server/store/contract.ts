@@ -33,6 +33,11 @@ export interface DeltaPage extends PullPage {
   readonly purgedThrough: Micros;
 }
 
+/** The first page of a sync: what `openSync` answers, and with a watermark the page read under the same lock. */
+export type OpenedPage =
+  | { readonly ok: true; readonly h: Micros; readonly page: DeltaPage }
+  | { readonly ok: false; readonly reason: WatermarkRefusal };
+
 export interface AppliedPush {
   readonly applied: WireApplied[];
   readonly conflicts: WireConflict[];
@@ -94,6 +99,12 @@ export interface SyncStore {
   // watermarks, per home
   /** Checks `w` (null: full sync) against what was issued to the home and its purge horizon, then issues H. */
   openSync(homeId: string, w: Micros | null): Promise<OpenedSync>;
+  /**
+   * openSync and the first page, atomically: no commit of the home lands between issuing H and reading the page, so a
+   * first page holds every entity whose latest version is at or below H (on PostgreSQL the home's row lock is held
+   * across both; pushes of the home wait the few ms of the read).
+   */
+  openPage(q: Omit<PullQuery, 'h' | 'after'>): Promise<OpenedPage>;
   /** The highest watermark issued to the home (the bound for last_sync, cursors, acks). */
   issuedBound(homeId: string): Promise<Micros>;
   /** A server_time for a sync_result or sync_ack_result of the home (a valid watermark, recorded as issued). */

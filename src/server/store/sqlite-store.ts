@@ -12,6 +12,7 @@ import type {
   MaintenanceOptions,
   MaintenanceReport,
   NonceCheck,
+  OpenedPage,
   OpenedSync,
   StoredEntity,
   SyncStore,
@@ -84,9 +85,24 @@ export class SqliteStore implements SyncStore {
 
   /** Checks first (a refused request issues nothing), then issues H from the process's sequencer. */
   async openSync(homeId: string, w: Micros | null): Promise<OpenedSync> {
+    return this.openNow(homeId, w);
+  }
+
+  private openNow(homeId: string, w: Micros | null): OpenedSync {
     if (w !== null && w > this.local.watermarks.bound(homeId)) return { ok: false, reason: 'future_watermark' };
     if (w !== null && w < this.local.purgedThrough(homeId)) return { ok: false, reason: 'purged' };
     return { ok: true, h: this.local.issueWatermark(homeId) };
+  }
+
+  private pageNow(q: PullQuery): DeltaPage {
+    return { ...this.local.delta.page(q), purgedThrough: this.local.purgedThrough(q.homeId) };
+  }
+
+  /** Synchronous inside: nothing else of the process runs between the issue and the read. */
+  async openPage(q: Omit<PullQuery, 'h' | 'after'>): Promise<OpenedPage> {
+    const opened = this.openNow(q.homeId, q.w);
+    if (!opened.ok) return opened;
+    return { ok: true, h: opened.h, page: this.pageNow({ ...q, h: opened.h, after: null }) };
   }
 
   async issuedBound(homeId: string): Promise<Micros> {
@@ -104,7 +120,7 @@ export class SqliteStore implements SyncStore {
   // delta and push
 
   async page(q: PullQuery): Promise<DeltaPage> {
-    return { ...this.local.delta.page(q), purgedThrough: this.local.purgedThrough(q.homeId) };
+    return this.pageNow(q);
   }
 
   async conflicts(clientId: string, w: Micros | null, h: Micros, limit: number): Promise<string[]> {
