@@ -61,6 +61,15 @@ export function mergedStateChange(
   return { change, state };
 }
 
+/**
+ * Pure: a version id that sorts by its time first. The seed breaks a tie inside its 1 s window by the higher
+ * `sync_id` (§Last-Write-Wins Rules), so a second `app set` a few milliseconds after the first must carry the higher
+ * id, or it would lose to the version it was built on. Fixed-width base-36 micros, then randomness against collisions.
+ */
+export function orderedVersionId(nowMicros: number, random: string): string {
+  return `app-${Math.max(0, Math.floor(nowMicros)).toString(36).padStart(12, '0')}-${random}`;
+}
+
 /** Reads the device's state with a full pull of the home's entity_states (every page); acknowledges the pull. */
 export async function readDeviceState(session: AppSession, deviceId: string): Promise<DeviceState | undefined> {
   const delta = await session.delta({ last_sync: null, entity_types: ['entity_state'], include_deleted: false });
@@ -79,8 +88,9 @@ export interface SetOutcome {
 /** Read, merge, push: sets `attributes` of the device's state, keeping every other attribute. */
 export async function setDeviceState(session: AppSession, deviceId: string, attributes: Readonly<Record<string, unknown>>): Promise<SetOutcome> {
   const current = await readDeviceState(session, deviceId);
-  const versionId = `app-${randomBytes(12).toString('base64url')}`;
-  const { change, state } = mergedStateChange(deviceId, current, attributes, session.clock.nowMicros(), versionId);
+  const nowMicros = session.clock.nowMicros();
+  const versionId = orderedVersionId(nowMicros, randomBytes(9).toString('base64url'));
+  const { change, state } = mergedStateChange(deviceId, current, attributes, nowMicros, versionId);
   const result = await session.push([change]);
   const entry = result.applied.find((a) => a.client_sync_id === versionId);
   if (entry === undefined) throw new GatewayError('BAD_RESPONSE', `sync_result has no entry for client_sync_id ${versionId}`);

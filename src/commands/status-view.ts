@@ -1,10 +1,15 @@
-/** The daemon's GET /status answer as the CLI reads it (validated: it crosses a process boundary), and its text form. */
+/**
+ * The daemon's answers as the CLI reads them (validated: they cross a process boundary) — GET /status,
+ * GET /api/devices, GET /api/conflicts — and the text form of the status.
+ */
 import { z } from 'zod';
+import { pollingWhy } from '../daemon/health.js';
 
 const LastError = z.object({ code: z.string(), message: z.string(), at: z.number() }).nullable();
 
 export const DaemonStatusView = z.looseObject({
   source: z.literal('daemon'),
+  version: z.string().optional(),
   pid: z.number(),
   uptimeSeconds: z.number(),
   devices: z.number(),
@@ -19,19 +24,75 @@ export const DaemonStatusView = z.looseObject({
   syncConfigured: z.boolean(),
   brokerClients: z.number(),
   mqtt: z.object({ host: z.string(), port: z.number() }).nullable(),
-  scheduler: z.looseObject({ mode: z.string(), consecutiveFailures: z.number(), nextSyncAt: z.number().nullable(), lastError: LastError }).nullable(),
+  scheduler: z
+    .looseObject({
+      mode: z.string(),
+      consecutiveFailures: z.number(),
+      nextSyncAt: z.number().nullable(),
+      lastError: LastError,
+      intervalMs: z.number().optional(),
+      via: z.enum(['live', 'polling']).optional(),
+      live: z
+        .looseObject({ heldForMs: z.number().nullable(), pollingReason: z.string().nullable(), wakes: z.number(), reconnects: z.number(), pushes: z.number() })
+        .optional(),
+    })
+    .nullable(),
   health: z.looseObject({ healthy: z.boolean(), reasons: z.array(z.string()) }),
   jobs: z.array(z.looseObject({ name: z.string(), schedule: z.string(), running: z.boolean(), nextRunAt: z.string().nullable(), lastRun: z.looseObject({ ok: z.boolean(), at: z.number() }).nullable() })),
   http: z.string().nullable(),
 });
 export type DaemonStatusView = z.infer<typeof DaemonStatusView>;
 
+/** ", live wait held for 12 s (3 wakes, 0 reconnects)" or ", polling every 10 s (the server holds no live waits)". */
+function liveLine(scheduler: DaemonStatusView['scheduler']): string {
+  const live = scheduler?.live;
+  if (!scheduler || !live || scheduler.via === undefined) return '';
+  if (scheduler.via === 'live') {
+    const held = live.heldForMs === null ? 're-opening' : `held for ${Math.round(live.heldForMs / 1000)} s`;
+    return `, live wait ${held} (${live.wakes} wakes, ${live.reconnects} reconnects, ${live.pushes} pushes)`;
+  }
+  const every = scheduler.intervalMs === undefined ? '' : ` every ${Math.round(scheduler.intervalMs / 1000)} s`;
+  return `, polling${every}${live.pollingReason === null ? '' : ` (${pollingWhy(live.pollingReason)})`}`;
+}
+
+/** GET /api/devices: the devices with their room names. */
+export const DeviceListView = z.array(
+  z.object({
+    id: z.string(),
+    name: z.string().nullable(),
+    type: z.string().nullable(),
+    roomId: z.string().nullable(),
+    room: z.string().nullable(),
+    state: z.record(z.string(), z.unknown()),
+    updatedAt: z.string().nullable(),
+    synced: z.boolean(),
+    pending: z.boolean(),
+  }),
+);
+export type DeviceListView = z.infer<typeof DeviceListView>;
+
+/** GET /api/conflicts: the latest conflict-log entries, newest first. */
+export const ConflictListView = z.array(
+  z.object({
+    id: z.number(),
+    recordedAt: z.number(),
+    entityType: z.string(),
+    entityId: z.string(),
+    type: z.string(),
+    reason: z.string(),
+    resolution: z.string(),
+    serverVersion: z.unknown(),
+    clientVersion: z.unknown(),
+  }),
+);
+export type ConflictListView = z.infer<typeof ConflictListView>;
+
 const iso = (ms: number | null | undefined): string => (ms === null || ms === undefined ? 'never' : new Date(ms).toISOString());
 
 export function formatDaemonStatus(s: DaemonStatusView): string {
   const age = s.oldestPendingAgeMs === null ? '-' : `${Math.round(s.oldestPendingAgeMs / 1000)} s`;
   const mode = s.scheduler?.mode ?? (s.syncConfigured ? s.mode ?? 'unknown' : 'offline (no server credentials)');
-  const online = mode === 'online' ? 'online' : `${mode}${s.scheduler && s.scheduler.consecutiveFailures > 0 ? ` (${s.scheduler.consecutiveFailures} failures)` : ''}`;
+  const online = mode === 'online' ? `online${liveLine(s.scheduler)}` : `${mode}${s.scheduler && s.scheduler.consecutiveFailures > 0 ? ` (${s.scheduler.consecutiveFailures} failures)` : ''}`;
   const err = s.scheduler?.lastError ?? s.lastError;
   const lines = [
     `health:          ${s.health.healthy ? 'ok' : `UNHEALTHY: ${s.health.reasons.join('; ')}`}`,
@@ -43,7 +104,7 @@ export function formatDaemonStatus(s: DaemonStatusView): string {
     `next sync:       ${s.scheduler?.nextSyncAt ? iso(s.scheduler.nextSyncAt) : '-'}`,
     `conflicts:       ${s.conflicts}`,
     `last error:      ${err ? `${err.code}: ${err.message} (${iso(err.at)})` : '-'}`,
-    `daemon:          pid ${s.pid}, up ${s.uptimeSeconds} s, ${s.http ?? ''}`,
+    `daemon:          ${s.version ? `version ${s.version}, ` : ''}pid ${s.pid}, up ${s.uptimeSeconds} s, ${s.http ?? ''}`,
     ...s.jobs.map((j) => `job ${j.name.padEnd(14)} ${j.schedule.padEnd(14)} next ${j.nextRunAt ?? '-'}, last ${j.lastRun ? `${iso(j.lastRun.at)} ${j.lastRun.ok ? 'ok' : 'failed'}` : 'never'}${j.running ? ' (running)' : ''}`),
   ];
   return lines.join('\n');

@@ -5,16 +5,29 @@
  * (for secrets) < command-line flags.
  */
 import { readFileSync } from 'node:fs';
-import { validate as validateCron } from 'node-cron';
 import { z } from 'zod';
 import { AdaptersConfigSchema } from '../ingest/adapters/config.js';
 import { MqttConfigSchema, redactMqttConfig } from '../broker/config.js';
 import { explainIssues, GatewayConfigError, parseYamlSource, type ConfigProblem, type YamlSource } from './explain.js';
+import { parseCron, zonedTime } from '../util/cron.js';
 
 const Port = z.number().int().min(0).max(65535);
-const Cron = z.string().refine((v) => validateCron(v), { message: 'expected a cron expression such as "30 3 * * 0" (minute hour day month weekday)' });
+const Cron = z.string().refine((v) => parseCron(v).ok, { message: 'expected a cron expression such as "30 3 * * 0" (minute hour day month weekday)' });
 /** SHA-256 of a server key's SPKI: 44 base64 characters (padded) or 64 hex digits (docs/security.md §Sync server). */
 const PinSha256 = z.string().regex(/^(?:[A-Za-z0-9+/]{43}=|[0-9a-fA-F]{64})$/, 'expected a SHA-256 as 44 base64 or 64 hex characters');
+const TimeZone = z.string().min(1).refine(
+  (v) => {
+    try {
+      zonedTime(v);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'expected an IANA time zone such as "Europe/Berlin"' },
+);
+const TopicLevel = z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - (one MQTT topic level)');
+const HostName = z.string().min(1).max(253).regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)$/, 'a host name or address, without port or scheme');
 const Level = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
 export const GatewayConfigSchema = z.strictObject({
@@ -38,6 +51,17 @@ export const GatewayConfigSchema = z.strictObject({
       native: z.strictObject({ enabled: z.boolean().default(true), baseTopic: z.string().min(1).default('devices') }).prefault({}),
       /** Device ecosystems (issue 4): zigbee2mqtt, tasmota, shelly, homeassistant, generic; each on by default. */
       adapters: AdaptersConfigSchema.prefault({}),
+      /**
+       * A rogue client must not fill the store with devices: new device ids per MQTT identity (a user, or the anonymous
+       * clients of one host) per minute, and devices in the store at most. Beyond either, a message is acknowledged
+       * and not stored (counted, logged rate-limited). Devices the store holds are never refused.
+       */
+      deviceLimits: z
+        .strictObject({
+          newPerMinute: z.number().int().min(1).max(1_000_000).default(100),
+          total: z.number().int().min(1).max(10_000_000).default(5000),
+        })
+        .prefault({}),
       critical: z
         .strictObject({
           deviceTypes: z.array(z.string().min(1)).default(['lock', 'alarm', 'smoke', 'leak', 'water_leak']),
@@ -70,19 +94,52 @@ export const GatewayConfigSchema = z.strictObject({
   sync: z
     .strictObject({
       enabled: z.boolean().default(true),
+      /** Hold a live wait while online so server changes arrive at once (docs/protocol.md §Live waits); false: poll only. */
+      live: z.boolean().default(true),
+      /** The wait asked for (the server caps it at its own maximum, 25 s by default). */
+      liveWaitSeconds: z.number().min(0.1).max(3600).default(25),
+      /** A held wait's HTTP timeout is its wait plus this: a dead connection is noticed within wait + margin. */
+      liveTimeoutMarginSeconds: z.number().min(0.1).max(600).default(5),
+      /** Polling, against a server without live waits (seed §Polling: adaptive between 5 s and 5 min). */
       minIntervalSeconds: z.number().min(0.05).default(5),
       maxIntervalSeconds: z.number().min(1).default(300),
-      criticalDebounceMs: z.number().int().min(0).default(250),
+      /** A critical local change (ingest.critical) is pushed this long after it arrived. */
+      criticalDebounceMs: z.number().int().min(0).max(60_000).default(20),
+      /** An ordinary local change is pushed within this window; the changes of the window share one push. */
+      uplinkWindowMs: z.number().int().min(0).max(600_000).default(1000),
       pushBatchSize: z.number().int().min(1).max(1000).default(1000),
       maxRetries: z.number().int().min(0).max(20).default(5),
       offlineProbeSeconds: z.number().min(0.05).default(30),
     })
     .prefault({}),
+  /** The daemon's HTTP listener: status page, health, metrics, control (docs/operations.md, docs/security.md). */
   http: z
     .strictObject({
       host: z.string().min(1).default('127.0.0.1'),
-      /** Health and metrics endpoint; null disables it. */
-      port: Port.nullable().default(null),
+      /** Status page, health, metrics and control; null disables the listener. */
+      port: Port.nullable().default(9180),
+      /** Required on every request when set; required to bind anywhere but loopback (env INBETWEENIES_HTTP_TOKEN). */
+      token: z.string().min(16, 'expected at least 16 characters (e.g. openssl rand -hex 24)').max(512).optional(),
+      /** Host names (and addresses) the listener answers to besides loopback and the address it was reached at. */
+      allowedHosts: z.array(HostName).max(64).default([]),
+      /** Status pages (live update streams) open at once. */
+      maxEventClients: z.number().int().min(1).max(256).default(16),
+    })
+    .prefault({}),
+  /** The gateway itself on MQTT: its retained online/offline state and Home Assistant discovery of its own entities. */
+  bridge: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** `<baseTopic>/bridge/state` (online/offline, retained) and `<baseTopic>/bridge/info` (values, retained). */
+      baseTopic: TopicLevel.default('inbetweenies'),
+      homeassistant: z
+        .strictObject({
+          enabled: z.boolean().default(true),
+          discoveryPrefix: TopicLevel.default('homeassistant'),
+          /** Values are published when they change, at most this often. */
+          updateSeconds: z.number().min(1).max(3600).default(5),
+        })
+        .prefault({}),
     })
     .prefault({}),
   /** Health checks behind /healthz and the systemd watchdog (issue 5 §2, §6). */
@@ -97,10 +154,10 @@ export const GatewayConfigSchema = z.strictObject({
       syncFailingAfterSeconds: z.number().min(1).default(900),
     })
     .prefault({}),
-  /** Scheduled jobs (node-cron expressions, local time unless timezone is set); a job never overlaps itself. */
+  /** Scheduled jobs (cron expressions, local time unless timezone is set); a job never overlaps itself. */
   jobs: z
     .strictObject({
-      timezone: z.string().min(1).optional(),
+      timezone: TimeZone.optional(),
       reconcile: z.strictObject({ enabled: z.boolean().default(true), schedule: Cron.default('30 3 * * 0') }).prefault({}),
       maintenance: z.strictObject({ enabled: z.boolean().default(true), schedule: Cron.default('15 4 * * *') }).prefault({}),
       pruneConflicts: z
@@ -127,6 +184,7 @@ export const ENV_OVERRIDES: ReadonlyArray<{ name: string; path: readonly string[
   { name: 'INBETWEENIES_MQTT_PORT', path: ['mqtt', 'port'], type: 'number' },
   { name: 'INBETWEENIES_MQTT_PASSWORD', path: ['mqtt', 'external', 'password'], type: 'string' },
   { name: 'INBETWEENIES_HTTP_PORT', path: ['http', 'port'], type: 'number' },
+  { name: 'INBETWEENIES_HTTP_TOKEN', path: ['http', 'token'], type: 'string' },
   { name: 'INBETWEENIES_LOG_LEVEL', path: ['log', 'level'], type: 'string' },
 ];
 
@@ -226,6 +284,8 @@ export function loadGatewayConfig(options: LoadGatewayConfigOptions = {}): Gatew
   if (!parsed.success) problems.push(...explainIssues(parsed.error.issues, { schema: GatewayConfigSchema, ...(source ? { source } : {}), overrides }));
   if (problems.length > 0 || !parsed.success) throw new GatewayConfigError(problems, where);
   const config = parsed.data;
+  const token = httpTokenProblem(config, source, overrides);
+  if (token) throw new GatewayConfigError([token], where);
   if (config.sync.minIntervalSeconds > config.sync.maxIntervalSeconds) {
     const pos = source?.locate(['sync', 'minIntervalSeconds']);
     throw new GatewayConfigError(
@@ -242,11 +302,30 @@ export function loadGatewayConfig(options: LoadGatewayConfigOptions = {}): Gatew
   return config;
 }
 
+/** Whether a listen address is this machine only: 127.0.0.0/8, ::1, localhost. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || /^::ffff:127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/** A listener reachable from the network must have a token (docs/security.md §The HTTP listener). */
+function httpTokenProblem(config: GatewayConfig, source: YamlSource | undefined, overrides: ReadonlyMap<string, string>): ConfigProblem | undefined {
+  const { host, port, token } = config.http;
+  if (port === null || token !== undefined || isLoopbackHost(host)) return undefined;
+  const pos = overrides.has('http.host') ? undefined : source?.locate(['http', 'host']);
+  return {
+    path: 'http.token',
+    message: `required when http.host is not a loopback address (got ${JSON.stringify(host)}): set http.token or INBETWEENIES_HTTP_TOKEN (e.g. openssl rand -hex 24), or keep http.host: 127.0.0.1`,
+    ...(pos ? { line: pos.line, column: pos.column } : {}),
+  };
+}
+
 /** The configuration with secrets replaced, for logs and `check-config` output. */
 export function redactConfig(config: GatewayConfig): GatewayConfig {
   return {
     ...config,
     mqtt: redactMqttConfig(config.mqtt),
     server: { ...config.server, clientSecret: config.server.clientSecret ? '[redacted]' : undefined },
+    http: { ...config.http, token: config.http.token ? '[redacted]' : undefined },
   };
 }

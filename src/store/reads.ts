@@ -7,7 +7,7 @@ import type Database from 'better-sqlite3';
 import { normaliseEntityType } from '../protocol/entity-types.js';
 import type { Operation } from '../protocol/index.js';
 import type { Db } from './db.js';
-import { entityKey, parseJsonObject } from './tx.js';
+import { DEVICE_KNOWN_SQL, entityKey, parseJsonObject } from './tx.js';
 import type { CorruptRow, PendingChange, StoredEntity } from './types.js';
 
 interface EntityRow {
@@ -19,15 +19,15 @@ interface EntityRow {
   deleted: number;
 }
 
-interface OutboxRow {
+interface PendingRow {
   entity_type: string;
   entity_id: string;
-  client_sync_id: string;
-  operation: string;
+  pending_csid: string;
+  pending_op: string | null;
   data: string;
   updated_at: number;
   critical: number;
-  first_queued_at: number;
+  first_queued_at: number | null;
   attempts: number;
 }
 
@@ -43,7 +43,11 @@ export class StoreReads {
   readonly #entities: Database.Statement<[number], EntityRow>;
   readonly #devicesAndStates: Database.Statement<[], EntityRow>;
   readonly #countDevices: Database.Statement<[], { n: number }>;
-  readonly #take: Database.Statement<[number], OutboxRow>;
+  readonly #deviceKnown: Database.Statement<[string], { one: number }>;
+  readonly #ofType: Database.Statement<[string], EntityRow>;
+  readonly #deviceIds: Database.Statement<[], { entity_id: string }>;
+  readonly #isPending: Database.Statement<[string, string], { n: number }>;
+  readonly #take: Database.Statement<[number], PendingRow>;
   readonly #pendingKeys: Database.Statement<[], { entity_type: string; entity_id: string }>;
   readonly #outboxSummary: Database.Statement<[], { n: number; oldest: number | null }>;
   readonly #conflicts: Database.Statement<[], { n: number }>;
@@ -59,10 +63,19 @@ export class StoreReads {
       "SELECT * FROM entities WHERE deleted = 0 AND entity_type IN ('device', 'entity_state') ORDER BY entity_id",
     );
     this.#countDevices = db.prepare("SELECT COUNT(*) AS n FROM entities WHERE entity_type = 'device' AND deleted = 0");
-    // seed §Batching: states (0) > devices (1) > rooms (2), then oldest first.
-    this.#take = db.prepare('SELECT * FROM outbox ORDER BY priority, first_queued_at, client_sync_id LIMIT ?');
-    this.#pendingKeys = db.prepare('SELECT entity_type, entity_id FROM outbox');
-    this.#outboxSummary = db.prepare('SELECT COUNT(*) AS n, MIN(first_queued_at) AS oldest FROM outbox');
+    this.#ofType = db.prepare('SELECT * FROM entities WHERE entity_type = ? AND deleted = 0 ORDER BY entity_id');
+    this.#deviceIds = db.prepare("SELECT entity_id FROM entities WHERE entity_type = 'device' AND deleted = 0");
+    this.#isPending = db.prepare('SELECT COUNT(*) AS n FROM entities WHERE entity_type = ? AND entity_id = ? AND pending_csid IS NOT NULL');
+    this.#deviceKnown = db.prepare(DEVICE_KNOWN_SQL);
+    // seed §Batching: states (0) > devices (1) > rooms (2), then oldest first. No index: each one would cost a page
+    // write per state written (docs/architecture.md §Disk writes); the scan sorts one row per entity.
+    this.#take = db.prepare(
+      `SELECT entity_type, entity_id, pending_csid, pending_op, data, updated_at, critical, first_queued_at, attempts FROM entities
+       WHERE pending_csid IS NOT NULL
+       ORDER BY CASE entity_type WHEN 'entity_state' THEN 0 WHEN 'device' THEN 1 ELSE 2 END, first_queued_at, pending_csid LIMIT ?`,
+    );
+    this.#pendingKeys = db.prepare('SELECT entity_type, entity_id FROM entities WHERE pending_csid IS NOT NULL');
+    this.#outboxSummary = db.prepare('SELECT COUNT(*) AS n, MIN(first_queued_at) AS oldest FROM entities WHERE pending_csid IS NOT NULL');
     this.#conflicts = db.prepare('SELECT COUNT(*) AS n FROM conflicts');
     this.#state = db.prepare('SELECT value FROM sync_state WHERE key = ?');
     this.#allState = db.prepare('SELECT key, value FROM sync_state');
@@ -84,8 +97,37 @@ export class StoreReads {
     return this.#entitiesOf(this.#devicesAndStates.all());
   }
 
+  /** Whether a live device or device state with this id exists (tx.ts DEVICE_KNOWN_SQL). */
+  deviceKnown(deviceId: string): boolean {
+    return this.#deviceKnown.get(deviceId) !== undefined;
+  }
+
   countDevices(): number {
     return this.#countDevices.get()?.n ?? 0;
+  }
+
+  /** Live entities of one type (rooms, say), ordered by id. */
+  ofType(entityType: string): StoredEntity[] {
+    return this.#entitiesOf(this.#ofType.all(entityType));
+  }
+
+  /** Ids of the live devices (no data read). */
+  deviceIds(): string[] {
+    return this.#deviceIds.all().map((r) => r.entity_id);
+  }
+
+  /** The live device and entity_state rows of these devices, and the `type/id` keys among them with a pending change. */
+  devicesAndStatesOf(ids: readonly string[]): { entities: StoredEntity[]; pending: Set<string> } {
+    const entities: StoredEntity[] = [];
+    const pending = new Set<string>();
+    for (const id of ids) {
+      for (const type of ['device', 'entity_state'] as const) {
+        const entity = this.entity(type, id);
+        if (entity !== undefined && !entity.deleted) entities.push(entity);
+        if ((this.#isPending.get(type, id)?.n ?? 0) > 0) pending.add(entityKey(type, id));
+      }
+    }
+    return { entities, pending };
   }
 
   /**
@@ -98,7 +140,7 @@ export class StoreReads {
       const key = entityKey(row.entity_type, row.entity_id);
       const entityType = normaliseEntityType(row.entity_type);
       const data = parseJsonObject(row.data);
-      const operation = row.operation;
+      const operation = row.pending_op ?? '';
       if (entityType === undefined || !isOperation(operation) || !data.ok) {
         const problem = entityType === undefined ? `unknown entity type ${JSON.stringify(row.entity_type)}` : data.ok ? `unknown operation ${JSON.stringify(operation)}` : data.problem;
         this.#report({ table: 'outbox', key, problem });
@@ -107,12 +149,12 @@ export class StoreReads {
       out.push({
         entityType,
         entityId: row.entity_id,
-        clientSyncId: row.client_sync_id,
+        clientSyncId: row.pending_csid,
         operation,
         data: data.value,
         updatedAt: row.updated_at,
         critical: row.critical !== 0,
-        firstQueuedAt: row.first_queued_at,
+        firstQueuedAt: row.first_queued_at ?? 0,
         attempts: row.attempts,
       });
     }

@@ -49,23 +49,39 @@ export interface ConflictRecord {
   readonly clientVersion: unknown;
 }
 
-/** A change to queue in the outbox (the entity's one pending row is replaced; see StoreTx.queueChange). */
-export interface QueuedChange {
+/** A conflict-log row as read back (the `conflicts` command, the status page). */
+export interface ConflictEntry {
+  readonly id: number;
+  /** Local epoch ms. */
+  readonly recordedAt: number;
+  readonly entityType: string;
+  readonly entityId: string;
+  readonly type: string;
+  readonly reason: string;
+  readonly resolution: string;
+  /** The server's version and the gateway's, as recorded (null when the entry has none). */
+  readonly serverVersion: unknown;
+  readonly clientVersion: unknown;
+}
+
+/** A new local version of an entity and its pending change (StoreTx.writeLocalChange). */
+export interface LocalChange {
   readonly entityType: EntityType;
   readonly entityId: string;
-  readonly clientSyncId: string;
-  readonly operation: Operation;
   readonly data: Record<string, unknown>;
   readonly updatedAt: Micros;
-  readonly priority: number;
+  readonly clientSyncId: string;
+  /** 'create' when the server has never had the entity. */
+  readonly operation: Operation;
   readonly critical: boolean;
-  /** Local epoch ms; kept from the existing row when there is one. */
+  /** Local epoch ms; a pending change already there keeps its own. */
   readonly queuedAtMs: number;
 }
 
 /** A row the store could not read back (bad JSON, unknown type): logged and counted, never repaired silently. */
 export interface CorruptRow {
-  readonly table: 'entities' | 'outbox' | 'sync_state';
+  /** `outbox`: the pending-change columns of an entity row. */
+  readonly table: 'entities' | 'outbox' | 'sync_state' | 'conflicts';
   readonly key: string;
   readonly problem: string;
 }

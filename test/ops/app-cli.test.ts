@@ -109,6 +109,7 @@ describe('app set / get', () => {
     expect(first.code).toBe(0);
     expect(first.stdout).toBe('plug-1: applied {"power":"on","level":3}\n');
     const second = await cli(['app', 'set', '--json', 'plug-1', '{"power":"off"}'], envFor(ts.url, creds));
+    expect(second.stderr).toBe("");
     expect(second.code).toBe(0);
     expect(JSON.parse(second.stdout)).toMatchObject({ status: 'applied', entity_type: 'entity_state', entity_id: 'plug-1', state: { power: 'off', level: 3 } });
     const held = (await ts.server.entities('home-app')).find((e) => e.entity_id === 'plug-1');
