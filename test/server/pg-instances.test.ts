@@ -6,10 +6,16 @@
  * into one home while a third pages through syncs never make it miss or repeat a change; the maintenance job runs
  * once across instances; a database newer than the build is refused at start.
  */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newNonce } from '../../src/protocol/index.js';
 import { POSTGRES } from '../helpers/backends.js';
+import { freshDatabase } from '../helpers/pg.js';
+import { SERVER_CLI, spawnServer } from '../helpers/server-process.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { TestClient, deviceChange, isoAt, send, stateChange } from './client.js';
 
@@ -175,5 +181,29 @@ describe('schema versions', () => {
       await admin.end();
     }
     await expect(startTestServer({}, { databaseUrl: url })).rejects.toThrow(/newer than this server knows/);
+  });
+});
+
+describe('the command line', () => {
+  it('`server --database-url` serves from PostgreSQL: two processes on one database, a credential from add-client, a token of one accepted by the other, no password in the log', async () => {
+    const url = await freshDatabase('cli');
+    const dir = mkdtempSync(join(tmpdir(), 'ib-pg-cli-'));
+    const servers = await Promise.all(['a', 'b'].map((name) => spawnServer({ dataDir: join(dir, name), databaseUrl: url })));
+    try {
+      const out = execFileSync(process.execPath, [SERVER_CLI, 'server', 'add-client', '--database-url', url, '--home', 'home-cli'], { encoding: 'utf8' });
+      const creds = JSON.parse(out) as { client_id: string; client_secret: string; home_id: string };
+      const [first, second] = servers.map((p) => new TestClient(p.url, creds)) as [TestClient, TestClient];
+      await first.login();
+      second.token = first.token;
+      await first.pushOk([deviceChange('dev-cli', 'Through A', isoAt(Date.now()))]);
+      const delta = await second.pullAll(null);
+      expect(delta.changes.map((ch) => ch.entity_id)).toEqual(['dev-cli']);
+      const password = new URL(url).password;
+      expect(password.length).toBeGreaterThan(0);
+      for (const p of servers) expect(p.lines.join('\n')).not.toContain(password);
+    } finally {
+      await Promise.all(servers.map((p) => p.stop()));
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

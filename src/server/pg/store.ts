@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { GatewayError } from '../../errors.js';
 import type { Micros, WirePushChange } from '../../protocol/index.js';
-import { constantTimeEqual, hashToken, type ClientCredentials, type ClientRecord, type IssuedTokens, type TokenLookup } from '../store/accounts.js';
+import { constantTimeEqual, hashToken, toClient, type ClientCredentials, type ClientRecord, type IssuedTokens, type TokenLookup } from '../store/accounts.js';
 import type {
   AppliedPush,
   DeltaPage,
@@ -53,16 +53,6 @@ export interface PgStoreOptions {
   readonly instanceId?: string;
   /** Run migrations at open (default true); false refuses a database that is not at this build's schema. */
   readonly migrate?: boolean;
-}
-
-function toClient(row: { client_id: string; secret: string; home_id: string; last_ack_watermark: number | null; last_ack_at: number | null }): ClientRecord {
-  return {
-    clientId: row.client_id,
-    secret: row.secret,
-    homeId: row.home_id,
-    lastAckWatermark: row.last_ack_watermark,
-    lastAckAt: row.last_ack_at,
-  };
 }
 
 /** The payload of a change notification: home, origin client, seq and the instance that committed it. */

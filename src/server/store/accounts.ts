@@ -31,7 +31,7 @@ export type TokenLookup =
   | { ok: true; client: ClientRecord }
   | { ok: false; reason: 'unknown' | 'expired' };
 
-interface ClientRow {
+export interface ClientRow {
   client_id: string;
   secret: string;
   home_id: string;
@@ -45,7 +45,7 @@ interface TokenRow {
   expires_at: number;
 }
 
-function toClient(row: ClientRow): ClientRecord {
+export function toClient(row: ClientRow): ClientRecord {
   return {
     clientId: row.client_id,
     secret: row.secret,
