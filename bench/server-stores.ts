@@ -81,24 +81,30 @@ function change(i: number, at: string, tag: string): Record<string, unknown> {
     entity_type: 'entity_state',
     entity_id: `dev-${i}`,
     operation: 'update',
-    data: { state: { on: i % 2 === 0, level: i }, sync_id: `${tag}-${i}` },
+    data: { device_id: `dev-${i}`, state: { on: i % 2 === 0, level: i } },
     updated_at: at,
     sync_id: `${tag}-${i}`,
     client_sync_id: `${tag}-${i}-${Math.random().toString(36).slice(2)}`,
   };
 }
 
+/** A figure is only worth something when every change was written: anything else stops the bench. */
+function applied(result: { applied: Array<{ status: string; error?: unknown }> }): void {
+  const bad = result.applied.find((a) => a.status !== 'applied');
+  if (bad !== undefined) throw new Error(`bench push not applied: ${JSON.stringify(bad)}`);
+}
+
 /** One home's cycles (request, push of 20, ack) until `until`; returns each cycle's ms. */
 async function cycleHome(c: Client, until: number, tag: string): Promise<number[]> {
-  await post(c.pool, '/api/v1/sync/push', { type: 'sync_push', client_id: c.id, changes: Array.from({ length: 50 }, (_, i) => change(i, new Date().toISOString(), `${tag}-seed`)) }, c.token);
+  applied(await post(c.pool, '/api/v1/sync/push', { type: 'sync_push', client_id: c.id, changes: Array.from({ length: 50 }, (_, i) => change(i, new Date().toISOString(), `${tag}-a-seed`)) }, c.token));
   let lastSync: string = (await post(c.pool, '/api/v1/sync/request', { type: 'sync_request', client_id: c.id, last_sync: null }, c.token)).server_time;
   const times: number[] = [];
   for (let n = 0; performance.now() < until; n++) {
     const started = performance.now();
     const delta = await post(c.pool, '/api/v1/sync/request', { type: 'sync_request', client_id: c.id, last_sync: lastSync }, c.token);
     const at = new Date().toISOString();
-    const changes = Array.from({ length: 20 }, (_, k) => change((n * 20 + k) % 50, at, `${tag}-${String(n).padStart(6, '0')}`));
-    await post(c.pool, '/api/v1/sync/push', { type: 'sync_push', client_id: c.id, changes }, c.token);
+    const changes = Array.from({ length: 20 }, (_, k) => change((n * 20 + k) % 50, at, `${tag}-c${String(n).padStart(6, '0')}`));
+    applied(await post(c.pool, '/api/v1/sync/push', { type: 'sync_push', client_id: c.id, changes }, c.token));
     await post(c.pool, '/api/v1/sync/ack', { type: 'sync_ack', client_id: c.id, sync_completed_at: delta.server_time }, c.token);
     lastSync = delta.server_time;
     times.push(performance.now() - started);
@@ -155,7 +161,7 @@ async function wake(databaseUrl: string, addClient: AddClient): Promise<void> {
       await new Promise((r) => setTimeout(r, 60)); // held by now
       const sent = performance.now();
       const answered = held.then(() => performance.now());
-      await post(b, '/api/v1/sync/push', { type: 'sync_push', client_id: app.id, changes: [change(i, new Date().toISOString(), `wake-${i}`)] }, app.token);
+      applied(await post(b, '/api/v1/sync/push', { type: 'sync_push', client_id: app.id, changes: [change(i, new Date().toISOString(), `wake-${i}`)] }, app.token));
       latencies.push((await answered) - sent);
       w = (await held).server_time;
     }
@@ -181,6 +187,21 @@ async function withPgClients(url: string, fn: (add: AddClient) => Promise<void>)
 export async function storeFigures(target: StoreTarget, runMode: RunMode): Promise<void> {
   const db = await database(target);
   try {
+    const only = process.env.BENCH_ONLY; // stores | instances | wake: one section (investigating)
+    if (only === undefined || only === 'stores') await storeSection(runMode, db);
+    if (only === undefined || only === 'instances') await instancesSection(db);
+    if (only === undefined || only === 'wake') {
+      const wakeUrl = await db.fresh();
+      await withPgClients(wakeUrl, (add) => wake(wakeUrl, add));
+    }
+    console.log(`# load average at end: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  } finally {
+    await db.stop();
+  }
+}
+
+async function storeSection(runMode: RunMode, db: Database): Promise<void> {
+  {
     console.log(`# stores side by side over HTTP; ${REPS} runs per store and mode, median; load average at start: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
     const results = new Map<string, Record<string, number>[]>();
     await runMode(COMPARED[0] as Mode); // warms the server code in this thread
@@ -207,6 +228,11 @@ export async function storeFigures(target: StoreTarget, runMode: RunMode): Promi
       }
     }
 
+  }
+}
+
+async function instancesSection(db: Database): Promise<void> {
+  {
     console.log(`# ${HOMES_AT_ONCE} homes cycling for ${LOAD_SECONDS} s through server processes; load average: ${loadavg()[0]?.toFixed(2)}`);
     // SQLite: one process (the only way it runs); credentials written into its file before it starts
     const sqliteDir = mkdtempSync(join(tmpdir(), 'ib-bench-sqlite-'));
@@ -222,10 +248,5 @@ export async function storeFigures(target: StoreTarget, runMode: RunMode): Promi
       const url = await db.fresh();
       await withPgClients(url, (add) => instances(`postgres.${n}`, n, url, add));
     }
-    const wakeUrl = await db.fresh();
-    await withPgClients(wakeUrl, (add) => wake(wakeUrl, add));
-    console.log(`# load average at end: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-  } finally {
-    await db.stop();
   }
 }

@@ -198,6 +198,16 @@ describe('the command line', () => {
       await first.pushOk([deviceChange('dev-cli', 'Through A', isoAt(Date.now()))]);
       const delta = await second.pullAll(null);
       expect(delta.changes.map((ch) => ch.entity_id)).toEqual(['dev-cli']);
+      // a live wait held on process A wakes when the other process commits
+      const app = new TestClient(servers[1]?.url ?? '', JSON.parse(
+        execFileSync(process.execPath, [SERVER_CLI, 'server', 'add-client', '--database-url', url, '--home', 'home-cli'], { encoding: 'utf8' }),
+      ) as { client_id: string; client_secret: string; home_id: string });
+      await app.login();
+      const held = first.syncRequest({ last_sync: delta.serverTime, wait: 20 });
+      await new Promise((r) => setTimeout(r, 300));
+      await app.pushOk([deviceChange('dev-app', 'Through B', isoAt(Date.now()))]);
+      const woken = await held;
+      expect(woken.json.live.reason).toBe('change');
       const password = new URL(url).password;
       expect(password.length).toBeGreaterThan(0);
       for (const p of servers) expect(p.lines.join('\n')).not.toContain(password);
