@@ -1,8 +1,7 @@
 /**
  * `npm run bench:store`: the server's two stores side by side, below HTTP — PostgreSQL (a private cluster started
- * here, fsync on) and SQLite as the baseline, in the same run. Until the server serves from PostgreSQL these are the
- * figures of the store itself (JSON, HMAC and HTTP costs come on top and are the same for both; bench:server has
- * them for SQLite). One line per figure, `name: value unit`; nothing fails on timing.
+ * here, fsync on) and SQLite as the baseline, in the same run: the figures of the stores themselves (JSON, HMAC and
+ * HTTP costs come on top and are the same for both; `bench:server -- --pg` has them over HTTP). One line per figure, `name: value unit`; nothing fails on timing.
  *   push / pull: 10,000 changes in pushes of 1000, pulled in pages of 1000 (a full sync), median of runs
  *   cycle: a typical home's cycle (open sync + page + conflicts, push of 20, ack) on a 50-entity home, median
  *   instances: 8 homes cycling at once through one PgStore vs two (two instances' pools on one database)
