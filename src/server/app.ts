@@ -25,15 +25,16 @@ import { BodyBudget, readBody, type HeldBody } from './http/body.js';
 import { ClientAddresses } from './http/client-address.js';
 import { decodeJsonBody, DecodeSlots } from './http/decode.js';
 import { errorReply, sendReply, type Reply, type SigningContext } from './http/io.js';
-import { NonceCache } from './http/nonces.js';
 import { RateLimiter } from './http/rate-limit.js';
 import { capText, Refusals } from './http/refusals.js';
 import type { ChangeNotifier, LiveWaits } from './live/index.js';
 import { ServerMetrics } from './metrics.js';
-import type { ClientRecord, ServerStore } from './store/index.js';
+import type { ClientRecord } from './store/accounts.js';
+import type { SyncStore } from './store/contract.js';
 
 export interface AppOptions {
-  readonly store: ServerStore;
+  /** SQLite or PostgreSQL (store/contract.ts): the pipeline is the same on both. */
+  readonly store: SyncStore;
   readonly config: ServerConfig;
   readonly logger: Logger;
   readonly clock: () => number;
@@ -88,8 +89,7 @@ export class App {
     this.isClosing = options.isClosing;
     this.endpoints = endpointTable(config);
     this.addresses = new ClientAddresses(config.trustedProxies);
-    const nonces = new NonceCache({ windowSeconds: config.hmac.windowSeconds });
-    this.authn = new Authenticator({ store: options.store, nonces, windowSeconds: config.hmac.windowSeconds, clock: this.clock });
+    this.authn = new Authenticator({ store: options.store, windowSeconds: config.hmac.windowSeconds, clock: this.clock });
     this.budget = new BodyBudget(config.limits.bodyMemoryBytes);
     this.slots = new DecodeSlots(config.limits.decodeConcurrency, config.limits.decodeQueue);
     this.metrics = new ServerMetrics(
@@ -165,10 +165,10 @@ export class App {
     this.checkMediaType(req);
     const gzip = this.checkEncoding(req, endpoint);
     this.admit(endpoint, ex);
-    if (endpoint.kind === 'sync') ({ client: ex.client, tokenHash: ex.tokenHash } = this.authn.bearer(req));
+    if (endpoint.kind === 'sync') ({ client: ex.client, tokenHash: ex.tokenHash } = await this.authn.bearer(req));
     this.checkUnsigned(req, ex);
     ex.body = await readBody(req, endpoint.body.maxRawBytes, this.budget);
-    this.checkSignature(req, endpoint, ex, ex.body.bytes);
+    await this.checkSignature(req, endpoint, ex, ex.body.bytes);
     if (gzip) ex.releaseSlot = await this.slots.acquire();
     const body = await decodeJsonBody(ex.body.bytes, gzip, endpoint.body);
     // The raw body and the decode slot are done with: a held live wait must not keep them for up to its wait.
@@ -184,10 +184,10 @@ export class App {
    * The live-wait step (docs/protocol.md §Live waits): a sync_request with `wait` whose delta is empty is held until
    * another client commits in its home, its wait runs out, or the server shuts down; then answered as usual.
    */
-  private hold(client: ClientRecord, body: unknown, res: ServerResponse): Reply | Promise<Reply> {
+  private async hold(client: ClientRecord, body: unknown, res: ServerResponse): Promise<Reply> {
     const msg = parseSyncRequest(body, client);
     const waitSeconds = this.live.waitSecondsFor(msg);
-    if (waitSeconds === 0) return answerSyncRequest(this.deps, client, msg).reply;
+    if (waitSeconds === 0) return (await answerSyncRequest(this.deps, client, msg)).reply;
     const spec = { clientId: client.clientId, homeId: client.homeId, waitSeconds, connection: res };
     return this.live.hold(spec, (outcome) => answerSyncRequest(this.deps, client, msg, outcome));
   }
@@ -256,9 +256,9 @@ export class App {
   }
 
   /** Step: a signed request is verified over the body bytes as sent; then its client's bucket is charged. */
-  private checkSignature(req: IncomingMessage, endpoint: BodyEndpoint, ex: Exchange, raw: Buffer): void {
+  private async checkSignature(req: IncomingMessage, endpoint: BodyEndpoint, ex: Exchange, raw: Buffer): Promise<void> {
     if (!this.authn.isSigned(req)) return;
-    const signed = this.authn.verify(req, raw, ex.client);
+    const signed = await this.authn.verify(req, raw, ex.client);
     ex.client = signed.client;
     ex.signing = { secret: signed.client.secret, nonce: signed.nonce };
     if (endpoint.kind !== 'sync') return;

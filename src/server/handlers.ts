@@ -27,22 +27,22 @@ import type { ServerConfig } from './config.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { jsonReply, type Reply } from './http/io.js';
 import type { ChangeNotifier, DeltaAnswer, LiveOutcome } from './live/index.js';
-import type { ClientRecord, IssuedTokens, ServerStore } from './store/index.js';
-import { ALL_TYPES_MASK, type PagePosition } from './store/pull.js';
+import type { ClientRecord, DeltaPage, IssuedTokens, SyncStore } from './store/contract.js';
+import { ALL_TYPES_MASK, type PagePosition, type PullQuery } from './store/pull.js';
 
 export const SERVER_VERSION = '0.1.0';
 
 export interface HandlerDeps {
-  readonly store: ServerStore;
+  readonly store: SyncStore;
   readonly config: ServerConfig;
   /** Told of every push that wrote something, so held live waits of the home wake up. */
   readonly changes: ChangeNotifier;
 }
 
 /** A sync endpoint: the parsed body of a request whose bearer token (and signature, if any) verified. */
-export type SyncHandler = (deps: HandlerDeps, client: ClientRecord, body: unknown) => Reply;
+export type SyncHandler = (deps: HandlerDeps, client: ClientRecord, body: unknown) => Promise<Reply>;
 /** An auth endpoint; `signedBy` is the client id of a verified request signature, if any. */
-export type AuthHandler = (deps: HandlerDeps, body: unknown, signedBy: string | undefined) => Reply;
+export type AuthHandler = (deps: HandlerDeps, body: unknown, signedBy: string | undefined) => Promise<Reply>;
 
 function parse<T extends z.ZodType>(schema: T, body: unknown, what: string): z.infer<T> {
   const parsed = schema.safeParse(body);
@@ -72,51 +72,46 @@ interface SyncWindow {
   readonly w: Micros | null;
   readonly h: Micros;
   readonly after: PagePosition | null;
+  readonly page: DeltaPage;
 }
 
-/**
- * A watermark a client presents (last_sync, a cursor's H) must not be later than what this server issued to the
- * client's home (watermarks.ts). It is only compared, never recorded: nothing a client sends moves any clock.
- */
-function checkIssued(store: ServerStore, client: ClientRecord, value: Micros, what: string): void {
-  if (value > store.watermarks.bound(client.homeId)) {
-    throw new ProtocolError(
-      'INVALID_SYNC_STATE',
-      `${what} is later than any server_time this server issued to this home (restored from a backup?): do a full resync`,
-      { reason: 'future_watermark' },
-    );
-  }
+function futureWatermark(what: string): ProtocolError {
+  return new ProtocolError(
+    'INVALID_SYNC_STATE',
+    `${what} is later than any server_time this server issued to this home (restored from a backup?): do a full resync`,
+    { reason: 'future_watermark' },
+  );
 }
 
 /** A last_sync older than the home's purged tombstones cannot give a complete delta (design.md §Deletes). */
-function checkRetained(store: ServerStore, client: ClientRecord, w: Micros | null): void {
-  if (w !== null && w < store.purgedThrough(client.homeId)) {
-    throw new ProtocolError(
-      'INVALID_SYNC_STATE',
-      'last_sync is older than the tombstone retention horizon: do a full resync (last_sync null)',
-      { reason: 'purged' },
-    );
-  }
+function purged(): ProtocolError {
+  return new ProtocolError('INVALID_SYNC_STATE', 'last_sync is older than the tombstone retention horizon: do a full resync (last_sync null)', {
+    reason: 'purged',
+  });
 }
 
-/** The delta window (W, H] of a request: from its cursor, or a fresh watermark for a first page (design.md §Watermark). */
-function syncWindow(store: ServerStore, client: ClientRecord, msg: SyncRequest): SyncWindow {
+/**
+ * The delta window (W, H] of a request and its page (design.md §Watermark): from its cursor, or a fresh watermark
+ * issued with the first page. A watermark a client presents (last_sync, a cursor's H) must not be later than what was
+ * issued to the client's home: it is only compared, never recorded — nothing a client sends moves any clock. Checks
+ * come first: a refused request issues nothing.
+ */
+async function syncWindow(store: SyncStore, client: ClientRecord, msg: SyncRequest, query: Omit<PullQuery, 'h' | 'after' | 'w'>): Promise<SyncWindow> {
   if (msg.cursor) {
     const c = decodeCursor(store.cursorKey, client.clientId, msg.cursor);
-    checkIssued(store, client, c.h, 'the cursor');
-    checkRetained(store, client, c.w);
-    return { w: c.w, h: c.h, after: { p: c.p, s: c.s } };
+    if (c.h > (await store.issuedBound(client.homeId))) throw futureWatermark('the cursor');
+    const after = { p: c.p, s: c.s };
+    return { w: c.w, h: c.h, after, page: await store.page({ ...query, w: c.w, h: c.h, after }) };
   }
   const w = msg.last_sync ? (parseTimestamp(msg.last_sync) ?? null) : null;
-  if (w !== null) checkIssued(store, client, w, 'last_sync');
-  checkRetained(store, client, w);
-  // Checks first: a refused request issues nothing.
-  return { w, h: store.issueWatermark(client.homeId), after: null };
+  const opened = await store.openPage({ ...query, w });
+  if (!opened.ok) throw opened.reason === 'purged' ? purged() : futureWatermark('last_sync');
+  return { w, h: opened.h, after: null, page: opened.page };
 }
 
 /** sync_request → sync_delta (seed §1, §2; design.md §Watermark, §Pagination). */
-export function handleSyncRequest(deps: HandlerDeps, client: ClientRecord, body: unknown): Reply {
-  return answerSyncRequest(deps, client, parseSyncRequest(body, client)).reply;
+export async function handleSyncRequest(deps: HandlerDeps, client: ClientRecord, body: unknown): Promise<Reply> {
+  return (await answerSyncRequest(deps, client, parseSyncRequest(body, client))).reply;
 }
 
 export function parseSyncRequest(body: unknown, client: ClientRecord): SyncRequest {
@@ -129,20 +124,23 @@ export function parseSyncRequest(body: unknown, client: ClientRecord): SyncReque
  * The delta of a parsed sync_request, with a fresh watermark; `live` (the live-wait extension) adds how the wait
  * ended to the delta. Called once for a plain request, and again on every wake-up of a held one.
  */
-export function answerSyncRequest(deps: HandlerDeps, client: ClientRecord, msg: SyncRequest, live?: LiveOutcome): DeltaAnswer {
+export async function answerSyncRequest(
+  deps: HandlerDeps,
+  client: ClientRecord,
+  msg: SyncRequest,
+  live?: LiveOutcome,
+): Promise<DeltaAnswer> {
   const { store, config } = deps;
-  const { w, h, after } = syncWindow(store, client, msg);
-  const page = store.delta.page({
+  const { w, h, after, page } = await syncWindow(store, client, msg, {
     homeId: client.homeId,
     clientId: client.clientId,
-    w,
-    h,
     typesMask: typesMask(msg.entity_types),
     includeDeleted: msg.include_deleted === true,
-    after,
     limit: Math.min(config.pageSize, msg.limit ?? config.pageSize),
   });
-  const conflicts = after === null ? store.delta.conflicts(client.clientId, w, h, config.pageSize) : [];
+  // Read with the page, in its snapshot: a purge between the pages of a sync is seen, never a half delta.
+  if (w !== null && w < page.purgedThrough) throw purged();
+  const conflicts = after === null ? await store.conflicts(client.clientId, w, h, config.pageSize) : [];
   const cursor =
     page.more && page.last !== null
       ? encodeCursor(store.cursorKey, client.clientId, { w, h, p: page.last.p, s: page.last.s })
@@ -159,7 +157,7 @@ export function answerSyncRequest(deps: HandlerDeps, client: ClientRecord, msg: 
 }
 
 /** sync_push → sync_result (seed §3, §4). */
-export function handleSyncPush(deps: HandlerDeps, client: ClientRecord, body: unknown): Reply {
+export async function handleSyncPush(deps: HandlerDeps, client: ClientRecord, body: unknown): Promise<Reply> {
   const { store, config } = deps;
   if (typeof body === 'object' && body !== null && 'changes' in body && Array.isArray(body.changes)) {
     if (body.changes.length > config.maxPushChanges) {
@@ -171,37 +169,37 @@ export function handleSyncPush(deps: HandlerDeps, client: ClientRecord, body: un
   }
   const msg = parse(SyncPushSchema, body, 'sync_push');
   checkClient(msg.client_id, client);
-  const result = store.push.apply({ homeId: client.homeId, clientId: client.clientId }, msg.changes);
-  // Committed: wake the home's live waits (docs/protocol.md §Live waits). An identical resubmission also reports
-  // `applied` without writing; its wake-up finds an empty delta and the wait goes on holding.
-  if (result.applied.some((a) => a.status === 'applied')) {
+  const result = await store.applyPush({ homeId: client.homeId, clientId: client.clientId }, msg.changes);
+  // Committed: wake the home's live waits (docs/protocol.md §Live waits) in this process; on PostgreSQL the other
+  // instances hear the NOTIFY that rode the push's commit.
+  if (result.wrote) {
     deps.changes.publish({ homeId: client.homeId, originClientId: client.clientId, seq: result.serverTime });
   }
   const reply: SyncResult = {
     type: 'sync_result',
     applied: result.applied,
     conflicts: result.conflicts,
-    server_time: formatTimestamp(store.serverTimeFor(client.homeId)),
+    server_time: formatTimestamp(await store.serverTimeFor(client.homeId)),
   };
   return jsonReply(200, reply);
 }
 
 /** sync_ack → sync_ack_result (seed §5): records the client's last completed sync, used by the tombstone purge. */
-export function handleSyncAck(deps: HandlerDeps, client: ClientRecord, body: unknown): Reply {
+export async function handleSyncAck(deps: HandlerDeps, client: ClientRecord, body: unknown): Promise<Reply> {
   const { store } = deps;
   const msg = parse(SyncAckSchema, body, 'sync_ack');
   checkClient(msg.client_id, client);
   const w = parseTimestamp(msg.sync_completed_at);
-  if (w === undefined || w > store.watermarks.bound(client.homeId)) {
+  if (w === undefined || w > (await store.issuedBound(client.homeId))) {
     throw new ProtocolError('BAD_REQUEST', 'sync_completed_at is later than any server_time this server issued to this home', {
       reason: 'future_ack',
     });
   }
-  store.accounts.recordAck(client.clientId, w);
+  await store.recordAck(client.clientId, w);
   const reply: SyncAckResult = {
     type: 'sync_ack_result',
     acknowledged: true,
-    server_time: formatTimestamp(store.serverTimeFor(client.homeId)),
+    server_time: formatTimestamp(await store.serverTimeFor(client.homeId)),
   };
   return jsonReply(200, reply);
 }
@@ -219,21 +217,21 @@ function tokenReply(tokens: IssuedTokens, client: ClientRecord): Reply {
 }
 
 /** POST /auth/token. `signedBy` is the client id of a verified request signature, if any. */
-export function handleToken(deps: HandlerDeps, body: unknown, signedBy: string | undefined): Reply {
+export async function handleToken(deps: HandlerDeps, body: unknown, signedBy: string | undefined): Promise<Reply> {
   const msg = parse(TokenRequestSchema, body, 'token request');
   if (signedBy !== undefined && signedBy !== msg.client_id) {
     throw new ProtocolError('BAD_SIGNATURE', 'x-inbetweenies-client-id does not match client_id', { reason: 'client_id' });
   }
   // An unknown client id and a wrong secret get the same answer, in the same time (accounts.authenticate).
-  const client = deps.store.accounts.authenticate(msg.client_id, msg.client_secret);
+  const client = await deps.store.authenticate(msg.client_id, msg.client_secret);
   if (client === undefined) throw new ProtocolError('UNAUTHORIZED', 'invalid client credentials', { reason: 'bad_credentials' });
-  return tokenReply(deps.store.accounts.issueTokens(client.clientId, deps.config.tokens), client);
+  return tokenReply(await deps.store.issueTokens(client.clientId, deps.config.tokens), client);
 }
 
 /** POST /auth/refresh: a new pair; the old refresh token and the access token issued with it are revoked. */
-export function handleRefresh(deps: HandlerDeps, body: unknown, signedBy: string | undefined): Reply {
+export async function handleRefresh(deps: HandlerDeps, body: unknown, signedBy: string | undefined): Promise<Reply> {
   const msg = parse(RefreshRequestSchema, body, 'refresh request');
-  const lookup = deps.store.accounts.lookupToken(msg.refresh_token, 'refresh');
+  const lookup = await deps.store.lookupToken(msg.refresh_token, 'refresh');
   if (!lookup.ok) {
     throw lookup.reason === 'expired'
       ? new ProtocolError('AUTH_EXPIRED', 'refresh token expired: authenticate with the client credentials', {
@@ -246,16 +244,18 @@ export function handleRefresh(deps: HandlerDeps, body: unknown, signedBy: string
       reason: 'client_id',
     });
   }
-  const tokens = deps.store.accounts.rotateRefresh(msg.refresh_token, lookup.client.clientId, deps.config.tokens);
+  const tokens = await deps.store.rotateRefresh(msg.refresh_token, lookup.client.clientId, deps.config.tokens);
+  // Consumed meanwhile by a concurrent rotation (on any instance): that one won, this token is spent.
+  if (tokens === undefined) throw new ProtocolError('UNAUTHORIZED', 'unknown refresh token', { reason: 'unknown_refresh' });
   return tokenReply(tokens, lookup.client);
 }
 
-export function handleHealth(deps: HandlerDeps): Reply {
+export async function handleHealth(deps: HandlerDeps): Promise<Reply> {
   const live = deps.config.live;
   const reply: HealthResponse = {
     status: 'ok',
     version: SERVER_VERSION,
-    server_time: formatTimestamp(deps.store.sequencer.nowMicros()),
+    server_time: formatTimestamp(await deps.store.nowMicros()),
     // Extension, additive: a gateway that finds no live_wait here (or a 404: a server without health) polls.
     ...(live.enabled ? { capabilities: { live_wait: { max_wait_seconds: live.maxWaitSeconds } } } : {}),
   };

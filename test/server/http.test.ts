@@ -9,7 +9,7 @@ describe('HTTP surface', () => {
   let c: TestClient;
   beforeAll(async () => {
     ts = await startTestServer({ maxBodyBytes: 64 * 1024, maxInflatedBytes: 256 * 1024 });
-    c = new TestClient(ts.url, ts.addClient('home-http'));
+    c = new TestClient(ts.url, await ts.addClient('home-http'));
     await c.login();
   });
   afterAll(async () => {
