@@ -184,5 +184,9 @@ describe('the Blowing-Off client (v1) against this server', () => {
     expect(result.applied[1]?.error?.message).toContain('data.state');
     const stored = ts.server.entities('home-1').filter((e) => e.entity_type === 'entity_state');
     expect(stored.map((e) => e.data)).toEqual([expect.objectContaining({ device_id: 'dev-s-ok', state: { power: 'on' } })]);
+    // what the decoded strings of one push may build is bounded (65,536 values): 20 states of 4,003 values each
+    const big = JSON.stringify({ a: new Array(4000).fill(0) });
+    const budget = await c.pushOk(Array.from({ length: 20 }, (_, i) => encoded(`s-budget-${i}`, big)));
+    expect(budget.applied.map((a) => a.status)).toEqual([...new Array(16).fill('applied'), ...new Array(4).fill('rejected')]);
   });
 });
