@@ -4,6 +4,7 @@
  */
 import { runBacklogBench, runSyncBench } from './gateway-sync.js';
 import { runMemoryBench } from './gateway-memory.js';
+import { runModuleCosts } from './gateway-modules.js';
 import { runIngestBench } from './ingest.js';
 
 const quick = process.argv.includes('--quick');
@@ -15,7 +16,8 @@ async function main(): Promise<void> {
   await runSyncBench(quick ? 50 : 200);
   await runBacklogBench(10_000);
   process.stdout.write('# memory and disk (the daemon as shipped, as a child process)\n');
-  await runMemoryBench(quick ? { referenceSeconds: 10, loadSeconds: 5 } : {});
+  await runMemoryBench(quick ? { seconds: 10, rounds: 1 } : {});
+  runModuleCosts();
 }
 
 main().catch((err: unknown) => {

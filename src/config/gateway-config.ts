@@ -5,16 +5,27 @@
  * (for secrets) < command-line flags.
  */
 import { readFileSync } from 'node:fs';
-import { validate as validateCron } from 'node-cron';
 import { z } from 'zod';
 import { AdaptersConfigSchema } from '../ingest/adapters/config.js';
 import { MqttConfigSchema, redactMqttConfig } from '../broker/config.js';
 import { explainIssues, GatewayConfigError, parseYamlSource, type ConfigProblem, type YamlSource } from './explain.js';
+import { parseCron, zonedTime } from '../util/cron.js';
 
 const Port = z.number().int().min(0).max(65535);
-const Cron = z.string().refine((v) => validateCron(v), { message: 'expected a cron expression such as "30 3 * * 0" (minute hour day month weekday)' });
+const Cron = z.string().refine((v) => parseCron(v).ok, { message: 'expected a cron expression such as "30 3 * * 0" (minute hour day month weekday)' });
 /** SHA-256 of a server key's SPKI: 44 base64 characters (padded) or 64 hex digits (docs/security.md §Sync server). */
 const PinSha256 = z.string().regex(/^(?:[A-Za-z0-9+/]{43}=|[0-9a-fA-F]{64})$/, 'expected a SHA-256 as 44 base64 or 64 hex characters');
+const TimeZone = z.string().min(1).refine(
+  (v) => {
+    try {
+      zonedTime(v);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'expected an IANA time zone such as "Europe/Berlin"' },
+);
 const Level = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
 export const GatewayConfigSchema = z.strictObject({
@@ -97,10 +108,10 @@ export const GatewayConfigSchema = z.strictObject({
       syncFailingAfterSeconds: z.number().min(1).default(900),
     })
     .prefault({}),
-  /** Scheduled jobs (node-cron expressions, local time unless timezone is set); a job never overlaps itself. */
+  /** Scheduled jobs (cron expressions, local time unless timezone is set); a job never overlaps itself. */
   jobs: z
     .strictObject({
-      timezone: z.string().min(1).optional(),
+      timezone: TimeZone.optional(),
       reconcile: z.strictObject({ enabled: z.boolean().default(true), schedule: Cron.default('30 3 * * 0') }).prefault({}),
       maintenance: z.strictObject({ enabled: z.boolean().default(true), schedule: Cron.default('15 4 * * *') }).prefault({}),
       pruneConflicts: z

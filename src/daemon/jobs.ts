@@ -1,17 +1,17 @@
 /**
- * Scheduled jobs (issue 5 §7) with node-cron: a periodic full reconcile, WAL checkpoint + PRAGMA optimize, and
- * pruning of the conflict log. A job never overlaps itself: a run that finds the previous one still going is skipped
- * and logged (node-cron's noOverlap, and our own guard so that manual runs obey it too).
+ * Scheduled jobs (issue 5 §7) on cron schedules (util/cron.ts): a periodic full reconcile, WAL checkpoint + PRAGMA
+ * optimize, and pruning of the conflict log. A job never overlaps itself: a run that finds the previous one still
+ * going — scheduled or manual — is skipped and logged.
  */
-import { createTask, type ScheduledTask } from 'node-cron';
 import type { Logger } from '../log.js';
+import { CronTimer, parseCron, zonedTime, type WallClock } from '../util/cron.js';
 import type { GatewayStore } from '../store/index.js';
 
 export type JobResult = Record<string, unknown>;
 
 export interface JobSpec {
   readonly name: string;
-  /** node-cron expression (5 or 6 fields). */
+  /** Cron expression (5 fields, or 6 with seconds first; util/cron.ts). */
   readonly schedule: string;
   readonly run: () => Promise<JobResult> | JobResult;
 }
@@ -38,7 +38,7 @@ export type JobOutcome = { readonly skipped: 'already running' } | JobRunStatus;
 
 interface Entry {
   readonly spec: JobSpec;
-  task: ScheduledTask | undefined;
+  task: CronTimer | undefined;
   running: Promise<JobRunStatus> | undefined;
   runs: number;
   skipped: number;
@@ -47,37 +47,30 @@ interface Entry {
 
 export class JobRunner {
   readonly #log: Logger;
-  readonly #timezone: string | undefined;
+  readonly #clock: WallClock | undefined;
   readonly #entries = new Map<string, Entry>();
   readonly #now: () => number;
 
   constructor(options: { logger: Logger; jobs: readonly JobSpec[]; timezone?: string; now?: () => number }) {
     this.#log = options.logger.child({ module: 'jobs' });
-    this.#timezone = options.timezone;
+    this.#clock = options.timezone ? zonedTime(options.timezone) : undefined;
     this.#now = options.now ?? Date.now;
     for (const spec of options.jobs) {
       if (this.#entries.has(spec.name)) throw new TypeError(`jobs: duplicate job name ${JSON.stringify(spec.name)}`);
+      const parsed = parseCron(spec.schedule);
+      if (!parsed.ok) throw new TypeError(`jobs: ${spec.name}: expected a cron expression, given ${JSON.stringify(spec.schedule)} (${parsed.problem})`);
       this.#entries.set(spec.name, { spec, task: undefined, running: undefined, runs: 0, skipped: 0, last: null });
     }
   }
 
   start(): void {
-    const cronLog = {
-      info: (m: string) => this.#log.debug({ source: 'node-cron' }, m),
-      warn: (m: string) => this.#log.warn({ source: 'node-cron' }, m),
-      error: (m: string | Error) => this.#log.error({ source: 'node-cron', err: m }, 'node-cron error'),
-      debug: (m: string | Error) => this.#log.debug({ source: 'node-cron' }, String(m)),
-    };
     for (const entry of this.#entries.values()) {
       if (entry.task) continue;
-      entry.task = createTask(entry.spec.schedule, () => this.run(entry.spec.name), {
-        name: `inbetweenies-${entry.spec.name}`,
-        noOverlap: true,
-        logger: cronLog,
-        ...(this.#timezone ? { timezone: this.#timezone } : {}),
-      });
-      void entry.task.start();
-      this.#log.info({ job: entry.spec.name, schedule: entry.spec.schedule, next: entry.task.getNextRun()?.toISOString() ?? null }, 'job scheduled');
+      const parsed = parseCron(entry.spec.schedule);
+      if (!parsed.ok) continue; // refused at construction
+      entry.task = new CronTimer({ schedule: parsed.schedule, run: () => void this.run(entry.spec.name), ...(this.#clock ? { clock: this.#clock } : {}) });
+      entry.task.start();
+      this.#log.info({ job: entry.spec.name, schedule: entry.spec.schedule, next: isoOrNull(entry.task.nextRun()) }, 'job scheduled');
     }
   }
 
@@ -128,7 +121,7 @@ export class JobRunner {
       runs: e.runs,
       skippedOverlaps: e.skipped,
       lastRun: e.last,
-      nextRunAt: e.task?.getNextRun()?.toISOString() ?? null,
+      nextRunAt: isoOrNull(e.task?.nextRun() ?? null),
     }));
   }
 
@@ -136,7 +129,7 @@ export class JobRunner {
   async stop(boundMs = 5000): Promise<void> {
     const inflight: Promise<unknown>[] = [];
     for (const entry of this.#entries.values()) {
-      if (entry.task) await entry.task.destroy();
+      entry.task?.stop();
       entry.task = undefined;
       if (entry.running) inflight.push(entry.running);
     }
@@ -145,6 +138,10 @@ export class JobRunner {
     await Promise.race([Promise.allSettled(inflight), new Promise((r) => (timer = setTimeout(r, boundMs)))]);
     clearTimeout(timer);
   }
+}
+
+function isoOrNull(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString();
 }
 
 /** WAL checkpoint (TRUNCATE: the -wal file shrinks back) and PRAGMA optimize, through the store's maintenance. */

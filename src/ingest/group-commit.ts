@@ -14,11 +14,17 @@
  * `windowMs`, and the batch it joins is durable; items stay in arrival order either way.
  *
  * `commit` may return a promise (the store's writer) or return synchronously (tests); waiters of a synchronous
- * commit are called before `flush()` returns.
+ * commit are called before `flush()` returns. A commit may also answer per item (an error for each item it refused),
+ * isolating failures itself; then up to `maxInflight` commits may be in flight at once — the writer runs them in
+ * order, so the next batch is already queued when one returns and the writer never waits for the main thread.
  */
 import { GatewayError } from '../errors.js';
+import { isStoreWideError } from '../store/writer.js';
 
 export type CommitDone = (err: Error | null) => void;
+
+/** A commit's answer per item: null when committed, the error when that item alone was refused. */
+export type ItemResults = ReadonlyArray<Error | null>;
 
 export interface GroupCommitOptions<T> {
   /** How long the first item of a batch waits for company; 0 = until the current I/O phase ends. */
@@ -31,14 +37,18 @@ export interface GroupCommitOptions<T> {
    * Commits the items in one transaction; throws (or rejects) when nothing was committed. `durable` is true when any
    * item has a waiter (its acknowledgement needs the fsync).
    */
-  readonly commit: (items: readonly T[], durable: boolean) => void | Promise<void>;
+  readonly commit: (items: readonly T[], durable: boolean) => void | ItemResults | Promise<void | ItemResults>;
   readonly onFailure?: (err: Error, items: number) => void;
+  /**
+   * Commits in flight at most (default 1). More than one only with a commit that answers per item: a failure it
+   * throws is then not retried item by item (a later batch may have committed meanwhile), its waiters get the error.
+   */
+  readonly maxInflight?: number;
 }
 
-/** SQLite errors that are about the store as a whole: retrying item by item would only fail again. */
-const STORE_WIDE = /^SQLITE_(FULL|IOERR|READONLY|BUSY|LOCKED|CANTOPEN|NOTADB|CORRUPT|PROTOCOL|NOMEM)/;
-
-type Settled = Error | undefined | Promise<Error | undefined>;
+/** What a commit came to: undefined (all committed), per-item results, or the error that refused the whole batch. */
+type Outcome = undefined | ItemResults | Error;
+type Settled = Outcome | Promise<Outcome>;
 
 export class GroupCommit<T> {
   readonly #options: GroupCommitOptions<T>;
@@ -49,14 +59,17 @@ export class GroupCommit<T> {
   #dueAt = 0;
   #durable = false;
   #closed = false;
-  /** The commit in flight (with its item-by-item retries), if any. */
-  #inflight: Promise<void> | undefined;
+  /** Commits in flight (with their item-by-item retries). */
+  readonly #inflight = new Set<Promise<void>>();
   /** A flush was asked for while a commit was in flight: run it when that one returns. */
   #flushAfter = false;
 
   constructor(options: GroupCommitOptions<T>) {
     if (!Number.isFinite(options.windowMs) || options.windowMs < 0 || options.windowMs > 1000) {
       throw new RangeError(`group commit: windowMs must be within 0..1000, given ${String(options.windowMs)}`);
+    }
+    if (options.maxInflight !== undefined && (!Number.isInteger(options.maxInflight) || options.maxInflight < 1 || options.maxInflight > 8)) {
+      throw new RangeError(`group commit: maxInflight must be an integer within 1..8, given ${String(options.maxInflight)}`);
     }
     if (!Number.isInteger(options.maxBatch) || options.maxBatch < 1) {
       throw new RangeError(`group commit: maxBatch must be an integer >= 1, given ${String(options.maxBatch)}`);
@@ -68,8 +81,11 @@ export class GroupCommit<T> {
     this.#options = options;
   }
 
-  /** Queues an item; `done` (if any) is called after its batch committed or failed. */
-  submit(item: T, done?: CommitDone): void {
+  /**
+   * Queues an item; `done` (if any) is called after its batch committed or failed. An `urgent` item (a critical
+   * change: a smoke alarm, a lock) does not wait for the window: its batch is committed now (after the one in flight).
+   */
+  submit(item: T, done?: CommitDone, urgent = false): void {
     if (this.#closed) {
       done?.(new GatewayError('NOT_ACKNOWLEDGED', 'group commit is closed (the gateway is stopping)'));
       return;
@@ -77,7 +93,7 @@ export class GroupCommit<T> {
     this.#items.push(item);
     this.#waiters.push(done);
     if (done !== undefined) this.#durable = true;
-    if (this.#items.length >= this.#options.maxBatch) {
+    if (urgent || this.#items.length >= this.#options.maxBatch) {
       this.flush();
       return;
     }
@@ -97,11 +113,11 @@ export class GroupCommit<T> {
     return this.#items.length;
   }
 
-  /** Commits what is queued now (after the commit in flight, if any). */
+  /** Commits what is queued now (once fewer than maxInflight commits are in flight). */
   flush(): void {
     this.#clearTimer();
     if (this.#items.length === 0) return;
-    if (this.#inflight !== undefined) {
+    if (this.#inflight.size >= (this.#options.maxInflight ?? 1)) {
       this.#flushAfter = true;
       return;
     }
@@ -116,29 +132,31 @@ export class GroupCommit<T> {
     if (this.#items.length > 0) this.#flushAfter = true;
     const settled = this.#tryCommit(items, durable);
     if (!(settled instanceof Promise)) {
-      this.#finish(items, waiters, settled);
-      if (this.#flushAfter) {
-        this.#flushAfter = false;
-        this.flush();
-      }
+      void this.#finish(items, waiters, settled);
+      this.#flushIfAsked();
       return;
     }
-    this.#inflight = settled
-      .then((err) => this.#finish(items, waiters, err))
+    const running: Promise<void> = settled
+      .then((outcome) => this.#finish(items, waiters, outcome))
       .finally(() => {
-        this.#inflight = undefined;
-        if (this.#flushAfter) {
-          this.#flushAfter = false;
-          this.flush();
-        }
+        this.#inflight.delete(running);
+        this.#flushIfAsked();
       });
+    this.#inflight.add(running);
+    this.#flushIfAsked(); // with room for another commit in flight, the rest need not wait for this one
+  }
+
+  #flushIfAsked(): void {
+    if (!this.#flushAfter || this.#inflight.size >= (this.#options.maxInflight ?? 1)) return;
+    this.#flushAfter = false;
+    this.flush();
   }
 
   /** Resolves once nothing is queued or in flight. */
   async drain(): Promise<void> {
-    while (this.#inflight !== undefined || this.#items.length > 0) {
-      if (this.#inflight === undefined) this.flush();
-      await this.#inflight;
+    while (this.#inflight.size > 0 || this.#items.length > 0) {
+      if (this.#inflight.size === 0) this.flush();
+      await Promise.all([...this.#inflight]);
     }
   }
 
@@ -150,13 +168,19 @@ export class GroupCommit<T> {
   }
 
   /** Calls the waiters of a committed batch, or isolates the failure (item by item unless it is store-wide). */
-  #finish(items: readonly T[], waiters: ReadonlyArray<CommitDone | undefined>, err: Error | undefined): void | Promise<void> {
-    if (err === undefined) {
+  #finish(items: readonly T[], waiters: ReadonlyArray<CommitDone | undefined>, outcome: Outcome): void | Promise<void> {
+    if (outcome === undefined) {
       for (const done of waiters) done?.(null);
       return;
     }
+    if (!(outcome instanceof Error)) {
+      for (const err of outcome) if (err !== null) this.#options.onFailure?.(err, 1);
+      waiters.forEach((done, i) => done?.(outcome[i] ?? null));
+      return;
+    }
+    const err = outcome;
     this.#options.onFailure?.(err, items.length);
-    if (items.length === 1 || STORE_WIDE.test(errorCode(err))) {
+    if (items.length === 1 || isStoreWideError(err) || (this.#options.maxInflight ?? 1) > 1) {
       for (const done of waiters) done?.(err);
       return;
     }
@@ -166,9 +190,10 @@ export class GroupCommit<T> {
   #oneByOne(items: readonly T[], waiters: ReadonlyArray<CommitDone | undefined>): void | Promise<void> {
     for (let i = 0; i < items.length; i += 1) {
       const settled = this.#tryCommit([items[i] as T], waiters[i] !== undefined);
-      const report = (single: Error | undefined): void => {
-        if (single !== undefined) this.#options.onFailure?.(single, 1);
-        waiters[i]?.(single ?? null);
+      const report = (single: Outcome): void => {
+        const err = single instanceof Error ? single : (single?.[0] ?? null);
+        if (err !== null) this.#options.onFailure?.(err, 1);
+        waiters[i]?.(err);
       };
       if (settled instanceof Promise) {
         // The rest continue after this one: the order of a device's messages is kept.
@@ -185,8 +210,8 @@ export class GroupCommit<T> {
   #tryCommit(items: readonly T[], durable: boolean): Settled {
     try {
       const result = this.#options.commit(items, durable);
-      if (result instanceof Promise) return result.then(() => undefined, (err: unknown) => asError(err));
-      return undefined;
+      if (result instanceof Promise) return result.then((r) => r ?? undefined, (err: unknown) => asError(err));
+      return result ?? undefined;
     } catch (err) {
       return asError(err);
     }
@@ -204,7 +229,3 @@ function asError(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
 }
 
-function errorCode(err: Error): string {
-  const code = 'code' in err ? err.code : undefined;
-  return typeof code === 'string' ? code : '';
-}

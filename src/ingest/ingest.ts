@@ -16,7 +16,7 @@ import type { IngestAdapter, OutgoingMessage } from './adapter.js';
 import { DEFAULT_CRITICAL_CONFIG, type CriticalConfig } from './critical.js';
 import { createDownlink, type DownlinkResult } from './downlink.js';
 import { GroupCommit } from './group-commit.js';
-import { APPLY_LOCAL_UPDATES, type LocalUpdate } from './local-writes.js';
+import { APPLY_MESSAGES, type LocalUpdate } from './local-writes.js';
 import { countDropped, newIngestMetrics, type IngestMetrics } from './metrics.js';
 import { TopicRouter } from './router.js';
 
@@ -76,7 +76,11 @@ export function createIngest(options: IngestOptions): Ingest {
   const downlink = createDownlink({ publish: (message) => broker.publish(message), router, logger: options.logger, metrics });
 
   const writer = createWriter({ store, clock, now, critical, metrics, failures, notify: listener(options.onLocalChange, log) }, options);
+  const urgentAttributes = new Set(critical.attributes.map((a) => a.toLowerCase()));
+  const isUrgent = (updates: readonly LocalUpdate[]): boolean =>
+    updates.some((u) => u.kind === 'state' && Object.keys(u.attributes).some((name) => urgentAttributes.has(name.toLowerCase())));
   const intercept = createInterceptor(router, writer, metrics, rejected, {
+    isUrgent,
     // Answers an adapter asks for (a Shelly's GetDeviceInfo request); a failure is logged, never fatal.
     publish: (m) => void broker.publish(m).catch((err: unknown) => log.warn({ err, topic: m.topic }, 'adapter publish failed')),
     heard: (deviceIds, adapter, topic) => {
@@ -129,11 +133,14 @@ function createWriter(deps: WriterDeps, options: IngestOptions): GroupCommit<rea
     windowMs: options.groupCommitWindowMs ?? 4,
     relaxedWindowMs: options.qos0WindowMs ?? options.groupCommitWindowMs ?? 4,
     maxBatch: options.maxBatch ?? 2000,
+    // The program isolates a poison message itself (in the same transaction, in order), so a second batch can wait
+    // in the writer's queue while one commits: the writer goes from one commit to the next without waiting for us.
+    maxInflight: 2,
     // A batch with a QoS 1 message commits durably (its PUBACK waits for the fsync); a QoS 0-only batch needs none.
     commit: async (items, durable) => {
       const started = performance.now();
-      const args = { updates: items.flat(), nowMicros: clock.nowMicros(), nowMs: now(), critical };
-      const counts = durable ? await store.durable(APPLY_LOCAL_UPDATES, args) : await store.relaxed(APPLY_LOCAL_UPDATES, args);
+      const args = { messages: items, nowMicros: clock.nowMicros(), nowMs: now(), critical };
+      const { counts, failed } = durable ? await store.durable(APPLY_MESSAGES, args) : await store.relaxed(APPLY_MESSAGES, args);
       metrics.commitMillis += performance.now() - started;
       metrics.batchesCommitted += 1;
       metrics.largestBatch = Math.max(metrics.largestBatch, items.length);
@@ -141,6 +148,10 @@ function createWriter(deps: WriterDeps, options: IngestOptions): GroupCommit<rea
       metrics.duplicates += counts.duplicates;
       metrics.criticalChanges += counts.critical;
       if (counts.written > 0) deps.notify({ critical: counts.critical > 0, written: counts.written });
+      if (failed.length === 0) return undefined;
+      const results: Array<Error | null> = items.map(() => null);
+      for (const f of failed) results[f.index] = new GatewayError('NOT_ACKNOWLEDGED', `message refused by the store: ${f.message}`);
+      return results;
     },
     onFailure: (err, items) => {
       metrics.commitFailures += 1;
@@ -165,6 +176,11 @@ function listener(onLocalChange: IngestOptions['onLocalChange'], log: Logger): (
 }
 
 interface InterceptorHooks {
+  /**
+   * A message carrying a critical attribute (ingest.critical.attributes: smoke, water_leak, lock_state, …) is
+   * committed at once instead of waiting for its window, so a long PUBACK window (SD-card wear) never delays an alarm.
+   */
+  readonly isUrgent: (updates: readonly LocalUpdate[]) => boolean;
   readonly publish: (message: OutgoingMessage) => void;
   /** Devices heard for the first time since the start (logged once each). */
   readonly heard: (deviceIds: readonly string[], adapter: string, topic: string) => void;
@@ -201,11 +217,12 @@ function createInterceptor(
     metrics.messagesIngested += 1;
     if (routed.firstHeard.length > 0) hooks.heard(routed.firstHeard, routed.adapter.name, packet.topic);
     for (const message of result.publish ?? []) hooks.publish(message);
+    const urgent = hooks.isUrgent(result.updates);
     if (packet.qos === 0) {
-      writer.submit(result.updates);
+      writer.submit(result.updates, undefined, urgent);
       done(null);
       return;
     }
-    writer.submit(result.updates, (err) => done(err ? new GatewayError('NOT_ACKNOWLEDGED', `not acknowledged: ${err.message}`, { cause: err }) : null));
+    writer.submit(result.updates, (err) => done(err ? new GatewayError('NOT_ACKNOWLEDGED', `not acknowledged: ${err.message}`, { cause: err }) : null), urgent);
   };
 }

@@ -14,10 +14,10 @@
  */
 import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
-import { ENTITY_PRIORITY, type EntityType } from '../protocol/entity-types.js';
+import type { EntityType } from '../protocol/entity-types.js';
 import type { StoreTx } from '../store/tx.js';
 import type { StoredEntity } from '../store/types.js';
-import { defineWriteProgram } from '../store/writer.js';
+import { defineWriteProgram, isStoreWideError } from '../store/writer.js';
 import { criticalPredicate, type CriticalConfig, type CriticalPredicate } from './critical.js';
 
 /** A typed update produced by an ingest adapter (domain type, camelCase). */
@@ -174,20 +174,60 @@ export function applyLocalUpdates(tx: StoreTx, args: LocalWriteArgs): LocalWrite
 function writeEntity(tx: StoreTx, w: Working, args: LocalWriteArgs): void {
   // design.md §Clock: server-corrected time, monotonic per entity.
   const updatedAt = Math.max(Math.floor(args.nowMicros), (w.stored?.updatedAt ?? 0) + 1);
-  tx.writeLocalVersion(w.type, w.id, w.data, updatedAt);
-  tx.queueChange({
+  tx.writeLocalChange({
     entityType: w.type,
     entityId: w.id,
-    clientSyncId: tx.newClientSyncId(updatedAt),
-    // 'create' when the server never had it: no synced version here (and, in the store, no pending row but a 'create').
-    operation: w.stored === undefined || w.stored.syncId === null ? 'create' : 'update',
     data: w.data,
     updatedAt,
-    priority: ENTITY_PRIORITY[w.type],
+    clientSyncId: tx.newClientSyncId(updatedAt),
+    // 'create' when the server never had it: no synced version here (and, in the store, no pending change but a 'create').
+    operation: w.stored === undefined || w.stored.syncId === null ? 'create' : 'update',
     critical: w.critical,
     queuedAtMs: args.nowMs,
   });
 }
 
-/** The group commit's program: durable for a batch with a QoS 1 message, relaxed for QoS 0 only. */
+/** Local updates in one transaction (coalesced per entity). */
 export const APPLY_LOCAL_UPDATES = defineWriteProgram(import.meta.url, 'ingest.applyLocalUpdates', applyLocalUpdates);
+
+export interface MessagesArgs extends Omit<LocalWriteArgs, 'updates'> {
+  /** The updates of each message of the batch, in arrival order. */
+  readonly messages: ReadonlyArray<readonly LocalUpdate[]>;
+}
+
+export interface MessagesOutcome {
+  readonly counts: LocalWriteCounts;
+  /** Messages that could not be applied (their own fault, not the store's): index in `messages` and why. */
+  readonly failed: ReadonlyArray<{ readonly index: number; readonly message: string }>;
+}
+
+/**
+ * The group commit's program (durable for a batch with a QoS 1 message, relaxed for QoS 0 only): every message in
+ * one transaction; if that fails for a reason of its own (not the store's: a full or read-only disk fails the whole
+ * commit), each message is applied again in a savepoint of its own, in order, so one poison message is refused
+ * while the rest commit — in the same transaction, so the writer's order of batches (and of a device's states) holds.
+ */
+export function applyMessages(tx: StoreTx, args: MessagesArgs): MessagesOutcome {
+  const common = { nowMicros: args.nowMicros, nowMs: args.nowMs, ...(args.critical ? { critical: args.critical } : {}) };
+  try {
+    return { counts: tx.nested(() => applyLocalUpdates(tx, { ...common, updates: args.messages.flat() })), failed: [] };
+  } catch (err) {
+    if (isStoreWideError(err)) throw err;
+  }
+  const counts: LocalWriteCounts = { written: 0, duplicates: 0, critical: 0 };
+  const failed: Array<{ index: number; message: string }> = [];
+  args.messages.forEach((updates, index) => {
+    try {
+      const c = tx.nested(() => applyLocalUpdates(tx, { ...common, updates }));
+      counts.written += c.written;
+      counts.duplicates += c.duplicates;
+      counts.critical += c.critical;
+    } catch (err) {
+      if (isStoreWideError(err)) throw err;
+      failed.push({ index, message: err instanceof Error ? err.message : String(err) });
+    }
+  });
+  return { counts, failed };
+}
+
+export const APPLY_MESSAGES = defineWriteProgram(import.meta.url, 'ingest.applyMessages', applyMessages);

@@ -258,6 +258,7 @@ function assemble(options: OpenStoreOptions, writer: StoreWriter, readDb: Db): G
     stats: () => statsOf(diag.log, writer.kind),
     close: () => {
       closing ??= (async () => {
+        await syncState.flush(); // remembered sync state (watermark of an idle pull, status rows) goes to the file
         await writer.maintain({ op: 'barrier' }); // every queued write first
         // The write connection closes last: the last connection of a WAL database checkpoints and removes the -wal.
         readDb.close();

@@ -19,15 +19,15 @@ interface EntityRow {
   deleted: number;
 }
 
-interface OutboxRow {
+interface PendingRow {
   entity_type: string;
   entity_id: string;
-  client_sync_id: string;
-  operation: string;
+  pending_csid: string;
+  pending_op: string | null;
   data: string;
   updated_at: number;
   critical: number;
-  first_queued_at: number;
+  first_queued_at: number | null;
   attempts: number;
 }
 
@@ -43,7 +43,7 @@ export class StoreReads {
   readonly #entities: Database.Statement<[number], EntityRow>;
   readonly #devicesAndStates: Database.Statement<[], EntityRow>;
   readonly #countDevices: Database.Statement<[], { n: number }>;
-  readonly #take: Database.Statement<[number], OutboxRow>;
+  readonly #take: Database.Statement<[number], PendingRow>;
   readonly #pendingKeys: Database.Statement<[], { entity_type: string; entity_id: string }>;
   readonly #outboxSummary: Database.Statement<[], { n: number; oldest: number | null }>;
   readonly #conflicts: Database.Statement<[], { n: number }>;
@@ -59,10 +59,15 @@ export class StoreReads {
       "SELECT * FROM entities WHERE deleted = 0 AND entity_type IN ('device', 'entity_state') ORDER BY entity_id",
     );
     this.#countDevices = db.prepare("SELECT COUNT(*) AS n FROM entities WHERE entity_type = 'device' AND deleted = 0");
-    // seed §Batching: states (0) > devices (1) > rooms (2), then oldest first.
-    this.#take = db.prepare('SELECT * FROM outbox ORDER BY priority, first_queued_at, client_sync_id LIMIT ?');
-    this.#pendingKeys = db.prepare('SELECT entity_type, entity_id FROM outbox');
-    this.#outboxSummary = db.prepare('SELECT COUNT(*) AS n, MIN(first_queued_at) AS oldest FROM outbox');
+    // seed §Batching: states (0) > devices (1) > rooms (2), then oldest first. No index: each one would cost a page
+    // write per state written (docs/architecture.md §Disk writes); the scan sorts one row per entity.
+    this.#take = db.prepare(
+      `SELECT entity_type, entity_id, pending_csid, pending_op, data, updated_at, critical, first_queued_at, attempts FROM entities
+       WHERE pending_csid IS NOT NULL
+       ORDER BY CASE entity_type WHEN 'entity_state' THEN 0 WHEN 'device' THEN 1 ELSE 2 END, first_queued_at, pending_csid LIMIT ?`,
+    );
+    this.#pendingKeys = db.prepare('SELECT entity_type, entity_id FROM entities WHERE pending_csid IS NOT NULL');
+    this.#outboxSummary = db.prepare('SELECT COUNT(*) AS n, MIN(first_queued_at) AS oldest FROM entities WHERE pending_csid IS NOT NULL');
     this.#conflicts = db.prepare('SELECT COUNT(*) AS n FROM conflicts');
     this.#state = db.prepare('SELECT value FROM sync_state WHERE key = ?');
     this.#allState = db.prepare('SELECT key, value FROM sync_state');
@@ -98,7 +103,7 @@ export class StoreReads {
       const key = entityKey(row.entity_type, row.entity_id);
       const entityType = normaliseEntityType(row.entity_type);
       const data = parseJsonObject(row.data);
-      const operation = row.operation;
+      const operation = row.pending_op ?? '';
       if (entityType === undefined || !isOperation(operation) || !data.ok) {
         const problem = entityType === undefined ? `unknown entity type ${JSON.stringify(row.entity_type)}` : data.ok ? `unknown operation ${JSON.stringify(operation)}` : data.problem;
         this.#report({ table: 'outbox', key, problem });
@@ -107,12 +112,12 @@ export class StoreReads {
       out.push({
         entityType,
         entityId: row.entity_id,
-        clientSyncId: row.client_sync_id,
+        clientSyncId: row.pending_csid,
         operation,
         data: data.value,
         updatedAt: row.updated_at,
         critical: row.critical !== 0,
-        firstQueuedAt: row.first_queued_at,
+        firstQueuedAt: row.first_queued_at ?? 0,
         attempts: row.attempts,
       });
     }

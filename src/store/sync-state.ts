@@ -78,8 +78,16 @@ export type SyncStateEntries = { readonly [K in SyncStateKey]?: SyncStateValue<K
 export interface SyncState {
   get<K extends SyncStateKey>(key: K): SyncStateValue<K> | undefined;
   set<K extends SyncStateKey>(key: K, value: SyncStateValue<K>): Promise<void>;
-  /** Several keys in one transaction. */
+  /** Several keys in one transaction (with every remembered one). */
   setMany(entries: SyncStateEntries): Promise<void>;
+  /**
+   * Values read back at once but written later — with the next write of any key, by `flush()`, or when the store
+   * closes — for what a crash may lose and is learnt again (the watermark of an idle pull, status rows): an SD card
+   * is spared a commit per sync cycle.
+   */
+  remember(entries: SyncStateEntries): void;
+  /** Writes the remembered values now (one relaxed commit; nothing when none is waiting). */
+  flush(): Promise<void>;
   delete(key: SyncStateKey): Promise<void>;
 }
 
@@ -94,6 +102,8 @@ export interface SyncStateBacking {
 /** The daemon's sync state: values in memory, writes through the store's writer. */
 export class CachedSyncState implements SyncState {
   readonly #values = new Map<SyncStateKey, unknown>();
+  /** Remembered, not yet written: key → JSON. */
+  readonly #dirty = new Map<SyncStateKey, string>();
   readonly #backing: SyncStateBacking;
 
   constructor(backing: SyncStateBacking) {
@@ -108,20 +118,41 @@ export class CachedSyncState implements SyncState {
   }
 
   set<K extends SyncStateKey>(key: K, value: SyncStateValue<K>): Promise<void> {
-    return this.#backing.write([[key, this.#remember(key, value)]]);
+    return this.#write([[key, this.#remember(key, value)]]);
   }
 
   setMany(entries: SyncStateEntries): Promise<void> {
-    const rows: Array<[SyncStateKey, string]> = [];
-    for (const key of Object.keys(entries)) {
-      if (isSyncStateKey(key)) rows.push([key, this.#remember(key, Reflect.get(entries, key))]);
-    }
-    return this.#backing.write(rows);
+    return this.#write(this.#rows(entries));
+  }
+
+  remember(entries: SyncStateEntries): void {
+    for (const [key, json] of this.#rows(entries)) this.#dirty.set(key, json);
+  }
+
+  flush(): Promise<void> {
+    return this.#dirty.size === 0 ? Promise.resolve() : this.#write([]);
   }
 
   delete(key: SyncStateKey): Promise<void> {
     this.#values.delete(key);
-    return this.#backing.write([[key, null]]);
+    this.#dirty.delete(key);
+    return this.#write([[key, null]]);
+  }
+
+  /** Writes `rows` with every remembered value (the given ones win). */
+  #write(rows: Array<[SyncStateKey, string | null]>): Promise<void> {
+    for (const [key] of rows) this.#dirty.delete(key);
+    const all: Array<[SyncStateKey, string | null]> = [...this.#dirty.entries(), ...rows];
+    this.#dirty.clear();
+    return this.#backing.write(all);
+  }
+
+  #rows(entries: SyncStateEntries): Array<[SyncStateKey, string]> {
+    const rows: Array<[SyncStateKey, string]> = [];
+    for (const key of Object.keys(entries)) {
+      if (isSyncStateKey(key)) rows.push([key, this.#remember(key, Reflect.get(entries, key))]);
+    }
+    return rows;
   }
 
   /** Checks a value against its key's schema (a wrong value is a programming error: it throws), keeps it, returns its JSON. */
@@ -134,6 +165,7 @@ export class CachedSyncState implements SyncState {
   /** A write some transaction committed (a delta page's watermark, say): the in-memory value follows it. */
   committed(key: string, json: string | null): void {
     if (!isSyncStateKey(key)) return; // other keys (none today) are not part of the typed state
+    this.#dirty.delete(key); // a newer value is in the file now
     if (json === null) {
       this.#values.delete(key);
       return;

@@ -10,7 +10,7 @@ import type Database from 'better-sqlite3';
 import { normaliseEntityType, type EntityType } from '../protocol/entity-types.js';
 import type { Db } from './db.js';
 import { ClientSyncIds } from './sync-ids.js';
-import type { ConflictRecord, CorruptRow, QueuedChange, StoredEntity } from './types.js';
+import type { ConflictRecord, CorruptRow, LocalChange, StoredEntity } from './types.js';
 
 interface EntityRow {
   entity_type: string;
@@ -47,17 +47,15 @@ function jsonOrNull(value: unknown): string | null {
 class Statements {
   readonly getEntity: Database.Statement<[string, string], EntityRow>;
   readonly deviceType: Database.Statement<[string], { device_type: unknown }>;
-  readonly writeLocal: Database.Statement<[string, string, string, number]>;
+  readonly writeLocal: Database.Statement<[string, string, string, number, string, string, number, number]>;
   readonly upsertEntity: Database.Statement<[string, string, string, number, string | null, number]>;
   readonly setSyncId: Database.Statement<[string, string, string, number]>;
   readonly deleteEntity: Database.Statement<[string, string]>;
   readonly syncedWithoutPending: Database.Statement<[], { entity_type: string; entity_id: string }>;
-  readonly pendingFor: Database.Statement<[string, string], { client_sync_id: string }>;
-  readonly queueChange: Database.Statement<[string, string, string, string, string, number, number, number, number]>;
+  readonly pendingFor: Database.Statement<[string, string], { pending_csid: string | null }>;
   readonly clearPending: Database.Statement<[string, string, string]>;
   readonly bumpAttempts: Database.Statement<[string, string, string]>;
-  readonly rebaseEntities: Database.Statement<[number]>;
-  readonly rebaseOutbox: Database.Statement<[number]>;
+  readonly rebase: Database.Statement<[number]>;
   readonly insertConflict: Database.Statement<[number, string, string, string, string, string, string | null, string | null]>;
   readonly findConflict: Database.Statement<[string, string, string, string, string | null], { id: number }>;
   readonly pruneConflicts: Database.Statement<[number]>;
@@ -69,11 +67,21 @@ class Statements {
     this.deviceType = db.prepare(
       "SELECT json_extract(data, '$.device_type') AS device_type FROM entities WHERE entity_type = 'device' AND entity_id = ? AND deleted = 0",
     );
+    // A new local version and its pending change, in the entity's one row (one page write per state): data and
+    // stamp replaced, sync_id cleared; a pending change already there keeps its first_queued_at, its critical flag
+    // and a not-yet-pushed 'create' (the server has never seen the entity); attempts start again.
     this.writeLocal = db.prepare(
-      `INSERT INTO entities (entity_type, entity_id, data, updated_at, sync_id, deleted) VALUES (?, ?, ?, ?, NULL, 0)
-       ON CONFLICT (entity_type, entity_id) DO UPDATE
-       SET data = excluded.data, updated_at = excluded.updated_at, sync_id = NULL, deleted = 0`,
+      `INSERT INTO entities (entity_type, entity_id, data, updated_at, sync_id, deleted, pending_csid, pending_op, critical, first_queued_at, attempts)
+       VALUES (?, ?, ?, ?, NULL, 0, ?, ?, ?, ?, 0)
+       ON CONFLICT (entity_type, entity_id) DO UPDATE SET
+         data = excluded.data, updated_at = excluded.updated_at, sync_id = NULL, deleted = 0,
+         pending_op = CASE WHEN entities.pending_csid IS NULL THEN excluded.pending_op
+                           WHEN excluded.pending_op = 'create' AND entities.pending_op = 'create' THEN 'create' ELSE 'update' END,
+         critical = CASE WHEN entities.pending_csid IS NULL THEN excluded.critical ELSE max(entities.critical, excluded.critical) END,
+         first_queued_at = CASE WHEN entities.pending_csid IS NULL THEN excluded.first_queued_at ELSE entities.first_queued_at END,
+         pending_csid = excluded.pending_csid, attempts = 0`,
     );
+    // A version from the server: the pending columns are left as they are (the rules only write it when none is pending).
     this.upsertEntity = db.prepare(
       `INSERT INTO entities (entity_type, entity_id, data, updated_at, sync_id, deleted) VALUES (?, ?, ?, ?, ?, ?)
        ON CONFLICT (entity_type, entity_id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at,
@@ -81,32 +89,15 @@ class Statements {
     );
     this.setSyncId = db.prepare('UPDATE entities SET sync_id = ? WHERE entity_type = ? AND entity_id = ? AND updated_at = ?');
     this.deleteEntity = db.prepare('DELETE FROM entities WHERE entity_type = ? AND entity_id = ?');
-    this.syncedWithoutPending = db.prepare(
-      `SELECT e.entity_type, e.entity_id FROM entities e WHERE e.sync_id IS NOT NULL AND NOT EXISTS
-         (SELECT 1 FROM outbox o WHERE o.entity_type = e.entity_type AND o.entity_id = e.entity_id)`,
+    this.syncedWithoutPending = db.prepare('SELECT entity_type, entity_id FROM entities WHERE sync_id IS NOT NULL AND pending_csid IS NULL');
+    this.pendingFor = db.prepare('SELECT pending_csid FROM entities WHERE entity_type = ? AND entity_id = ?');
+    // By primary key plus client_sync_id: matching the id keeps a newer version safe.
+    this.clearPending = db.prepare(
+      `UPDATE entities SET pending_csid = NULL, pending_op = NULL, critical = 0, first_queued_at = NULL, attempts = 0
+       WHERE entity_type = ? AND entity_id = ? AND pending_csid = ?`,
     );
-    this.pendingFor = db.prepare('SELECT client_sync_id FROM outbox WHERE entity_type = ? AND entity_id = ?');
-    // One statement instead of read-then-write: the existing row keeps its first_queued_at, a pending critical flag,
-    // and a not-yet-pushed 'create' (the server still has never seen the entity).
-    this.queueChange = db.prepare(
-      `INSERT INTO outbox (entity_type, entity_id, client_sync_id, operation, data, updated_at, priority, critical,
-                           first_queued_at, attempts)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)
-       ON CONFLICT (entity_type, entity_id) DO UPDATE
-       SET client_sync_id = excluded.client_sync_id,
-           operation = CASE WHEN excluded.operation = 'create' AND outbox.operation = 'create' THEN 'create' ELSE 'update' END,
-           data = excluded.data, updated_at = excluded.updated_at, priority = excluded.priority,
-           critical = max(outbox.critical, excluded.critical), attempts = 0`,
-    );
-    // By primary key plus client_sync_id: the outbox has no secondary index (each one costs a page write per ingest
-    // commit, docs/architecture.md §Disk writes), and matching the id keeps a newer version safe.
-    this.clearPending = db.prepare('DELETE FROM outbox WHERE entity_type = ? AND entity_id = ? AND client_sync_id = ?');
-    this.bumpAttempts = db.prepare('UPDATE outbox SET attempts = attempts + 1 WHERE entity_type = ? AND entity_id = ? AND client_sync_id = ?');
-    this.rebaseEntities = db.prepare(
-      `UPDATE entities SET updated_at = updated_at + ? WHERE EXISTS (SELECT 1 FROM outbox o WHERE
-         o.entity_type = entities.entity_type AND o.entity_id = entities.entity_id AND o.updated_at = entities.updated_at)`,
-    );
-    this.rebaseOutbox = db.prepare('UPDATE outbox SET updated_at = updated_at + ?');
+    this.bumpAttempts = db.prepare('UPDATE entities SET attempts = attempts + 1 WHERE entity_type = ? AND entity_id = ? AND pending_csid = ?');
+    this.rebase = db.prepare('UPDATE entities SET updated_at = updated_at + ? WHERE pending_csid IS NOT NULL');
     this.insertConflict = db.prepare(
       `INSERT INTO conflicts (recorded_at, entity_type, entity_id, type, reason, resolution, server_version, client_version)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -133,12 +124,19 @@ export interface TxEffects {
  * collects what the store must learn when that transaction commits (cleared by the writer per transaction).
  */
 export class StoreTx {
+  readonly #db: Db;
   readonly #s: Statements;
   readonly #ids = new ClientSyncIds();
   effects: TxEffects = { stateWrites: [], corrupt: [] };
 
   constructor(db: Db) {
+    this.#db = db;
     this.#s = new Statements(db);
+  }
+
+  /** Runs `fn` in a savepoint of the current transaction: if it throws, only its own writes are rolled back. */
+  nested<T>(fn: () => T): T {
+    return this.#db.transaction(fn)();
   }
 
   /** A time-ordered client sync id for a new local version (sync-ids.ts). */
@@ -173,9 +171,13 @@ export class StoreTx {
     return typeof type === 'string' ? type : null;
   }
 
-  /** A new local version: data and stamp replaced, sync_id cleared (the server does not have it yet), live. */
-  writeLocalVersion(entityType: EntityType, entityId: string, data: Record<string, unknown>, updatedAt: number): void {
-    this.#s.writeLocal.run(entityType, entityId, JSON.stringify(data), updatedAt);
+  /**
+   * A new local version and its pending change (one row): data and stamp replaced, sync_id cleared (the server does
+   * not have it yet), live; a pending change already there keeps its first_queued_at, critical flag and a
+   * not-yet-pushed 'create'; attempts start again.
+   */
+  writeLocalChange(c: LocalChange): void {
+    this.#s.writeLocal.run(c.entityType, c.entityId, JSON.stringify(c.data), c.updatedAt, c.clientSyncId, c.operation, c.critical ? 1 : 0, c.queuedAtMs);
   }
 
   /** A version from the server (delta page, conflict winner): every column as given. */
@@ -209,25 +211,7 @@ export class StoreTx {
 
   /** The client_sync_id of the entity's pending change, if any. */
   pendingClientSyncId(entityType: EntityType, entityId: string): string | undefined {
-    return this.#s.pendingFor.get(entityType, entityId)?.client_sync_id;
-  }
-
-  /**
-   * Replaces the entity's one outbox row with this version: a new client_sync_id, the existing row's first_queued_at
-   * and critical flag kept, 'create' kept while the server has never seen the entity, attempts reset.
-   */
-  queueChange(c: QueuedChange): void {
-    this.#s.queueChange.run(
-      c.entityType,
-      c.entityId,
-      c.clientSyncId,
-      c.operation,
-      JSON.stringify(c.data),
-      c.updatedAt,
-      c.priority,
-      c.critical ? 1 : 0,
-      c.queuedAtMs,
-    );
+    return this.#s.pendingFor.get(entityType, entityId)?.pending_csid ?? undefined;
   }
 
   /** Clears a pending change only if it is still that version (client_sync_id); true when it was. */
@@ -240,10 +224,9 @@ export class StoreTx {
     this.#s.bumpAttempts.run(entityType, entityId, clientSyncId);
   }
 
-  /** Shifts every pending change, and the local versions they carry, by `deltaMicros`; returns the rows shifted. */
+  /** Shifts every pending change (the local version it is) by `deltaMicros`; returns the rows shifted. */
   rebasePending(deltaMicros: number): number {
-    this.#s.rebaseEntities.run(deltaMicros);
-    return this.#s.rebaseOutbox.run(deltaMicros).changes;
+    return this.#s.rebase.run(deltaMicros).changes;
   }
 
   recordConflict(record: ConflictRecord, nowMs: number): void {

@@ -49,22 +49,23 @@ export interface ConflictRecord {
   readonly clientVersion: unknown;
 }
 
-/** A change to queue in the outbox (the entity's one pending row is replaced; see StoreTx.queueChange). */
-export interface QueuedChange {
+/** A new local version of an entity and its pending change (StoreTx.writeLocalChange). */
+export interface LocalChange {
   readonly entityType: EntityType;
   readonly entityId: string;
-  readonly clientSyncId: string;
-  readonly operation: Operation;
   readonly data: Record<string, unknown>;
   readonly updatedAt: Micros;
-  readonly priority: number;
+  readonly clientSyncId: string;
+  /** 'create' when the server has never had the entity. */
+  readonly operation: Operation;
   readonly critical: boolean;
-  /** Local epoch ms; kept from the existing row when there is one. */
+  /** Local epoch ms; a pending change already there keeps its own. */
   readonly queuedAtMs: number;
 }
 
 /** A row the store could not read back (bad JSON, unknown type): logged and counted, never repaired silently. */
 export interface CorruptRow {
+  /** `outbox`: the pending-change columns of an entity row. */
   readonly table: 'entities' | 'outbox' | 'sync_state';
   readonly key: string;
   readonly problem: string;

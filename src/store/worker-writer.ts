@@ -43,6 +43,9 @@ export function createWorkerWriter(path: string, options: WorkerWriterOptions = 
   const script = runnableModule(new URL(`./writer-thread.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url).href);
   const worker = new Worker(new URL(script), {
     workerData: { path, synchronous: options.synchronous ?? 'FULL' },
+    // The thread needs none of the process's command-line flags (some, like --input-type, even refuse a worker); its
+    // heap is bounded by resourceLimits.
+    execArgv: [],
     resourceLimits: { maxOldGenerationSizeMb: options.maxHeapMb ?? 16, maxYoungGenerationSizeMb: 2 },
     stdout: false,
     stderr: false,

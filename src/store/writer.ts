@@ -73,6 +73,13 @@ export class StoreWriteError extends Error {
   }
 }
 
+/** SQLite errors about the store as a whole (disk full, read-only, I/O): retrying a part would only fail again. */
+const STORE_WIDE = /^SQLITE_(FULL|IOERR|READONLY|BUSY|LOCKED|CANTOPEN|NOTADB|CORRUPT|PROTOCOL|NOMEM)/;
+
+export function isStoreWideError(err: unknown): boolean {
+  return STORE_WIDE.test(sqliteCode(err));
+}
+
 /** SQLite's code of an error (better-sqlite3's SqliteError.code), or '' */
 export function sqliteCode(err: unknown): string {
   const code = typeof err === 'object' && err !== null && 'code' in err ? err.code : undefined;

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { GatewayError, SyncHttpError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { HealthResponseSchema, parseTimestamp, SyncAckResultSchema, type SyncAck } from '../protocol/index.js';
-import type { GatewayStore } from '../store/index.js';
+import type { GatewayStore, LastError, LastResult, SyncStateEntries } from '../store/index.js';
 import type { DeviceCommand } from '../store/types.js';
 import { TokenManager } from './auth.js';
 import { ServerClock } from './clock.js';
@@ -18,6 +18,8 @@ import { push } from './push.js';
 import { SyncTransport, TransportConfigSchema, type CallResult, type CallSpec } from './transport.js';
 
 export const SYNC_ACK_PATH = '/api/v1/sync/ack';
+/** Status rows whose outcome did not change are written at most this often (the rest is remembered). */
+const STATUS_WRITE_EVERY_MS = 60_000;
 export const HEALTH_PATH = '/api/v1/health';
 
 export const SyncClientConfigSchema = TransportConfigSchema.extend({
@@ -148,21 +150,35 @@ export class SyncClient {
   /** One full cycle, five phases. Throws the typed error of the phase that failed; the outbox keeps everything. */
   async runCycle(): Promise<CycleReport> {
     const at = this.#now();
-    const state = this.store.syncState;
     try {
       const report = await this.#cycleWithResign();
-      // Status rows are diagnostics: one relaxed write (store/writer.ts), never failing the cycle.
-      await state.setMany({
-        last_sync_at: at,
-        last_result: { ok: true, at, pulled: report.pulled, pushed: report.pushed, conflicts: report.conflicts, rejected: report.rejected, durationMs: report.durationMs },
-      });
+      this.#saveStatus(at, { ok: true, at, pulled: report.pulled, pushed: report.pushed, conflicts: report.conflicts, rejected: report.rejected, durationMs: report.durationMs });
       return report;
     } catch (err) {
       const code = err instanceof GatewayError ? err.code : 'INTERNAL';
-      await state.setMany({ last_result: { ok: false, at }, last_error: { code, message: err instanceof Error ? err.message : String(err), at } });
+      this.#saveStatus(at, { ok: false, at }, { code, message: err instanceof Error ? err.message : String(err), at });
       throw err;
     }
   }
+
+  /**
+   * Status rows are diagnostics (`status --data-dir`): written when the outcome flips (ok ↔ failed, another error
+   * code) or the file's copy is a minute old, remembered otherwise (store/sync-state.ts `remember`) — an SD card is
+   * spared a commit per cycle. Never fails the cycle.
+   */
+  #saveStatus(at: number, result: LastResult, error?: LastError): void {
+    const state = this.store.syncState;
+    const flipped = state.get('last_result')?.ok !== result.ok || (error !== undefined && state.get('last_error')?.code !== error.code);
+    const entries: SyncStateEntries = result.ok ? { last_sync_at: at, last_result: result } : { last_result: result, ...(error ? { last_error: error } : {}) };
+    if (!flipped && at - this.#statusWrittenAt < STATUS_WRITE_EVERY_MS && at >= this.#statusWrittenAt) {
+      state.remember(entries);
+      return;
+    }
+    this.#statusWrittenAt = at;
+    void state.setMany(entries);
+  }
+
+  #statusWrittenAt = -Infinity;
 
   async #cycleWithResign(): Promise<CycleReport> {
     try {
@@ -195,6 +211,10 @@ export class SyncClient {
       nowMs: this.#now(),
       maxAgeMs: this.config.ackMaxAgeMs,
     });
+    // design.md §Watermark: the watermark an ack announces is in the file before the ack leaves (else a crash could
+    // leave us behind what the server may purge tombstones up to); otherwise an idle pull's is only remembered.
+    if (acked && !pulled.watermarkSaved) await this.store.syncState.setMany({ last_sync: pulled.serverTime });
+    else if (!pulled.watermarkSaved) this.store.syncState.remember({ last_sync: pulled.serverTime });
     if (acked) {
       this.#fault('before_ack');
       const ack: SyncAck = { type: 'sync_ack', client_id: this.config.clientId, sync_completed_at: pulled.serverTime };

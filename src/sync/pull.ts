@@ -35,6 +35,8 @@ export interface PullDeps extends PhaseDeps {
 }
 
 export interface PullReport {
+  /** Whether the watermark (serverTime) is in the store already: saved with the last page that carried anything. */
+  readonly watermarkSaved: boolean;
   readonly pulled: number;
   readonly applied: number;
   readonly conflicts: number;
@@ -117,14 +119,19 @@ async function pullFrom(deps: PullDeps, lastSync: string | null): Promise<PullRe
       throw new GatewayError('BAD_RESPONSE', 'sync_delta says more=true without a cursor');
     }
     const checked = checkChanges(delta.changes, deps.logger, seen);
-    const outcome = await deps.store.relaxed(APPLY_DELTA_PAGE, {
-      changes: checked.changes,
-      conflicts: delta.conflicts.map(conflictRecordOf),
-      serverTime: delta.server_time,
-      last: !delta.more,
-      ...(seen !== undefined && !delta.more ? { reconcileSeen: [...seen] } : {}),
-      nowMs: deps.nowMs(),
-    });
+    // An idle page (nothing to apply, nothing to record, no reconcile) writes nothing: its watermark is left for the
+    // client to save when it matters (before an ack; client.ts), sparing the SD card a commit per poll.
+    const idle = delta.changes.length === 0 && delta.conflicts.length === 0 && seen === undefined;
+    const outcome = idle
+      ? { applied: 0, echoes: 0, conflicts: 0, removed: 0, commands: [] }
+      : await deps.store.relaxed(APPLY_DELTA_PAGE, {
+          changes: checked.changes,
+          conflicts: delta.conflicts.map(conflictRecordOf),
+          serverTime: delta.server_time,
+          last: !delta.more,
+          ...(seen !== undefined && !delta.more ? { reconcileSeen: [...seen] } : {}),
+          nowMs: deps.nowMs(),
+        });
     if (delta.more) deps.fault('during_delta_apply');
     tally.pages += 1;
     tally.pulled += delta.changes.length;
@@ -137,7 +144,7 @@ async function pullFrom(deps: PullDeps, lastSync: string | null): Promise<PullRe
     progress.add(delta.changes.length, { pages: tally.pages });
     if (!delta.more) {
       progress.finish({ pages: tally.pages });
-      return { ...tally, serverTime: delta.server_time, fullResync: seen !== undefined };
+      return { ...tally, serverTime: delta.server_time, fullResync: seen !== undefined, watermarkSaved: !idle };
     }
     if (tally.pages >= MAX_PAGES) throw new GatewayError('BAD_RESPONSE', `sync_delta still says more after ${MAX_PAGES} pages`);
     cursor = delta.cursor ?? undefined;

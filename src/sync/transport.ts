@@ -1,5 +1,6 @@
 /**
- * HTTP transport of the sync client (design.md §Dependencies: undici with keep-alive and timeouts). Every request:
+ * HTTP transport of the sync client (keep-alive connections with connect, headers and body timeouts: http-pool.ts,
+ * on node:http/https). Every request:
  * JSON body gzipped above 1 KB (seed §Compression), HMAC-signed when enabled (seed §Data Integrity, scheme in
  * protocol/hmac.ts), `Accept-Encoding: gzip`. Every response: signature verified against the request's nonce
  * (before it is used at all), gunzipped with a cap, validated with its zod schema. Errors are typed: SyncHttpError
@@ -14,7 +15,6 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
-import { Pool, errors as undiciErrors } from 'undici';
 import { z } from 'zod';
 import { GatewayError, HTTP_STATUS_BY_CODE, SyncHttpError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -31,6 +31,7 @@ import {
   signRequest,
   verifyResponse,
 } from '../protocol/index.js';
+import { HttpPool, HttpPoolError } from './http-pool.js';
 import { Ms, validateOptions } from './options.js';
 
 /** Base64 (44 characters, padded) or hex (64 characters) SHA-256. */
@@ -123,7 +124,7 @@ const EMPTY = Buffer.alloc(0);
 export class SyncTransport {
   readonly config: z.output<typeof TransportConfigSchema>;
   readonly stats: TransportStats = { bytesSent: 0, bytesReceived: 0, requests: 0 };
-  readonly #pool: Pool;
+  readonly #pool: HttpPool;
   readonly #log: Logger;
   readonly #timestampSeconds: () => number;
   readonly #now: () => number;
@@ -139,12 +140,14 @@ export class SyncTransport {
     const url = new URL(this.config.serverUrl);
     this.#origin = url.origin;
     this.#basePath = url.pathname.replace(/\/+$/, '');
-    this.#pool = new Pool(this.#origin, {
+    this.#pool = new HttpPool(this.#origin, {
       connections: this.config.connections,
-      headersTimeout: this.config.headersTimeoutMs,
-      bodyTimeout: this.config.bodyTimeoutMs,
-      keepAliveTimeout: this.config.keepAliveTimeoutMs,
-      connect: { timeout: this.config.connectTimeoutMs, ...tlsOptions(this.config, url) },
+      connectTimeoutMs: this.config.connectTimeoutMs,
+      headersTimeoutMs: this.config.headersTimeoutMs,
+      bodyTimeoutMs: this.config.bodyTimeoutMs,
+      keepAliveTimeoutMs: this.config.keepAliveTimeoutMs,
+      maxResponseBytes: this.config.maxResponseBytes,
+      tls: tlsOptions(this.config, url),
     });
     if (url.protocol === 'http:' && !isLoopbackUrl(url)) {
       this.#log.warn(
@@ -198,21 +201,10 @@ export class SyncTransport {
   }
 
   async #send(method: string, path: string, headers: Record<string, string>, body: Buffer, timeoutMs?: number): Promise<RawResponse> {
-    const timeouts = timeoutMs === undefined ? {} : { headersTimeout: timeoutMs, bodyTimeout: timeoutMs };
+    const timeouts = timeoutMs === undefined ? {} : { headersTimeoutMs: timeoutMs, bodyTimeoutMs: timeoutMs };
     try {
-      const res = await this.#pool.request({ method, path, headers, body: body.length > 0 ? body : null, ...timeouts });
-      const chunks: Buffer[] = [];
-      let size = 0;
-      for await (const chunk of res.body) {
-        const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk));
-        size += buf.length;
-        if (size > this.config.maxResponseBytes) {
-          res.body.destroy();
-          throw new GatewayError('BAD_RESPONSE', `response body exceeds ${this.config.maxResponseBytes} bytes`);
-        }
-        chunks.push(buf);
-      }
-      return { status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) };
+      const res = await this.#pool.request({ method, path, headers, body, ...timeouts });
+      return { status: res.statusCode, headers: res.headers, body: res.body };
     } catch (err) {
       throw toTransportError(err, method, path);
     }
@@ -341,7 +333,7 @@ function tlsOptions(config: z.output<typeof TransportConfigSchema>, url: URL): {
   return out;
 }
 
-/** The first GatewayError in an error's cause chain (undici may wrap what a TLS check returned). */
+/** The first GatewayError in an error's cause chain (the pool wraps what a TLS check returned). */
 function gatewayCause(err: unknown): GatewayError | undefined {
   for (let e: unknown = err, i = 0; e instanceof Error && i < 5; e = e.cause, i++) {
     if (e instanceof GatewayError) return e;
@@ -353,14 +345,9 @@ function toTransportError(err: unknown, method: string, path: string): GatewayEr
   const typed = gatewayCause(err);
   if (typed !== undefined) return typed;
   const what = `${method} ${path}`;
-  if (
-    err instanceof undiciErrors.HeadersTimeoutError ||
-    err instanceof undiciErrors.BodyTimeoutError ||
-    err instanceof undiciErrors.ConnectTimeoutError
-  ) {
-    return new GatewayError('TIMEOUT', `${what}: ${err.message}`, { cause: err });
-  }
   const message = err instanceof Error ? err.message : String(err);
+  if (err instanceof HttpPoolError && err.code === 'TIMEOUT') return new GatewayError('TIMEOUT', `${what}: ${message}`, { cause: err });
+  if (err instanceof HttpPoolError && err.code === 'TOO_LARGE') return new GatewayError('BAD_RESPONSE', `${what}: ${message}`, { cause: err });
   return new GatewayError('TRANSPORT', `${what}: ${message}`, { cause: err });
 }
 

@@ -135,4 +135,18 @@ describe('durable ingest (design.md §Durable ingest)', () => {
     expect(outbox(h.reader, 'entity_state', 'door-lock')[0]?.critical).toBe(1);
     expect(outbox(h.reader, 'entity_state', 'lamp')[0]?.critical).toBe(0);
   });
+
+  it('a critical attribute is committed at once, whatever the window (a long window spares the SD card, never an alarm)', async () => {
+    h = await startHarness({ groupCommitWindowMs: 1000, qos0WindowMs: 10_000 });
+    const c = await h.connect();
+    const reader = h.reader;
+    c.publish('devices/hall-temp/state', state({ temperature: 21 }), { qos: 0 });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(entity(reader, 'entity_state', 'hall-temp')).toBeUndefined(); // waits for its 10 s window
+    c.publish('devices/kitchen-smoke/state', state({ smoke: true }), { qos: 0 });
+    // well within the window: the smoke alarm (and what was queued before it) is committed now
+    await waitFor(() => entity(reader, 'entity_state', 'kitchen-smoke') !== undefined, 5000, 'the smoke alarm in the store');
+    expect(entity(reader, 'entity_state', 'hall-temp')).toBeDefined();
+  });
 });
+

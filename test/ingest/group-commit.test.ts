@@ -78,6 +78,33 @@ describe('GroupCommit', () => {
   });
 });
 
+describe('GroupCommit: commits that answer per item, two in flight', () => {
+  it('keeps a second batch in flight while the first commits, and gives each waiter its own answer', async () => {
+    const started: number[][] = [];
+    const finishes: Array<() => void> = [];
+    const writer = new GroupCommit<number>({
+      windowMs: 0,
+      maxBatch: 2,
+      maxInflight: 2,
+      commit: (items) => {
+        started.push([...items]);
+        return new Promise((resolve) => finishes.push(() => resolve(items.map((i) => (i === 3 ? new Error('poison') : null)))));
+      },
+    });
+    const done = new Map<number, string | null>();
+    for (let i = 0; i < 6; i += 1) writer.submit(i, (err) => done.set(i, err?.message ?? null));
+    expect(started).toEqual([[0, 1], [2, 3]]); // two in flight, the third batch waits
+    finishes.shift()?.();
+    await new Promise((r) => setImmediate(r));
+    expect(started).toEqual([[0, 1], [2, 3], [4, 5]]);
+    for (const finish of finishes.splice(0)) finish();
+    await writer.drain();
+    for (const finish of finishes.splice(0)) finish();
+    await writer.drain();
+    expect([...done.entries()].sort((a, b) => a[0] - b[0])).toEqual([[0, null], [1, null], [2, null], [3, 'poison'], [4, null], [5, null]]);
+  });
+});
+
 describe('GroupCommit: QoS 0 batches (relaxedWindowMs)', () => {
   function relaxed() {
     const batches: Array<{ items: number[]; durable: boolean }> = [];

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { APPLY_LOCAL_UPDATES } from '../../src/ingest/local-writes.js';
+import { APPLY_LOCAL_UPDATES, APPLY_MESSAGES } from '../../src/ingest/local-writes.js';
 import { silentLogger } from '../../src/log.js';
 import { defineWriteProgram, openStore, openStoreReader, type GatewayStore } from '../../src/store/index.js';
 import { SET_STATE } from '../../src/store/programs.js';
@@ -61,6 +61,21 @@ describe('store writer', () => {
     cleanups.push(() => reader.close());
     expect(reader.syncState.get('mode')).toBe('online');
     expect(store.writeHealth().failing).toBeNull(); // the last write succeeded
+  });
+
+  it('a poison message is refused alone, in its batch\'s transaction, and the others commit in order', async () => {
+    const store = open('worker');
+    const poison = { kind: 'state' as const, deviceId: 'bad', attributes: { n: 10n } }; // JSON cannot hold a BigInt
+    const outcome = await store.durable(APPLY_MESSAGES, {
+      messages: [[update(1)], [poison], [{ kind: 'state', deviceId: 'd-1', attributes: { n: 2 } }]],
+      nowMicros: 5,
+      nowMs: 5,
+    });
+    expect(outcome.failed.map((f) => f.index)).toEqual([1]);
+    expect(outcome.failed[0]?.message).toMatch(/BigInt/);
+    expect(outcome.counts.written).toBe(2); // d-1 twice, in order: the later state wins
+    expect(store.entities.get('entity_state', 'd-1')?.data).toEqual({ device_id: 'd-1', state: { n: 2 } });
+    expect(store.entities.get('entity_state', 'bad')).toBeUndefined();
   });
 
   it('close() commits every write queued before it, then releases the file', async () => {

@@ -14,6 +14,12 @@ import { makeGateway, type TestGateway } from './fixtures.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** The watermark as the store file holds it (the test's own connection). */
+function fileWatermark(db: { prepare(sql: string): { pluck(): { get(): unknown } } }): string | undefined {
+  const raw = db.prepare("SELECT value FROM sync_state WHERE key = 'last_sync'").pluck().get();
+  return typeof raw === 'string' ? (JSON.parse(raw) as string) : undefined;
+}
+
 describe('ackDue (pure rule)', () => {
   const base = { moved: 0, fullResync: false, lastAckAtMs: 1_000_000, nowMs: 1_000_000 + 5_000, maxAgeMs: 600_000 };
   it('skips the ack of an idle cycle while the last ack is younger than the max age', () => {
@@ -69,6 +75,35 @@ describe('idle cycles against the real server', () => {
     const record = srv.server.store.accounts.getClient(clientId);
     expect(record?.lastAckAt).toBeGreaterThan(second?.lastAckAt ?? Infinity);
     expect(record?.lastAckWatermark).toBeGreaterThan(second?.lastAckWatermark ?? Infinity);
+  });
+
+  it('an idle poll commits nothing; the watermark an ack announces is in the file before the ack leaves', async () => {
+    const atAck: Array<string | undefined> = [];
+    gw = makeGateway({
+      url: srv.url,
+      creds: srv.addClient('home-1'),
+      config: { ackMaxAgeMs: 400 },
+      faults: (point) => {
+        if (point === 'before_ack') atAck.push(gw ? fileWatermark(gw.db) : undefined);
+      },
+    });
+    const g = gw;
+    await g.state('lamp-1', { power: 'on' });
+    const first = await g.client.runCycle();
+    expect(atAck).toEqual([first.serverTime]);
+    await g.store.settled();
+    const version = (): unknown => g.db.prepare('PRAGMA data_version').pluck().get();
+    const before = version();
+    const idle = await g.client.runCycle();
+    await g.store.settled();
+    expect(idle).toMatchObject({ pulled: 0, pushed: 0, acked: false });
+    expect(version()).toBe(before); // nothing committed by anyone
+    expect(g.store.syncState.get('last_sync')).toBe(idle.serverTime); // remembered
+    expect(fileWatermark(g.db)).toBe(first.serverTime); // the file still has the last saved one
+    await sleep(450);
+    const late = await g.client.runCycle(); // idle, but the ack is due
+    expect(late).toMatchObject({ pulled: 0, acked: true });
+    expect(atAck).toEqual([first.serverTime, late.serverTime]);
   });
 
   it('signs bearer requests without the client-id header; replies carry no charset and no Vary when small', async () => {

@@ -7,7 +7,7 @@ import type { ClientCredentials } from '../../src/server/index.js';
 import { APPLY_LOCAL_UPDATES, type LocalUpdate, type LocalWriteCounts } from '../../src/ingest/local-writes.js';
 import { openStore, type GatewayStore } from '../../src/store/index.js';
 import type { DeviceCommand } from '../../src/store/types.js';
-import { SyncClient, type SyncClientConfig } from '../../src/sync/index.js';
+import { SyncClient, type FaultHook, type SyncClientConfig } from '../../src/sync/index.js';
 import { openStoreFile, type RawDb } from '../helpers/store-file.js';
 
 export interface PendingRow {
@@ -42,6 +42,7 @@ export function makeGateway(options: {
   /** The gateway's wall clock (epoch ms); default Date.now() + skewMs. */
   now?: () => number;
   config?: Partial<SyncClientConfig>;
+  faults?: FaultHook;
 }): TestGateway {
   const dir = mkdtempSync(join(tmpdir(), 'ib-gw-'));
   const store = openStore({ path: join(dir, 'gateway.db'), logger: silentLogger() });
@@ -57,6 +58,7 @@ export function makeGateway(options: {
     logger: silentLogger(),
     now,
     onDeviceCommands: (c) => commands.push(...c),
+    ...(options.faults ? { faults: options.faults } : {}),
     ...options.config,
   });
   const write = (updates: readonly LocalUpdate[]): Promise<LocalWriteCounts> =>
