@@ -224,6 +224,17 @@ install_config() {
   fi
 }
 
+# The store holds the gateway's access and refresh tokens: an existing one (from a version that left it 0640) is made
+# private, or the daemon refuses to start (it checks its files at every start).
+tighten_store() {
+  local state="${DESTDIR}${STATE_DIR}" f
+  [ -d "${state}" ] || return 0
+  chmod 0700 "${state}"
+  for f in "${state}/gateway.db" "${state}/gateway.db-wal" "${state}/gateway.db-shm"; do
+    if [ -e "${f}" ]; then chmod 0600 "${f}"; fi
+  done
+}
+
 # Units name /usr/bin/node and /opt/inbetweenies-gateway; other paths on this machine are written in.
 install_unit() {
   local name=$1 dest="${DESTDIR}${UNIT_DIR}/$1"
@@ -283,6 +294,7 @@ main() {
   ensure_user
   install_app
   install_config
+  tighten_store
   install_unit "${APP}.service"
   install_unit inbetweenies-server.service
   start_services

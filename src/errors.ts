@@ -32,6 +32,7 @@ export type ErrorCode =
   | 'STORE'
   /** A PUBLISH the gateway could not keep (store commit failed, stopping): no PUBACK, the device sends it again. */
   | 'NOT_ACKNOWLEDGED'
+  /** A file holding secrets (the store with its tokens, a config with the client secret) is readable by others. */
   | 'INSECURE_PERMISSIONS'
   | 'TLS_PIN_MISMATCH';
 

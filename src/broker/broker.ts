@@ -9,7 +9,7 @@
  * never sends CONNECT) ends that connection only; it is counted by reason and logged through a RateLimitedLog.
  */
 import type { Socket } from 'node:net';
-import type { Aedes } from 'aedes';
+import type { Aedes, Client } from 'aedes';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -71,6 +71,11 @@ export interface MessageBus {
   clientCount(): number;
   /** Publishes from the gateway itself (not subject to ACLs, not seen by interceptors). */
   publish(message: BusMessage): Promise<void>;
+  /**
+   * The identity account a publishing client counts against (ingest's device limits): `user:<name>` or
+   * `anonymous@<host>` (embedded broker), `external` for everything read from an external broker.
+   */
+  accountOf(client: Client | null): string;
 }
 
 export interface BrokerAddress {
@@ -218,6 +223,7 @@ export function createBroker(options: BrokerOptions): Broker {
           (err?: Error) => (err ? reject(err) : resolve()),
         );
       }),
+    accountOf: (client) => auth.identityOf(client)?.account ?? 'unknown',
     errorCounts: () => ({ ...errors.counts(), ...auth.counts() }),
     retainedUsage: (account) => (account === undefined ? gateway.retained.total() : gateway.retained.usage(account)),
   };

@@ -80,6 +80,7 @@ function embeddedBus({ mqtt, logger }: MqttBusOptions): MqttBus {
     clientCount: () => broker.clientCount(),
     addPublishInterceptor: (fn: PublishInterceptor) => broker.addPublishInterceptor(fn),
     publish: (message: BusMessage) => broker.publish(message),
+    accountOf: (client) => broker.accountOf(client),
   };
 }
 
@@ -114,5 +115,6 @@ function externalBus(
     clientCount: () => source.clientCount(),
     addPublishInterceptor: (fn: PublishInterceptor) => source.addPublishInterceptor(fn),
     publish: (message: BusMessage) => source.publish(message),
+    accountOf: (client) => source.accountOf(client),
   };
 }

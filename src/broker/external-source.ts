@@ -218,6 +218,8 @@ export function createExternalSource(options: ExternalSourceOptions): ExternalSo
         if (i >= 0) interceptors.splice(i, 1);
       };
     },
+    // Every message comes over the gateway's one connection: the devices behind the external broker are one account.
+    accountOf: () => 'external',
     publish: async (message: BusMessage) => {
       await client.publishAsync(message.topic, message.payload, { qos: message.qos, retain: message.retain });
     },

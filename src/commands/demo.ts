@@ -26,8 +26,10 @@ Progress every 5 s; Ctrl-C ends it early. Without --data-dir it works in a tempo
 
 const HOME = 'demo-home';
 const PROGRESS_EVERY_MS = 5000;
-/** What the phone app sets on light-1 through the server. */
-const LIGHT_OFF = { state: 'OFF', brightness: 0 } as const;
+/** What the phone app sets on a light through the server. */
+const LIGHT_OFF = { state: 'OFF' } as const;
+/** How long the demo waits for the simulated light to get the app's command. */
+const COMMAND_WAIT_MS = 10_000;
 
 type Say = (msg: string) => void;
 
@@ -111,8 +113,9 @@ async function runDemo(run: DemoRun): Promise<number> {
     if (!(await wait(Math.floor(onlineFirst / 2) * 1000))) return 130;
     // Downlink: a phone app of the same home turns a light off through the server; the gateway pulls the change,
     // publishes it on devices/light-1/set, the simulated light obeys and reports, and nothing is echoed upstream.
-    const light = await turnLightOffFromApp(url, server, sim, logger);
-    say(`a phone app turned ${light} off through the server, sending ${JSON.stringify(LIGHT_OFF)}; the gateway publishes what changed on devices/${light}/set`);
+    const { light, delayMs } = await turnLightOffFromApp(url, server, sim, logger);
+    const arrived = delayMs === undefined ? `did not arrive within ${COMMAND_WAIT_MS / 1000} s` : `after ${Math.round(delayMs)} ms`;
+    say(`app set ${light} ${JSON.stringify(LIGHT_OFF)} → devices/${light}/set ${arrived} (a phone app, through the server; the gateway holds a live wait)`);
     if (!(await wait((onlineFirst - Math.floor(onlineFirst / 2)) * 1000))) return 130;
     if (offline > 0) {
       say(`offline spell: the server stops for ${offline} s; the gateway keeps acknowledging devices and buffers their changes`);
@@ -139,15 +142,24 @@ async function runDemo(run: DemoRun): Promise<number> {
   }
 }
 
-/** Downlink: a phone app of the same home turns a light that is on (light-1 if none is) off through the server. */
-async function turnLightOffFromApp(url: string, server: SyncServer, sim: DeviceSimulator, logger: Logger): Promise<string> {
+/**
+ * Downlink: a phone app of the same home turns a light that is on (light-1 if none is) off through the server, and
+ * the delay is measured from the app's push to the simulated light receiving the command on devices/<id>/set.
+ */
+async function turnLightOffFromApp(url: string, server: SyncServer, sim: DeviceSimulator, logger: Logger): Promise<{ light: string; delayMs: number | undefined }> {
   const lights = sim.devices.filter((d) => d.kind === 'light');
   const light = lights.find((d) => d.state.state === 'ON') ?? lights.find((d) => d.id === 'light-1') ?? lights[0];
   if (!light) throw new Error('the simulated home has no light');
   const app = await connectApp(url, server.addClient(HOME), logger);
-  await app.setState(light.id, { ...light.state, ...LIGHT_OFF });
-  await app.close();
-  return light.id;
+  try {
+    const obeyed = sim.nextCommand(light.id, (attrs) => attrs.state === LIGHT_OFF.state, COMMAND_WAIT_MS);
+    const pushedAt = performance.now();
+    await app.setState(light.id, { ...light.state, ...LIGHT_OFF });
+    const at = await obeyed;
+    return { light: light.id, delayMs: at === undefined ? undefined : at - pushedAt };
+  } finally {
+    await app.close();
+  }
 }
 
 /** The closing check: does the server hold exactly what the gateway holds? */

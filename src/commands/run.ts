@@ -1,7 +1,8 @@
 /** `run`: the gateway daemon. Flags override the file; environment overrides it for secrets. */
 import { loadGatewayConfig, type GatewayConfig, type GatewayFlags } from '../config/gateway-config.js';
 import { GatewayDaemon } from '../daemon/gateway-daemon.js';
-import { ConfigError } from '../errors.js';
+import { assertConfigSecretsPrivate } from '../config/secret-files.js';
+import { ConfigError, GatewayError } from '../errors.js';
 import { createLogger, cycleLogLevel } from '../log.js';
 import { intFlag, parseCommandArgs, withUsage } from './args.js';
 import { describeStartFailure } from './start-failure.js';
@@ -55,6 +56,13 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
         return 2;
       }
       throw err;
+    }
+    try {
+      if (values.config !== undefined) assertConfigSecretsPrivate(values.config);
+    } catch (err) {
+      if (!(err instanceof GatewayError) || err.code !== 'INSECURE_PERMISSIONS') throw err;
+      process.stderr.write(`${err.message}\n`);
+      return 1;
     }
     return runDaemon(config);
   });

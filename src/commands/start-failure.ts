@@ -64,6 +64,7 @@ export function describeStartFailure(err: unknown, config: GatewayConfig): strin
     if (errno.code === 'EADDRNOTAVAIL' && l) return `cannot start: ${l.host} (the host of ${l.setting}) is not an address of this machine; use 0.0.0.0, 127.0.0.1 or one of its own addresses`;
   }
   if (err instanceof GatewayError && err.code === 'STORE') return `cannot start: ${err.message}`;
+  if (err instanceof GatewayError && err.code === 'INSECURE_PERMISSIONS') return err.message; // says which chmod fixes it
   // The data directory or the store file (mkdir's errno codes, better-sqlite3's SQLITE_CANTOPEN, SQLITE_READONLY, …).
   if (errno !== undefined && errno.port === undefined && (/^E[A-Z]+$/.test(errno.code) || errno.code.startsWith('SQLITE_'))) {
     const message = err instanceof Error ? err.message : errno.code;

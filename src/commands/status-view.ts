@@ -1,5 +1,6 @@
 /** The daemon's GET /status answer as the CLI reads it (validated: it crosses a process boundary), and its text form. */
 import { z } from 'zod';
+import { pollingWhy } from '../daemon/health.js';
 
 const LastError = z.object({ code: z.string(), message: z.string(), at: z.number() }).nullable();
 
@@ -19,19 +20,43 @@ export const DaemonStatusView = z.looseObject({
   syncConfigured: z.boolean(),
   brokerClients: z.number(),
   mqtt: z.object({ host: z.string(), port: z.number() }).nullable(),
-  scheduler: z.looseObject({ mode: z.string(), consecutiveFailures: z.number(), nextSyncAt: z.number().nullable(), lastError: LastError }).nullable(),
+  scheduler: z
+    .looseObject({
+      mode: z.string(),
+      consecutiveFailures: z.number(),
+      nextSyncAt: z.number().nullable(),
+      lastError: LastError,
+      intervalMs: z.number().optional(),
+      via: z.enum(['live', 'polling']).optional(),
+      live: z
+        .looseObject({ heldForMs: z.number().nullable(), pollingReason: z.string().nullable(), wakes: z.number(), reconnects: z.number(), pushes: z.number() })
+        .optional(),
+    })
+    .nullable(),
   health: z.looseObject({ healthy: z.boolean(), reasons: z.array(z.string()) }),
   jobs: z.array(z.looseObject({ name: z.string(), schedule: z.string(), running: z.boolean(), nextRunAt: z.string().nullable(), lastRun: z.looseObject({ ok: z.boolean(), at: z.number() }).nullable() })),
   http: z.string().nullable(),
 });
 export type DaemonStatusView = z.infer<typeof DaemonStatusView>;
 
+/** ", live wait held for 12 s (3 wakes, 0 reconnects)" or ", polling every 10 s (the server holds no live waits)". */
+function liveLine(scheduler: DaemonStatusView['scheduler']): string {
+  const live = scheduler?.live;
+  if (!scheduler || !live || scheduler.via === undefined) return '';
+  if (scheduler.via === 'live') {
+    const held = live.heldForMs === null ? 're-opening' : `held for ${Math.round(live.heldForMs / 1000)} s`;
+    return `, live wait ${held} (${live.wakes} wakes, ${live.reconnects} reconnects, ${live.pushes} pushes)`;
+  }
+  const every = scheduler.intervalMs === undefined ? '' : ` every ${Math.round(scheduler.intervalMs / 1000)} s`;
+  return `, polling${every}${live.pollingReason === null ? '' : ` (${pollingWhy(live.pollingReason)})`}`;
+}
+
 const iso = (ms: number | null | undefined): string => (ms === null || ms === undefined ? 'never' : new Date(ms).toISOString());
 
 export function formatDaemonStatus(s: DaemonStatusView): string {
   const age = s.oldestPendingAgeMs === null ? '-' : `${Math.round(s.oldestPendingAgeMs / 1000)} s`;
   const mode = s.scheduler?.mode ?? (s.syncConfigured ? s.mode ?? 'unknown' : 'offline (no server credentials)');
-  const online = mode === 'online' ? 'online' : `${mode}${s.scheduler && s.scheduler.consecutiveFailures > 0 ? ` (${s.scheduler.consecutiveFailures} failures)` : ''}`;
+  const online = mode === 'online' ? `online${liveLine(s.scheduler)}` : `${mode}${s.scheduler && s.scheduler.consecutiveFailures > 0 ? ` (${s.scheduler.consecutiveFailures} failures)` : ''}`;
   const err = s.scheduler?.lastError ?? s.lastError;
   const lines = [
     `health:          ${s.health.healthy ? 'ok' : `UNHEALTHY: ${s.health.reasons.join('; ')}`}`,

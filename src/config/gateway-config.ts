@@ -49,6 +49,17 @@ export const GatewayConfigSchema = z.strictObject({
       native: z.strictObject({ enabled: z.boolean().default(true), baseTopic: z.string().min(1).default('devices') }).prefault({}),
       /** Device ecosystems (issue 4): zigbee2mqtt, tasmota, shelly, homeassistant, generic; each on by default. */
       adapters: AdaptersConfigSchema.prefault({}),
+      /**
+       * A rogue client must not fill the store with devices: new device ids per MQTT identity (a user, or the anonymous
+       * clients of one host) per minute, and devices in the store at most. Beyond either, a message is acknowledged
+       * and not stored (counted, logged rate-limited). Devices the store holds are never refused.
+       */
+      deviceLimits: z
+        .strictObject({
+          newPerMinute: z.number().int().min(1).max(1_000_000).default(100),
+          total: z.number().int().min(1).max(10_000_000).default(5000),
+        })
+        .prefault({}),
       critical: z
         .strictObject({
           deviceTypes: z.array(z.string().min(1)).default(['lock', 'alarm', 'smoke', 'leak', 'water_leak']),
@@ -91,9 +102,19 @@ export const GatewayConfigSchema = z.strictObject({
   sync: z
     .strictObject({
       enabled: z.boolean().default(true),
+      /** Hold a live wait while online so server changes arrive at once (docs/protocol.md §Live waits); false: poll only. */
+      live: z.boolean().default(true),
+      /** The wait asked for (the server caps it at its own maximum, 25 s by default). */
+      liveWaitSeconds: z.number().min(0.1).max(3600).default(25),
+      /** A held wait's HTTP timeout is its wait plus this: a dead connection is noticed within wait + margin. */
+      liveTimeoutMarginSeconds: z.number().min(0.1).max(600).default(5),
+      /** Polling, against a server without live waits (seed §Polling: adaptive between 5 s and 5 min). */
       minIntervalSeconds: z.number().min(0.05).default(5),
       maxIntervalSeconds: z.number().min(1).default(300),
-      criticalDebounceMs: z.number().int().min(0).default(250),
+      /** A critical local change (ingest.critical) is pushed this long after it arrived. */
+      criticalDebounceMs: z.number().int().min(0).max(60_000).default(20),
+      /** An ordinary local change is pushed within this window; the changes of the window share one push. */
+      uplinkWindowMs: z.number().int().min(0).max(600_000).default(1000),
       pushBatchSize: z.number().int().min(1).max(1000).default(1000),
       maxRetries: z.number().int().min(0).max(20).default(5),
       offlineProbeSeconds: z.number().min(0.05).default(30),

@@ -141,6 +141,7 @@ export class GatewayDaemon {
       qos0WindowMs: Math.max(config.ingest.qos0WindowMs, config.ingest.groupCommitWindowMs),
       maxBatch: config.ingest.maxBatch,
       critical: { deviceTypes: config.ingest.critical.deviceTypes, attributes: config.ingest.critical.attributes },
+      deviceLimits: config.ingest.deviceLimits,
       onLocalChange: (event) => scheduler?.notifyLocalChange(event.critical),
     });
     await stack.start({ name: 'ingest', start: () => ingest.start(), stop: () => ingest.stop() });
@@ -245,6 +246,7 @@ export class GatewayDaemon {
       ...(server.pinSha256 === undefined ? {} : { pinSha256: server.pinSha256 }),
       clockMaxDisagreementMs: server.clockMaxDisagreementMs,
       pushBatchSize: sync.pushBatchSize,
+      liveTimeoutMarginMs: Math.round(sync.liveTimeoutMarginSeconds * 1000),
       onDeviceCommands,
     });
   }
@@ -259,6 +261,9 @@ export class GatewayDaemon {
       minIntervalMs: Math.round(s.minIntervalSeconds * 1000),
       maxIntervalMs: Math.round(s.maxIntervalSeconds * 1000),
       criticalDebounceMs: s.criticalDebounceMs,
+      uplinkWindowMs: s.uplinkWindowMs,
+      live: s.live,
+      liveWaitSeconds: s.liveWaitSeconds,
       maxRetries: s.maxRetries,
       probeIntervalMs: Math.round(s.offlineProbeSeconds * 1000),
     });
@@ -310,7 +315,8 @@ export class GatewayDaemon {
     const st = this.#statusOf(running);
     const oldest = st.oldestPendingAgeMs === null ? '' : ` (oldest ${Math.round(st.oldestPendingAgeMs / 1000)}s)`;
     const last = st.lastSyncAt === null ? 'never' : `${new Date(st.lastSyncAt).toISOString().slice(0, 19)}Z ${st.lastResult?.ok === false ? 'failed' : 'ok'}`;
-    const mode = st.scheduler?.mode ?? (st.syncConfigured ? 'stopped' : 'offline (no credentials)');
+    const s = st.scheduler;
+    const mode = s === null ? (st.syncConfigured ? 'stopped' : 'offline (no credentials)') : s.mode === 'online' ? `online, ${s.via}` : s.mode;
     const bad = report.healthy ? '' : `; UNHEALTHY: ${report.reasons.join('; ')}`;
     return `${running.store.entities.deviceCount()} devices, ${st.pending} pending${oldest}, last sync ${last}, ${mode}, ${st.brokerClients} mqtt clients${bad}`;
   }

@@ -5,7 +5,7 @@
  */
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { GatewayStore } from '../store/index.js';
-import type { SchedulerStatus } from '../sync/index.js';
+import type { PollingReason, SchedulerStatus } from '../sync/index.js';
 
 export interface HealthOptions {
   /** The store: how its latest writes went, and a small durable probe write when none happened for a while. */
@@ -159,11 +159,36 @@ export class HealthMonitor {
 
   #checkSync(now: number): CheckResult {
     const s = this.#o.syncStatus();
-    if (s === null || s.mode === 'online' || s.mode === 'stopped') return { ok: true };
+    if (s === null) return { ok: true };
+    if (s.mode === 'online' || s.mode === 'stopped') return { ok: true, detail: describeSync(s) };
     const since = s.lastSuccessAt ?? this.#startedAt;
     const failingMs = now - since;
-    if (failingMs <= this.#o.syncFailingAfterMs) return { ok: true };
+    if (failingMs <= this.#o.syncFailingAfterMs) return { ok: true, detail: describeSync(s) };
     const why = s.lastError ? `${s.lastError.code}: ${s.lastError.message}` : 'no successful cycle';
     return { ok: false, detail: `${s.mode} for ${Math.round(failingMs / 1000)} s (> ${Math.round(this.#o.syncFailingAfterMs / 1000)} s); last error ${why}` };
   }
+}
+
+const POLLING_WHY: Readonly<Record<PollingReason, string>> = {
+  disabled: 'live waits off (sync.live)',
+  unsupported: 'the server holds no live waits',
+  refused: 'the server refused a live wait; retrying after its Retry-After',
+  not_online: 'not online',
+};
+
+/** One phrase for /healthz and `status`: "live, held for 12 s" or "polling (the server holds no live waits)". */
+export function describeSync(s: SchedulerStatus): string {
+  if (s.mode !== 'online') return s.mode;
+  if (s.via === 'live') return s.live.heldForMs === null ? 'live (re-opening)' : `live, held for ${Math.round(s.live.heldForMs / 1000)} s`;
+  const why = s.live.pollingReason === null ? '' : ` (${pollingWhy(s.live.pollingReason)})`;
+  return `polling every ${Math.round(s.intervalMs / 1000)} s${why}`;
+}
+
+/** Why sync polls, in words (`status`, /healthz); an unknown reason (a newer daemon) is shown as it is. */
+export function pollingWhy(reason: string): string {
+  return isPollingReason(reason) ? POLLING_WHY[reason] : reason;
+}
+
+function isPollingReason(reason: string): reason is PollingReason {
+  return Object.prototype.hasOwnProperty.call(POLLING_WHY, reason);
 }

@@ -113,12 +113,15 @@ export class GatewayMetrics {
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers: [this.registry],
     });
+    const wakes = this.#counter('sync_live_wakes_total', 'Live waits answered because the home changed (docs/protocol.md §Live waits)');
+    const rounds = this.#counter('sync_live_rounds_total', 'Live waits opened');
+    const reconnects = this.#counter('sync_live_reconnects_total', 'Live waits re-opened after one was lost (server shutdown, failure)');
+    const pushes = this.#counter('sync_pushes_total', 'Pushes of local changes alone (critical ones at once, ordinary ones within the uplink window)');
     s.runner?.onCycle((o) => {
-      latency.observe({ result: o.ok ? 'ok' : 'error' }, o.seconds);
-      if (o.report) {
-        pulled.inc(o.report.pulled);
-        pushed.inc(o.report.pushed);
-      }
+      // A live wait's duration is mostly its hold: only full cycles go into the latency histogram.
+      if (o.kind === 'cycle') latency.observe({ result: o.ok ? 'ok' : 'error' }, o.seconds);
+      pulled.inc(o.pulled);
+      pushed.inc(o.pushed);
       if (!o.ok) failures.inc({ code: o.code ?? 'INTERNAL' });
     });
     pulled.inc(0);
@@ -136,6 +139,11 @@ export class GatewayMetrics {
       mirror.set(cycles, r?.cycles ?? 0);
       mirror.set(conflicts, r?.conflicts ?? 0);
       mirror.set(reconciles, r?.fullReconciles ?? 0);
+      const live = this.#snap.scheduler?.live;
+      mirror.set(wakes, live?.wakes ?? 0);
+      mirror.set(rounds, live?.rounds ?? 0);
+      mirror.set(reconnects, live?.reconnects ?? 0);
+      mirror.set(pushes, live?.pushes ?? 0);
       const t = s.transport();
       mirror.set(sent, t?.bytesSent ?? 0);
       mirror.set(received, t?.bytesReceived ?? 0);
@@ -160,6 +168,8 @@ export class GatewayMetrics {
       const mode = snap().scheduler?.mode ?? 'unconfigured';
       for (const m of ['online', 'backoff', 'offline', 'stopped', 'unconfigured']) g.set({ mode: m }, m === mode ? 1 : 0);
     }, ['mode']);
+    this.#gauge('sync_live', '1 while a live wait is held (server changes arrive at once), 0 while polling', (g) => g.set(snap().scheduler?.via === 'live' ? 1 : 0));
+    this.#gauge('sync_live_held_seconds', 'How long the live wait held now has been held (0 when none is)', (g) => g.set((snap().scheduler?.live.heldForMs ?? 0) / 1000));
     this.#gauge('healthy', '1 when /healthz answers 200', (g) => g.set(snap().health.healthy ? 1 : 0));
     this.#gauge('event_loop_lag_seconds', 'Event loop lag measured by the last health check', (g) => g.set(snap().health.eventLoopLagMs / 1000));
     this.#gauge('resident_memory_bytes', 'Resident set size of the daemon process', (g) => g.set(process.memoryUsage.rss()));

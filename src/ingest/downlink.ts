@@ -5,6 +5,7 @@
  * command is never read back as a state (no echo); the device's own next report closes the loop.
  */
 import type { BusMessage } from '../broker/broker.js';
+import { clip } from '../broker/log-fields.js';
 import type { Logger } from '../log.js';
 import type { DeviceCommand } from '../store/types.js';
 import type { OutgoingMessage } from './adapter.js';
@@ -50,7 +51,7 @@ export function createDownlink(options: DownlinkOptions): Downlink {
       const messages = adapter?.commandsFor(command) ?? [];
       if (messages.length === 0) {
         unrouted += 1;
-        log.warn({ deviceId: command.deviceId, adapter: adapter?.name }, 'no adapter can carry a command to this device');
+        log.warn({ deviceId: clip(command.deviceId), adapter: adapter?.name }, 'no adapter can carry a command to this device');
         continue;
       }
       for (const message of messages) {
@@ -58,11 +59,11 @@ export function createDownlink(options: DownlinkOptions): Downlink {
         if (err) {
           failed += 1;
           metrics.commandsFailed += 1;
-          log.warn({ err, topic: message.topic }, 'command publish failed');
+          log.warn({ err, topic: clip(message.topic) }, 'command publish failed');
         } else {
           published += 1;
           metrics.commandsPublished += 1;
-          log.info({ deviceId: command.deviceId, topic: message.topic, payload: message.payload.toString('utf8').slice(0, 200) }, `command sent on ${message.topic}`);
+          log.info({ deviceId: clip(command.deviceId), topic: clip(message.topic), payload: clip(message.payload.toString('utf8'), 200) }, `command sent on ${clip(message.topic) ?? ''}`);
         }
       }
     }

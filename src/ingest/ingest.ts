@@ -7,6 +7,7 @@
  * (lib/client.js `enqueue`), so a client's pipelined messages share one commit.
  */
 import type { MessageBus, PublishInterceptor } from '../broker/broker.js';
+import { clip } from '../broker/log-fields.js';
 import { GatewayError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { GatewayStore } from '../store/index.js';
@@ -14,6 +15,7 @@ import type { DeviceCommand, StampClock } from '../store/types.js';
 import { RateLimitedLog } from '../util/rate-limited-log.js';
 import type { IngestAdapter, OutgoingMessage } from './adapter.js';
 import { DEFAULT_CRITICAL_CONFIG, type CriticalConfig } from './critical.js';
+import { DEFAULT_DEVICE_LIMITS, DeviceAdmission, type DeviceLimits } from './device-limits.js';
 import { createDownlink, type DownlinkResult } from './downlink.js';
 import { GroupCommit } from './group-commit.js';
 import { APPLY_MESSAGES, type LocalUpdate } from './local-writes.js';
@@ -29,10 +31,12 @@ export interface LocalChangeEvent {
 export interface IngestOptions {
   /** The embedded broker, or the external broker's connection (external mode: src/ingest/external-source.ts). */
   readonly broker: MessageBus;
-  readonly store: Pick<GatewayStore, 'durable' | 'relaxed'>;
+  readonly store: Pick<GatewayStore, 'durable' | 'relaxed' | 'entities'>;
   readonly logger: Logger;
   readonly clock: StampClock;
   readonly adapters: readonly IngestAdapter[];
+  /** New devices per MQTT identity per minute, and devices in the store at most (device-limits.ts). */
+  readonly deviceLimits?: DeviceLimits;
   /** Local wall clock (epoch ms); default Date.now. */
   readonly now?: () => number;
   /** Group-commit window; default 4 ms. */
@@ -75,17 +79,21 @@ export function createIngest(options: IngestOptions): Ingest {
   const router = new TopicRouter(options.adapters);
   const downlink = createDownlink({ publish: (message) => broker.publish(message), router, logger: options.logger, metrics });
 
-  const writer = createWriter({ store, clock, now, critical, metrics, failures, notify: listener(options.onLocalChange, log) }, options);
+  const admission = new DeviceAdmission({ limits: options.deviceLimits ?? DEFAULT_DEVICE_LIMITS, known: (id) => store.entities.deviceKnown(id), now });
+  const writer = createWriter({ store, clock, now, critical, metrics, failures, rejected, admission, notify: listener(options.onLocalChange, log) }, options);
   const urgentAttributes = new Set(critical.attributes.map((a) => a.toLowerCase()));
   const isUrgent = (updates: readonly LocalUpdate[]): boolean =>
     updates.some((u) => u.kind === 'state' && Object.keys(u.attributes).some((name) => urgentAttributes.has(name.toLowerCase())));
   const intercept = createInterceptor(router, writer, metrics, rejected, {
     isUrgent,
+    accountOf: (client) => broker.accountOf(client),
+    admission,
     // Answers an adapter asks for (a Shelly's GetDeviceInfo request); a failure is logged, never fatal.
-    publish: (m) => void broker.publish(m).catch((err: unknown) => log.warn({ err, topic: m.topic }, 'adapter publish failed')),
+    publish: (m) => void broker.publish(m).catch((err: unknown) => log.warn({ err, topic: clip(m.topic) }, 'adapter publish failed')),
     heard: (deviceIds, adapter, topic) => {
+      // Device ids come from topics a client chose: every one clipped (broker/log-fields.ts).
       const more = deviceIds.length > 3 ? ` and ${deviceIds.length - 3} more` : '';
-      log.info({ adapter, topic: topic.slice(0, 200), devices: deviceIds.slice(0, 20), count: deviceIds.length }, `device heard: ${deviceIds.slice(0, 3).join(', ')}${more}`);
+      log.info({ adapter, topic: clip(topic), devices: deviceIds.slice(0, 20).map((id) => clip(id)), count: deviceIds.length }, `device heard: ${deviceIds.slice(0, 3).map((id) => clip(id)).join(', ')}${more}`);
     },
   });
 
@@ -123,6 +131,8 @@ interface WriterDeps {
   readonly critical: CriticalConfig;
   readonly metrics: IngestMetrics;
   readonly failures: RateLimitedLog;
+  readonly rejected: RateLimitedLog;
+  readonly admission: DeviceAdmission;
   readonly notify: (event: LocalChangeEvent) => void;
 }
 
@@ -139,7 +149,7 @@ function createWriter(deps: WriterDeps, options: IngestOptions): GroupCommit<rea
     // A batch with a QoS 1 message commits durably (its PUBACK waits for the fsync); a QoS 0-only batch needs none.
     commit: async (items, durable) => {
       const started = performance.now();
-      const args = { messages: items, nowMicros: clock.nowMicros(), nowMs: now(), critical };
+      const args = { messages: items, nowMicros: clock.nowMicros(), nowMs: now(), critical, maxDevices: deps.admission.limits.total };
       const { counts, failed } = durable ? await store.durable(APPLY_MESSAGES, args) : await store.relaxed(APPLY_MESSAGES, args);
       metrics.commitMillis += performance.now() - started;
       metrics.batchesCommitted += 1;
@@ -147,6 +157,7 @@ function createWriter(deps: WriterDeps, options: IngestOptions): GroupCommit<rea
       metrics.statesWritten += counts.written;
       metrics.duplicates += counts.duplicates;
       metrics.criticalChanges += counts.critical;
+      if (counts.refused > 0) refusedByTotal(deps, counts.refused, counts.refusedDevices);
       if (counts.written > 0) deps.notify({ critical: counts.critical > 0, written: counts.written });
       if (failed.length === 0) return undefined;
       const results: Array<Error | null> = items.map(() => null);
@@ -158,6 +169,17 @@ function createWriter(deps: WriterDeps, options: IngestOptions): GroupCommit<rea
       countDropped(metrics, 'commit_failed', items);
       deps.failures.record('commit_failed', 'store commit failed; QoS 1 messages not acknowledged', { err, messages: items });
     },
+  });
+}
+
+/** The store's writer refused new devices: the store holds ingest.deviceLimits.total devices. */
+function refusedByTotal(deps: WriterDeps, refused: number, deviceIds: readonly string[]): void {
+  countDropped(deps.metrics, 'device_limit', refused);
+  deps.admission.forget(deviceIds);
+  deps.rejected.record('device_limit', 'new device refused: the store holds ingest.deviceLimits.total devices (acknowledged, not stored)', {
+    maxDevices: deps.admission.limits.total,
+    refused,
+    deviceIds: deviceIds.slice(0, 5).map((id) => clip(id)),
   });
 }
 
@@ -184,6 +206,8 @@ interface InterceptorHooks {
   readonly publish: (message: OutgoingMessage) => void;
   /** Devices heard for the first time since the start (logged once each). */
   readonly heard: (deviceIds: readonly string[], adapter: string, topic: string) => void;
+  readonly accountOf: MessageBus['accountOf'];
+  readonly admission: DeviceAdmission;
 }
 
 function createInterceptor(
@@ -207,22 +231,40 @@ function createInterceptor(
       countDropped(metrics, result.reason);
       rejected.record(result.reason, 'payload refused', {
         adapter: routed.adapter.name,
-        topic: packet.topic.slice(0, 200),
-        clientId: client?.id,
-        detail: result.detail.slice(0, 300),
+        topic: clip(packet.topic),
+        clientId: clip(client?.id),
+        detail: clip(result.detail, 300),
       });
       done(null);
       return;
     }
+    const account = hooks.accountOf(client);
+    const { admitted, refused } = hooks.admission.filter(account, result.updates);
+    if (refused.length > 0) {
+      // Acknowledged as MQTT says, not stored: a client creating devices faster than its identity may.
+      countDropped(metrics, 'device_rate_limited');
+      rejected.record('device_rate_limited', 'new device refused: this identity creates devices too fast (ingest.deviceLimits.newPerMinute; acknowledged, not stored)', {
+        account: clip(account),
+        clientId: clip(client?.id),
+        deviceId: clip(refused[0]),
+        refused: refused.length,
+        perMinute: hooks.admission.limits.newPerMinute,
+      });
+      if (admitted.length === 0) {
+        done(null);
+        return;
+      }
+    }
     metrics.messagesIngested += 1;
-    if (routed.firstHeard.length > 0) hooks.heard(routed.firstHeard, routed.adapter.name, packet.topic);
+    const heard = refused.length === 0 ? routed.firstHeard : routed.firstHeard.filter((id) => !refused.includes(id));
+    if (heard.length > 0) hooks.heard(heard, routed.adapter.name, packet.topic);
     for (const message of result.publish ?? []) hooks.publish(message);
     const urgent = hooks.isUrgent(result.updates);
     if (packet.qos === 0) {
-      writer.submit(result.updates, undefined, urgent);
+      writer.submit(admitted, undefined, urgent);
       done(null);
       return;
     }
-    writer.submit(result.updates, (err) => done(err ? new GatewayError('NOT_ACKNOWLEDGED', `not acknowledged: ${err.message}`, { cause: err }) : null), urgent);
+    writer.submit(admitted, (err) => done(err ? new GatewayError('NOT_ACKNOWLEDGED', `not acknowledged: ${err.message}`, { cause: err }) : null), urgent);
   };
 }

@@ -41,6 +41,11 @@ export interface LocalWriteArgs {
   /** Local wall clock, epoch ms (outbox first_queued_at). */
   readonly nowMs: number;
   readonly critical?: CriticalConfig;
+  /**
+   * At most this many devices in the store (ingest.deviceLimits.total): an update that would create one more is not
+   * stored (refused, counted); updates of devices the store holds are never refused.
+   */
+  readonly maxDevices?: number;
 }
 
 export interface LocalWriteCounts {
@@ -50,6 +55,36 @@ export interface LocalWriteCounts {
   duplicates: number;
   /** Entities written whose change is critical. */
   critical: number;
+  /** Updates not stored because they would have created a device beyond maxDevices. */
+  refused: number;
+  /** The device ids refused (at most REFUSED_LISTED of them). */
+  refusedDevices: string[];
+}
+
+const REFUSED_LISTED = 20;
+
+/** The store's device limit inside one transaction: devices it holds pass, new ones while there is room. */
+class DeviceRoom {
+  readonly #tx: StoreTx;
+  readonly #max: number | undefined;
+  readonly #admitted = new Set<string>();
+  #count: number | undefined;
+
+  constructor(tx: StoreTx, max: number | undefined) {
+    this.#tx = tx;
+    this.#max = max;
+  }
+
+  admits(deviceId: string): boolean {
+    if (this.#max === undefined || this.#admitted.has(deviceId)) return true;
+    if (!this.#tx.deviceKnown(deviceId)) {
+      this.#count ??= this.#tx.deviceCount(); // once per batch, and only when a new device shows up
+      if (this.#count >= this.#max) return false;
+      this.#count += 1;
+    }
+    this.#admitted.add(deviceId);
+    return true;
+  }
 }
 
 /** `room-` + a slug of the name; names with no letters or digits get a short hash instead. */
@@ -155,12 +190,20 @@ class Batch {
 /** Applies ingest updates inside the writer's transaction. */
 export function applyLocalUpdates(tx: StoreTx, args: LocalWriteArgs): LocalWriteCounts {
   const batch = new Batch(tx, args.critical);
+  const room = new DeviceRoom(tx, args.maxDevices);
+  const refused = new Set<string>();
+  let refusedUpdates = 0;
   for (const update of args.updates) {
+    if (!room.admits(update.deviceId)) {
+      refusedUpdates += 1;
+      if (refused.size < REFUSED_LISTED) refused.add(update.deviceId);
+      continue;
+    }
     if (update.kind === 'state') batch.applyState(update.deviceId, update.attributes);
     else if (update.kind === 'availability') batch.applyState(update.deviceId, { available: update.available });
     else batch.applyMeta(update);
   }
-  const counts: LocalWriteCounts = { written: 0, duplicates: batch.duplicates, critical: 0 };
+  const counts: LocalWriteCounts = { written: 0, duplicates: batch.duplicates, critical: 0, refused: refusedUpdates, refusedDevices: [...refused] };
   for (const w of batch.working.values()) {
     // Unchanged, or changed and changed back within the batch: nothing to write.
     if (w.data === w.storedData || (w.stored?.deleted === false && isDeepStrictEqual(w.data, w.storedData))) continue;
@@ -208,13 +251,18 @@ export interface MessagesOutcome {
  * while the rest commit — in the same transaction, so the writer's order of batches (and of a device's states) holds.
  */
 export function applyMessages(tx: StoreTx, args: MessagesArgs): MessagesOutcome {
-  const common = { nowMicros: args.nowMicros, nowMs: args.nowMs, ...(args.critical ? { critical: args.critical } : {}) };
+  const common = {
+    nowMicros: args.nowMicros,
+    nowMs: args.nowMs,
+    ...(args.critical ? { critical: args.critical } : {}),
+    ...(args.maxDevices !== undefined ? { maxDevices: args.maxDevices } : {}),
+  };
   try {
     return { counts: tx.nested(() => applyLocalUpdates(tx, { ...common, updates: args.messages.flat() })), failed: [] };
   } catch (err) {
     if (isStoreWideError(err)) throw err;
   }
-  const counts: LocalWriteCounts = { written: 0, duplicates: 0, critical: 0 };
+  const counts: LocalWriteCounts = { written: 0, duplicates: 0, critical: 0, refused: 0, refusedDevices: [] };
   const failed: Array<{ index: number; message: string }> = [];
   args.messages.forEach((updates, index) => {
     try {
@@ -222,6 +270,8 @@ export function applyMessages(tx: StoreTx, args: MessagesArgs): MessagesOutcome 
       counts.written += c.written;
       counts.duplicates += c.duplicates;
       counts.critical += c.critical;
+      counts.refused += c.refused;
+      for (const id of c.refusedDevices) if (counts.refusedDevices.length < REFUSED_LISTED) counts.refusedDevices.push(id);
     } catch (err) {
       if (isStoreWideError(err)) throw err;
       failed.push({ index, message: err instanceof Error ? err.message : String(err) });

@@ -26,6 +26,7 @@ export class DeviceSimulator {
   private timer: NodeJS.Timeout | undefined;
   private sent = 0;
   private commands = 0;
+  private readonly commandWaiters = new Set<(deviceId: string, attrs: Record<string, unknown>, at: number) => void>();
 
   constructor(options: SimulatorOptions) {
     if (!/^(mqtt|tcp):\/\//.test(options.url)) throw new TypeError(`simulator url: expected mqtt://host:port, got ${JSON.stringify(options.url)}`);
@@ -42,6 +43,26 @@ export class DeviceSimulator {
 
   get stats(): { sent: number; commands: number } {
     return { sent: this.sent, commands: this.commands };
+  }
+
+  /**
+   * Resolves with the time (performance.now()) the next command for `deviceId` that passes `test` arrives, or
+   * undefined after `timeoutMs` (the demo measures a downlink with it).
+   */
+  nextCommand(deviceId: string, test: (attrs: Record<string, unknown>) => boolean, timeoutMs: number): Promise<number | undefined> {
+    return new Promise((resolve) => {
+      const waiter = (id: string, attrs: Record<string, unknown>, at: number): void => {
+        if (id !== deviceId || !test(attrs)) return;
+        done(at);
+      };
+      const done = (at: number | undefined): void => {
+        clearTimeout(timer);
+        this.commandWaiters.delete(waiter);
+        resolve(at);
+      };
+      const timer = setTimeout(() => done(undefined), timeoutMs);
+      this.commandWaiters.add(waiter);
+    });
   }
 
   async start(): Promise<void> {
@@ -89,8 +110,11 @@ export class DeviceSimulator {
       return;
     }
     if (typeof attrs !== 'object' || attrs === null || Array.isArray(attrs)) return;
+    const at = performance.now();
+    const command: Record<string, unknown> = Object.fromEntries(Object.entries(attrs));
     this.commands += 1;
-    device.state = { ...device.state, ...(attrs as Record<string, unknown>) };
+    for (const waiter of [...this.commandWaiters]) waiter(device.id, command, at);
+    device.state = { ...device.state, ...command };
     this.options.logger.info({ device: device.id, attrs }, 'device obeyed a command');
     void this.report(device);
   }

@@ -5,8 +5,8 @@
  * read-only ones.
  */
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { assertPrivateFiles, createPrivateFile, ensurePrivateDir } from '../util/private-files.js';
 
 export type Db = Database.Database;
 
@@ -124,9 +124,30 @@ export interface ConnectionOptions {
   readonly synchronous?: 'FULL' | 'NORMAL';
 }
 
-/** The write connection: creates the file (and its folder) if needed and brings its schema up to date. */
+/** The store, its WAL and its shared-memory file: they hold the access and refresh tokens. */
+export function storeFiles(path: string): string[] {
+  return [path, `${path}-wal`, `${path}-shm`];
+}
+
+/**
+ * Refuses a store another user could read (INSECURE_PERMISSIONS, with the chmod that fixes it): it holds the
+ * gateway's access and refresh tokens.
+ */
+export function assertPrivateStore(path: string): void {
+  assertPrivateFiles(storeFiles(path), { holds: 'the gateway\'s access and refresh tokens', forbidden: 0o077, fix: '600' });
+}
+
+/**
+ * The write connection: creates the file (and its folder) if needed — the folder 0700 and the file 0600 whatever the
+ * umask; SQLite gives the -wal and -shm files the database's mode — and brings its schema up to date. A store that
+ * other users can read is refused.
+ */
 export function openWriteConnection(path: string, options: ConnectionOptions = {}): Db {
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  if (path !== ':memory:') {
+    ensurePrivateDir(dirname(path));
+    createPrivateFile(path);
+    assertPrivateStore(path);
+  }
   const db = new Database(path);
   // 1 KiB pages: an ingest commit rewrites one entities page and one outbox page, so a smaller page is fewer bytes
   // written to the SD card per state (docs/architecture.md §Disk writes). Only takes effect on a new file.

@@ -53,6 +53,8 @@ export interface EntitiesPart {
   /** Devices with their current state (the `devices` command, status). */
   devices(): DeviceView[];
   deviceCount(): number;
+  /** Whether a live device or device state with this id exists (what the device limits count). */
+  deviceKnown(deviceId: string): boolean;
 }
 
 export interface OutboxReads {
@@ -158,6 +160,7 @@ function readParts(reads: StoreReads): { entities: EntitiesPart; outbox: OutboxR
       all: (options) => reads.entities(options),
       devices: () => listDeviceViews(reads.devicesAndStates(), reads.pendingKeys()),
       deviceCount: () => reads.countDevices(),
+      deviceKnown: (deviceId) => reads.deviceKnown(deviceId),
     },
     outbox: {
       take: (limit) => reads.takePending(limit),

@@ -7,7 +7,7 @@ import type Database from 'better-sqlite3';
 import { normaliseEntityType } from '../protocol/entity-types.js';
 import type { Operation } from '../protocol/index.js';
 import type { Db } from './db.js';
-import { entityKey, parseJsonObject } from './tx.js';
+import { DEVICE_KNOWN_SQL, entityKey, parseJsonObject } from './tx.js';
 import type { CorruptRow, PendingChange, StoredEntity } from './types.js';
 
 interface EntityRow {
@@ -43,6 +43,7 @@ export class StoreReads {
   readonly #entities: Database.Statement<[number], EntityRow>;
   readonly #devicesAndStates: Database.Statement<[], EntityRow>;
   readonly #countDevices: Database.Statement<[], { n: number }>;
+  readonly #deviceKnown: Database.Statement<[string], { one: number }>;
   readonly #take: Database.Statement<[number], PendingRow>;
   readonly #pendingKeys: Database.Statement<[], { entity_type: string; entity_id: string }>;
   readonly #outboxSummary: Database.Statement<[], { n: number; oldest: number | null }>;
@@ -59,6 +60,7 @@ export class StoreReads {
       "SELECT * FROM entities WHERE deleted = 0 AND entity_type IN ('device', 'entity_state') ORDER BY entity_id",
     );
     this.#countDevices = db.prepare("SELECT COUNT(*) AS n FROM entities WHERE entity_type = 'device' AND deleted = 0");
+    this.#deviceKnown = db.prepare(DEVICE_KNOWN_SQL);
     // seed §Batching: states (0) > devices (1) > rooms (2), then oldest first. No index: each one would cost a page
     // write per state written (docs/architecture.md §Disk writes); the scan sorts one row per entity.
     this.#take = db.prepare(
@@ -87,6 +89,11 @@ export class StoreReads {
   /** Live device and entity_state rows (for the device list). */
   devicesAndStates(): StoredEntity[] {
     return this.#entitiesOf(this.#devicesAndStates.all());
+  }
+
+  /** Whether a live device or device state with this id exists (tx.ts DEVICE_KNOWN_SQL). */
+  deviceKnown(deviceId: string): boolean {
+    return this.#deviceKnown.get(deviceId) !== undefined;
   }
 
   countDevices(): number {

@@ -40,6 +40,13 @@ export function entityKey(entityType: string, entityId: string): string {
   return `${entityType}/${entityId}`;
 }
 
+/**
+ * A device, as the device limits count them (ingest.deviceLimits): an id with a live device row or a live state row
+ * (a device that only ever reported a state counts).
+ */
+export const DEVICE_KNOWN_SQL = "SELECT 1 AS one FROM entities WHERE entity_type IN ('device', 'entity_state') AND entity_id = ? AND deleted = 0 LIMIT 1";
+export const DEVICE_COUNT_SQL = "SELECT COUNT(DISTINCT entity_id) AS n FROM entities WHERE entity_type IN ('device', 'entity_state') AND deleted = 0";
+
 function jsonOrNull(value: unknown): string | null {
   return value === undefined || value === null ? null : JSON.stringify(value);
 }
@@ -61,6 +68,8 @@ class Statements {
   readonly pruneConflicts: Database.Statement<[number]>;
   readonly setState: Database.Statement<[string, string]>;
   readonly deleteState: Database.Statement<[string]>;
+  readonly deviceKnown: Database.Statement<[string], { one: number }>;
+  readonly deviceCount: Database.Statement<[], { n: number }>;
 
   constructor(db: Db) {
     this.getEntity = db.prepare('SELECT * FROM entities WHERE entity_type = ? AND entity_id = ?');
@@ -109,6 +118,8 @@ class Statements {
     this.pruneConflicts = db.prepare('DELETE FROM conflicts WHERE recorded_at < ?');
     this.setState = db.prepare('INSERT INTO sync_state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value');
     this.deleteState = db.prepare('DELETE FROM sync_state WHERE key = ?');
+    this.deviceKnown = db.prepare(DEVICE_KNOWN_SQL);
+    this.deviceCount = db.prepare(DEVICE_COUNT_SQL);
   }
 }
 
@@ -169,6 +180,16 @@ export class StoreTx {
   deviceType(deviceId: string): string | null {
     const type = this.#s.deviceType.get(deviceId)?.device_type;
     return typeof type === 'string' ? type : null;
+  }
+
+  /** Whether a live device or device state with this id exists (DEVICE_KNOWN_SQL). */
+  deviceKnown(deviceId: string): boolean {
+    return this.#s.deviceKnown.get(deviceId) !== undefined;
+  }
+
+  /** Devices in the store, as the device limits count them (DEVICE_COUNT_SQL). */
+  deviceCount(): number {
+    return this.#s.deviceCount.get()?.n ?? 0;
   }
 
   /**

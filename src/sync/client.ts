@@ -13,9 +13,16 @@ import { TokenManager } from './auth.js';
 import { ServerClock } from './clock.js';
 import { NO_FAULTS, type FaultHook } from './fault-points.js';
 import { Ms, validateOptions } from './options.js';
-import { pull } from './pull.js';
+import { liveEnd, liveTimeoutMs, probeLiveWait, type LiveSupport } from './live.js';
+import type { PhaseDeps } from './phase.js';
+import { pull, type PullDeps, type PullReport } from './pull.js';
 import { push } from './push.js';
+import type { PushedVersion } from './push-apply.js';
+import { ackDue, elapsedMs, type CycleReport, type LiveRoundReport, type PushOnlyReport } from './reports.js';
+import { PushSettlements } from './settlements.js';
 import { SyncTransport, TransportConfigSchema, type CallResult, type CallSpec } from './transport.js';
+
+export { ackDue, type AckDueInput, type CycleReport, type LiveRoundReport, type PushOnlyReport } from './reports.js';
 
 export const SYNC_ACK_PATH = '/api/v1/sync/ack';
 /** Status rows whose outcome did not change are written at most this often (the rest is remembered). */
@@ -29,6 +36,11 @@ export const SyncClientConfigSchema = TransportConfigSchema.extend({
   pageLimit: z.number().int().min(1).max(1000).optional(),
   /** Refresh the access token when less than this fraction of its lifetime is left. */
   refreshAtFraction: z.number().gt(0).lt(1).default(0.2),
+  /**
+   * A held live wait's HTTP timeout is its wait plus this (default 5 s): the server answers at the end of the wait,
+   * so a connection that died silently (a black hole, a proxy that dropped it) is noticed within wait + margin.
+   */
+  liveTimeoutMarginMs: Ms.default(5_000),
   /** Progress lines for long work at most this often. */
   progressEveryMs: Ms.default(5_000),
   /** A server_time further than this from the response's HTTP Date header is not taken as the clock (clock.ts). */
@@ -55,45 +67,6 @@ export interface SyncClientOptions extends SyncClientConfig {
   readonly onDeviceCommands?: (commands: DeviceCommand[]) => void;
   /** Phase boundaries for the crash tests (fault-points.ts); default none. */
   readonly faults?: FaultHook;
-}
-
-export interface CycleReport {
-  readonly pulled: number;
-  readonly pushed: number;
-  readonly applied: number;
-  readonly conflicts: number;
-  readonly rejected: number;
-  readonly pages: number;
-  readonly bytesSent: number;
-  readonly bytesReceived: number;
-  readonly durationMs: number;
-  readonly serverTime: string;
-  readonly fullResync: boolean;
-  readonly commands: number;
-  /** Whether this cycle sent a sync_ack (ackDue()). */
-  readonly acked: boolean;
-}
-
-export interface AckDueInput {
-  /** Changes the cycle pulled and pushed, and whether its pull was a full resync. */
-  readonly moved: number;
-  readonly fullResync: boolean;
-  /** Local epoch ms of the last ack this process sent; undefined before the first. */
-  readonly lastAckAtMs: number | undefined;
-  readonly nowMs: number;
-  readonly maxAgeMs: number;
-}
-
-/**
- * Pure rule: whether a cycle ends with a sync_ack (seed §Sync Flow step 5). The server uses acks only to know how far
- * every client of a home has synced before it purges tombstones (design.md §Deletes), so an idle cycle (nothing
- * pulled, nothing pushed) skips it: an ack is sent by every cycle that moved something, after a full resync, on the
- * first cycle of the process, and at least every `maxAgeMs` (also when the local clock stepped back).
- */
-export function ackDue(input: AckDueInput): boolean {
-  if (input.moved > 0 || input.fullResync || input.lastAckAtMs === undefined) return true;
-  const age = input.nowMs - input.lastAckAtMs;
-  return age < 0 || age >= input.maxAgeMs;
 }
 
 export class SyncClient {
@@ -148,13 +121,53 @@ export class SyncClient {
   }
 
   /** One full cycle, five phases. Throws the typed error of the phase that failed; the outbox keeps everything. */
-  async runCycle(): Promise<CycleReport> {
+  runCycle(): Promise<CycleReport> {
+    return this.#recorded(() => this.#withResign(() => this.#cycle()));
+  }
+
+  /**
+   * One live wait (docs/protocol.md §Live waits): the pull phase with `wait` on its first request, held by the server
+   * until the home changes or the wait runs out, with an HTTP timeout of the wait plus `liveTimeoutMarginMs`; its
+   * pages are applied and their device commands published as they come. No push, and an ack only when due by age
+   * (ackDue with nothing moved): a live wait is answered for every change burst. `signal` aborts it at once.
+   */
+  liveRound(options: { readonly waitSeconds: number; readonly signal?: AbortSignal }): Promise<LiveRoundReport> {
+    return this.#recorded(() => this.#withResign(() => this.#liveRound(options)), options.signal);
+  }
+
+  /** The push phase alone (phases 3–4): the outbox now, on a connection of its own when a live wait is held. */
+  pushPending(): Promise<PushOnlyReport> {
+    return this.#recorded(async () => {
+      const started = performance.now();
+      if (!this.clock.known) await this.probe();
+      const { common } = this.#phase();
+      const pushed = await push({ ...common, store: this.store, batchSize: this.config.pushBatchSize, settle: this.#settle });
+      return { ...pushed, pulled: 0, durationMs: elapsedMs(started) };
+    });
+  }
+
+  /** Whether the server holds live waits (GET /api/v1/health capabilities); throws when it cannot be reached. */
+  probeLive(): Promise<LiveSupport | undefined> {
+    return probeLiveWait((spec) => this.transport.call(spec));
+  }
+
+  /**
+   * Runs `work` and keeps the status rows (diagnostics: never failing the work, #saveStatus). Work aborted by
+   * `signal` (the daemon stopping) records nothing.
+   */
+  async #recorded<R extends { readonly pulled: number; readonly pushed: number; readonly durationMs: number }>(
+    work: () => Promise<R>,
+    signal?: AbortSignal,
+  ): Promise<R> {
     const at = this.#now();
     try {
-      const report = await this.#cycleWithResign();
-      this.#saveStatus(at, { ok: true, at, pulled: report.pulled, pushed: report.pushed, conflicts: report.conflicts, rejected: report.rejected, durationMs: report.durationMs });
+      const report = await work();
+      const r: Partial<CycleReport> = report;
+      const doneAt = this.#now(); // a live wait ends long after it began
+      this.#saveStatus(doneAt, { ok: true, at: doneAt, pulled: report.pulled, pushed: report.pushed, conflicts: r.conflicts ?? 0, rejected: r.rejected ?? 0, durationMs: report.durationMs });
       return report;
     } catch (err) {
+      if (signal?.aborted === true) throw err;
       const code = err instanceof GatewayError ? err.code : 'INTERNAL';
       this.#saveStatus(at, { ok: false, at }, { code, message: err instanceof Error ? err.message : String(err), at });
       throw err;
@@ -180,16 +193,28 @@ export class SyncClient {
 
   #statusWrittenAt = -Infinity;
 
-  async #cycleWithResign(): Promise<CycleReport> {
+  async #withResign<R>(run: () => Promise<R>): Promise<R> {
     try {
-      return await this.#cycle();
+      return await run();
     } catch (err) {
       // A server-side BAD_SIGNATURE is most often a stale timestamp: our clock offset is unknown or stepped.
       if (!(err instanceof SyncHttpError) || err.code !== 'BAD_SIGNATURE') throw err;
       this.#log.warn({ reason: err.message }, 'server refused our signature; re-estimating the clock offset and retrying once');
       await this.probe();
-      return this.#cycle();
+      return run();
     }
+  }
+
+  /** What every phase gets, with a counter of the device commands this piece of work emitted. */
+  #phase(): { common: PhaseDeps & { nowMs: () => number }; commands: () => number } {
+    let commands = 0;
+    const emit = (list: DeviceCommand[]): void => {
+      commands += list.length;
+      this.#emit(list);
+    };
+    const call = <T>(spec: CallSpec<T>): Promise<CallResult<T>> => this.#authed(spec);
+    const common = { call, clientId: this.config.clientId, logger: this.#log, progressEveryMs: this.config.progressEveryMs, emit, fault: this.#fault, nowMs: this.#now };
+    return { common, commands: () => commands };
   }
 
   async #cycle(): Promise<CycleReport> {
@@ -197,30 +222,12 @@ export class SyncClient {
     const sent0 = this.transport.stats.bytesSent;
     const received0 = this.transport.stats.bytesReceived;
     if (!this.clock.known) await this.probe(); // first contact: HMAC timestamps and stamps need the offset
-    const emit = (commands: DeviceCommand[]): void => this.#emit(commands);
-    const call = <T>(spec: CallSpec<T>): Promise<CallResult<T>> => this.#authed(spec);
-    const common = { call, clientId: this.config.clientId, logger: this.#log, progressEveryMs: this.config.progressEveryMs, emit, fault: this.#fault, nowMs: this.#now };
+    const { common, commands } = this.#phase();
     const full = this.#fullRequested;
-    const pulled = await pull({ ...common, store: this.store, clock: this.clock, pageLimit: this.config.pageLimit, full });
+    const pulled = await this.#pull(common, { full });
     if (full && pulled.fullResync) this.#fullRequested = false;
-    const pushed = await push({ ...common, store: this.store, batchSize: this.config.pushBatchSize });
-    const acked = ackDue({
-      moved: pulled.pulled + pushed.pushed,
-      fullResync: pulled.fullResync,
-      lastAckAtMs: this.#lastAckAtMs,
-      nowMs: this.#now(),
-      maxAgeMs: this.config.ackMaxAgeMs,
-    });
-    // design.md §Watermark: the watermark an ack announces is in the file before the ack leaves (else a crash could
-    // leave us behind what the server may purge tombstones up to); otherwise an idle pull's is only remembered.
-    if (acked && !pulled.watermarkSaved) await this.store.syncState.setMany({ last_sync: pulled.serverTime });
-    else if (!pulled.watermarkSaved) this.store.syncState.remember({ last_sync: pulled.serverTime });
-    if (acked) {
-      this.#fault('before_ack');
-      const ack: SyncAck = { type: 'sync_ack', client_id: this.config.clientId, sync_completed_at: pulled.serverTime };
-      await call({ method: 'POST', path: SYNC_ACK_PATH, body: ack, schema: SyncAckResultSchema });
-      this.#lastAckAtMs = this.#now();
-    }
+    const pushed = await push({ ...common, store: this.store, batchSize: this.config.pushBatchSize, settle: this.#settle });
+    const acked = await this.#ackIfDue(pulled, pulled.pulled + pushed.pushed);
     const report: CycleReport = {
       pulled: pulled.pulled,
       pushed: pushed.pushed,
@@ -230,19 +237,67 @@ export class SyncClient {
       pages: pulled.pages,
       bytesSent: this.transport.stats.bytesSent - sent0,
       bytesReceived: this.transport.stats.bytesReceived - received0,
-      durationMs: Math.round((performance.now() - started) * 1000) / 1000,
+      durationMs: elapsedMs(started),
       serverTime: pulled.serverTime,
       fullResync: pulled.fullResync,
-      commands: this.#commandCount,
+      commands: commands(),
       acked,
     };
-    this.#commandCount = 0;
     const level = report.pulled + report.pushed >= 1000 ? 'info' : 'debug';
     this.#log[level]({ ...report }, 'sync cycle done');
     return report;
   }
 
-  #commandCount = 0;
+  async #liveRound(options: { readonly waitSeconds: number; readonly signal?: AbortSignal }): Promise<LiveRoundReport> {
+    const started = performance.now();
+    if (!this.clock.known) await this.probe();
+    const { common, commands } = this.#phase();
+    const timeoutMs = liveTimeoutMs(options.waitSeconds, this.config.liveTimeoutMarginMs);
+    const wait = { seconds: options.waitSeconds, timeoutMs, ...(options.signal ? { signal: options.signal } : {}) };
+    const pulled = await this.#pull(common, { full: false, wait });
+    const acked = await this.#ackIfDue(pulled, 0);
+    return {
+      end: liveEnd(pulled.live),
+      waitedMs: pulled.live?.waited_ms ?? 0,
+      pulled: pulled.pulled,
+      pushed: 0,
+      applied: pulled.applied,
+      conflicts: pulled.conflicts,
+      commands: commands(),
+      serverTime: pulled.serverTime,
+      fullResync: pulled.fullResync,
+      acked,
+      durationMs: elapsedMs(started),
+      pending: this.store.outbox.count(),
+    };
+  }
+
+  /** The pull phase; a delta applied up to its watermark makes older push settlements moot. */
+  async #pull(common: PhaseDeps & { nowMs: () => number }, options: Pick<PullDeps, 'full' | 'wait'>): Promise<PullReport> {
+    const settledAfter = (serverMicros: number): string[] => this.#settlements.after(serverMicros);
+    const pulled = await pull({ ...common, ...options, store: this.store, clock: this.clock, pageLimit: this.config.pageLimit, settledAfter });
+    const watermark = parseTimestamp(pulled.serverTime);
+    if (watermark !== undefined) this.#settlements.prune(watermark);
+    return pulled;
+  }
+
+  /** seed §Sync Flow step 5, when ackDue says so; `moved`: changes that count as progress for the rule. */
+  async #ackIfDue(pulled: PullReport, moved: number): Promise<boolean> {
+    const due = ackDue({ moved, fullResync: pulled.fullResync, lastAckAtMs: this.#lastAckAtMs, nowMs: this.#now(), maxAgeMs: this.config.ackMaxAgeMs });
+    // design.md §Watermark: the watermark an ack announces is in the file before the ack leaves (else a crash could
+    // leave us behind what the server may purge tombstones up to); otherwise an idle pull's is only remembered.
+    if (due && !pulled.watermarkSaved) await this.store.syncState.setMany({ last_sync: pulled.serverTime });
+    else if (!pulled.watermarkSaved) this.store.syncState.remember({ last_sync: pulled.serverTime });
+    if (!due) return false;
+    this.#fault('before_ack');
+    const ack: SyncAck = { type: 'sync_ack', client_id: this.config.clientId, sync_completed_at: pulled.serverTime };
+    await this.#authed({ method: 'POST', path: SYNC_ACK_PATH, body: ack, schema: SyncAckResultSchema });
+    this.#lastAckAtMs = this.#now();
+    return true;
+  }
+
+  readonly #settlements = new PushSettlements();
+  readonly #settle = (decided: readonly PushedVersion[], serverMicros: number): void => this.#settlements.record(decided, serverMicros);
   /** Local epoch ms of the last sync_ack sent (in memory: a restarted gateway acks on its first cycle). */
   #lastAckAtMs: number | undefined;
 
@@ -263,7 +318,6 @@ export class SyncClient {
   }
 
   #emit(commands: DeviceCommand[]): void {
-    this.#commandCount += commands.length;
     try {
       this.#onCommands(commands);
     } catch (err) {

@@ -7,7 +7,12 @@
  * - an unpushed local change is never overwritten: the pulled version is recorded as a conflict and the push that
  *   follows lets the server arbitrate (design.md §Conflicts);
  * - a changed device state yields a downlink command (design.md §Downlink); nothing is written to the outbox, so
- *   nothing is echoed upstream;
+ *   nothing is echoed upstream. Where the entity has an unpushed local change, nothing is published here: the push
+ *   result decides (push-apply.ts publishes the server's version if it won), so a losing value never reaches the
+ *   device (design.md §Downlink, revised);
+ * - a pulled version of an entity that a push result already decided after this page's watermark is skipped (a push
+ *   on another connection while a live wait is held: the page was computed before the push committed, so what the
+ *   push result said is newer);
  * - the watermark (last_sync, the server's time — design.md §Watermark) is saved with the LAST page only, so an
  *   interrupted sync is redone whole;
  * - a full resync (from last_sync null) reconciles on its last page: local entities the server knew (sync_id set),
@@ -47,11 +52,18 @@ export interface DeltaPage {
   readonly reconcileSeen?: readonly string[];
   /** Local epoch ms (conflict records). */
   readonly nowMs: number;
+  /**
+   * Keys (`type/id`, remoteKey) of entities whose version a push result decided at a server_time later than this
+   * page's: the page carries nothing newer for them (SyncClient's push settlements).
+   */
+  readonly settledByPush?: readonly string[];
 }
 
 export interface DeltaOutcome {
   readonly applied: number;
   readonly echoes: number;
+  /** Pulled versions older than a push result already applied (settledByPush). */
+  readonly superseded: number;
   /** Pulled changes that met an unpushed local change (recorded, local kept). */
   readonly conflicts: number;
   /** Local entities removed by a full resync's reconciliation. */
@@ -63,14 +75,25 @@ export function remoteKey(entityType: string, entityId: string): string {
   return `${entityType}/${entityId}`;
 }
 
-function applyChange(tx: StoreTx, change: RemoteChange, nowMs: number, tally: { applied: number; echoes: number; conflicts: number; commands: DeviceCommand[] }): void {
+interface Tally {
+  applied: number;
+  echoes: number;
+  superseded: number;
+  conflicts: number;
+  commands: DeviceCommand[];
+}
+
+function applyChange(tx: StoreTx, change: RemoteChange, page: DeltaPage, settled: ReadonlySet<string>, tally: Tally): void {
   const local = tx.entity(change.entityType, change.entityId);
   if (local !== undefined && local.syncId === change.syncId) {
     tally.echoes += 1; // our own version coming back
     return;
   }
-  const command = change.deleted ? undefined : downlinkFor(local, change.body);
-  if (command !== undefined) tally.commands.push(command); // design.md §Downlink: at once, whatever comes later
+  if (settled.has(remoteKey(change.entityType, change.entityId))) {
+    tally.superseded += 1;
+    return;
+  }
+  const nowMs = page.nowMs;
   const pending = tx.pendingClientSyncId(change.entityType, change.entityId);
   if (pending !== undefined) {
     tally.conflicts += 1;
@@ -86,8 +109,10 @@ function applyChange(tx: StoreTx, change: RemoteChange, nowMs: number, tally: { 
       },
       nowMs,
     );
-    return;
+    return; // design.md §Downlink (revised): the device hears of it only if the push result says the server's won
   }
+  const command = change.deleted ? undefined : downlinkFor(local, change.body);
+  if (command !== undefined) tally.commands.push(command); // design.md §Downlink: at once
   tx.upsertEntity({
     entityType: change.entityType,
     entityId: change.entityId,
@@ -111,8 +136,9 @@ function reconcile(tx: StoreTx, seen: ReadonlySet<string>): number {
 }
 
 export function applyDeltaPage(tx: StoreTx, page: DeltaPage): DeltaOutcome {
-  const tally = { applied: 0, echoes: 0, conflicts: 0, removed: 0, commands: [] as DeviceCommand[] };
-  for (const change of page.changes) applyChange(tx, change, page.nowMs, tally);
+  const tally = { applied: 0, echoes: 0, superseded: 0, conflicts: 0, removed: 0, commands: [] as DeviceCommand[] };
+  const settled = new Set(page.settledByPush ?? []);
+  for (const change of page.changes) applyChange(tx, change, page, settled, tally);
   for (const conflict of page.conflicts) tx.recordConflictOnce(conflict, page.nowMs);
   if (page.last) {
     if (page.reconcileSeen !== undefined) tally.removed = reconcile(tx, new Set(page.reconcileSeen));

@@ -74,7 +74,7 @@ export class HttpPool {
 
   /**
    * One exchange. `headersTimeoutMs` / `bodyTimeoutMs` override the pool's for this request only (a held live wait
-   * answers after its wait, well past the ordinary headers timeout).
+   * answers after its wait, well past the ordinary headers timeout). `signal` aborts it.
    */
   async request(spec: {
     method: string;
@@ -83,8 +83,11 @@ export class HttpPool {
     body: Buffer;
     headersTimeoutMs?: number;
     bodyTimeoutMs?: number;
+    /** Aborts the request at once (a held live wait when the daemon stops): rejects with TRANSPORT. */
+    signal?: AbortSignal;
   }): Promise<HttpResponse> {
     if (this.#closed) throw new HttpPoolError('TRANSPORT', 'http pool is closed');
+    if (spec.signal?.aborted === true) throw new HttpPoolError('TRANSPORT', 'request aborted');
     const { request, agent } = await this.#load();
     const headersTimeoutMs = spec.headersTimeoutMs ?? this.#o.headersTimeoutMs;
     const bodyTimeoutMs = spec.bodyTimeoutMs ?? this.#o.bodyTimeoutMs;
@@ -98,8 +101,12 @@ export class HttpPool {
         clearTimeout(timer);
         timer = setTimeout(() => fail(new HttpPoolError('TIMEOUT', `${what} timed out after ${ms} ms`)), ms);
       };
+      const onAbort = (): void => fail(new HttpPoolError('TRANSPORT', 'request aborted'));
+      spec.signal?.addEventListener('abort', onAbort, { once: true });
+      if (spec.signal?.aborted === true) queueMicrotask(onAbort); // aborted while the stack was loading
       const finish = (): void => {
         clearTimeout(timer);
+        spec.signal?.removeEventListener('abort', onAbort);
         this.#inflight.delete(req);
         if (this.#inflight.size === 0) for (const done of this.#drained.splice(0)) done();
       };

@@ -1,8 +1,9 @@
 /** The gateway's sync client (design.md §What runs): transport, auth, clock, five-phase client, scheduler. */
 export { SyncClient, SyncClientConfigSchema, SYNC_ACK_PATH, HEALTH_PATH, ackDue } from './client.js';
-export type { SyncClientConfig, SyncClientOptions, CycleReport, AckDueInput } from './client.js';
+export type { SyncClientConfig, SyncClientOptions, CycleReport, AckDueInput, LiveRoundReport, PushOnlyReport } from './client.js';
 export { SyncScheduler, SchedulerConfigSchema } from './scheduler.js';
-export type { SchedulerConfig, SchedulerOptions, SchedulerStatus, SyncRunner } from './scheduler.js';
+export type { SchedulerConfig, SchedulerOptions, SchedulerStatus, SyncRunner, LiveStatus, PollingReason } from './scheduler.js';
+export { DEFAULT_LIVE_WAIT_SECONDS, type LiveEnd, type LiveSupport } from './live.js';
 export { SyncTransport, TransportConfigSchema, parseRetryAfter } from './transport.js';
 export type { TransportConfig, TransportOptions, CallSpec, CallResult, TransportStats } from './transport.js';
 export { TokenManager } from './auth.js';

@@ -48,6 +48,21 @@ export function liveWaitSeconds(support: LiveSupport, wishSeconds = DEFAULT_LIVE
   return Math.min(wishSeconds, support.maxWaitSeconds);
 }
 
+/** The HTTP timeout of a held request: its wait plus `marginMs` (a dead connection is noticed within that bound). */
+export function liveTimeoutMs(waitSeconds: number, marginMs = LIVE_TIMEOUT_MARGIN_MS): number {
+  return Math.ceil(waitSeconds * 1000) + marginMs;
+}
+
+/**
+ * The part of a live request's round trip that says something about the clock (design.md §Clock): the server issues
+ * the answer's `server_time` when it stops holding, so the held time is taken off the front of the round trip; what
+ * is left is the request's way in plus the answer's way out. Without `live` the round trip is used as it is.
+ */
+export function unheldRoundTrip(sentAtMs: number, receivedAtMs: number, live: LiveInfo | undefined): { sentAtMs: number; receivedAtMs: number } {
+  const held = Math.min(Math.max(0, live?.waited_ms ?? 0), Math.max(0, receivedAtMs - sentAtMs));
+  return { sentAtMs: sentAtMs + held, receivedAtMs };
+}
+
 /** How a live request ended; `unsupported` when the answer carries no `live` (the server ignored `wait`). */
 export type LiveEnd = 'data' | 'change' | 'timeout' | 'shutdown' | 'unsupported';
 
@@ -82,7 +97,7 @@ export interface FetchedDelta {
  */
 export async function fetchDelta(call: Caller, request: SyncRequest, waitSeconds = 0): Promise<FetchedDelta> {
   const first: SyncRequest = waitSeconds > 0 ? { ...request, wait: waitSeconds } : request;
-  const timeoutMs = waitSeconds > 0 ? Math.ceil(waitSeconds * 1000) + LIVE_TIMEOUT_MARGIN_MS : undefined;
+  const timeoutMs = waitSeconds > 0 ? liveTimeoutMs(waitSeconds) : undefined;
   const head = await call({
     method: 'POST',
     path: SYNC_REQUEST_PATH,

@@ -3,6 +3,11 @@
  * `more` is false (design.md §Pagination), each checked here and applied atomically by the store's writer
  * (delta-apply.ts). INVALID_SYNC_STATE (409: the server was restored or purged tombstones we never saw) → a full
  * resync from last_sync null that reconciles (design.md §Deletes); so does a full resync asked for by the operator.
+ *
+ * A live wait (docs/protocol.md §Live waits, an extension) is this same pull with `wait` on its first request: the
+ * server holds it until the home changes; the request gets an HTTP timeout of its own (the wait plus a margin, so a
+ * dead connection is noticed within that bound) and can be aborted at once. Only the unheld part of its round trip
+ * is a clock sample.
  */
 import { GatewayError, SyncHttpError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -13,13 +18,16 @@ import {
   parseTimestamp,
   splitEnvelopeFields,
   SyncDeltaSchema,
+  type LiveInfo,
+  type SyncDelta,
   type SyncRequest,
   type WireChange,
 } from '../protocol/index.js';
 import type { GatewayStore } from '../store/index.js';
 import type { ServerClock } from './clock.js';
 import { conflictRecordOf } from './conflict-records.js';
-import { APPLY_DELTA_PAGE, remoteKey, type RemoteChange } from './delta-apply.js';
+import { unheldRoundTrip } from './live.js';
+import { APPLY_DELTA_PAGE, remoteKey, type DeltaOutcome, type RemoteChange } from './delta-apply.js';
 import { Progress } from './progress.js';
 import type { PhaseDeps } from './phase.js';
 
@@ -32,6 +40,10 @@ export interface PullDeps extends PhaseDeps {
   /** Pull everything from last_sync null and reconcile (operator's full resync). */
   readonly full: boolean;
   readonly nowMs: () => number;
+  /** A live wait: the first request asks to be held up to `seconds`, with its own HTTP timeout; `signal` aborts it. */
+  readonly wait?: { readonly seconds: number; readonly timeoutMs: number; readonly signal?: AbortSignal };
+  /** Keys of entities a push result decided after a page watermarked `serverMicros` (settlements.ts). */
+  readonly settledAfter?: (serverMicros: number) => string[];
 }
 
 export interface PullReport {
@@ -45,6 +57,8 @@ export interface PullReport {
   readonly invalid: number;
   readonly serverTime: string;
   readonly fullResync: boolean;
+  /** The first page's `live` when the request asked to wait and the server honoured it. */
+  readonly live: LiveInfo | undefined;
 }
 
 const MAX_PAGES = 1_000_000;
@@ -97,7 +111,10 @@ async function pullFrom(deps: PullDeps, lastSync: string | null): Promise<PullRe
   const seen = lastSync === null ? new Set<string>() : undefined;
   const progress = new Progress({ logger: deps.logger, what: seen ? 'full sync' : 'pull', everyMs: deps.progressEveryMs });
   const tally = { pulled: 0, applied: 0, conflicts: 0, pages: 0, removed: 0, invalid: 0 };
+  // A full resync is never held: it must come back with everything at once.
+  const wait = lastSync === null ? undefined : deps.wait;
   let cursor: string | undefined;
+  let live: LiveInfo | undefined;
   for (;;) {
     const request: SyncRequest = {
       type: 'sync_request',
@@ -107,46 +124,61 @@ async function pullFrom(deps: PullDeps, lastSync: string | null): Promise<PullRe
       include_deleted: lastSync !== null,
       ...(cursor === undefined ? {} : { cursor }),
       ...(deps.pageLimit === undefined ? {} : { limit: deps.pageLimit }),
+      ...(wait === undefined || cursor !== undefined ? {} : { wait: wait.seconds }),
     };
-    const { value: delta, sentAtMs, receivedAtMs, serverDateMs } = await deps.call({ method: 'POST', path: SYNC_REQUEST_PATH, body: request, schema: SyncDeltaSchema });
+    const held = wait !== undefined && cursor === undefined ? { timeoutMs: wait.timeoutMs } : {};
+    const signal = wait?.signal === undefined ? {} : { signal: wait.signal };
+    const { value: delta, sentAtMs, receivedAtMs, serverDateMs } = await deps.call({ method: 'POST', path: SYNC_REQUEST_PATH, body: request, schema: SyncDeltaSchema, ...held, ...signal });
     deps.fault('after_request');
     if (tally.pages === 0) {
+      live = wait === undefined ? undefined : delta.live;
       // design.md §Clock: every page repeats the first page's server_time, so only the first round trip is a sample.
       const serverMicros = parseTimestamp(delta.server_time);
-      if (serverMicros !== undefined) deps.clock.observe(serverMicros, sentAtMs, receivedAtMs, serverDateMs);
+      const trip = unheldRoundTrip(sentAtMs, receivedAtMs, live);
+      if (serverMicros !== undefined) deps.clock.observe(serverMicros, trip.sentAtMs, trip.receivedAtMs, serverDateMs);
     }
     if (delta.more && (delta.cursor === undefined || delta.cursor === null)) {
       throw new GatewayError('BAD_RESPONSE', 'sync_delta says more=true without a cursor');
     }
-    const checked = checkChanges(delta.changes, deps.logger, seen);
-    // An idle page (nothing to apply, nothing to record, no reconcile) writes nothing: its watermark is left for the
-    // client to save when it matters (before an ack; client.ts), sparing the SD card a commit per poll.
-    const idle = delta.changes.length === 0 && delta.conflicts.length === 0 && seen === undefined;
-    const outcome = idle
-      ? { applied: 0, echoes: 0, conflicts: 0, removed: 0, commands: [] }
-      : await deps.store.relaxed(APPLY_DELTA_PAGE, {
-          changes: checked.changes,
-          conflicts: delta.conflicts.map(conflictRecordOf),
-          serverTime: delta.server_time,
-          last: !delta.more,
-          ...(seen !== undefined && !delta.more ? { reconcileSeen: [...seen] } : {}),
-          nowMs: deps.nowMs(),
-        });
+    const outcome = await applyPage(deps, delta, seen);
     if (delta.more) deps.fault('during_delta_apply');
     tally.pages += 1;
     tally.pulled += delta.changes.length;
     tally.applied += outcome.applied;
     tally.conflicts += outcome.conflicts;
     tally.removed += outcome.removed;
-    tally.invalid += checked.invalid;
+    tally.invalid += outcome.invalid;
     if (outcome.removed > 0) deps.logger.info({ removed: outcome.removed }, 'full resync removed local entities the server no longer has');
     if (outcome.commands.length > 0) deps.emit(outcome.commands);
     progress.add(delta.changes.length, { pages: tally.pages });
     if (!delta.more) {
       progress.finish({ pages: tally.pages });
-      return { ...tally, serverTime: delta.server_time, fullResync: seen !== undefined, watermarkSaved: !idle };
+      return { ...tally, serverTime: delta.server_time, fullResync: seen !== undefined, live, watermarkSaved: outcome.written };
     }
     if (tally.pages >= MAX_PAGES) throw new GatewayError('BAD_RESPONSE', `sync_delta still says more after ${MAX_PAGES} pages`);
     cursor = delta.cursor ?? undefined;
   }
+}
+
+/** Checks a page and applies it in one transaction of the store's writer. */
+async function applyPage(deps: PullDeps, delta: SyncDelta, seen: Set<string> | undefined): Promise<DeltaOutcome & { invalid: number; written: boolean }> {
+  const checked = checkChanges(delta.changes, deps.logger, seen);
+  const serverMicros = parseTimestamp(delta.server_time);
+  // Computed right before the program is queued: a push result recorded later is applied after this page.
+  const settledByPush = serverMicros === undefined ? [] : (deps.settledAfter?.(serverMicros) ?? []);
+  // An idle page (nothing to apply, record, reconcile or settle) writes nothing: its watermark is left for the
+  // client to save when it matters (before an ack; client.ts), sparing the SD card a commit per poll or live wait.
+  if (delta.changes.length === 0 && delta.conflicts.length === 0 && seen === undefined && settledByPush.length === 0) {
+    return { applied: 0, echoes: 0, superseded: 0, conflicts: 0, removed: 0, commands: [], invalid: checked.invalid, written: false };
+  }
+  const outcome = await deps.store.relaxed(APPLY_DELTA_PAGE, {
+    changes: checked.changes,
+    conflicts: delta.conflicts.map(conflictRecordOf),
+    serverTime: delta.server_time,
+    last: !delta.more,
+    ...(seen !== undefined && !delta.more ? { reconcileSeen: [...seen] } : {}),
+    nowMs: deps.nowMs(),
+    ...(settledByPush.length > 0 ? { settledByPush } : {}),
+  });
+  return { ...outcome, invalid: checked.invalid, written: true };
 }

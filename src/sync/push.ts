@@ -22,7 +22,7 @@ import {
 import type { GatewayStore } from '../store/index.js';
 import type { PendingChange } from '../store/types.js';
 import { conflictRecordOf } from './conflict-records.js';
-import { APPLY_PUSH_RESULT, type PushDecision, type ServerWinner } from './push-apply.js';
+import { APPLY_PUSH_RESULT, type PushDecision, type PushedVersion, type ServerWinner } from './push-apply.js';
 import { Progress } from './progress.js';
 import type { PhaseDeps } from './phase.js';
 import type { CallResult } from './transport.js';
@@ -33,6 +33,11 @@ export interface PushDeps extends PhaseDeps {
   readonly store: Pick<GatewayStore, 'relaxed' | 'outbox'>;
   readonly batchSize: number;
   readonly nowMs: () => number;
+  /**
+   * Told, right before a result is queued for the store, which entities it decided (applied, or lost to the server's
+   * version) and the result's server_time (settlements.ts: a delta page computed earlier must not undo them).
+   */
+  readonly settle?: (decided: readonly PushedVersion[], serverMicros: number) => void;
 }
 
 export interface PushReport {
@@ -145,6 +150,9 @@ export async function push(deps: PushDeps): Promise<PushReport> {
     }
     deps.fault('after_push_result');
     const { decisions, unanswered } = decide(value, batch, deps.logger);
+    // A server that sends no server_time has no live waits either: its pulls never overlap a push (scheduler.ts).
+    const serverMicros = value.server_time === undefined ? undefined : parseTimestamp(value.server_time);
+    if (serverMicros !== undefined) deps.settle?.(decisions.filter((d) => d.status !== 'rejected').map((d) => d.version), serverMicros);
     const outcome = await deps.store.relaxed(APPLY_PUSH_RESULT, { decisions, serverConflicts: value.conflicts.map(conflictRecordOf), nowMs: deps.nowMs() });
     tally.batches += 1;
     tally.pushed += batch.length;

@@ -1,38 +1,63 @@
 /**
- * When cycles run (design.md §Scheduler; rules in backoff.ts). Modes: online (adaptive polling) → backoff (a failure:
- * retries after 1, 2, 4, 8, 16 s ± 20 %) → offline (after 5 failed retries: keeps buffering, probes GET /health then a
- * cycle every `probeIntervalMs`, recovers by itself) → online. RATE_LIMITED waits Retry-After. Every transition is
- * logged and visible in status(). Never two cycles at once.
+ * When sync work runs (design.md §Scheduler; rules in backoff.ts). Live first: while online, the live loop
+ * (live-loop.ts) holds one live wait, so a change made on the server reaches the gateway — and the device — at once;
+ * no poll runs meanwhile. Local changes are pushed by the uplink (uplink.ts): critical ones after a short debounce,
+ * ordinary ones within the uplink window. A server without live waits is polled adaptively between 5 s and 5 min
+ * (seed §Polling), and asked again for the capability every `liveRecheckMs`.
+ *
+ * Modes: online → backoff (any failure — a cycle, a live wait that died or timed out, a push: retries after 1, 2, 4,
+ * 8, 16 s ± 20 %, each retry a full cycle, after which live waits resume) → offline (after `maxRetries` failed retries:
+ * keeps buffering, probes GET /health then a cycle every `probeIntervalMs`, recovers by itself) → online.
+ * RATE_LIMITED waits Retry-After; a server that refuses a live wait (TOO_MANY_WAITS, SERVER_BUSY) is polled until its
+ * Retry-After has passed. Every transition is logged and visible in status(). Never two pulls at once, never two
+ * pushes at once; a full cycle runs alone.
  */
 import { z } from 'zod';
 import { GatewayError, SyncHttpError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { SyncMode, SyncState } from '../store/sync-state.js';
 import { isOffline, localChangeDelay, nextPollInterval, retryDelayMs, SEED_RETRY_DELAYS_MS } from './backoff.js';
-import type { CycleReport } from './client.js';
+import { DEFAULT_LIVE_WAIT_SECONDS, type LiveEnd, type LiveSupport } from './live.js';
+import { LiveLoop } from './live-loop.js';
 import { Ms, validateOptions } from './options.js';
+import type { CycleReport, LiveRoundReport, PushOnlyReport } from './reports.js';
+import { Uplink } from './uplink.js';
 
 export const SchedulerConfigSchema = z
   .object({
     minIntervalMs: Ms.default(5_000),
     maxIntervalMs: Ms.default(300_000),
-    criticalDebounceMs: z.number().int().nonnegative().default(250),
+    /** A critical local change is pushed this long after it arrived (more critical changes ride along). */
+    criticalDebounceMs: z.number().int().nonnegative().default(20),
+    /** An ordinary local change is pushed within this window (docs/operations.md §Uplink window). */
+    uplinkWindowMs: z.number().int().nonnegative().default(1_000),
     maxRetries: z.number().int().nonnegative().default(5),
     retryDelaysMs: z.array(Ms).min(1).default([...SEED_RETRY_DELAYS_MS]),
     jitter: z.number().min(0).max(1).default(0.2),
     probeIntervalMs: Ms.default(30_000),
     stopTimeoutMs: z.number().int().nonnegative().default(5_000),
+    /** Hold live waits when the server offers them (false: poll only). */
+    live: z.boolean().default(true),
+    liveWaitSeconds: z.number().positive().max(3600).default(DEFAULT_LIVE_WAIT_SECONDS),
+    /** While polling a server without live waits, ask it again this often. */
+    liveRecheckMs: Ms.default(600_000),
+    shutdownPauseMs: z.number().int().nonnegative().default(500),
+    /** At most one live wait opened, and at most one push started, per this many ms (the server's rate limit). */
+    minRequestSpacingMs: z.number().int().nonnegative().default(100),
   })
   .refine((c) => c.minIntervalMs <= c.maxIntervalMs, { message: 'minIntervalMs must be ≤ maxIntervalMs' });
 export type SchedulerConfig = z.input<typeof SchedulerConfigSchema>;
 
-/** What the scheduler drives: SyncClient implements it. */
+/** What the scheduler drives: SyncClient implements it. Without the live and push methods it polls and cycles only. */
 export interface SyncRunner {
   runCycle(): Promise<CycleReport>;
   probe(): Promise<void>;
   /** The next cycle is a full resync from last_sync null (SyncClient.requestFullResync). */
   requestFullResync?(): void;
   destroy?(): Promise<void>;
+  probeLive?(): Promise<LiveSupport | undefined>;
+  liveRound?(options: { readonly waitSeconds: number; readonly signal?: AbortSignal }): Promise<LiveRoundReport>;
+  pushPending?(): Promise<PushOnlyReport>;
 }
 
 export interface SchedulerOptions extends SchedulerConfig {
@@ -44,8 +69,32 @@ export interface SchedulerOptions extends SchedulerConfig {
   readonly now?: () => number;
 }
 
+/** Why server changes come by polling instead of a live wait. */
+export type PollingReason = 'disabled' | 'unsupported' | 'refused' | 'not_online';
+
+export interface LiveStatus {
+  /** Live waits are configured and the runner can hold them. */
+  readonly enabled: boolean;
+  /** Local epoch ms when the live wait held now was sent; null while none is held. */
+  readonly heldSince: number | null;
+  /** How long it has been held, ms (null while none is). */
+  readonly heldForMs: number | null;
+  readonly pollingReason: PollingReason | null;
+  readonly rounds: number;
+  readonly wakes: number;
+  /** Live waits re-opened after one was lost: a `shutdown` answer, or a failure the backoff recovered from. */
+  readonly reconnects: number;
+  readonly lastEnd: LiveEnd | null;
+  /** Pushes of local changes alone (the uplink), and when the next is due. */
+  readonly pushes: number;
+  readonly pushDueAt: number | null;
+}
+
 export interface SchedulerStatus {
   readonly mode: SyncMode;
+  /** How server changes reach the gateway now: a held live wait, or polling. */
+  readonly via: 'live' | 'polling';
+  readonly live: LiveStatus;
   readonly consecutiveFailures: number;
   readonly intervalMs: number;
   readonly nextSyncAt: number | null;
@@ -62,6 +111,8 @@ export class SyncScheduler {
   readonly #state: Pick<SyncState, 'set'> | undefined;
   readonly #random: () => number;
   readonly #now: () => number;
+  readonly #live: LiveLoop | undefined;
+  readonly #uplink: Uplink | undefined;
   #mode: SyncMode = 'stopped';
   #started = false;
   #timer: NodeJS.Timeout | undefined;
@@ -73,6 +124,11 @@ export class SyncScheduler {
   #lastReport: CycleReport | null = null;
   #lastError: SchedulerStatus['lastError'] = null;
   #lastSuccessAt: number | null = null;
+  #pollingReason: PollingReason = 'not_online';
+  /** Live waits are not tried again before this (a refusal's Retry-After, or the recheck of an unsupported server). */
+  #liveRetryAt = 0;
+  #reconnects = 0;
+  #lostLive = false;
 
   constructor(options: SchedulerOptions) {
     const { runner, logger, state, random, now, ...config } = options;
@@ -84,9 +140,12 @@ export class SyncScheduler {
     this.#random = random ?? Math.random;
     this.#now = now ?? Date.now;
     this.#interval = this.config.minIntervalMs;
+    this.#live = this.#createLiveLoop();
+    this.#uplink = this.#createUplink();
+    if (this.#live === undefined) this.#pollingReason = 'disabled';
   }
 
-  /** Starts polling with a first cycle at once. */
+  /** Starts with a first full cycle at once; live waits (or polling) follow it. */
   start(): void {
     if (this.#started) return;
     this.#started = true;
@@ -94,44 +153,74 @@ export class SyncScheduler {
     this.#schedule(0);
   }
 
-  /** Stops; waits for a cycle in flight up to stopTimeoutMs, then abandons it (the outbox still has every change). */
+  /**
+   * Stops: aborts a held live wait at once, then waits for a cycle or push in flight up to stopTimeoutMs and abandons
+   * it (the outbox still has every change).
+   */
   async stop(): Promise<void> {
     if (!this.#started) return;
     this.#started = false;
     this.#clearTimer();
+    this.#uplink?.cancel();
     this.#transition('stopped', 'scheduler stopped');
-    const inflight = this.#inflight;
-    if (inflight === undefined) return;
+    await this.#live?.stop();
+    const busy = [this.#inflight, this.#uplink?.idle()].filter((p) => p !== undefined);
+    if (busy.length === 0) return;
     let timer: NodeJS.Timeout | undefined;
     const timedOut = await Promise.race([
-      inflight.then(() => false, () => false),
+      Promise.all(busy.map((p) => p.then(() => false, () => false))).then(() => false),
       new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(true), this.config.stopTimeoutMs); }),
     ]);
     clearTimeout(timer);
     if (timedOut) {
-      this.#log.warn({ stopTimeoutMs: this.config.stopTimeoutMs }, 'sync cycle still running at stop: abandoned (outbox keeps its changes)');
+      this.#log.warn({ stopTimeoutMs: this.config.stopTimeoutMs }, 'sync work still running at stop: abandoned (outbox keeps its changes)');
       await this.#runner.destroy?.();
     }
   }
 
-  /** Runs a cycle now (after the one in flight, if any) and returns its report. */
+  /** Runs a full cycle now (after the work in flight; a held live wait is given up and re-opened after it). */
   async syncNow(): Promise<CycleReport> {
+    await this.#live?.stop();
+    await this.#uplink?.idle();
     while (this.#inflight !== undefined) await this.#inflight.catch(() => undefined);
     return this.#run();
   }
 
-  /** design.md §Scheduler: a local change brings the next sync within the min interval; a critical one syncs at once (debounced). */
+  /**
+   * A local change was committed (design.md §Scheduler): pushed at once after the debounce when critical, within the
+   * uplink window otherwise. In backoff and offline nothing is brought forward: the change is buffered.
+   */
   notifyLocalChange(critical = false): void {
     if (!this.#started || this.#mode !== 'online') return; // backoff/offline: keep buffering, the schedule stands
-    const target = this.#now() + localChangeDelay(critical, this.config.criticalDebounceMs, this.config.minIntervalMs);
+    if (this.#uplink !== undefined) {
+      this.#uplink.request(critical);
+      return;
+    }
+    const target = this.#now() + localChangeDelay(critical, this.config.criticalDebounceMs, this.config.uplinkWindowMs);
     this.#requestedAt = this.#requestedAt === null ? target : Math.min(this.#requestedAt, target);
     if (this.#inflight !== undefined) return; // picked up when the cycle in flight ends
     if (this.#nextAt === null || target < this.#nextAt) this.#schedule(target - this.#now());
   }
 
   status(): SchedulerStatus {
+    const heldSince = this.#live?.heldSince ?? null;
+    const live = this.#live?.running === true && this.#mode === 'online';
+    const counters = this.#live?.counters() ?? { rounds: 0, wakes: 0, shutdowns: 0 };
     return {
       mode: this.#mode,
+      via: live ? 'live' : 'polling',
+      live: {
+        enabled: this.#live !== undefined,
+        heldSince,
+        heldForMs: heldSince === null ? null : Math.max(0, this.#now() - heldSince),
+        pollingReason: live ? null : this.#mode === 'online' ? this.#pollingReason : 'not_online',
+        rounds: counters.rounds,
+        wakes: counters.wakes,
+        reconnects: this.#reconnects + counters.shutdowns,
+        lastEnd: this.#live?.lastEnd ?? null,
+        pushes: this.#uplink?.pushes ?? 0,
+        pushDueAt: this.#uplink?.dueAt ?? null,
+      },
       consecutiveFailures: this.#failures,
       intervalMs: this.#interval,
       nextSyncAt: this.#nextAt,
@@ -140,6 +229,38 @@ export class SyncScheduler {
       lastError: this.#lastError,
       lastSuccessAt: this.#lastSuccessAt,
     };
+  }
+
+  #createLiveLoop(): LiveLoop | undefined {
+    const runner = this.#runner;
+    const { probeLive, liveRound } = runner;
+    if (!this.config.live || probeLive === undefined || liveRound === undefined) return undefined;
+    return new LiveLoop({
+      runner: { probeLive: () => probeLive.call(runner), liveRound: (o) => liveRound.call(runner, o) },
+      waitSeconds: this.config.liveWaitSeconds,
+      shutdownPauseMs: this.config.shutdownPauseMs,
+      minReopenMs: this.config.minRequestSpacingMs,
+      now: this.#now,
+      onRound: (report) => this.#onLiveRound(report),
+      onUnsupported: () => this.#onLiveUnsupported(),
+      onFailure: (err) => this.#onLiveFailure(err),
+    });
+  }
+
+  #createUplink(): Uplink | undefined {
+    const runner = this.#runner;
+    const { pushPending } = runner;
+    if (pushPending === undefined) return undefined;
+    return new Uplink({
+      push: () => pushPending.call(runner),
+      windowMs: this.config.uplinkWindowMs,
+      debounceMs: this.config.criticalDebounceMs,
+      minSpacingMs: this.config.minRequestSpacingMs,
+      now: this.#now,
+      canPush: () => this.#started && this.#mode === 'online' && this.#inflight === undefined,
+      onPushed: (report) => this.#onPushed(report),
+      onFailure: (err) => this.#onFailure(err),
+    });
   }
 
   #schedule(delayMs: number): void {
@@ -163,6 +284,11 @@ export class SyncScheduler {
     if (this.#inflight !== undefined) return; // the cycle in flight reschedules when it ends
     if (this.#mode === 'offline') {
       void this.#probe();
+      return;
+    }
+    if (this.#uplink?.pushing === true) {
+      // A full cycle runs alone: after the push in flight.
+      void this.#uplink.idle().then(() => this.#tick());
       return;
     }
     this.#run().catch(() => undefined); // failures are handled (and logged) in #onFailure
@@ -200,14 +326,75 @@ export class SyncScheduler {
 
   #onSuccess(report: CycleReport): void {
     this.#lastReport = report;
+    this.#succeeded();
+    const moved = report.pulled + report.pushed > 0;
+    this.#interval = nextPollInterval(this.#interval, moved, this.config.minIntervalMs, this.config.maxIntervalMs);
+    if (this.#started && this.#mode === 'online' && this.#startLive()) {
+      this.#clearTimer(); // while a live wait is held, nothing polls
+    } else {
+      let delay = this.#interval;
+      if (this.#requestedAt !== null) delay = Math.min(delay, this.#requestedAt - this.#now());
+      this.#schedule(delay);
+    }
+    this.#uplink?.kick();
+  }
+
+  /** Success of any work: failures reset, online again. */
+  #succeeded(): void {
     this.#lastSuccessAt = this.#now();
     this.#failures = 0;
     if (this.#mode !== 'online' && this.#started) this.#transition('online', 'sync recovered');
-    const moved = report.pulled + report.pushed > 0;
-    this.#interval = nextPollInterval(this.#interval, moved, this.config.minIntervalMs, this.config.maxIntervalMs);
-    let delay = this.#interval;
-    if (this.#requestedAt !== null) delay = Math.min(delay, this.#requestedAt - this.#now());
-    this.#schedule(delay);
+  }
+
+  /** Starts the live loop when live waits are on and not held back; true when it runs. */
+  #startLive(): boolean {
+    const live = this.#live;
+    if (live === undefined) return false;
+    if (live.running) return true;
+    if (this.#now() < this.#liveRetryAt) return false;
+    if (this.#lostLive) {
+      this.#reconnects += 1;
+      this.#lostLive = false;
+      this.#log.info({ reconnects: this.#reconnects }, 'live wait re-opened');
+    }
+    live.start(true);
+    return true;
+  }
+
+  #onLiveRound(report: LiveRoundReport): void {
+    this.#succeeded();
+    if (report.end === 'shutdown') this.#log.info('the server is shutting down: reconnecting the live wait');
+    // A wake with local changes pending: push them now (a pending change that met a pulled one is decided at once).
+    if ((report.end === 'data' || report.end === 'change') && report.pending > 0) this.#uplink?.pushSoon();
+  }
+
+  #onLiveUnsupported(): void {
+    this.#pollingReason = 'unsupported';
+    this.#liveRetryAt = this.#now() + this.config.liveRecheckMs;
+    this.#log.info({ recheckInMs: this.config.liveRecheckMs }, 'the server holds no live waits: polling (seed §Polling)');
+    this.#schedule(this.config.minIntervalMs);
+  }
+
+  #onLiveFailure(err: unknown): void {
+    if (err instanceof SyncHttpError && (err.code === 'TOO_MANY_WAITS' || err.code === 'SERVER_BUSY')) {
+      // Refused, not failed: poll until the server's Retry-After has passed, then try again.
+      const waitMs = Math.max(1, err.retryAfterSeconds ?? 1) * 1000;
+      this.#pollingReason = 'refused';
+      this.#liveRetryAt = this.#now() + waitMs;
+      this.#log.warn({ code: err.code, retryAfterMs: waitMs }, 'the server refused a live wait: polling meanwhile');
+      this.#schedule(waitMs);
+      return;
+    }
+    this.#lostLive = true;
+    this.#onFailure(err);
+  }
+
+  #onPushed(report: PushOnlyReport): void {
+    this.#succeeded();
+    if (report.pushed === 0 || this.#live?.running === true) return;
+    // Polling: activity brings the polls back to the minimum interval (seed §Polling, adaptive).
+    this.#interval = this.config.minIntervalMs;
+    if (this.#inflight === undefined && (this.#nextAt === null || this.#nextAt > this.#now() + this.#interval)) this.#schedule(this.#interval);
   }
 
   #onFailure(err: unknown): void {
@@ -215,6 +402,11 @@ export class SyncScheduler {
     const message = err instanceof Error ? err.message : String(err);
     this.#lastError = { code, message, at: this.#now() };
     if (!this.#started) return;
+    this.#uplink?.cancel(); // the retry cycle pushes what is pending
+    if (this.#live?.running === true) {
+      this.#lostLive = true;
+      void this.#live.stop();
+    }
     if (err instanceof SyncHttpError && err.code === 'RATE_LIMITED') {
       const waitMs = (err.retryAfterSeconds ?? 0) * 1000 || retryDelayMs(1, this.#random, this.config.jitter, this.config.retryDelaysMs);
       this.#log.warn({ retryAfterMs: waitMs }, 'rate limited by the server: waiting Retry-After');
@@ -230,7 +422,7 @@ export class SyncScheduler {
     }
     const delay = retryDelayMs(this.#failures, this.#random, this.config.jitter, this.config.retryDelaysMs);
     if (this.#mode !== 'backoff') this.#transition('backoff', 'sync failed: backing off', { code, message });
-    this.#log.warn({ failures: this.#failures, retryInMs: delay, code, message }, 'sync cycle failed; retry scheduled');
+    this.#log.warn({ failures: this.#failures, retryInMs: delay, code, message }, 'sync failed; retry scheduled');
     this.#schedule(delay);
   }
 

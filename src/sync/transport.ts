@@ -102,6 +102,8 @@ export interface CallSpec<T> {
    * to its `wait`: src/sync/live.ts gives it that plus a margin).
    */
   readonly timeoutMs?: number;
+  /** Aborts the request at once (a held live wait when the daemon stops); the call rejects with TRANSPORT. */
+  readonly signal?: AbortSignal;
 }
 
 export interface CallResult<T> {
@@ -187,7 +189,7 @@ export class SyncTransport {
     this.stats.requests += 1;
     this.stats.bytesSent += estimateRequestHeaderBytes(spec.method, path, headers, this.#origin, encoded.bytes.length) + encoded.bytes.length;
     const sentAtMs = this.#now();
-    const response = await this.#send(spec.method, path, headers, encoded.bytes, spec.timeoutMs);
+    const response = await this.#send(spec.method, path, headers, encoded.bytes, spec.timeoutMs, spec.signal);
     const receivedAtMs = this.#now();
     this.stats.bytesReceived += estimateResponseHeaderBytes(response.headers) + response.body.length;
     if (signed) this.#verify(response, nonce);
@@ -200,10 +202,10 @@ export class SyncTransport {
     return { value: parsed.data, status: response.status, sentAtMs, receivedAtMs, serverDateMs: httpDateMs(header(response.headers, 'date')) };
   }
 
-  async #send(method: string, path: string, headers: Record<string, string>, body: Buffer, timeoutMs?: number): Promise<RawResponse> {
+  async #send(method: string, path: string, headers: Record<string, string>, body: Buffer, timeoutMs?: number, signal?: AbortSignal): Promise<RawResponse> {
     const timeouts = timeoutMs === undefined ? {} : { headersTimeoutMs: timeoutMs, bodyTimeoutMs: timeoutMs };
     try {
-      const res = await this.#pool.request({ method, path, headers, body, ...timeouts });
+      const res = await this.#pool.request({ method, path, headers, body, ...timeouts, ...(signal ? { signal } : {}) });
       return { status: res.statusCode, headers: res.headers, body: res.body };
     } catch (err) {
       throw toTransportError(err, method, path);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { compareSnapshots, gatewaySnapshot, serverSnapshot } from '../../src/daemon/convergence.js';
 import { startProxy, type TcpProxy } from '../helpers/proxy.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { startTestGateway, waitFor, type TestGateway } from '../helpers/gateway.js';
+import { fastSync, startTestGateway, waitFor, type TestGateway } from '../helpers/gateway.js';
 
 const DEVICES = 200;
 const MESSAGES = 10_000;
@@ -33,7 +33,13 @@ describe('offline spell', () => {
     server = await startTestServer({}, { dataDir: serverDir });
     const creds = server.addClient(HOME);
     proxy = await startProxy({ target: server.url });
-    gateway = await startTestGateway({ serverUrl: proxy.url, clientId: creds.client_id, clientSecret: creds.client_secret });
+    gateway = await startTestGateway({
+      serverUrl: proxy.url,
+      clientId: creds.client_id,
+      clientSecret: creds.client_secret,
+      // 200 devices from one host in a few seconds: a whole house being paired, above the default 100 a minute.
+      tune: (c) => fastSync({ ...c, ingest: { ...c.ingest, deviceLimits: { newPerMinute: 1000, total: 5000 } } }),
+    });
     const gw = gateway;
     const clients = await Promise.all(Array.from({ length: CLIENTS }, (_, i) => gw.connect(`offline-dev-${i}`)));
     const status = () => gw.daemon.status();

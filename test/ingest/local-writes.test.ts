@@ -37,7 +37,7 @@ describe('applyLocalUpdates', () => {
       { kind: 'state', deviceId: 'a', attributes: { y: 2 } },
       { kind: 'availability', deviceId: 'a', available: false },
     ]);
-    expect(counts).toEqual({ written: 1, duplicates: 1, critical: 0 });
+    expect(counts).toEqual({ written: 1, duplicates: 1, critical: 0, refused: 0, refusedDevices: [] });
     expect(entity(db, 'entity_state', 'a')?.data).toEqual({ device_id: 'a', state: { x: 1, y: 2, available: false } });
   });
 
@@ -75,13 +75,13 @@ describe('applyLocalUpdates', () => {
 
   it('meta: room by slug, device data, room change moves the device, identical meta is a duplicate', async () => {
     const meta = (room: string | null): LocalUpdate => ({ kind: 'meta', deviceId: 'd', name: 'D', type: 'plug', room });
-    expect(await apply([meta('Living Room')])).toEqual({ written: 2, duplicates: 0, critical: 0 });
+    expect(await apply([meta('Living Room')])).toEqual({ written: 2, duplicates: 0, critical: 0, refused: 0, refusedDevices: [] });
     expect(entity(db, 'device', 'd')?.data).toEqual({ name: 'D', device_type: 'plug', room_id: 'room-living-room' });
-    expect(await apply([meta('Living Room')])).toEqual({ written: 0, duplicates: 1, critical: 0 });
-    expect(await apply([meta('Kitchen')])).toEqual({ written: 2, duplicates: 0, critical: 0 });
+    expect(await apply([meta('Living Room')])).toEqual({ written: 0, duplicates: 1, critical: 0, refused: 0, refusedDevices: [] });
+    expect(await apply([meta('Kitchen')])).toEqual({ written: 2, duplicates: 0, critical: 0, refused: 0, refusedDevices: [] });
     expect(entity(db, 'device', 'd')?.data.room_id).toBe('room-kitchen');
     // A meta that names no room (zigbee2mqtt, Tasmota) keeps the room, e.g. one set on the server.
-    expect(await apply([meta(null)])).toEqual({ written: 0, duplicates: 1, critical: 0 });
+    expect(await apply([meta(null)])).toEqual({ written: 0, duplicates: 1, critical: 0, refused: 0, refusedDevices: [] });
     expect(entity(db, 'device', 'd')?.data.room_id).toBe('room-kitchen');
   });
 

@@ -1,6 +1,7 @@
 /**
  * `demo`, the built CLI as a user runs it: it says how long it runs, shows progress on one line every few seconds,
- * says which light the phone app turned off and with what state, logs the command the gateway sent, ends with both
+ * says which light the phone app turned off, with what state and how long the command took to reach it, logs the
+ * command the gateway sent, ends with both
  * sides agreeing, and removes its temporary directory (a --data-dir given by the user is kept); Ctrl-C ends it early
  * and cleans up too.
  */
@@ -44,8 +45,12 @@ describe('demo', () => {
     const said = temp.msgs.filter((m) => m.startsWith('DEMO '));
     expect(said[0]).toBe('DEMO runs 10 s: 5 s online, 3 s with the server stopped, 2 s online again, then a check that both sides agree (Ctrl-C ends it early)');
     expect(said.some((m) => /^DEMO \d+\/10 s: sync (online|backoff|offline), \d+ pending, last cycle pushed \d+, \d+ device messages$/.test(m))).toBe(true);
-    const light = /^DEMO a phone app turned (light-\d+) off through the server, sending \{"state":"OFF","brightness":0\}/.exec(said.find((m) => m.includes('phone app')) ?? '')?.[1];
+    // The app's command reaches the simulated light over the gateway's held live wait, and the delay is printed.
+    const obeyed = /^DEMO app set (light-\d+) \{"state":"OFF"\} → devices\/(light-\d+)\/set after (\d+) ms/.exec(said.find((m) => m.includes('app set')) ?? '');
+    const light = obeyed?.[1];
     expect(light, said.join('\n')).toBeDefined();
+    expect(obeyed?.[2]).toBe(light);
+    expect(Number(obeyed?.[3])).toBeLessThan(10_000);
     expect(temp.msgs).toContain(`command sent on devices/${light ?? '?'}/set`);
     expect(said[said.length - 1]).toMatch(/^DEMO server and gateway hold the same state: \d+ entities on the gateway, \d+ on the server/);
     const dir = dataDirOf(temp.msgs);

@@ -4,7 +4,7 @@
  * writable as a view.
  */
 import Database from 'better-sqlite3';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -41,6 +41,7 @@ describe('schema migration 1 → 2', () => {
     old.prepare(`INSERT INTO outbox VALUES ('device', 'lamp', '0000000000000b-bbbbbbbbbbbb', 'update', '{"name":"Lamp"}', 90, 1, 0, 4000, 0)`).run();
     old.prepare(`INSERT INTO outbox VALUES ('entity_state', 'ghost', '0000000000000c-cccccccccccc', 'delete', '{}', 70, 0, 0, 6000, 0)`).run();
     old.close();
+    chmodSync(path, 0o600); // a store made with a loose umask is refused at start (docs/security.md); an installed one is 0600
 
     const store = openStore({ path, logger: silentLogger() });
     try {

@@ -103,7 +103,9 @@ describe('sync store', () => {
       serverTime: 'T2',
       last: true,
     });
-    expect(second).toMatchObject({ applied: 0, echoes: 1, conflicts: 1, commands: [{ deviceId: 'fan', attributes: { speed: 3 } }] });
+    // The fan has a pending local change: the device hears of speed 3 only if the push result says it won
+    // (design.md §Downlink, revised; test/sync/live-rules.test.ts).
+    expect(second).toMatchObject({ applied: 0, echoes: 1, conflicts: 1, commands: [] });
     expect(state.get('last_sync')).toBe('T2');
     const fan = db.prepare<[], { data: string }>("SELECT data FROM entities WHERE entity_id = 'fan'").get();
     expect(JSON.parse(fan?.data ?? '{}')).toEqual({ device_id: 'fan', state: { speed: 1 } }); // local kept
