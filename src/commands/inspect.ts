@@ -3,6 +3,7 @@ import { listDevices, openStoreReadOnly, roomNames } from '../store/device-queri
 import { readSyncStatus } from '../store/sync-state.js';
 import { parseCommandArgs, withUsage, UsageError } from './args.js';
 import { formatDevicesTable } from './devices-view.js';
+import { serverLines } from './status-view.js';
 
 const STATUS_HELP = `usage: inbetweenies-gateway status --data-dir DIR [--json]
 
@@ -39,6 +40,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
         `watermark:       ${status.lastSync ?? '-'}`,
         `conflicts:       ${status.conflicts}`,
         `last error:      ${status.lastError ? `${status.lastError.code}: ${status.lastError.message}` : '-'}`,
+        ...serverLines(status.server),
       ];
       process.stdout.write(`${lines.join('\n')}\n`);
       return 0;

@@ -38,6 +38,21 @@ export type LastResult = z.infer<typeof LastResultSchema>;
 export const LastErrorSchema = z.object({ code: z.string(), message: z.string(), at: z.number() });
 export type LastError = z.infer<typeof LastErrorSchema>;
 
+/**
+ * What the gateway learnt about its server (docs/protocol.md §Compatibility): the profile in use and how it was
+ * decided, whether the server signs its answers and takes gzip bodies, the FunkyGibbon house pushes go to, and what
+ * is wrong with the server, in words, by topic (shown by `status`).
+ */
+export const ServerProfileStateSchema = z.object({
+  profile: z.enum(['inbetweenies', 'funkygibbon-v1']),
+  decided_by: z.enum(['config', 'health', 'sync_probe', 'fallback']),
+  decided_at: z.number(),
+  gzip_refused: z.boolean(),
+  house_id: z.string().nullable(),
+  problems: z.record(z.string().max(64), z.string().max(1000)),
+});
+export type ServerProfileState = z.infer<typeof ServerProfileStateSchema>;
+
 const SCHEMAS = {
   last_sync: z.string(),
   clock_offset_ms: z.number(),
@@ -47,6 +62,7 @@ const SCHEMAS = {
   last_error: LastErrorSchema,
   mode: SyncModeSchema,
   health_probe: z.number(),
+  server_profile: ServerProfileStateSchema,
 } as const;
 
 export type SyncStateKey = keyof typeof SCHEMAS;
@@ -210,6 +226,8 @@ export interface SyncStatus {
   readonly lastError: LastError | null;
   readonly mode: SyncMode | null;
   readonly conflicts: number;
+  /** The server's profile and what is wrong with it (null before the gateway first talked to it). */
+  readonly server: ServerProfileState | null;
 }
 
 /** What a status is made of: any store part set that can answer these (the daemon's store, the CLI's reader). */
@@ -232,5 +250,6 @@ export function readSyncStatus(source: StatusSource, nowMs: number = Date.now())
     lastError: state.get('last_error') ?? null,
     mode: state.get('mode') ?? null,
     conflicts: source.conflicts.count(),
+    server: state.get('server_profile') ?? null,
   };
 }
