@@ -299,9 +299,11 @@ export class SyncClient {
     try {
       pulled = await pull({ ...common, ...options, store: this.store, clock: this.clock, pageLimit: this.config.pageLimit, settledAfter, ...(peer ? { peer } : {}) });
     } catch (err) {
-      const otherShape = err instanceof SyncHttpError && (err.status ?? 0) >= 500 && this.peer.setting === 'auto' && peer === undefined;
+      // a 5xx for our request, or no token endpoint (404): the seed's plain shape may work
+      const status = err instanceof SyncHttpError ? (err.status ?? 0) : 0;
+      const otherShape = (status >= 500 || status === 404) && this.peer.setting === 'auto' && peer === undefined;
       if (!otherShape) throw err;
-      this.#log.warn({ status: err.status, reason: err.message }, 'server failed our sync_request; trying the seed\'s plain request shape');
+      this.#log.warn({ status, reason: err instanceof Error ? err.message : String(err) }, 'server failed our sync_request; trying the seed\'s plain request shape');
       await this.#probeSeedShape('fallback').catch(() => {
         throw err;
       });
@@ -369,8 +371,11 @@ export class SyncClient {
     try {
       answer = await this.transport.call({ method: 'GET', path: HEALTH_PATH, schema: HealthResponseSchema, signed: false });
     } catch (err) {
-      if (known !== undefined || !(err instanceof SyncHttpError) || decideFromHealth(err.status, false) !== 'probe-sync') throw err;
-      await this.#probeSeedShape('sync_probe');
+      if (!(err instanceof SyncHttpError) || decideFromHealth(err.status, false) !== 'probe-sync') throw err;
+      if (known !== undefined && this.peer.setting !== 'auto') {
+        throw new GatewayError('BAD_RESPONSE', `the server has no ${HEALTH_PATH} (HTTP ${err.status ?? '?'}): is it FunkyGibbon v1? set server.profile to funkygibbon-v1 or auto`, { cause: err });
+      }
+      await this.#probeSeedShape(known === undefined ? 'sync_probe' : 'fallback');
       return;
     }
     if (known === undefined) this.peer.decide('inbetweenies', 'health');

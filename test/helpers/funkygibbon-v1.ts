@@ -126,9 +126,18 @@ function syncPush(state: FakeFunkyGibbon, body: Record<string, unknown>): [numbe
   return [200, { type: 'sync_result', applied, conflicts: [] }];
 }
 
-async function answer(state: FakeFunkyGibbon, req: IncomingMessage): Promise<[number, unknown, unknown]> {
+/** What the capture proxy answered for the endpoints FunkyGibbon v1 lacks (unsigned, like everything it sends). */
+function proxied(path: string): [number, unknown] | undefined {
+  if (path === '/api/v1/health') return [200, { status: 'ok', version: 'capture-proxy', server_time: `${naiveNow()}Z` }];
+  if (path === '/api/v1/auth/token') return [200, { access_token: 'proxy-token', token_type: 'Bearer', expires_in: 3600, refresh_token: 'proxy-refresh' }];
+  return undefined;
+}
+
+async function answer(state: FakeFunkyGibbon, req: IncomingMessage, proxy: boolean): Promise<[number, unknown, unknown]> {
   const raw = await readBody(req);
   const path = (req.url ?? '').split('?')[0] ?? '';
+  const faked = proxy ? proxied(path) : undefined;
+  if (faked !== undefined) return [...faked, undefined];
   const routes = ['/api/v1/sync/request', '/api/v1/sync/push', '/api/v1/sync/ack'];
   if (req.method !== 'POST' || !routes.includes(path)) return [404, { detail: 'Not Found' }, undefined];
   if (req.headers['content-encoding'] !== undefined) return [400, { detail: 'There was an error parsing the body' }, undefined];
@@ -145,7 +154,11 @@ async function answer(state: FakeFunkyGibbon, req: IncomingMessage): Promise<[nu
   return [200, { type: 'sync_ack_response', status: 'acknowledged', server_time: `${naiveNow()}+00:00` }, body];
 }
 
-export async function startFakeFunkyGibbon(options: { entities?: FgChange[] } = {}): Promise<FakeFunkyGibbon> {
+/**
+ * `behindCaptureProxy`: health and token answered as the proxy of the captures did (a gateway on `auto` then takes
+ * the server for this protocol's, and must notice from the 500s that it is not).
+ */
+export async function startFakeFunkyGibbon(options: { entities?: FgChange[]; behindCaptureProxy?: boolean } = {}): Promise<FakeFunkyGibbon> {
   const initial = options.entities ?? capturedFunkyGibbonEntities();
   const requests: FakeRequest[] = [];
   const entities = new Map(initial.map((e) => [`${e.entity_type}/${e.entity_id}`, e]));
@@ -157,7 +170,7 @@ export async function startFakeFunkyGibbon(options: { entities?: FgChange[] } = 
     close: () => new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve())),
   };
   server = createServer((req, res) => {
-    answer(state, req).then(
+    answer(state, req, options.behindCaptureProxy === true).then(
       ([status, body, parsed]) => {
         requests.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers, body: parsed, status });
         send(res, status, body);

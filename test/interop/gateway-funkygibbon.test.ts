@@ -107,4 +107,26 @@ describe('the gateway against FunkyGibbon v1 (server.profile auto)', () => {
     expect(fg.requests.filter((r) => r.path === '/api/v1/health').length).toBe(health);
     expect(again.daemon.status().server?.profile).toBe('funkygibbon-v1');
   });
+
+  it('a server that answers our request shape with 500 is asked the seed’s plain shape before anything backs off', async () => {
+    // as in the captures: a proxy answers health and tokens, FunkyGibbon v1 behind it 500s without entity_types
+    const fg = await startFakeFunkyGibbon({ behindCaptureProxy: true });
+    cleanup.push(() => fg.close());
+    const gw = await gateway(fg, { server: { hmac: false, token: undefined } });
+    const store = gw.daemon.store;
+    await waitFor(() => (store?.entities.all().filter((e) => e.entityType === 'room').length ?? 0) === 3, 15_000, 'the rooms');
+    const status = gw.daemon.status();
+    expect(status.server).toMatchObject({ profile: 'funkygibbon-v1', decided_by: 'fallback' });
+    expect(status.scheduler?.consecutiveFailures).toBe(0);
+    const requests = sync(fg);
+    expect(requests.filter((r) => r.status === 500)).toHaveLength(1); // our shape, once
+    expect(requests.at(-1)?.status).toBe(200);
+  });
+
+  it('explicit inbetweenies against FunkyGibbon v1 fails and says what to set', async () => {
+    const fg = await fake();
+    const gw = await gateway(fg, { server: { profile: 'inbetweenies' } });
+    await waitFor(() => gw.daemon.status().lastError !== null, 10_000, 'the first failure');
+    expect(gw.daemon.status().lastError?.message).toContain('set server.profile to funkygibbon-v1 or auto');
+  });
 });
