@@ -64,6 +64,9 @@ describe('the gateway against FunkyGibbon v1 (server.profile auto)', () => {
     await waitFor(() => fg.entities.has('device/lamp-1'), 15_000, 'the device pushed to the server');
     expect(fg.entities.get('device/lamp-1')?.data).toMatchObject({ name: 'Desk Lamp', house_id: CAPTURED_HOUSE_ID });
     await waitFor(() => sync(fg).some((r) => r.path === '/api/v1/sync/ack' && r.status === 200), 10_000, 'an ack');
+    // a few more cycles with the state pending: none of them pushes it, none fails
+    const seen = sync(fg).filter((r) => r.path === '/api/v1/sync/request').length;
+    await waitFor(() => sync(fg).filter((r) => r.path === '/api/v1/sync/request').length >= seen + 3, 10_000, 'three more cycles');
     expect(store.outbox.take(10).map((c) => c.entityType)).toEqual(['entity_state']);
     // what it sent: what the server takes — never gzip, entity_types always, naive timestamps, its token, signed
     const requests = sync(fg);
