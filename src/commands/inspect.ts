@@ -40,7 +40,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
         `watermark:       ${status.lastSync ?? '-'}`,
         `conflicts:       ${status.conflicts}`,
         `last error:      ${status.lastError ? `${status.lastError.code}: ${status.lastError.message}` : '-'}`,
-        ...serverLines(status.server),
+        ...serverLines(db.syncState.get('server_profile') ?? null),
       ];
       process.stdout.write(`${lines.join('\n')}\n`);
       return 0;

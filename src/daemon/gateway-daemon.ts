@@ -301,6 +301,7 @@ export class GatewayDaemon {
       syncConfigured: running.sync !== undefined,
       brokerClients: running.bus.clientCount(),
       mqtt: running.address,
+      server: running.store.syncState.get('server_profile') ?? null,
     };
   }
 

@@ -226,8 +226,6 @@ export interface SyncStatus {
   readonly lastError: LastError | null;
   readonly mode: SyncMode | null;
   readonly conflicts: number;
-  /** The server's profile and what is wrong with it (null before the gateway first talked to it). */
-  readonly server: ServerProfileState | null;
 }
 
 /** What a status is made of: any store part set that can answer these (the daemon's store, the CLI's reader). */
@@ -250,6 +248,5 @@ export function readSyncStatus(source: StatusSource, nowMs: number = Date.now())
     lastError: state.get('last_error') ?? null,
     mode: state.get('mode') ?? null,
     conflicts: source.conflicts.count(),
-    server: state.get('server_profile') ?? null,
   };
 }
