@@ -37,6 +37,17 @@ function isOperation(text: string): text is Operation {
   return OPERATIONS.has(text);
 }
 
+/**
+ * The pending changes, highest priority first. seed §Batching: states (0) > devices (1) > rooms (2), then oldest
+ * first. No index: each one would cost a page write per state written (docs/architecture.md §Disk writes); the scan
+ * sorts one row per entity.
+ */
+function takeSql(andWhere: string): string {
+  return `SELECT entity_type, entity_id, pending_csid, pending_op, data, updated_at, critical, first_queued_at, attempts FROM entities
+     WHERE pending_csid IS NOT NULL${andWhere}
+     ORDER BY CASE entity_type WHEN 'entity_state' THEN 0 WHEN 'device' THEN 1 ELSE 2 END, first_queued_at, pending_csid LIMIT ?`;
+}
+
 export class StoreReads {
   readonly #report: (row: CorruptRow) => void;
   readonly #entity: Database.Statement<[string, string], EntityRow>;
@@ -64,13 +75,7 @@ export class StoreReads {
     );
     this.#countDevices = db.prepare("SELECT COUNT(*) AS n FROM entities WHERE entity_type = 'device' AND deleted = 0");
     this.#deviceKnown = db.prepare(DEVICE_KNOWN_SQL);
-    // seed §Batching: states (0) > devices (1) > rooms (2), then oldest first. No index: each one would cost a page
-    // write per state written (docs/architecture.md §Disk writes); the scan sorts one row per entity.
-    this.#take = db.prepare(
-      `SELECT entity_type, entity_id, pending_csid, pending_op, data, updated_at, critical, first_queued_at, attempts FROM entities
-       WHERE pending_csid IS NOT NULL
-       ORDER BY CASE entity_type WHEN 'entity_state' THEN 0 WHEN 'device' THEN 1 ELSE 2 END, first_queued_at, pending_csid LIMIT ?`,
-    );
+    this.#take = db.prepare(takeSql(''));
     this.#pendingKeys = db.prepare('SELECT entity_type, entity_id FROM entities WHERE pending_csid IS NOT NULL');
     this.#outboxSummary = db.prepare('SELECT COUNT(*) AS n, MIN(first_queued_at) AS oldest FROM entities WHERE pending_csid IS NOT NULL');
     this.#conflicts = db.prepare('SELECT COUNT(*) AS n FROM conflicts');
@@ -146,12 +151,9 @@ export class StoreReads {
     const key = `${types.join(',')}|${only.deletes}`;
     let stmt = this.#takeOnlyCache.get(key);
     if (stmt === undefined) {
+      // Only normalised type names reach the SQL text (see above): nothing from outside is interpolated.
       const inList = types.map((t) => `'${t}'`).join(', ') || "''";
-      stmt = this.#db.prepare(
-        `SELECT entity_type, entity_id, pending_csid, pending_op, data, updated_at, critical, first_queued_at, attempts FROM entities
-         WHERE pending_csid IS NOT NULL AND entity_type IN (${inList})${only.deletes ? '' : " AND pending_op != 'delete'"}
-         ORDER BY CASE entity_type WHEN 'entity_state' THEN 0 WHEN 'device' THEN 1 ELSE 2 END, first_queued_at, pending_csid LIMIT ?`,
-      );
+      stmt = this.#db.prepare(takeSql(` AND entity_type IN (${inList})${only.deletes ? '' : " AND pending_op != 'delete'"}`));
       this.#takeOnlyCache.set(key, stmt);
     }
     return stmt;
