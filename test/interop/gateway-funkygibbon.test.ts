@@ -132,4 +132,16 @@ describe('the gateway against FunkyGibbon v1 (server.profile auto)', () => {
     await waitFor(() => gw.daemon.status().lastError !== null, 10_000, 'the first failure');
     expect(gw.daemon.status().lastError?.message).toContain('set server.profile to funkygibbon-v1 or auto');
   });
+
+  it('a server whose delta names no house gets nothing pushed, and status says what to set', async () => {
+    const fg = await startFakeFunkyGibbon({ entities: [] });
+    cleanup.push(() => fg.close());
+    const gw = await gateway(fg);
+    const lamp = await gw.connect('lamp-2');
+    await lamp.publishAsync('devices/lamp-2/meta', JSON.stringify({ name: 'Hall Lamp', type: 'light' }), { qos: 1, retain: true });
+    await waitFor(() => Object.keys(gw.daemon.status().server?.problems ?? {}).includes('house'), 15_000, 'the house problem');
+    expect(gw.daemon.status().server?.problems.house).toContain('set server.houseId');
+    expect(sync(fg).filter((r) => r.path === '/api/v1/sync/push')).toHaveLength(0);
+    expect(gw.daemon.status().scheduler?.mode).toBe('online');
+  });
 });
