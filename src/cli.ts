@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * inbetweenies-gateway command line (design.md §Suggested layout): run | server | status | sync | devices |
- * check-config | demo | simulate | app. Each command lives in its own module; this file only dispatches.
+ * conflicts | backup | check-config | demo | simulate | app. Each command lives in its own module; this file only
+ * dispatches.
  */
 // Commands are imported lazily: the daemon's resident memory must not carry the server, the simulator or the demo.
 
@@ -18,7 +19,10 @@ commands:
   status         [--config FILE | --http-port N | --data-dir DIR] [--json]
                  health, MQTT clients, devices, pending changes, last sync, online/offline, last error, jobs
   sync           [--full] [--config FILE | --http-port N] [--json]   ask the running daemon to sync now
-  devices        --data-dir DIR [--json]   devices in the store with their current state
+  devices        [--config FILE | --http-port N | --data-dir DIR] [--json]   devices with their current state
+  conflicts      [--limit N] [--config FILE | --http-port N | --data-dir DIR] [--json]
+                 recent conflicts and rejected changes, with both versions
+  backup         FILE [--data-dir DIR | --config FILE]   a consistent copy of the store, while the daemon runs
   check-config   FILE [--print] [--json]   validate a gateway config file; lists every problem
   hash-password  [--cost N] [--json] < password   scrypt hash for a broker user's password
   simulate       [--url mqtt://127.0.0.1:1883] [--rate N]   run ~30 simulated devices
@@ -54,7 +58,11 @@ async function main(argv: string[]): Promise<number> {
     case 'hash-password':
       return (await import('./commands/hash-password.js')).hashPasswordCommand(rest);
     case 'devices':
-      return (await import('./commands/inspect.js')).devicesCommand(rest);
+      return (await import('./commands/devices.js')).devicesCommand(rest);
+    case 'conflicts':
+      return (await import('./commands/conflicts.js')).conflictsCommand(rest);
+    case 'backup':
+      return (await import('./commands/backup.js')).backupCommand(rest);
     case 'check-config':
       return (await import('./commands/check-config.js')).checkConfigCommand(rest);
     case 'simulate':

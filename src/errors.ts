@@ -30,6 +30,8 @@ export type ErrorCode =
   | 'TIMEOUT'
   | 'BAD_RESPONSE'
   | 'STORE'
+  /** The gateway's HTTP listener: a Host header that is not loopback, the local address or an allowed name. */
+  | 'HOST_NOT_ALLOWED'
   /** A PUBLISH the gateway could not keep (store commit failed, stopping): no PUBACK, the device sends it again. */
   | 'NOT_ACKNOWLEDGED'
   /** A file holding secrets (the store with its tokens, a config with the client secret) is readable by others. */
@@ -59,6 +61,7 @@ export const HTTP_STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   TIMEOUT: 504,
   BAD_RESPONSE: 502,
   STORE: 500,
+  HOST_NOT_ALLOWED: 403,
   NOT_ACKNOWLEDGED: 503,
   INSECURE_PERMISSIONS: 500,
   TLS_PIN_MISMATCH: 502,

@@ -33,6 +33,9 @@ export interface MqttBusOptions {
   /** Filters adapters learn at run time, and how to hear of changes (external mode subscribes to them too). */
   readonly dynamicFilters?: () => readonly string[];
   readonly watchFilters?: (listener: () => void) => () => void;
+  /** External mode: the connection's last will, and the message published on every (re)connect. */
+  readonly will?: BusMessage;
+  readonly birth?: BusMessage;
 }
 
 /** The embedded broker, or (mode external) a client of an existing broker; the mqtt client library is only loaded then. */
@@ -85,7 +88,7 @@ function embeddedBus({ mqtt, logger }: MqttBusOptions): MqttBus {
 }
 
 function externalBus(
-  { mqtt, logger, filters, dynamicFilters, watchFilters }: MqttBusOptions,
+  { mqtt, logger, filters, dynamicFilters, watchFilters, will, birth }: MqttBusOptions,
   createExternalSource: typeof import('./external-source.js').createExternalSource,
 ): MqttBus {
   const ext = mqtt.external;
@@ -96,6 +99,8 @@ function externalBus(
     logger,
     ...(dynamicFilters ? { dynamicFilters } : {}),
     ...(watchFilters ? { watchFilters } : {}),
+    ...(will ? { will } : {}),
+    ...(birth ? { birth } : {}),
   });
   const url = new URL(ext.url);
   const defaultPort = { 'mqtt:': 1883, 'mqtts:': 8883, 'ws:': 80, 'wss:': 443 }[url.protocol] ?? 1883;

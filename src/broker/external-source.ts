@@ -46,6 +46,10 @@ export interface ExternalSourceOptions {
   /** Registers a listener for changes of dynamicFilters(); returns its removal. */
   readonly watchFilters?: (listener: () => void) => () => void;
   readonly logger: Logger;
+  /** The connection's last will: the broker publishes it when the connection dies without a DISCONNECT. */
+  readonly will?: BusMessage;
+  /** Published on every CONNACK, before the subscriptions (what undoes the will after a reconnect). */
+  readonly birth?: BusMessage;
   /** Jitter source; default Math.random. */
   readonly random?: () => number;
 }
@@ -103,6 +107,7 @@ function clientOptions(options: ExternalSourceOptions): IClientOptions {
     ...(options.username !== undefined ? { username: options.username } : {}),
     ...(options.password !== undefined ? { password: options.password } : {}),
     ...(ca ? { ca } : {}),
+    ...(options.will ? { will: { topic: options.will.topic, payload: options.will.payload, qos: options.will.qos, retain: options.will.retain } } : {}),
     rejectUnauthorized: options.rejectUnauthorized ?? true,
   };
 }
@@ -140,6 +145,10 @@ export function createExternalSource(options: ExternalSourceOptions): ExternalSo
     state.consecutiveFailures = 0;
     state.lastError = null;
     log.info({ sessionPresent: connack.sessionPresent }, 'connected to the external broker');
+    const birth = options.birth;
+    if (birth) {
+      client.publishAsync(birth.topic, birth.payload, { qos: birth.qos, retain: birth.retain }).catch((err: unknown) => log.warn({ err, topic: birth.topic }, 'birth message not published'));
+    }
     void subscribeAll().then(() => {
       subscribed = true;
       for (const resolve of waiters.splice(0)) resolve();

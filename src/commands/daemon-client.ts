@@ -14,16 +14,18 @@ export interface Target {
   /** Base URL of the daemon's listener, or null when it is off. */
   readonly url: string | null;
   readonly configFile: string | undefined;
+  /** `http.token` (or INBETWEENIES_HTTP_TOKEN), sent as `Authorization: Bearer`. */
+  readonly token: string | undefined;
 }
 
 /** Loads the config (file, env, the given overrides) to learn the data dir and the HTTP port. */
 export function resolveTarget(options: { config?: string; dataDir?: string; httpPort?: number; env?: NodeJS.ProcessEnv }): Target {
   const file = options.config ?? (existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : undefined);
   const config = loadGatewayConfig({ file, env: options.env ?? process.env, flags: { dataDir: options.dataDir, httpPort: options.httpPort } });
-  const { host, port } = config.http;
-  if (port === null) return { config, url: null, configFile: file };
+  const { host, port, token } = config.http;
+  if (port === null) return { config, url: null, configFile: file, token };
   const h = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
-  return { config, url: `http://${h.includes(':') ? `[${h}]` : h}:${port}`, configFile: file };
+  return { config, url: `http://${h.includes(':') ? `[${h}]` : h}:${port}`, configFile: file, token };
 }
 
 export interface DaemonAnswer {
@@ -32,14 +34,15 @@ export interface DaemonAnswer {
 }
 
 /** One request to the daemon. Rejects with `code: 'ECONNREFUSED'` etc. when nothing listens. */
-export function askDaemon(url: string, path: string, options: { method?: 'GET' | 'POST'; body?: unknown; timeoutMs?: number } = {}): Promise<DaemonAnswer> {
+export function askDaemon(url: string, path: string, options: { method?: 'GET' | 'POST'; body?: unknown; timeoutMs?: number; token?: string | undefined } = {}): Promise<DaemonAnswer> {
   const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
+  const auth: Record<string, string> = options.token === undefined ? {} : { Authorization: `Bearer ${options.token}` };
   return new Promise((resolve, reject) => {
     const req = request(
       new URL(path, url),
       {
         method: options.method ?? 'GET',
-        headers: payload === undefined ? {} : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) },
+        headers: payload === undefined ? auth : { ...auth, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) },
         timeout: options.timeoutMs ?? 3000,
       },
       (res) => {

@@ -94,13 +94,14 @@ async function runDemo(run: DemoRun): Promise<number> {
   let { server, url, port } = await startServer(join(root, 'server'), 0, logger);
   const creds = server.addClient(HOME);
   const config = demoConfig(
-    loadGatewayConfig({ flags: { dataDir: join(root, 'gateway'), mqttHost: '127.0.0.1', mqttPort: 0, serverUrl: url, clientId: creds.client_id, clientSecret: creds.client_secret } }),
+    loadGatewayConfig({ flags: { dataDir: join(root, 'gateway'), mqttHost: '127.0.0.1', mqttPort: 0, httpPort: 0, serverUrl: url, clientId: creds.client_id, clientSecret: creds.client_secret } }),
   );
   const daemon = new GatewayDaemon({ config, logger: logger.child({ component: 'gateway' }) });
   const mqtt = await daemon.start();
   const sim = new DeviceSimulator({ url: `mqtt://127.0.0.1:${mqtt.port}`, logger, messagesPerSecond: 5 });
   await sim.start();
   say(`sync server on ${url}, gateway MQTT on ${mqtt.host}:${mqtt.port}, ${sim.devices.length} simulated devices; data in ${root}`);
+  say(`status page: ${daemon.httpUrl ?? '-'}/ (open it in a browser to watch the devices)`);
   const started = Date.now();
 
   const progress = setInterval(() => {

@@ -17,7 +17,7 @@ Runs the gateway: embedded MQTT broker, SQLite store, sync with the FunkyGibbon 
   --server-url URL       FunkyGibbon server (default http://127.0.0.1:8000)
   --client-id ID         client credential (or INBETWEENIES_CLIENT_ID)
   --client-secret S      client secret (better: INBETWEENIES_CLIENT_SECRET)
-  --http-port N          health and metrics listener on 127.0.0.1 (default off)
+  --http-port N          status page, health, metrics and control on 127.0.0.1 (default 9180; 0 picks a free one)
 Stops gracefully on SIGTERM or SIGINT. SIGUSR2 steps the log level: info → debug → trace → info.
 Exit status: 0 stopped cleanly, 1 could not start (e.g. a port in use) or could not stop in time,
 2 bad usage or invalid configuration.`;

@@ -1,4 +1,7 @@
-/** The daemon's GET /status answer as the CLI reads it (validated: it crosses a process boundary), and its text form. */
+/**
+ * The daemon's answers as the CLI reads them (validated: they cross a process boundary) — GET /status,
+ * GET /api/devices, GET /api/conflicts — and the text form of the status.
+ */
 import { z } from 'zod';
 import { pollingWhy } from '../daemon/health.js';
 
@@ -6,6 +9,7 @@ const LastError = z.object({ code: z.string(), message: z.string(), at: z.number
 
 export const DaemonStatusView = z.looseObject({
   source: z.literal('daemon'),
+  version: z.string().optional(),
   pid: z.number(),
   uptimeSeconds: z.number(),
   devices: z.number(),
@@ -53,6 +57,38 @@ function liveLine(scheduler: DaemonStatusView['scheduler']): string {
   return `, polling${every}${live.pollingReason === null ? '' : ` (${pollingWhy(live.pollingReason)})`}`;
 }
 
+/** GET /api/devices: the devices with their room names. */
+export const DeviceListView = z.array(
+  z.object({
+    id: z.string(),
+    name: z.string().nullable(),
+    type: z.string().nullable(),
+    roomId: z.string().nullable(),
+    room: z.string().nullable(),
+    state: z.record(z.string(), z.unknown()),
+    updatedAt: z.string().nullable(),
+    synced: z.boolean(),
+    pending: z.boolean(),
+  }),
+);
+export type DeviceListView = z.infer<typeof DeviceListView>;
+
+/** GET /api/conflicts: the latest conflict-log entries, newest first. */
+export const ConflictListView = z.array(
+  z.object({
+    id: z.number(),
+    recordedAt: z.number(),
+    entityType: z.string(),
+    entityId: z.string(),
+    type: z.string(),
+    reason: z.string(),
+    resolution: z.string(),
+    serverVersion: z.unknown(),
+    clientVersion: z.unknown(),
+  }),
+);
+export type ConflictListView = z.infer<typeof ConflictListView>;
+
 const iso = (ms: number | null | undefined): string => (ms === null || ms === undefined ? 'never' : new Date(ms).toISOString());
 
 /** "server: funkygibbon-v1 (decided from its answers)" and one line per thing wrong with it, in words. */
@@ -78,7 +114,7 @@ export function formatDaemonStatus(s: DaemonStatusView): string {
     `conflicts:       ${s.conflicts}`,
     `last error:      ${err ? `${err.code}: ${err.message} (${iso(err.at)})` : '-'}`,
     ...serverLines(s.server ?? null),
-    `daemon:          pid ${s.pid}, up ${s.uptimeSeconds} s, ${s.http ?? ''}`,
+    `daemon:          ${s.version ? `version ${s.version}, ` : ''}pid ${s.pid}, up ${s.uptimeSeconds} s, ${s.http ?? ''}`,
     ...s.jobs.map((j) => `job ${j.name.padEnd(14)} ${j.schedule.padEnd(14)} next ${j.nextRunAt ?? '-'}, last ${j.lastRun ? `${iso(j.lastRun.at)} ${j.lastRun.ok ? 'ok' : 'failed'}` : 'never'}${j.running ? ' (running)' : ''}`),
   ];
   return lines.join('\n');

@@ -29,7 +29,7 @@ export async function syncCommand(argv: string[]): Promise<number> {
     }
     let answer;
     try {
-      answer = await askDaemon(target.url, '/sync', { method: 'POST', body: { full: Boolean(values.full) }, timeoutMs: 10 * 60_000 });
+      answer = await askDaemon(target.url, '/sync', { method: 'POST', body: { full: Boolean(values.full) }, timeoutMs: 10 * 60_000, token: target.token });
     } catch (err) {
       if (!isUnreachable(err)) throw err;
       process.stderr.write(`the daemon is not reachable at ${target.url} (${(err as NodeJS.ErrnoException).code}): is it running? (systemctl status inbetweenies-gateway)\n`);

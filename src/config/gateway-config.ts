@@ -26,6 +26,8 @@ const TimeZone = z.string().min(1).refine(
   },
   { message: 'expected an IANA time zone such as "Europe/Berlin"' },
 );
+const TopicLevel = z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - (one MQTT topic level)');
+const HostName = z.string().min(1).max(253).regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)$/, 'a host name or address, without port or scheme');
 const Level = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
 export const GatewayConfigSchema = z.strictObject({
@@ -120,11 +122,34 @@ export const GatewayConfigSchema = z.strictObject({
       offlineProbeSeconds: z.number().min(0.05).default(30),
     })
     .prefault({}),
+  /** The daemon's HTTP listener: status page, health, metrics, control (docs/operations.md, docs/security.md). */
   http: z
     .strictObject({
       host: z.string().min(1).default('127.0.0.1'),
-      /** Health and metrics endpoint; null disables it. */
-      port: Port.nullable().default(null),
+      /** Status page, health, metrics and control; null disables the listener. */
+      port: Port.nullable().default(9180),
+      /** Required on every request when set; required to bind anywhere but loopback (env INBETWEENIES_HTTP_TOKEN). */
+      token: z.string().min(16, 'expected at least 16 characters (e.g. openssl rand -hex 24)').max(512).optional(),
+      /** Host names (and addresses) the listener answers to besides loopback and the address it was reached at. */
+      allowedHosts: z.array(HostName).max(64).default([]),
+      /** Status pages (live update streams) open at once. */
+      maxEventClients: z.number().int().min(1).max(256).default(16),
+    })
+    .prefault({}),
+  /** The gateway itself on MQTT: its retained online/offline state and Home Assistant discovery of its own entities. */
+  bridge: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** `<baseTopic>/bridge/state` (online/offline, retained) and `<baseTopic>/bridge/info` (values, retained). */
+      baseTopic: TopicLevel.default('inbetweenies'),
+      homeassistant: z
+        .strictObject({
+          enabled: z.boolean().default(true),
+          discoveryPrefix: TopicLevel.default('homeassistant'),
+          /** Values are published when they change, at most this often. */
+          updateSeconds: z.number().min(1).max(3600).default(5),
+        })
+        .prefault({}),
     })
     .prefault({}),
   /** Health checks behind /healthz and the systemd watchdog (issue 5 §2, §6). */
@@ -170,6 +195,7 @@ export const ENV_OVERRIDES: ReadonlyArray<{ name: string; path: readonly string[
   { name: 'INBETWEENIES_MQTT_PORT', path: ['mqtt', 'port'], type: 'number' },
   { name: 'INBETWEENIES_MQTT_PASSWORD', path: ['mqtt', 'external', 'password'], type: 'string' },
   { name: 'INBETWEENIES_HTTP_PORT', path: ['http', 'port'], type: 'number' },
+  { name: 'INBETWEENIES_HTTP_TOKEN', path: ['http', 'token'], type: 'string' },
   { name: 'INBETWEENIES_LOG_LEVEL', path: ['log', 'level'], type: 'string' },
 ];
 
@@ -269,6 +295,8 @@ export function loadGatewayConfig(options: LoadGatewayConfigOptions = {}): Gatew
   if (!parsed.success) problems.push(...explainIssues(parsed.error.issues, { schema: GatewayConfigSchema, ...(source ? { source } : {}), overrides }));
   if (problems.length > 0 || !parsed.success) throw new GatewayConfigError(problems, where);
   const config = parsed.data;
+  const token = httpTokenProblem(config, source, overrides);
+  if (token) throw new GatewayConfigError([token], where);
   if (config.sync.minIntervalSeconds > config.sync.maxIntervalSeconds) {
     const pos = source?.locate(['sync', 'minIntervalSeconds']);
     throw new GatewayConfigError(
@@ -285,6 +313,24 @@ export function loadGatewayConfig(options: LoadGatewayConfigOptions = {}): Gatew
   return config;
 }
 
+/** Whether a listen address is this machine only: 127.0.0.0/8, ::1, localhost. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || /^::ffff:127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/** A listener reachable from the network must have a token (docs/security.md §The HTTP listener). */
+function httpTokenProblem(config: GatewayConfig, source: YamlSource | undefined, overrides: ReadonlyMap<string, string>): ConfigProblem | undefined {
+  const { host, port, token } = config.http;
+  if (port === null || token !== undefined || isLoopbackHost(host)) return undefined;
+  const pos = overrides.has('http.host') ? undefined : source?.locate(['http', 'host']);
+  return {
+    path: 'http.token',
+    message: `required when http.host is not a loopback address (got ${JSON.stringify(host)}): set http.token or INBETWEENIES_HTTP_TOKEN (e.g. openssl rand -hex 24), or keep http.host: 127.0.0.1`,
+    ...(pos ? { line: pos.line, column: pos.column } : {}),
+  };
+}
+
 /** The configuration with secrets replaced, for logs and `check-config` output. */
 export function redactConfig(config: GatewayConfig): GatewayConfig {
   return {
@@ -295,5 +341,6 @@ export function redactConfig(config: GatewayConfig): GatewayConfig {
       clientSecret: config.server.clientSecret ? '[redacted]' : undefined,
       token: config.server.token ? '[redacted]' : undefined,
     },
+    http: { ...config.http, token: config.http.token ? '[redacted]' : undefined },
   };
 }

@@ -17,6 +17,8 @@ import type { InstrumentedRunner } from './sync-stats.js';
 /** What GET /status and `status` (daemon path) show. */
 export interface OpsStatus extends DaemonStatus {
   readonly source: 'daemon';
+  /** The package version running. */
+  readonly version: string;
   readonly pid: number;
   readonly uptimeSeconds: number;
   readonly devices: number;
@@ -26,6 +28,7 @@ export interface OpsStatus extends DaemonStatus {
 }
 
 export interface ControlContext {
+  readonly version: string;
   readonly store: GatewayStore;
   readonly scheduler: SyncScheduler | undefined;
   readonly runner: InstrumentedRunner | undefined;
@@ -77,7 +80,7 @@ export function controlHandlers(ctx: ControlContext, metrics: GatewayMetrics): C
   return {
     health: () => {
       const r = ctx.health.check();
-      return { healthy: r.healthy, body: { status: r.healthy ? 'ok' : 'unhealthy', reasons: r.reasons, checks: r.checks, eventLoopLagMs: r.eventLoopLagMs, at: new Date(r.at).toISOString() } };
+      return { healthy: r.healthy, body: { status: r.healthy ? 'ok' : 'unhealthy', version: ctx.version, reasons: r.reasons, checks: r.checks, eventLoopLagMs: r.eventLoopLagMs, at: new Date(r.at).toISOString() } };
     },
     metrics: async () => ({ contentType: metrics.contentType(), text: await metrics.metrics() }),
     status: () => ctx.status(),

@@ -1,8 +1,10 @@
 /**
  * The gateway daemon: wires the components with plain constructors and starts them as an ordered list, stopped in
- * reverse (lifecycle.ts): store → sync client → ingest → MQTT bus → scheduler → jobs → control listener →
+ * reverse (lifecycle.ts): store → sync client → ingest → MQTT bus → bridge → scheduler → jobs → control listener →
  * supervisor. The server-corrected clock is built right after the store (on its sync state) and handed to ingest
- * (stamps) and the sync client (which learns the offset): one clock, sync on or off. One process, no singletons.
+ * (stamps) and the sync client (which learns the offset): one clock, sync on or off. What changes (ingest commits,
+ * server changes sent to devices, sync cycles) is said on the daemon's event hub (events.ts), which the bridge and
+ * the status page listen to. One process, no singletons.
  */
 import type { BrokerAddress } from '../broker/index.js';
 import { createMqttBus, type MqttBus } from '../broker/bus.js';
@@ -13,9 +15,13 @@ import type { Logger } from '../log.js';
 import { openStore, storePath, type GatewayStore } from '../store/index.js';
 import type { DeviceCommand } from '../store/types.js';
 import { faultHook, ServerClock, SyncClient, SyncScheduler, type CycleReport } from '../sync/index.js';
-import { controlHandlers, jobSpecs, syncNow, type ControlContext, type OpsStatus } from './control.js';
+import { readPackageInfo } from '../version.js';
+import { countByAdapter } from './adapter-counts.js';
+import { Bridge, bridgeBirth, bridgeWill } from './bridge.js';
+import { bridgeInfo, bridgeTopics } from './bridge-discovery.js';
+import { jobSpecs, syncNow, type ControlContext, type OpsStatus } from './control.js';
+import { EventHub } from './events.js';
 import { HealthMonitor, type HealthReport } from './health.js';
-import type { ControlServer } from './http.js';
 import { JobRunner } from './jobs.js';
 import { ComponentStack, type Component } from './lifecycle.js';
 import { SystemdNotifier } from './notify.js';
@@ -32,6 +38,8 @@ export interface GatewayDaemonOptions {
   readonly now?: () => number;
   /** Where systemd's NOTIFY_SOCKET / WATCHDOG_USEC and INBETWEENIES_FAULT are read (default process.env). */
   readonly env?: NodeJS.ProcessEnv;
+  /** The version reported (status, /healthz, metrics, the bridge); default the package's. */
+  readonly version?: string;
 }
 
 interface Running {
@@ -45,6 +53,7 @@ interface Running {
   readonly runner: InstrumentedRunner | undefined;
   readonly address: BrokerAddress;
   readonly startedAt: number;
+  readonly hub: EventHub;
   health: HealthMonitor | undefined;
   jobs: JobRunner | undefined;
   httpUrl: string | null;
@@ -57,6 +66,7 @@ export class GatewayDaemon {
   readonly #root: Logger;
   readonly #now: () => number;
   readonly #env: NodeJS.ProcessEnv;
+  readonly #version: string;
   #running: Running | undefined;
   #starting: Promise<BrokerAddress> | undefined;
 
@@ -69,6 +79,7 @@ export class GatewayDaemon {
     this.#log = options.logger.child({ module: 'daemon' });
     this.#now = options.now ?? Date.now;
     this.#env = options.env ?? process.env;
+    this.#version = options.version ?? readPackageInfo().version;
   }
 
   /**
@@ -102,32 +113,52 @@ export class GatewayDaemon {
     const logger = this.#root;
     const store = openStore({ path: storePath(config.dataDir), logger, now: this.#now, writer: config.store.writer });
     await stack.start({ name: 'store', start: () => undefined, stop: () => store.close() });
+    const hub = new EventHub(logger);
     const clock = new ServerClock({ now: this.#now, state: store.syncState, logger, maxDateDisagreementMs: this.config.server.clockMaxDisagreementMs });
     let deliver: (commands: DeviceCommand[]) => void = () => undefined;
     const sync = this.#createSyncClient(store, clock, (commands) => deliver(commands));
     if (sync) await stack.start({ name: 'sync client', start: () => undefined, stop: () => sync.close() });
     const runner = sync ? new InstrumentedRunner({ inner: sync }) : undefined;
+    // A live round reports what it pulled too; only the count matters to the listeners (devices may have changed).
+    runner?.onCycle((o) => hub.emit({ kind: 'sync', ok: o.ok, pulled: o.report?.pulled ?? 0 }));
     const scheduler = runner ? this.#createScheduler(runner, store) : undefined;
-    const ingest = await this.#startIngestAndBus(stack, store, clock, scheduler);
+    const ingest = await this.#startIngestAndBus(stack, store, clock, scheduler, hub);
     deliver = (commands) => {
+      hub.emit({ kind: 'devices', ids: commands.map((c) => c.deviceId) });
       void ingest.ingest.publishCommands(commands).catch((err: unknown) => logger.error({ err }, 'downlink publish failed'));
     };
-    const running: Running = { stack, store, ...ingest, sync, scheduler, runner, startedAt: this.#now(), health: undefined, jobs: undefined, httpUrl: null };
+    const running: Running = { stack, store, ...ingest, sync, scheduler, runner, startedAt: this.#now(), hub, health: undefined, jobs: undefined, httpUrl: null };
     this.#running = running;
     this.#log.info({ mqtt: `${running.address.host}:${running.address.port}`, store: store.path, server: config.server.url }, 'gateway started');
+    if (config.bridge.enabled) await stack.start(this.#bridge(running));
     await stack.start(this.#schedulerComponent(scheduler, store));
     await this.#startOps(running);
     return running.address;
   }
 
   /** Ingest attaches to the bus before the bus listens (nothing slips through un-ingested), and stops after it. */
-  async #startIngestAndBus(stack: ComponentStack, store: GatewayStore, clock: ServerClock, scheduler: SyncScheduler | undefined): Promise<{ ingest: Ingest; bus: MqttBus; address: BrokerAddress }> {
+  async #startIngestAndBus(
+    stack: ComponentStack,
+    store: GatewayStore,
+    clock: ServerClock,
+    scheduler: SyncScheduler | undefined,
+    hub: EventHub,
+  ): Promise<{ ingest: Ingest; bus: MqttBus; address: BrokerAddress }> {
     const { config } = this;
-    const adapters = createAdapters({ adapters: config.ingest.adapters, native: config.ingest.native, maxPayloadBytes: config.mqtt.maxPayloadBytes });
+    const bridge = config.bridge;
+    const adapters = createAdapters({
+      adapters: config.ingest.adapters,
+      native: config.ingest.native,
+      maxPayloadBytes: config.mqtt.maxPayloadBytes,
+      ignoreHomeAssistantNodeIds: [bridgeTopics(bridge.baseTopic).nodeId],
+    });
+    // The bridge reads its own state topic (an `offline` written over it is answered) and Home Assistant's birth.
+    const bridgeFilters = bridge.enabled ? [bridgeTopics(bridge.baseTopic).state, `${bridge.homeassistant.discoveryPrefix}/status`] : [];
     const bus = await createMqttBus({
       mqtt: config.mqtt,
       logger: this.#root,
-      filters: adapters.flatMap((a) => a.filters),
+      ...(bridge.enabled ? { will: bridgeWill(bridge.baseTopic), birth: bridgeBirth(bridge.baseTopic) } : {}),
+      filters: [...new Set([...adapters.flatMap((a) => a.filters), ...bridgeFilters])],
       dynamicFilters: () => adapters.flatMap((a) => a.dynamicFilters?.() ?? []),
       watchFilters: (listener) => {
         const removals = adapters.map((a) => a.onFiltersChanged?.(() => listener()));
@@ -146,7 +177,10 @@ export class GatewayDaemon {
       maxBatch: config.ingest.maxBatch,
       critical: { deviceTypes: config.ingest.critical.deviceTypes, attributes: config.ingest.critical.attributes },
       deviceLimits: config.ingest.deviceLimits,
-      onLocalChange: (event) => scheduler?.notifyLocalChange(event.critical),
+      onLocalChange: (event) => {
+        scheduler?.notifyLocalChange(event.critical);
+        hub.emit({ kind: 'devices', ids: event.deviceIds });
+      },
     });
     await stack.start({ name: 'ingest', start: () => ingest.start(), stop: () => ingest.stop() });
     let address: BrokerAddress | undefined;
@@ -188,7 +222,7 @@ export class GatewayDaemon {
       now: this.#now,
     });
     running.health = health;
-    const ctx: ControlContext = { store: running.store, scheduler: running.scheduler, runner: running.runner, health, jobs: () => running.jobs, status: () => this.#opsStatus(running) };
+    const ctx: ControlContext = { version: this.#version, store: running.store, scheduler: running.scheduler, runner: running.runner, health, jobs: () => running.jobs, status: () => this.#opsStatus(running) };
     const jobs = new JobRunner({ logger: this.#root, jobs: jobSpecs(config, ctx, this.#now), ...(config.jobs.timezone ? { timezone: config.jobs.timezone } : {}), now: this.#now });
     running.jobs = jobs;
     await running.stack.start({ name: 'jobs', start: () => jobs.start(), stop: () => jobs.stop() });
@@ -207,26 +241,45 @@ export class GatewayDaemon {
 
   /** Loaded only when the listener is on: the daemon's resident memory does not carry prom-client otherwise. */
   async #controlListener(running: Running, ctx: ControlContext): Promise<Component> {
-    const [{ ControlServer }, { GatewayMetrics }] = await Promise.all([import('./http.js'), import('./metrics.js')]);
-    const metrics = new GatewayMetrics({
-      ingest: () => running.ingest.metrics(),
-      store: () => running.store.status(this.#now()),
-      storeStats: () => running.store.stats(),
-      scheduler: () => running.scheduler?.status() ?? null,
-      runner: running.runner,
-      transport: () => running.sync?.transport.stats,
-      health: () => ctx.health.check(),
-    });
-    const { http } = this.config;
-    let server: ControlServer | undefined;
-    return {
-      name: 'control listener',
-      start: async () => {
-        server = new ControlServer({ host: http.host, port: http.port ?? 0, logger: this.#root, handlers: controlHandlers(ctx, metrics) });
-        running.httpUrl = (await server.listen()).url;
+    const { controlListener } = await import('./listener.js');
+    return controlListener({
+      http: this.config.http,
+      logger: this.#root,
+      version: this.#version,
+      ctx,
+      hub: running.hub,
+      store: running.store,
+      metrics: {
+        ingest: () => running.ingest.metrics(),
+        store: () => running.store.status(this.#now()),
+        storeStats: () => running.store.stats(),
+        scheduler: () => running.scheduler?.status() ?? null,
+        runner: running.runner,
+        transport: () => running.sync?.transport.stats,
+        health: () => ctx.health.check(),
+        extra: {
+          version: this.#version,
+          messagesByAdapter: () => running.ingest.metrics().messagesByAdapter,
+          devicesByAdapter: () => countByAdapter(running.store.entities.deviceIds(), running.ingest.router),
+        },
       },
-      stop: () => server?.close(),
-    };
+      onListening: (url) => {
+        running.httpUrl = url;
+      },
+    });
+  }
+
+  #bridge(running: Running): Bridge {
+    const b = this.config.bridge;
+    return new Bridge({
+      bus: running.bus,
+      connected: () => running.bus.address() !== undefined,
+      settings: { baseTopic: b.baseTopic, homeassistant: b.homeassistant, updateMs: Math.round(b.homeassistant.updateSeconds * 1000) },
+      version: this.#version,
+      info: () => bridgeInfo({ ...this.#statusOf(running), devices: running.store.entities.deviceCount() }, this.#version),
+      hub: running.hub,
+      logger: this.#root,
+    });
   }
 
   #createSyncClient(store: GatewayStore, clock: ServerClock, onDeviceCommands: (commands: DeviceCommand[]) => void): SyncClient | undefined {
@@ -309,6 +362,7 @@ export class GatewayDaemon {
     return {
       ...this.#statusOf(running),
       source: 'daemon',
+      version: this.#version,
       pid: process.pid,
       uptimeSeconds: Math.round((this.#now() - running.startedAt) / 1000),
       devices: running.store.entities.deviceCount(),

@@ -1,16 +1,18 @@
 /**
- * The daemon's loopback HTTP listener (issue 5 §6): GET /healthz, GET /metrics (Prometheus), and the local control
- * endpoints the CLI uses: GET /status, POST /sync, POST /jobs/<name>. Errors are JSON
- * `{"type":"error","code","message"}` with the status of the code (design.md §Errors), never a 500 for bad input.
- * POSTs must say `Content-Type: application/json`: a browser on the Pi cannot send that cross-origin without a
- * preflight this server never answers, so a web page cannot trigger a sync.
+ * The daemon's HTTP listener (issue 5 §6): GET /healthz, GET /metrics (Prometheus), and the local control
+ * endpoints the CLI uses: GET /status, POST /sync, POST /jobs/<name>; the status page and its data come as extra
+ * routes (status-page.ts). Errors are JSON `{"type":"error","code","message"}` with the status of the code
+ * (design.md §Errors), never a 500 for bad input. Every request passes the guard first (http-guard.ts: Host, token,
+ * POST rates). POSTs must say `Content-Type: application/json`: a browser on the Pi cannot send that cross-origin
+ * without a preflight this server never answers, so a web page cannot trigger a sync.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
-import { GatewayError, type ErrorCode } from '../errors.js';
+import { GatewayError, ProtocolError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import { BodyError, readBody } from '../util/http-body.js';
+import type { HttpGuard } from './http-guard.js';
 
 export interface ControlHandlers {
   health(): { healthy: boolean; body: unknown };
@@ -20,17 +22,26 @@ export interface ControlHandlers {
   runJob(name: string): Promise<unknown>;
 }
 
+/** A GET route beside the control endpoints (the status page, its event stream, its data). */
+export interface ExtraRoute {
+  run(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> | void;
+}
+
 export interface ControlServerOptions {
   readonly host: string;
   readonly port: number;
   readonly logger: Logger;
   readonly handlers: ControlHandlers;
+  /** Host, token and POST-rate checks (absent: none, for tests of the routes alone). */
+  readonly guard?: HttpGuard;
+  /** More GET routes by path. */
+  readonly extraRoutes?: ReadonlyMap<string, ExtraRoute>;
 }
 
 const SyncBody = z.strictObject({ full: z.boolean().optional() });
 const MAX_BODY = 4096;
 
-type Route = { method: 'GET' | 'POST'; run: (req: IncomingMessage, body: unknown, res: ServerResponse) => Promise<void> | void };
+type Route = { method: 'GET' | 'POST'; run: (req: IncomingMessage, body: unknown, res: ServerResponse, url: URL) => Promise<void> | void };
 
 export class ControlServer {
   readonly #o: ControlServerOptions;
@@ -73,6 +84,8 @@ export class ControlServer {
 
   #routes(path: string): Route | undefined {
     const h = this.#o.handlers;
+    const extra = this.#o.extraRoutes?.get(path);
+    if (extra) return { method: 'GET', run: (req, _b, res, url) => extra.run(req, res, url) };
     if (path === '/healthz') {
       return { method: 'GET', run: (_q, _b, res) => { const r = h.health(); send(res, r.healthy ? 200 : 503, r.body); } };
     }
@@ -86,6 +99,7 @@ export class ControlServer {
         run: async (_q, body, res) => {
           const parsed = SyncBody.safeParse(body ?? {});
           if (!parsed.success) throw new GatewayError('BAD_REQUEST', `body: expected {"full"?: boolean}, ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+          this.#o.guard?.limitPost(parsed.data.full === true ? 'full-sync' : 'post');
           send(res, 200, await h.sync(parsed.data.full ?? false));
         },
       };
@@ -93,22 +107,30 @@ export class ControlServer {
     const job = /^\/jobs\/([a-zA-Z][\w-]{0,63})$/.exec(path);
     if (job?.[1]) {
       const name = job[1];
-      return { method: 'POST', run: async (_q, _b, res) => send(res, 200, await h.runJob(name)) };
+      return {
+        method: 'POST',
+        run: async (_q, _b, res) => {
+          this.#o.guard?.limitPost('post');
+          send(res, 200, await h.runJob(name));
+        },
+      };
     }
     return undefined;
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
-      const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+      const url = new URL(req.url ?? '/', 'http://localhost');
+      const path = url.pathname;
+      if (this.#o.guard?.admit(req, url, res) === 'answered') return;
       const route = this.#routes(path);
-      if (!route) throw new GatewayError('NOT_FOUND', `no route ${path} (try /healthz, /metrics, /status, POST /sync)`);
+      if (!route) throw new GatewayError('NOT_FOUND', `no route ${path} (try /, /healthz, /metrics, /status, POST /sync)`);
       if (req.method !== route.method && !(route.method === 'GET' && req.method === 'HEAD')) {
         res.setHeader('Allow', route.method);
         throw new GatewayError('METHOD_NOT_ALLOWED', `${req.method ?? '?'} ${path}: expected ${route.method}`);
       }
       const body = route.method === 'POST' ? await readJson(req) : undefined;
-      await route.run(req, body, res);
+      await route.run(req, body, res, url);
     } catch (err) {
       if (err instanceof GatewayError) {
         const status = err.status;
@@ -116,6 +138,7 @@ export class ControlServer {
         // no stack (its cause chain printed the same message three times).
         if (status >= 500) this.#log.warn({ code: err.code, status, message: err.message }, 'control request failed');
         if (err.code === 'PAYLOAD_TOO_LARGE' && !res.headersSent) res.setHeader('Connection', 'close'); // the rest is never read
+        if (!res.headersSent) errorHeaders(res, err);
         send(res, status, { type: 'error', code: err.code, message: err.message });
         return;
       }
@@ -147,12 +170,18 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   }
 }
 
+/** Retry-After for RATE_LIMITED and SERVER_BUSY; the scheme a 401 asks for. */
+function errorHeaders(res: ServerResponse, err: GatewayError): void {
+  if (err instanceof ProtocolError && err.retryAfterSeconds !== undefined) res.setHeader('Retry-After', String(err.retryAfterSeconds));
+  if (err.status === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="inbetweenies-gateway"');
+}
+
 function send(res: ServerResponse, status: number, body: unknown): void {
   sendText(res, status, 'application/json; charset=utf-8', `${JSON.stringify(body)}\n`);
 }
 
 function sendText(res: ServerResponse, status: number, contentType: string, text: string): void {
   if (res.headersSent) return;
-  res.writeHead(status, { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store' });
+  res.writeHead(status, { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' });
   res.end(text);
 }

@@ -8,9 +8,10 @@ import type { IngestMetrics } from '../ingest/index.js';
 import type { StoreStats, SyncStatus } from '../store/index.js';
 import type { SchedulerStatus } from '../sync/index.js';
 import type { HealthReport } from './health.js';
+import { initialiseLabels, METRIC_PREFIX, registerExtraMetrics, type ExtraMetricsSources } from './metrics-extra.js';
 import type { InstrumentedRunner } from './sync-stats.js';
 
-export const METRIC_PREFIX = 'inbetweenies_gateway_';
+export { METRIC_PREFIX };
 
 export interface MetricsSources {
   readonly ingest: () => IngestMetrics;
@@ -21,6 +22,8 @@ export interface MetricsSources {
   readonly runner: InstrumentedRunner | undefined;
   readonly transport: () => { bytesSent: number; bytesReceived: number } | undefined;
   readonly health: () => HealthReport;
+  /** Build info, process metrics, devices and messages per adapter (metrics-extra.ts). */
+  readonly extra?: ExtraMetricsSources;
 }
 
 interface Snapshot {
@@ -56,6 +59,9 @@ export class GatewayMetrics {
     this.#snap = { ingest: sources.ingest(), store: sources.store(), scheduler: sources.scheduler(), health: sources.health() };
     this.registry.setContentType(Registry.PROMETHEUS_CONTENT_TYPE);
     this.#define();
+    if (sources.extra) registerExtraMetrics(this.registry, sources.extra);
+    const latency = this.registry.getSingleMetric(`${METRIC_PREFIX}sync_cycle_duration_seconds`);
+    if (latency instanceof Histogram) for (const result of ['ok', 'error']) latency.zero({ result });
   }
 
   contentType(): string {
@@ -71,7 +77,9 @@ export class GatewayMetrics {
   }
 
   #counter(name: string, help: string, labelNames: string[] = []): Counter<string> {
-    return new Counter({ name: METRIC_PREFIX + name, help, labelNames, registers: [this.registry] });
+    const counter = new Counter({ name: METRIC_PREFIX + name, help, labelNames, registers: [this.registry] });
+    initialiseLabels(counter, name);
+    return counter;
   }
 
   #gauge(name: string, help: string, read: (g: Gauge<string>) => void, labelNames: string[] = []): void {

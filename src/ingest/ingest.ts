@@ -26,6 +26,8 @@ export interface LocalChangeEvent {
   /** Whether any committed change is critical (the scheduler syncs at once). */
   readonly critical: boolean;
   readonly written: number;
+  /** The devices the committed batch was about (some may have written nothing: a duplicate). */
+  readonly deviceIds: readonly string[];
 }
 
 export interface IngestOptions {
@@ -77,6 +79,7 @@ export function createIngest(options: IngestOptions): Ingest {
   const failures = new RateLimitedLog({ logger: log, intervalMs: errorLogIntervalMs, level: 'error' });
   const metrics = newIngestMetrics();
   const router = new TopicRouter(options.adapters);
+  for (const adapter of router.adapters()) metrics.messagesByAdapter[adapter.name] = 0;
   const downlink = createDownlink({ publish: (message) => broker.publish(message), router, logger: options.logger, metrics });
 
   const admission = new DeviceAdmission({ limits: options.deviceLimits ?? DEFAULT_DEVICE_LIMITS, known: (id) => store.entities.deviceKnown(id), now });
@@ -158,7 +161,7 @@ function createWriter(deps: WriterDeps, options: IngestOptions): GroupCommit<rea
       metrics.duplicates += counts.duplicates;
       metrics.criticalChanges += counts.critical;
       if (counts.refused > 0) refusedByTotal(deps, counts.refused, counts.refusedDevices);
-      if (counts.written > 0) deps.notify({ critical: counts.critical > 0, written: counts.written });
+      if (counts.written > 0) deps.notify({ critical: counts.critical > 0, written: counts.written, deviceIds: [...new Set(items.flat().map((u) => u.deviceId))] });
       if (failed.length === 0) return undefined;
       const results: Array<Error | null> = items.map(() => null);
       for (const f of failed) results[f.index] = new GatewayError('NOT_ACKNOWLEDGED', `message refused by the store: ${f.message}`);
@@ -226,6 +229,8 @@ function createInterceptor(
       return;
     }
     const result = routed.result;
+    const name = routed.adapter.name;
+    metrics.messagesByAdapter[name] = (metrics.messagesByAdapter[name] ?? 0) + 1;
     if (!result.ok) {
       // Acknowledged and delivered to subscribers, but never stored: counted and logged, stored state untouched.
       countDropped(metrics, result.reason);

@@ -4,6 +4,8 @@ export interface IngestMetrics {
   messagesIn: number;
   /** Messages on owned topics that parsed into updates. */
   messagesIngested: number;
+  /** Messages each adapter took (parsed into updates or refused), by adapter name; every adapter from the start. */
+  messagesByAdapter: Record<string, number>;
   /** Entities written (with their outbox rows). */
   statesWritten: number;
   /** Updates that changed nothing (identical state / meta). */
@@ -27,6 +29,7 @@ export function newIngestMetrics(): IngestMetrics {
   return {
     messagesIn: 0,
     messagesIngested: 0,
+    messagesByAdapter: {},
     statesWritten: 0,
     duplicates: 0,
     criticalChanges: 0,

@@ -49,7 +49,7 @@ function writeConfig(dataDir: string): string {
 export async function startGatewayProcess(options: GatewayProcessOptions, startTimeoutMs = 45_000): Promise<GatewayProcess> {
   const args = [
     gatewayCli(), 'run', '--config', writeConfig(options.dataDir), '--data-dir', options.dataDir,
-    '--mqtt-host', '127.0.0.1', '--mqtt-port', String(options.mqttPort), '--server-url', options.serverUrl, '--client-id', options.clientId,
+    '--mqtt-host', '127.0.0.1', '--mqtt-port', String(options.mqttPort), '--http-port', '0', '--server-url', options.serverUrl, '--client-id', options.clientId,
   ];
   const env: NodeJS.ProcessEnv = { ...process.env, INBETWEENIES_LOG_LEVEL: 'info', INBETWEENIES_CLIENT_SECRET: options.clientSecret };
   delete env.INBETWEENIES_FAULT;

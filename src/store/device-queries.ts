@@ -20,13 +20,20 @@ export function listDevices(reader: Pick<StoreReader, 'entities'>): DeviceView[]
   return reader.entities.devices();
 }
 
-/** Room names by room id (`room-kitchen` → `Kitchen`), for the CLI's device table. */
+/** Room names by room id (`room-kitchen` → `Kitchen`), for the CLI's device table and the status page. */
 export function roomNames(reader: Pick<StoreReader, 'entities'>): Map<string, string> {
   const names = new Map<string, string>();
-  for (const entity of reader.entities.all()) {
-    if (entity.entityType !== 'room') continue;
+  for (const entity of reader.entities.ofType('room')) {
     const name = entity.data.name;
     if (typeof name === 'string') names.set(entity.entityId, name);
   }
   return names;
+}
+
+/** A device with its room's name (null: no room, or a room the store does not know). */
+export type DeviceWithRoom = DeviceView & { readonly room: string | null };
+
+/** The devices with their room names: `devices --json`, GET /api/devices, the status page. */
+export function withRoomNames(devices: readonly DeviceView[], rooms: ReadonlyMap<string, string>): DeviceWithRoom[] {
+  return devices.map((d) => ({ ...d, room: d.roomId === null ? null : (rooms.get(d.roomId) ?? null) }));
 }

@@ -12,6 +12,8 @@
  */
 import { silentLogger, type Logger } from '../log.js';
 import { RateLimitedLog } from '../util/rate-limited-log.js';
+import { backupDatabase, type BackupResult } from './backup.js';
+import { ConflictReads } from './conflict-reads.js';
 import { openReadConnection, openWriteConnection, type Db } from './db.js';
 import { listDeviceViews, type DeviceView } from './device-view.js';
 import { createInlineWriter } from './inline-writer.js';
@@ -19,7 +21,7 @@ import { createWorkerWriter } from './worker-writer.js';
 import { BUMP_ATTEMPTS, PRUNE_CONFLICTS, REBASE_PENDING, SET_STATE } from './programs.js';
 import { StoreReads } from './reads.js';
 import { CachedSyncState, FileSyncState, readSyncStatus, type SyncState, type SyncStatus } from './sync-state.js';
-import type { CorruptRow, PendingChange, PendingFilter, StoredEntity } from './types.js';
+import type { ConflictEntry, CorruptRow, PendingChange, PendingFilter, StoredEntity } from './types.js';
 import type { Discipline, StoreWriter, WriteProgram } from './writer.js';
 
 export { storePath, STORE_FILE, STORE_PAGE_SIZE } from './db.js';
@@ -27,6 +29,8 @@ export { ClientSyncIds, isClientSyncId } from './sync-ids.js';
 export { defineWriteProgram, StoreWriteError, type Discipline, type WriteProgram } from './writer.js';
 export type { StoreTx } from './tx.js';
 export type { DeviceView } from './device-view.js';
+export type { BackupResult } from './backup.js';
+export { MAX_CONFLICTS_READ } from './conflict-reads.js';
 export type { SyncState, SyncStateEntries, SyncStatus, SyncStateKey, SyncStateValue, SyncMode, TokensState, LastError, LastResult, ServerProfileState } from './sync-state.js';
 export type * from './types.js';
 
@@ -52,6 +56,12 @@ export interface EntitiesPart {
   all(options?: { withDeleted?: boolean }): StoredEntity[];
   /** Devices with their current state (the `devices` command, status). */
   devices(): DeviceView[];
+  /** These devices as the list shows them; `missing`: the ids with neither a device nor a state (deleted). */
+  devicesOf(ids: readonly string[]): { devices: DeviceView[]; missing: string[] };
+  /** Ids of the live devices. */
+  deviceIds(): string[];
+  /** Live entities of one type (e.g. the rooms), ordered by id. */
+  ofType(entityType: string): StoredEntity[];
   deviceCount(): number;
   /** Whether a live device or device state with this id exists (what the device limits count). */
   deviceKnown(deviceId: string): boolean;
@@ -73,6 +83,8 @@ export interface OutboxPart extends OutboxReads {
 
 export interface ConflictsPart {
   count(): number;
+  /** The latest entries with both versions, newest first (at most MAX_CONFLICTS_READ). */
+  recent(limit: number): ConflictEntry[];
   /** Deletes conflict-log rows recorded before `beforeMs` (relaxed); returns how many. */
   prune(beforeMs: number): Promise<number>;
 }
@@ -98,9 +110,14 @@ export interface StoreReader {
   readonly entities: EntitiesPart;
   readonly outbox: OutboxReads;
   readonly syncState: Pick<SyncState, 'get'>;
-  readonly conflicts: Pick<ConflictsPart, 'count'>;
+  readonly conflicts: Pick<ConflictsPart, 'count' | 'recent'>;
   status(nowMs?: number): SyncStatus;
   stats(): StoreStats;
+  /**
+   * An online, consistent copy of the store in `file` (SQLite's backup API on this read connection: safe while the
+   * daemon writes), created 0600, checked, then renamed into place (store/backup.ts).
+   */
+  backup(file: string): Promise<BackupResult>;
   close(): void;
 }
 
@@ -159,6 +176,14 @@ function readParts(reads: StoreReads): { entities: EntitiesPart; outbox: OutboxR
       get: (type, id) => reads.entity(type, id),
       all: (options) => reads.entities(options),
       devices: () => listDeviceViews(reads.devicesAndStates(), reads.pendingKeys()),
+      devicesOf: (ids) => {
+        const { entities, pending } = reads.devicesAndStatesOf(ids);
+        const devices = listDeviceViews(entities, pending);
+        const found = new Set(devices.map((d) => d.id));
+        return { devices, missing: ids.filter((id) => !found.has(id)) };
+      },
+      deviceIds: () => reads.deviceIds(),
+      ofType: (entityType) => reads.ofType(entityType),
       deviceCount: () => reads.countDevices(),
       deviceKnown: (deviceId) => reads.deviceKnown(deviceId),
     },
@@ -207,6 +232,7 @@ function writeTracker(now: () => number): { health: () => WriteHealth; track: <T
 function assemble(options: OpenStoreOptions, writer: StoreWriter, readDb: Db): GatewayStore {
   const diag = diagnostics(options.logger, options.logIntervalMs ?? 60_000);
   const reads = new StoreReads(readDb, diag.corrupt);
+  const conflictReads = new ConflictReads(readDb, diag.corrupt);
   const tracker = writeTracker(options.now ?? Date.now);
   let state: CachedSyncState | undefined;
   async function run<A, R>(program: WriteProgram<A, R>, args: A, discipline: Discipline): Promise<R> {
@@ -239,6 +265,7 @@ function assemble(options: OpenStoreOptions, writer: StoreWriter, readDb: Db): G
     },
     conflicts: {
       count: () => reads.conflictCount(),
+      recent: (limit) => conflictReads.recent(limit),
       prune: (beforeMs) => run(PRUNE_CONFLICTS, beforeMs, 'relaxed'),
     },
     maintenance: {
@@ -259,6 +286,7 @@ function assemble(options: OpenStoreOptions, writer: StoreWriter, readDb: Db): G
     },
     status: (nowMs = Date.now()) => readSyncStatus(store, nowMs),
     stats: () => statsOf(diag.log, writer.kind),
+    backup: (file) => backupDatabase(readDb, file),
     close: () => {
       closing ??= (async () => {
         await syncState.flush(); // remembered sync state (watermark of an idle pull, status rows) goes to the file
@@ -279,13 +307,15 @@ export function openStoreReader(path: string, logger?: Logger): StoreReader {
   const readDb = openReadConnection(path);
   const diag = diagnostics(logger, 60_000);
   const reads = new StoreReads(readDb, diag.corrupt);
+  const conflictReads = new ConflictReads(readDb, diag.corrupt);
   const reader: StoreReader = {
     path,
     ...readParts(reads),
     syncState: new FileSyncState((key) => reads.stateJson(key), diag.corrupt),
-    conflicts: { count: () => reads.conflictCount() },
+    conflicts: { count: () => reads.conflictCount(), recent: (limit) => conflictReads.recent(limit) },
     status: (nowMs = Date.now()) => readSyncStatus(reader, nowMs),
     stats: () => statsOf(diag.log, 'inline'),
+    backup: (file) => backupDatabase(readDb, file),
     close: () => {
       readDb.close();
       diag.log.flush();

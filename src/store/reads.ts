@@ -55,6 +55,9 @@ export class StoreReads {
   readonly #devicesAndStates: Database.Statement<[], EntityRow>;
   readonly #countDevices: Database.Statement<[], { n: number }>;
   readonly #deviceKnown: Database.Statement<[string], { one: number }>;
+  readonly #ofType: Database.Statement<[string], EntityRow>;
+  readonly #deviceIds: Database.Statement<[], { entity_id: string }>;
+  readonly #isPending: Database.Statement<[string, string], { n: number }>;
   readonly #take: Database.Statement<[number], PendingRow>;
   readonly #pendingKeys: Database.Statement<[], { entity_type: string; entity_id: string }>;
   readonly #outboxSummary: Database.Statement<[], { n: number; oldest: number | null }>;
@@ -74,6 +77,9 @@ export class StoreReads {
       "SELECT * FROM entities WHERE deleted = 0 AND entity_type IN ('device', 'entity_state') ORDER BY entity_id",
     );
     this.#countDevices = db.prepare("SELECT COUNT(*) AS n FROM entities WHERE entity_type = 'device' AND deleted = 0");
+    this.#ofType = db.prepare('SELECT * FROM entities WHERE entity_type = ? AND deleted = 0 ORDER BY entity_id');
+    this.#deviceIds = db.prepare("SELECT entity_id FROM entities WHERE entity_type = 'device' AND deleted = 0");
+    this.#isPending = db.prepare('SELECT COUNT(*) AS n FROM entities WHERE entity_type = ? AND entity_id = ? AND pending_csid IS NOT NULL');
     this.#deviceKnown = db.prepare(DEVICE_KNOWN_SQL);
     this.#take = db.prepare(takeSql(''));
     this.#pendingKeys = db.prepare('SELECT entity_type, entity_id FROM entities WHERE pending_csid IS NOT NULL');
@@ -106,6 +112,30 @@ export class StoreReads {
 
   countDevices(): number {
     return this.#countDevices.get()?.n ?? 0;
+  }
+
+  /** Live entities of one type (rooms, say), ordered by id. */
+  ofType(entityType: string): StoredEntity[] {
+    return this.#entitiesOf(this.#ofType.all(entityType));
+  }
+
+  /** Ids of the live devices (no data read). */
+  deviceIds(): string[] {
+    return this.#deviceIds.all().map((r) => r.entity_id);
+  }
+
+  /** The live device and entity_state rows of these devices, and the `type/id` keys among them with a pending change. */
+  devicesAndStatesOf(ids: readonly string[]): { entities: StoredEntity[]; pending: Set<string> } {
+    const entities: StoredEntity[] = [];
+    const pending = new Set<string>();
+    for (const id of ids) {
+      for (const type of ['device', 'entity_state'] as const) {
+        const entity = this.entity(type, id);
+        if (entity !== undefined && !entity.deleted) entities.push(entity);
+        if ((this.#isPending.get(type, id)?.n ?? 0) > 0) pending.add(entityKey(type, id));
+      }
+    }
+    return { entities, pending };
   }
 
   /**

@@ -49,6 +49,21 @@ export interface ConflictRecord {
   readonly clientVersion: unknown;
 }
 
+/** A conflict-log row as read back (the `conflicts` command, the status page). */
+export interface ConflictEntry {
+  readonly id: number;
+  /** Local epoch ms. */
+  readonly recordedAt: number;
+  readonly entityType: string;
+  readonly entityId: string;
+  readonly type: string;
+  readonly reason: string;
+  readonly resolution: string;
+  /** The server's version and the gateway's, as recorded (null when the entry has none). */
+  readonly serverVersion: unknown;
+  readonly clientVersion: unknown;
+}
+
 /** A new local version of an entity and its pending change (StoreTx.writeLocalChange). */
 export interface LocalChange {
   readonly entityType: EntityType;
@@ -66,7 +81,7 @@ export interface LocalChange {
 /** A row the store could not read back (bad JSON, unknown type): logged and counted, never repaired silently. */
 export interface CorruptRow {
   /** `outbox`: the pending-change columns of an entity row. */
-  readonly table: 'entities' | 'outbox' | 'sync_state';
+  readonly table: 'entities' | 'outbox' | 'sync_state' | 'conflicts';
   readonly key: string;
   readonly problem: string;
 }

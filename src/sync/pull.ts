@@ -179,9 +179,10 @@ async function applyPage(deps: PullDeps, delta: SyncDelta, seen: Set<string> | u
   const serverMicros = parseTimestamp(delta.server_time);
   // Computed right before the program is queued: a push result recorded later is applied after this page.
   const settledByPush = serverMicros === undefined ? [] : (deps.settledAfter?.(serverMicros) ?? []);
-  // An idle page (nothing to apply, record, reconcile or settle) writes nothing: its watermark is left for the
-  // client to save when it matters (before an ack; client.ts), sparing the SD card a commit per poll or live wait.
-  if (delta.changes.length === 0 && delta.conflicts.length === 0 && seen === undefined && settledByPush.length === 0) {
+  // An idle page (nothing to apply, record or reconcile; push settlements only bear on pulled changes) writes nothing:
+  // its watermark is left for the client to save when it matters (before an ack; client.ts), sparing the SD card a
+  // commit per poll or live wait.
+  if (delta.changes.length === 0 && delta.conflicts.length === 0 && seen === undefined) {
     return { applied: 0, echoes: 0, superseded: 0, conflicts: 0, removed: 0, commands: [], invalid: checked.invalid, written: false };
   }
   const outcome = await deps.store.relaxed(APPLY_DELTA_PAGE, {

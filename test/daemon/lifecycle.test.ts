@@ -60,7 +60,7 @@ describe('component lifecycle', () => {
     expect(existsSync(join(dataDir, 'gateway.db'))).toBe(true);
     expect(existsSync(join(dataDir, 'gateway.db-wal'))).toBe(false);
     // and a new daemon starts on the same data dir
-    const again = new GatewayDaemon({ config: loadGatewayConfig({ flags: { dataDir, mqttHost: '127.0.0.1', mqttPort: 0 } }), logger: silentLogger(), env: {} });
+    const again = new GatewayDaemon({ config: loadGatewayConfig({ flags: { dataDir, mqttHost: '127.0.0.1', mqttPort: 0, httpPort: 0 } }), logger: silentLogger(), env: {} });
     await again.start();
     await again.stop();
   });

@@ -38,7 +38,7 @@ async function traced(drive: (url: string) => Promise<number>): Promise<TracedRu
   requireStrace();
   assertBuilt();
   const traceFile = join(dir, 'trace.txt');
-  const args = [...straceArgs(traceFile, SYSCALLS), process.execPath, CLI, 'run', '--data-dir', join(dir, 'gw'), '--mqtt-host', '127.0.0.1', '--mqtt-port', '0'];
+  const args = [...straceArgs(traceFile, SYSCALLS), process.execPath, CLI, 'run', '--data-dir', join(dir, 'gw'), '--mqtt-host', '127.0.0.1', '--mqtt-port', '0', '--http-port', '0'];
   const strace = spawn('strace', args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, INBETWEENIES_LOG_LEVEL: 'info' } });
   const lines: string[] = [];
   const exited = new Promise<void>((resolve) => strace.once('exit', () => resolve()));

@@ -38,6 +38,8 @@ export async function spawnDaemon(options: SpawnDaemonOptions): Promise<DaemonPr
   if (options.config) args.push('--config', options.config);
   if (options.serverUrl) args.push('--server-url', options.serverUrl);
   if (options.clientId) args.push('--client-id', options.clientId);
+  // The HTTP listener is on by default (9180): tests take a free port unless they name one.
+  if (!(options.extraArgs ?? []).includes('--http-port')) args.push('--http-port', '0');
   args.push(...(options.extraArgs ?? []));
   const env: NodeJS.ProcessEnv = { ...process.env, INBETWEENIES_LOG_LEVEL: 'info', ...options.env };
   if (options.clientSecret) env.INBETWEENIES_CLIENT_SECRET = options.clientSecret;

@@ -44,7 +44,8 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
       clientSecret: options.clientSecret,
     },
   });
-  const config = (options.tune ?? fastSync)(base);
+  // The HTTP listener (on by default, 9180) is off in these tests; startOpsGateway (test/ops) puts it on port 0.
+  const config = (options.tune ?? fastSync)({ ...base, http: { ...base.http, port: null } });
   const daemon = new GatewayDaemon({ config, logger: options.logger ?? silentLogger(), ...(options.now ? { now: options.now } : {}) });
   const address = await daemon.start();
   const mqttUrl = `mqtt://127.0.0.1:${address.port}`;

@@ -86,7 +86,7 @@ describe('CLI commands', () => {
     expect(cli(['hash-password', '--cost', '40'], 'x\n').stderr).toContain('--cost: expected an integer 10..20');
   });
 
-  const COMMANDS = ['run', 'server', 'server add-client', 'status', 'sync', 'devices', 'check-config', 'hash-password', 'simulate', 'demo'];
+  const COMMANDS = ['run', 'server', 'server add-client', 'status', 'sync', 'devices', 'conflicts', 'backup', 'check-config', 'hash-password', 'simulate', 'demo'];
 
   it('--help everywhere: exit 0 with the usage on stdout', () => {
     for (const command of COMMANDS) {

@@ -3,6 +3,7 @@
  * width with how many more there are — against a real store filled through the real broker; `--json` keeps it all.
  */
 import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatState, formatValue } from '../../src/commands/devices-view.js';
 import { CLI, assertBuilt } from '../helpers/daemon-process.js';
@@ -57,7 +58,8 @@ describe('devices command', () => {
     const r = devices();
     expect(r.status, r.stderr).toBe(0);
     const lines = r.stdout.trimEnd().split('\n');
-    expect(lines[0]).toMatch(/^ID +NAME +TYPE +ROOM +SYNC +STATE$/);
+    expect(lines[0]).toBe(`store ${join(gateway.dataDir, 'gateway.db')}`); // what was read, first
+    expect(lines[1]).toMatch(/^ID +NAME +TYPE +ROOM +SYNC +STATE$/);
     const plug = lines.find((l) => l.startsWith('plug-1 '));
     expect(plug).toMatch(/^plug-1 +Kitchen plug +switch +Kitchen & Dining +pending +switch:0\.output=true .* … \(\+\d+\)$/);
     // Not piped to a terminal: the table fits in 160 columns.

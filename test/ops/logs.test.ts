@@ -31,7 +31,7 @@ function daemon(configYaml: string, args: string[] = [], env: NodeJS.ProcessEnv 
   assertBuilt();
   const dir = mkdtempSync(join(tmpdir(), 'ib-logs-'));
   writeFileSync(join(dir, 'gateway.yaml'), configYaml);
-  const proc = spawn(process.execPath, [CLI, 'run', '--config', join(dir, 'gateway.yaml'), '--data-dir', dir, '--mqtt-host', '127.0.0.1', '--mqtt-port', '0', ...args], {
+  const proc = spawn(process.execPath, [CLI, 'run', '--config', join(dir, 'gateway.yaml'), '--data-dir', dir, '--mqtt-host', '127.0.0.1', '--mqtt-port', '0', '--http-port', '0', ...args], {
     env: { ...process.env, INBETWEENIES_LOG_LEVEL: '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -28,7 +28,7 @@ afterAll(async () => {
 /** Runs the daemon; resolves with its exit code, stderr, and how long it ran (killed after `limitMs`). */
 function runDaemon(args: string[], limitMs: number): Promise<{ code: number | null; stderr: string; stdout: string; ms: number }> {
   const started = Date.now();
-  const proc = spawn(process.execPath, [CLI, 'run', '--data-dir', dataDir, '--mqtt-host', '127.0.0.1', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [CLI, 'run', '--data-dir', dataDir, '--mqtt-host', '127.0.0.1', '--http-port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   let stdout = '';
   proc.stderr.on('data', (c: Buffer) => (stderr += c.toString()));

@@ -30,6 +30,11 @@ export interface HomeAssistantAdapterOptions {
    * discovery): such entities are not ingested twice under an `ha:` id. Default: none is.
    */
   readonly claimedElsewhere?: (topic: string) => boolean;
+  /**
+   * Node ids whose discovery configs are not read: the gateway's own (it announces itself to Home Assistant on the
+   * same prefix, docs/devices.md §The gateway on MQTT) must not come back as a device. Default: none.
+   */
+  readonly ignoreNodeIds?: readonly string[];
 }
 
 export const HA_ID_PREFIX = 'ha:';
@@ -45,6 +50,7 @@ export function createHomeAssistantAdapter(options: HomeAssistantAdapterOptions 
   const maxEntities = options.maxEntities ?? 5000;
   if (!Number.isInteger(maxEntities) || maxEntities < 1) throw new RangeError(`homeassistant adapter: maxEntities must be an integer >= 1, given ${String(options.maxEntities)}`);
   const claimed = options.claimedElsewhere ?? (() => false);
+  const ignoredNodes = new Set(options.ignoreNodeIds ?? []);
   const registry = new Registry();
   const listeners = new Set<(event: FiltersChangedEvent) => void>();
   const notify = (resubscribe: boolean) => {
@@ -96,7 +102,12 @@ export function createHomeAssistantAdapter(options: HomeAssistantAdapterOptions 
         if (text.ok && text.value.trim() === 'online') notify(true); // HA's birth message: subscribe again
         return undefined;
       }
-      if ((levels.length === 4 || levels.length === 5) && levels[levels.length - 1] === 'config') return parseConfig(topic, levels, payload);
+      if ((levels.length === 4 || levels.length === 5) && levels[levels.length - 1] === 'config') {
+        // <prefix>/<component>/<node_id>/<object_id>/config and <prefix>/device/<id>/config: the node is level 2.
+        const node = levels.length === 5 || levels[1] === 'device' ? levels[2] : undefined;
+        if (node !== undefined && ignoredNodes.has(node)) return undefined;
+        return parseConfig(topic, levels, payload);
+      }
     }
     return parseState(topic, payload);
   }

@@ -18,6 +18,8 @@ export interface AdapterSetOptions {
   readonly adapters: AdaptersConfig;
   readonly native: { readonly enabled: boolean; readonly baseTopic: string };
   readonly maxPayloadBytes: number;
+  /** Home Assistant discovery node ids not to ingest (the gateway's own, when it announces itself). */
+  readonly ignoreHomeAssistantNodeIds?: readonly string[];
 }
 
 export function createAdapters(options: AdapterSetOptions): IngestAdapter[] {
@@ -48,7 +50,13 @@ export function createAdapters(options: AdapterSetOptions): IngestAdapter[] {
   if (c.homeassistant.enabled) {
     const others = [...out, ...(generic ? [generic] : []), ...(native ? [native] : [])];
     const claimedElsewhere = (topic: string) => others.some((a) => a.filters.some((f) => topicMatches(f, topic)));
-    const ha = createHomeAssistantAdapter({ discoveryPrefix: c.homeassistant.discoveryPrefix, maxEntities: c.homeassistant.maxEntities, maxPayloadBytes, claimedElsewhere });
+    const ha = createHomeAssistantAdapter({
+      discoveryPrefix: c.homeassistant.discoveryPrefix,
+      maxEntities: c.homeassistant.maxEntities,
+      maxPayloadBytes,
+      claimedElsewhere,
+      ...(options.ignoreHomeAssistantNodeIds ? { ignoreNodeIds: options.ignoreHomeAssistantNodeIds } : {}),
+    });
     out.push(withIgnoreList(ha, ignoreList(c.homeassistant.ignoreAttributes)));
   }
   if (generic) out.push(generic);
