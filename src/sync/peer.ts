@@ -89,8 +89,9 @@ export class ServerPeer implements TransportPeer {
     if (!traits.signsResponses) problems.unsigned = PROBLEMS.unsigned;
     if (!traits.storable.includes('entity_state')) problems.entity_state = PROBLEMS.entity_state;
     if (!traits.appliesDeletes) problems.deletes = PROBLEMS.deletes;
-    if (prior?.gzip_refused === true) problems.gzip = PROBLEMS.gzip;
-    return { profile, decided_by: by, decided_at: this.#o.now(), gzip_refused: prior?.gzip_refused ?? false, house_id: prior?.house_id ?? null, problems };
+    const gzipRefused = prior?.gzip_refused === true || this.#gzipRefusedEarly;
+    if (gzipRefused) problems.gzip = PROBLEMS.gzip;
+    return { profile, decided_by: by, decided_at: this.#o.now(), gzip_refused: gzipRefused, house_id: prior?.house_id ?? null, problems };
   }
 
   #announce(what: string): void {
@@ -103,7 +104,7 @@ export class ServerPeer implements TransportPeer {
 
   // ---- TransportPeer -------------------------------------------------------------------------------------------
   gzip(): boolean {
-    return this.effective().gzipRequests && this.#state?.gzip_refused !== true;
+    return this.effective().gzipRequests && this.#state?.gzip_refused !== true && !this.#gzipRefusedEarly;
   }
 
   acceptUnsigned(): boolean {
@@ -111,10 +112,13 @@ export class ServerPeer implements TransportPeer {
   }
 
   gzipRefused(status: number): void {
-    if (this.#state === undefined) this.#state = this.#fresh('inbetweenies', 'health', undefined);
+    this.#gzipRefusedEarly = true; // before `auto` decided: kept for the profile it decides (#fresh)
+    if (this.#state === undefined) return;
     this.#state = { ...this.#state, gzip_refused: true };
     this.problem('gzip', `${PROBLEMS.gzip} (HTTP ${status})`);
   }
+
+  #gzipRefusedEarly = false;
 
   // ---- what the server is missing, in words ----------------------------------------------------------------------
   /** Records a problem under `topic`; logged when it appears or its words change, not on every cycle. */
