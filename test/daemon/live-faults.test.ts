@@ -26,7 +26,7 @@ describe('live sync under faults', () => {
     const rs: RestartableServer = await restartableServer(dir.path, { hmac: { required: true } });
     const proxy: TcpProxy = await startProxy({ target: rs.current.url });
     const home = await startLiveHome({ server: () => rs.current, gatewayUrl: () => proxy.url });
-    const appCreds = rs.current.addClient(HOME);
+    const appCreds = await rs.current.addClient(HOME);
     cleanups.push(() => dir.remove(), () => rs.close(), () => proxy.close(), () => home.close());
     await addDevice(home, 'light-1', 'light', { state: 'ON' });
     await untilHeld(home);
@@ -82,7 +82,7 @@ describe('live sync under faults', () => {
     const store = home.gateway.daemon.store;
     if (store === undefined) throw new Error('daemon not running');
     await waitFor(() => home.gateway.daemon.status().pending === 0, 5_000, 'the outbox drained');
-    expect(compareSnapshots(gatewaySnapshot(store), serverSnapshot(server.server.entities(HOME)))).toMatchObject({ converged: true });
+    expect(compareSnapshots(gatewaySnapshot(store), serverSnapshot(await server.server.entities(HOME)))).toMatchObject({ converged: true });
   }, 40_000);
 
   it('signature and replay rules hold for live requests and their answers', async () => {
