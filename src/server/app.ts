@@ -17,6 +17,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ProtocolError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { acceptsGzip, contentEncodingOf, HEADER_CLIENT_ID } from '../protocol/index.js';
+import { RateLimitedLog } from '../util/rate-limited-log.js';
+import { IssuedToClients } from './compat.js';
 import type { ServerConfig } from './config.js';
 import { endpointTable, type BodyEndpoint, type Endpoint } from './endpoints.js';
 import { answerSyncRequest, handleHealth, parseSyncRequest, type HandlerDeps } from './handlers.js';
@@ -61,6 +63,8 @@ interface Exchange {
 export class App {
   readonly metrics: ServerMetrics;
   private readonly deps: HandlerDeps;
+  /** Log lines of the original Python clients' spellings met (server/compat.ts). */
+  private readonly compatNotes: RateLimitedLog;
   private readonly log: Logger;
   private readonly clock: () => number;
   private readonly config: ServerConfig;
@@ -81,7 +85,18 @@ export class App {
 
   constructor(options: AppOptions) {
     const { config } = options;
-    this.deps = { store: options.store, config, changes: options.changes };
+    this.compatNotes = new RateLimitedLog({
+      logger: options.logger,
+      intervalMs: config.log.refusalIntervalSeconds * 1000,
+      level: 'info',
+      now: options.clock,
+    });
+    this.deps = {
+      store: options.store,
+      config,
+      changes: options.changes,
+      compat: { issued: new IssuedToClients(), notes: this.compatNotes },
+    };
     this.live = options.live;
     this.config = config;
     this.log = options.logger;
@@ -157,6 +172,7 @@ export class App {
   /** Logs what the refusal log counted but did not yet report (server close). */
   flushLogs(): void {
     this.refusals.flush();
+    this.compatNotes.flush();
   }
 
   private async process(req: IncomingMessage, res: ServerResponse, ex: Exchange): Promise<Reply> {

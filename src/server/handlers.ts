@@ -23,6 +23,8 @@ import {
   type SyncResult,
   type TokenResponse,
 } from '../protocol/index.js';
+import type { RateLimitedLog } from '../util/rate-limited-log.js';
+import { decideAck, decodeLegacyPush, futureLastSync, splitEntityTypes, type IssuedToClients } from './compat.js';
 import type { ServerConfig } from './config.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { jsonReply, type Reply } from './http/io.js';
@@ -37,6 +39,8 @@ export interface HandlerDeps {
   readonly config: ServerConfig;
   /** Told of every push that wrote something, so held live waits of the home wake up. */
   readonly changes: ChangeNotifier;
+  /** The original Python clients' spellings (compat.ts): the last watermark issued per client, and their log lines. */
+  readonly compat: { readonly issued: IssuedToClients; readonly notes: RateLimitedLog };
 }
 
 /** A sync endpoint: the parsed body of a request whose bearer token (and signature, if any) verified. */
@@ -54,12 +58,14 @@ function parse<T extends z.ZodType>(schema: T, body: unknown, what: string): z.i
 
 function checkClient(messageClientId: string, client: ClientRecord): void {
   if (messageClientId !== client.clientId) {
-    throw new ProtocolError('FORBIDDEN', 'client_id does not match the authenticated client');
+    // Naming the token's own client tells its holder which client_id to send (a client started with its own uuid).
+    throw new ProtocolError('FORBIDDEN', `client_id does not match the authenticated client (this token is ${client.clientId}'s)`);
   }
 }
 
-function typesMask(types: readonly string[] | undefined): number {
-  if (types === undefined || types.length === 0) return ALL_TYPES_MASK;
+/** The types asked for; names the server does not store add nothing (only unknown names: an empty delta). */
+function typesMask(types: readonly string[], ignored: number): number {
+  if (types.length === 0) return ignored === 0 ? ALL_TYPES_MASK : 0;
   let mask = 0;
   for (const name of types) {
     const type = normaliseEntityType(name);
@@ -73,6 +79,8 @@ interface SyncWindow {
   readonly h: Micros;
   readonly after: PagePosition | null;
   readonly page: DeltaPage;
+  /** A naive last_sync later than anything issued (a client's clock): answered as a full resync (compat.ts). */
+  readonly resync: boolean;
 }
 
 function futureWatermark(what: string): ProtocolError {
@@ -101,12 +109,19 @@ async function syncWindow(store: SyncStore, client: ClientRecord, msg: SyncReque
     const c = decodeCursor(store.cursorKey, client.clientId, msg.cursor);
     if (c.h > (await store.issuedBound(client.homeId))) throw futureWatermark('the cursor');
     const after = { p: c.p, s: c.s };
-    return { w: c.w, h: c.h, after, page: await store.page({ ...query, w: c.w, h: c.h, after }) };
+    return { w: c.w, h: c.h, after, page: await store.page({ ...query, w: c.w, h: c.h, after }), resync: false };
   }
-  const w = msg.last_sync ? (parseTimestamp(msg.last_sync) ?? null) : null;
+  let w = msg.last_sync ? (parseTimestamp(msg.last_sync) ?? null) : null;
+  let resync = false;
+  if (w !== null && msg.last_sync && futureLastSync(msg.last_sync) === 'full' && w > (await store.issuedBound(client.homeId))) {
+    // Seed §Error Codes INVALID_SYNC_STATE ("client too far behind"), answered with the full resync it calls for: a
+    // naive last_sync is the client's own clock, never a value this server issued. Only compared, never recorded.
+    w = null;
+    resync = true;
+  }
   const opened = await store.openPage({ ...query, w });
   if (!opened.ok) throw opened.reason === 'purged' ? purged() : futureWatermark('last_sync');
-  return { w, h: opened.h, after: null, page: opened.page };
+  return { w, h: opened.h, after: null, page: opened.page, resync };
 }
 
 /** sync_request → sync_delta (seed §1, §2; design.md §Watermark, §Pagination). */
@@ -131,15 +146,28 @@ export async function answerSyncRequest(
   live?: LiveOutcome,
 ): Promise<DeltaAnswer> {
   const { store, config } = deps;
-  const { w, h, after, page } = await syncWindow(store, client, msg, {
+  const types = splitEntityTypes(msg.entity_types);
+  if (types.ignored.length > 0) {
+    deps.compat.notes.record('ignored_entity_types', 'sync_request names entity types this server does not store: ignored', {
+      client: client.clientId,
+      ignored: types.ignored,
+    });
+  }
+  const { w, h, after, page, resync } = await syncWindow(store, client, msg, {
     homeId: client.homeId,
     clientId: client.clientId,
-    typesMask: typesMask(msg.entity_types),
+    typesMask: typesMask(types.known, types.ignored.length),
     includeDeleted: msg.include_deleted === true,
     limit: Math.min(config.pageSize, msg.limit ?? config.pageSize),
   });
   // Read with the page, in its snapshot: a purge between the pages of a sync is seen, never a half delta.
   if (w !== null && w < page.purgedThrough) throw purged();
+  deps.compat.issued.note(client.clientId, h);
+  if (resync) {
+    deps.compat.notes.record('unissued_last_sync', 'naive last_sync later than anything issued (a client clock): full resync', {
+      client: client.clientId,
+    });
+  }
   const conflicts = after === null ? await store.conflicts(client.clientId, w, h, config.pageSize) : [];
   const cursor =
     page.more && page.last !== null
@@ -149,10 +177,14 @@ export async function answerSyncRequest(
     live === undefined
       ? undefined
       : { reason: live.reason, waited_ms: live.waitedMs, max_wait_seconds: config.live.maxWaitSeconds };
+  // Extensions, present only when they say something (docs/protocol.md §Compatibility, §Live waits).
+  const extra =
+    (liveInfo === undefined ? '' : `,"live":${JSON.stringify(liveInfo)}`) +
+    (types.ignored.length === 0 ? '' : `,"ignored_entity_types":${JSON.stringify(types.ignored)}`) +
+    (resync ? ',"resync":{"code":"INVALID_SYNC_STATE","reason":"unissued_last_sync"}' : '');
   const text =
     `{"type":"sync_delta","server_time":"${formatTimestamp(h)}","changes":[${page.changes.join(',')}],` +
-    `"conflicts":[${conflicts.join(',')}],"more":${page.more},"cursor":${JSON.stringify(cursor)}` +
-    `${liveInfo === undefined ? '' : `,"live":${JSON.stringify(liveInfo)}`}}`;
+    `"conflicts":[${conflicts.join(',')}],"more":${page.more},"cursor":${JSON.stringify(cursor)}${extra}}`;
   return { reply: { status: 200, body: text }, empty: page.changes.length === 0 && conflicts.length === 0 };
 }
 
@@ -169,7 +201,15 @@ export async function handleSyncPush(deps: HandlerDeps, client: ClientRecord, bo
   }
   const msg = parse(SyncPushSchema, body, 'sync_push');
   checkClient(msg.client_id, client);
-  const result = await store.applyPush({ homeId: client.homeId, clientId: client.clientId }, msg.changes);
+  // The Blowing-Off spelling of entity states (a JSON-encoded `state`, the device as `entity_id`), decoded (compat.ts).
+  const { changes, decoded } = decodeLegacyPush(msg.changes);
+  if (decoded > 0) {
+    deps.compat.notes.record('decoded_states', 'entity_state changes in the Blowing-Off spelling decoded', {
+      client: client.clientId,
+      decoded,
+    });
+  }
+  const result = await store.applyPush({ homeId: client.homeId, clientId: client.clientId }, changes);
   // Committed: wake the home's live waits (docs/protocol.md §Live waits) in this process; on PostgreSQL the other
   // instances hear the NOTIFY that rode the push's commit.
   if (result.wrote) {
@@ -189,17 +229,25 @@ export async function handleSyncAck(deps: HandlerDeps, client: ClientRecord, bod
   const { store } = deps;
   const msg = parse(SyncAckSchema, body, 'sync_ack');
   checkClient(msg.client_id, client);
-  const w = parseTimestamp(msg.sync_completed_at);
-  if (w === undefined || w > (await store.issuedBound(client.homeId))) {
+  const decision = decideAck(msg.sync_completed_at, await store.issuedBound(client.homeId), deps.compat.issued.lastIssued(client.clientId));
+  if (decision.kind === 'refuse') {
     throw new ProtocolError('BAD_REQUEST', 'sync_completed_at is later than any server_time this server issued to this home', {
       reason: 'future_ack',
     });
   }
-  await store.recordAck(client.clientId, w);
+  // A clamped ack (a client's clock just after its sync) records the last server_time issued to that client, never
+  // its own value: an ack decides which tombstones may be purged, so it must not claim more than the client got.
+  if (decision.watermark !== undefined) await store.recordAck(client.clientId, decision.watermark);
+  if (decision.kind === 'clamp') {
+    deps.compat.notes.record('clamped_ack', 'naive sync_completed_at slightly ahead of the last server_time: clamped', {
+      client: client.clientId,
+    });
+  }
   const reply: SyncAckResult = {
     type: 'sync_ack_result',
     acknowledged: true,
     server_time: formatTimestamp(await store.serverTimeFor(client.homeId)),
+    ...(decision.kind === 'clamp' ? { clamped: true } : {}),
   };
   return jsonReply(200, reply);
 }
