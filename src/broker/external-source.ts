@@ -21,10 +21,10 @@ import mqtt, { ErrorWithSubackPacket, type IClientOptions, type IPublishPacket, 
 import { ConfigError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { doublingDelays, retryDelayMs } from '../util/backoff.js';
+import { runInterceptors, type BusMessage, type MessageBus, type PublishInterceptor } from './broker.js';
 
 /** How long a stop lets in-flight messages finish before it cuts the connection. */
 const STOP_DRAIN_MS = 2_000;
-import { runInterceptors, type BusMessage, type MessageBus, type PublishInterceptor } from './broker.js';
 
 export interface ExternalSourceOptions {
   readonly url: string;
