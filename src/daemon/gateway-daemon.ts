@@ -114,7 +114,13 @@ export class GatewayDaemon {
     const store = openStore({ path: storePath(config.dataDir), logger, now: this.#now, writer: config.store.writer });
     await stack.start({ name: 'store', start: () => undefined, stop: () => store.close() });
     const hub = new EventHub(logger);
-    const clock = new ServerClock({ now: this.#now, state: store.syncState, logger, maxDateDisagreementMs: this.config.server.clockMaxDisagreementMs });
+    const clock = new ServerClock({
+      now: this.#now,
+      monotonic: () => performance.now(),
+      state: store.syncState,
+      logger,
+      maxDateDisagreementMs: this.config.server.clockMaxDisagreementMs,
+    });
     let deliver: (commands: DeviceCommand[]) => void = () => undefined;
     const sync = this.#createSyncClient(store, clock, (commands) => deliver(commands));
     if (sync) await stack.start({ name: 'sync client', start: () => undefined, stop: () => sync.close() });
