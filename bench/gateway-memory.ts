@@ -114,7 +114,7 @@ export interface RunResult {
 
 interface Rig {
   readonly url: string;
-  readonly addClient: () => { client_id: string; client_secret: string };
+  readonly addClient: () => Promise<{ client_id: string; client_secret: string }>;
   readonly dir: string;
 }
 
@@ -126,7 +126,7 @@ async function runConfig(rig: Rig, config: Config, seconds: number, flags: strin
   ];
   const yaml = [`store:\n  writer: ${config.writer}`, ...(ingest.length > 0 ? [`ingest:\n${ingest.join('\n')}`] : [])].join('\n');
   writeFileSync(join(dir, 'gateway.yaml'), `${yaml}\n`);
-  const creds = rig.addClient();
+  const creds = await rig.addClient();
   const args = [...flags, CLI, 'run', '--config', join(dir, 'gateway.yaml'), '--data-dir', join(dir, 'gw'), '--mqtt-host', '127.0.0.1', '--mqtt-port', '0', '--http-port', '0', '--server-url', rig.url, '--client-id', creds.client_id];
   const { proc, port } = await spawnNode(args, { INBETWEENIES_CLIENT_SECRET: creds.client_secret }, 'gateway started');
   const pid = proc.pid ?? 0;

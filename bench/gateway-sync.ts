@@ -31,7 +31,7 @@ export async function rig(name: string, clientOptions: { readonly seedOnly?: boo
     logger: silentLogger(),
   });
   const { url } = await server.listen();
-  const creds = server.addClient(`home-${name}`);
+  const creds = await server.addClient(`home-${name}`);
   const store = openStore({ path: join(dir, 'gateway.db'), logger: silentLogger() });
   const client = new SyncClient({ store, logger: silentLogger(), serverUrl: url, clientId: creds.client_id, clientSecret: creds.client_secret, hmac: true, ...clientOptions });
   return { server, url, store, client, dir, creds };
@@ -110,7 +110,7 @@ export async function runBacklogBench(entities = 10_000): Promise<void> {
     if (report.pushed !== entities) throw new Error(`backlog bench: pushed ${report.pushed} of ${entities}`);
 
     // Baseline: the same changes pushed by a bare transport (no store reads or result writes) to a fresh home.
-    const creds = r.server.addClient('home-backlog-baseline');
+    const creds = await r.server.addClient('home-backlog-baseline');
     const transport = new SyncTransport({ serverUrl: r.url, clientId: creds.client_id, clientSecret: creds.client_secret, logger: silentLogger() });
     const token = await transport.call({ method: 'POST', path: '/api/v1/auth/token', body: { client_id: creds.client_id, client_secret: creds.client_secret }, schema: TokenResponseSchema });
     const now = formatTimestamp(Date.now() * 1000);

@@ -140,6 +140,8 @@ async function runScenario(scenario: Scenario, o: Required<Omit<IngestBenchOptio
       adapters: [createNativeAdapter()],
       groupCommitWindowMs: o.groupCommitWindowMs,
       maxBatch: o.maxBatch,
+      // 4 clients x 100 devices appear at once from one identity: above the default 100 new devices a minute.
+      deviceLimits: { newPerMinute: 10_000, total: 5_000 },
     });
     ingest.start();
   }

@@ -56,7 +56,7 @@ async function startHome(mode: Mode): Promise<Home> {
   const config = parseServerConfig({ host: '127.0.0.1', port: 0, dataDir: `${dir}/server`, hmac: { required: true }, log: { level: 'silent' } });
   const server = createSyncServer({ config, logger: silentLogger() });
   const { url } = await server.listen();
-  const gw = server.addClient(HOME);
+  const gw = await server.addClient(HOME);
   const gateway = await startGatewayChild(dir, { url, clientId: gw.client_id, secret: gw.client_secret }, mode.sync);
   const mqttUrl = `mqtt://127.0.0.1:${gateway.mqttPort}`;
   const devices = await mqtt.connectAsync(mqttUrl, { clientId: 'bench-devices', reconnectPeriod: 0 });
@@ -73,8 +73,8 @@ async function startHome(mode: Mode): Promise<Home> {
   for (let k = 0; k < ORDINARY_PER_ROUND; k += 1) await meta(`bench-temp-${k}`, 'sensor');
   for (let d = 0; d < 100; d += 1) await load.publishAsync(`devices/ref-${d}/meta`, JSON.stringify({ name: `ref-${d}`, type: 'sensor' }), { qos: 1, retain: true });
   await devices.publishAsync('devices/bench-light/state', JSON.stringify({ state: 'OFF', n: 0 }), { qos: 1 });
-  const app = await connectApp(url, server.addClient(HOME), silentLogger());
-  const watch = new ServerWatch(url, server.addClient(HOME));
+  const app = await connectApp(url, await server.addClient(HOME), silentLogger());
+  const watch = new ServerWatch(url, await server.addClient(HOME));
   await watch.start();
   await watch.until('bench-light', (s) => s.n === 0, 30_000); // the gateway's first sync is done
   return {

@@ -40,7 +40,7 @@ export async function startGatewayChild(dir: string, server: { url: string; clie
       // The bench's 100 load devices and its probes appear at once from one identity: above the default 100 a minute.
       'ingest:\n  deviceLimits:\n    newPerMinute: 1000',
       `server:\n  url: ${server.url}\n  clientId: ${server.clientId}`,
-      `sync:\n${syncYaml}`,
+      syncYaml === '' ? 'sync: {}' : `sync:\n${syncYaml}`,
       'jobs:\n  reconcile:\n    enabled: false\n  maintenance:\n    enabled: false\n  pruneConflicts:\n    enabled: false',
       '',
     ].join('\n'),

@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { silentLogger } from '../src/log.js';
 import { createSyncServer, parseServerConfig } from '../src/server/index.js';
 import { tempDir } from './lib.js';
+import { SqliteStore } from '../src/server/store/sqlite-store.js';
 
 export interface BenchHome {
   readonly homeId: string;
@@ -90,7 +91,8 @@ async function main(): Promise<void> {
         });
         server = createSyncServer({ config, logger: silentLogger() });
         const { url } = await server.listen();
-        const store = server.store;
+        if (!(server.store instanceof SqliteStore)) throw new Error('this bench fills a SQLite store directly');
+        const store = server.store.local;
         const issue = (homeId: string): BenchClient => {
           const creds = store.accounts.addClient(homeId);
           const tokens = store.accounts.issueTokens(creds.client_id, { accessTtlSeconds: 3600, refreshTtlSeconds: 3600 });

@@ -2,7 +2,9 @@
  * Sync server benchmark (`npm run bench:server`): push and pull throughput for 10,000 changes (pushes of 1000, pages
  * of 1000) and the median latency of a typical-home cycle (sync_request + sync_push of 20 changes + sync_ack), in
  * four modes in the same run — plain, gzip, hmac, gzip+hmac — with ratios against plain. One line per figure:
- * `name: value unit`. The server runs in the main thread, the clients in a worker thread. Goals (issue 2): >= 30,000 changes/s push, >= 50,000/s pull, cycle < 5 ms median.
+ * `name: value unit`. The server runs in the main thread, the clients in a worker thread. Goals: >= 30,000
+ * changes/s push, >= 50,000/s pull, cycle < 5 ms median. With `--database-url URL` or `--pg` it compares the stores
+ * instead: SQLite and PostgreSQL in the same run (bench/server-stores.ts).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -12,15 +14,16 @@ import { Pool } from 'undici';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { silentLogger } from '../src/log.js';
 import { newNonce, signRequest } from '../src/protocol/index.js';
-import { createSyncServer, parseServerConfig, type ClientCredentials } from '../src/server/index.js';
+import { openSyncServer, parseServerConfig, type ClientCredentials } from '../src/server/index.js';
+import { storeFigures, storeTarget } from './server-stores.js';
 
-interface Mode {
+export interface Mode {
   readonly name: string;
   readonly gzip: boolean;
   readonly hmac: boolean;
 }
 
-const MODES: readonly Mode[] = [
+export const MODES: readonly Mode[] = [
   { name: 'plain', gzip: false, hmac: false },
   { name: 'gzip', gzip: true, hmac: false },
   { name: 'hmac', gzip: false, hmac: true },
@@ -105,27 +108,32 @@ interface LoadInput {
  * One mode: the server runs in the main thread; the load (the clients) runs in a worker thread, as separate
  * machines would, so client-side JSON and gzip work does not run on the server's event loop.
  */
-async function runMode(mode: Mode): Promise<Record<string, number>> {
+let runs = 0;
+
+export async function runMode(mode: Mode, databaseUrl?: string): Promise<Record<string, number>> {
   const dataDir = mkdtempSync(join(tmpdir(), 'ib-bench-'));
   const config = parseServerConfig({
     host: '127.0.0.1',
     port: 0,
     dataDir,
+    ...(databaseUrl === undefined ? {} : { database: { url: databaseUrl } }),
     hmac: { required: mode.hmac },
     rateLimit: { ratePerSecond: 1e9, burst: 1e9 },
     log: { level: 'silent' },
   });
-  const server = createSyncServer({ config, logger: silentLogger() });
+  const server = await openSyncServer({ config, logger: silentLogger() });
   const { url } = await server.listen();
+  // homes of their own per run (a given database is reused across runs)
+  const run = (runs += 1);
   try {
     const input: LoadInput = {
       url,
       mode,
       creds: {
-        pusher: server.addClient('bench-home'),
-        puller: server.addClient('bench-home'),
-        warm: server.addClient('warm-home'),
-        typical: server.addClient('typical-home'),
+        pusher: await server.addClient(`bench-home-${run}`),
+        puller: await server.addClient(`bench-home-${run}`),
+        warm: await server.addClient(`warm-home-${run}`),
+        typical: await server.addClient(`typical-home-${run}`),
       },
     };
     const worker = new Worker(new URL(import.meta.url), { workerData: input });
@@ -221,6 +229,12 @@ async function typicalCycles(pool: Pool, creds: ClientCredentials, mode: Mode): 
 const REPS = Number(process.env.BENCH_REPS ?? 4);
 
 async function main(): Promise<void> {
+  // `--database-url URL` or `--pg` (a private cluster): the stores side by side instead (bench/server-stores.ts)
+  const target = storeTarget(process.argv.slice(2));
+  if (target !== undefined) {
+    await storeFigures(target, runMode);
+    return;
+  }
   const runs = new Map<string, Record<string, number>[]>(MODES.map((m) => [m.name, []]));
   await runMode(MODES[0] as Mode); // discarded: warms the server code in this thread
   for (let rep = 0; rep < REPS; rep++) {

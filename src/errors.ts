@@ -99,9 +99,12 @@ export class ProtocolError extends GatewayError {
 /** An error response received by the sync client (HTTP status + the server's error body). */
 export class SyncHttpError extends GatewayError {
   readonly retryAfterSeconds: number | undefined;
-  constructor(code: ErrorCode, message: string, status: number, retryAfterSeconds?: number) {
+  /** The server refused the request's gzip body as such (docs/protocol.md §Compatibility): worth sending plain. */
+  readonly gzipRefusal: boolean;
+  constructor(code: ErrorCode, message: string, status: number, retryAfterSeconds?: number, gzipRefusal = false) {
     super(code, message, { status });
     this.retryAfterSeconds = retryAfterSeconds;
+    this.gzipRefusal = gzipRefusal;
   }
 }
 

@@ -22,6 +22,7 @@ export const REDACT_PATHS = [
   '*.refresh_token',
   '*.password',
   '*.secret',
+  'server.token',
   'headers.authorization',
   'req.headers.authorization',
 ];

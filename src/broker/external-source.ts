@@ -23,6 +23,9 @@ import type { Logger } from '../log.js';
 import { doublingDelays, retryDelayMs } from '../util/backoff.js';
 import { runInterceptors, type BusMessage, type MessageBus, type PublishInterceptor } from './broker.js';
 
+/** How long a stop lets in-flight messages finish before it cuts the connection. */
+const STOP_DRAIN_MS = 2_000;
+
 export interface ExternalSourceOptions {
   readonly url: string;
   readonly username?: string | undefined;
@@ -215,8 +218,21 @@ export function createExternalSource(options: ExternalSourceOptions): ExternalSo
       stopping = true;
       unwatch?.();
       clearTimeout(timer);
-      await client.endAsync(false).catch(() => client.endAsync(true));
-      log.info('disconnected from the external broker');
+      // Graceful first (in-flight QoS 1 messages finish), but bounded: a message the broker lost across its own
+      // restart is never acknowledged, and mqtt.js would wait for it for ever. Then the connection is cut.
+      let bound: NodeJS.Timeout | undefined;
+      const drained = await Promise.race([
+        client.endAsync(false).then(
+          () => true,
+          () => false,
+        ),
+        new Promise<boolean>((resolve) => {
+          bound = setTimeout(() => resolve(false), STOP_DRAIN_MS);
+        }),
+      ]);
+      clearTimeout(bound);
+      if (!drained) await client.endAsync(true).catch(() => undefined);
+      log.info({ drained }, 'disconnected from the external broker');
     },
     status: () => ({ connected: client.connected, url: redactUrl(options.url), ...state, refusedFilters: [...state.refusedFilters] }),
     clientCount: () => (client.connected ? 1 : 0),

@@ -92,7 +92,7 @@ async function runDemo(run: DemoRun): Promise<number> {
   const wait = (ms: number): Promise<boolean> => sleepFor(ms, true, { signal }).catch(() => false);
 
   let { server, url, port } = await startServer(join(root, 'server'), 0, logger);
-  const creds = server.addClient(HOME);
+  const creds = await server.addClient(HOME);
   const config = demoConfig(
     loadGatewayConfig({ flags: { dataDir: join(root, 'gateway'), mqttHost: '127.0.0.1', mqttPort: 0, httpPort: 0, serverUrl: url, clientId: creds.client_id, clientSecret: creds.client_secret } }),
   );
@@ -132,7 +132,7 @@ async function runDemo(run: DemoRun): Promise<number> {
     say('simulator stopped; final sync');
     await daemon.syncNow();
     await daemon.syncNow();
-    converged = reportConvergence(daemon, server, sim, say);
+    converged = await reportConvergence(daemon, server, sim, say);
     return converged ? 0 : 1;
   } finally {
     clearInterval(progress);
@@ -151,7 +151,7 @@ async function turnLightOffFromApp(url: string, server: SyncServer, sim: DeviceS
   const lights = sim.devices.filter((d) => d.kind === 'light');
   const light = lights.find((d) => d.state.state === 'ON') ?? lights.find((d) => d.id === 'light-1') ?? lights[0];
   if (!light) throw new Error('the simulated home has no light');
-  const app = await connectApp(url, server.addClient(HOME), logger);
+  const app = await connectApp(url, await server.addClient(HOME), logger);
   try {
     const obeyed = sim.nextCommand(light.id, (attrs) => attrs.state === LIGHT_OFF.state, COMMAND_WAIT_MS);
     const pushedAt = performance.now();
@@ -164,10 +164,10 @@ async function turnLightOffFromApp(url: string, server: SyncServer, sim: DeviceS
 }
 
 /** The closing check: does the server hold exactly what the gateway holds? */
-function reportConvergence(daemon: GatewayDaemon, server: SyncServer, sim: DeviceSimulator, say: Say): boolean {
+async function reportConvergence(daemon: GatewayDaemon, server: SyncServer, sim: DeviceSimulator, say: Say): Promise<boolean> {
   const store = daemon.store;
   if (!store) throw new Error('gateway store closed early');
-  const result = compareSnapshots(gatewaySnapshot(store), serverSnapshot(server.entities(HOME)));
+  const result = compareSnapshots(gatewaySnapshot(store), serverSnapshot(await server.entities(HOME)));
   const counts = `${result.gatewayEntities} entities on the gateway, ${result.serverEntities} on the server; ${sim.stats.sent} device messages, ${sim.stats.commands} command(s) obeyed`;
   if (result.converged) say(`server and gateway hold the same state: ${counts}`);
   else say(`server and gateway DIFFER: ${result.missingOnServer.length} missing on the server, ${result.extraOnServer.length} extra, ${result.different.length} different; ${counts}`);

@@ -1,7 +1,9 @@
 /** How the store's own view reads in a terminal: `status` and `devices` when they read the store, not the daemon. */
-import type { SyncStatus } from '../store/index.js';
+import type { ServerProfileState, SyncStatus } from '../store/index.js';
+import { serverLines } from './status-view.js';
 
-export function formatStoreStatus(status: SyncStatus): string {
+/** `server`: the server's profile and its problems, kept apart from SyncStatus (whose --json keys are pinned). */
+export function formatStoreStatus(status: SyncStatus, server: ServerProfileState | null = null): string {
   const age = status.oldestPendingAgeMs === null ? '-' : `${Math.round(status.oldestPendingAgeMs / 1000)} s`;
   return [
     `mode:            ${status.mode ?? 'unknown'}`,
@@ -10,5 +12,6 @@ export function formatStoreStatus(status: SyncStatus): string {
     `watermark:       ${status.lastSync ?? '-'}`,
     `conflicts:       ${status.conflicts}`,
     `last error:      ${status.lastError ? `${status.lastError.code}: ${status.lastError.message}` : '-'}`,
+    ...serverLines(server),
   ].join('\n');
 }

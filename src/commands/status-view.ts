@@ -52,6 +52,8 @@ export const DaemonStatusView = z.looseObject({
     })
     .nullable()
     .optional(),
+  /** The server's profile and what is wrong with it (docs/protocol.md §Compatibility); absent from older daemons. */
+  server: z.looseObject({ profile: z.string(), decided_by: z.string(), problems: z.record(z.string(), z.string()) }).nullable().optional(),
 });
 export type DaemonStatusView = z.infer<typeof DaemonStatusView>;
 
@@ -110,6 +112,13 @@ export type ConflictListView = z.infer<typeof ConflictListView>;
 
 const iso = (ms: number | null | undefined): string => (ms === null || ms === undefined ? 'never' : new Date(ms).toISOString());
 
+/** "server: funkygibbon-v1 (decided from its answers)" and one line per thing wrong with it, in words. */
+export function serverLines(server: { profile: string; decided_by: string; problems: Record<string, string> } | null): string[] {
+  if (server === null) return [];
+  const how = server.decided_by === 'config' ? 'set in the config' : 'decided from its answers';
+  return [`server:          ${server.profile} (${how})`, ...Object.values(server.problems).map((p) => `  ! ${p}`)];
+}
+
 export function formatDaemonStatus(s: DaemonStatusView): string {
   const age = s.oldestPendingAgeMs === null ? '-' : `${Math.round(s.oldestPendingAgeMs / 1000)} s`;
   const mode = s.scheduler?.mode ?? (s.syncConfigured ? s.mode ?? 'unknown' : 'offline (no server credentials)');
@@ -126,6 +135,7 @@ export function formatDaemonStatus(s: DaemonStatusView): string {
     `conflicts:       ${s.conflicts}`,
     `convergence:     ${convergenceLine(s.convergence)}`,
     `last error:      ${err ? `${err.code}: ${err.message} (${iso(err.at)})` : '-'}`,
+    ...serverLines(s.server ?? null),
     `daemon:          ${s.version ? `version ${s.version}, ` : ''}pid ${s.pid}, up ${s.uptimeSeconds} s, ${s.http ?? ''}`,
     ...s.jobs.map((j) => `job ${j.name.padEnd(14)} ${j.schedule.padEnd(14)} next ${j.nextRunAt ?? '-'}, last ${j.lastRun ? `${iso(j.lastRun.at)} ${j.lastRun.ok ? 'ok' : 'failed'}` : 'never'}${j.running ? ' (running)' : ''}`),
   ];

@@ -31,7 +31,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
     }
     try {
       const status = source.reader.status();
-      process.stdout.write(values.json ? `${JSON.stringify(status)}\n` : `${head}\n${formatStoreStatus(status)}\n`);
+      process.stdout.write(values.json ? `${JSON.stringify(status)}\n` : `${head}\n${formatStoreStatus(status, source.reader.syncState.get('server_profile') ?? null)}\n`);
       return 0;
     } finally {
       source.reader.close();

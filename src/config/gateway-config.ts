@@ -75,6 +75,16 @@ export const GatewayConfigSchema = z.strictObject({
       url: z.url({ protocol: /^https?$/, error: 'an http:// or https:// URL' }).default('http://127.0.0.1:8000'),
       clientId: z.string().min(1).max(256).optional(),
       clientSecret: z.string().min(1).max(512).optional(),
+      /**
+       * What the server is (docs/protocol.md §Compatibility): `inbetweenies` (this project's server), `funkygibbon-v1`
+       * (the original Python FunkyGibbon v1: no health or token endpoint, no signatures, no gzip, no entity states), or
+       * `auto`: decided from the server's answers and remembered in the store.
+       */
+      profile: z.enum(['auto', 'inbetweenies', 'funkygibbon-v1']).default('auto'),
+      /** A static bearer token for a server without a token endpoint (FunkyGibbon v1); sent as is, never refreshed. */
+      token: z.string().min(1).max(4096).optional(),
+      /** The FunkyGibbon v1 house pushed rooms and devices belong to (default: the house its pulled rooms name). */
+      houseId: z.string().min(1).max(256).optional(),
       /** Sign requests and verify response signatures (design.md §HMAC). */
       hmac: z.boolean().default(true),
       gzipThresholdBytes: z.number().int().min(0).default(1024),
@@ -180,6 +190,7 @@ export const ENV_OVERRIDES: ReadonlyArray<{ name: string; path: readonly string[
   { name: 'INBETWEENIES_SERVER_URL', path: ['server', 'url'], type: 'string' },
   { name: 'INBETWEENIES_CLIENT_ID', path: ['server', 'clientId'], type: 'string' },
   { name: 'INBETWEENIES_CLIENT_SECRET', path: ['server', 'clientSecret'], type: 'string' },
+  { name: 'INBETWEENIES_SERVER_TOKEN', path: ['server', 'token'], type: 'string' },
   { name: 'INBETWEENIES_MQTT_HOST', path: ['mqtt', 'host'], type: 'string' },
   { name: 'INBETWEENIES_MQTT_PORT', path: ['mqtt', 'port'], type: 'number' },
   { name: 'INBETWEENIES_MQTT_PASSWORD', path: ['mqtt', 'external', 'password'], type: 'string' },
@@ -325,7 +336,11 @@ export function redactConfig(config: GatewayConfig): GatewayConfig {
   return {
     ...config,
     mqtt: redactMqttConfig(config.mqtt),
-    server: { ...config.server, clientSecret: config.server.clientSecret ? '[redacted]' : undefined },
+    server: {
+      ...config.server,
+      clientSecret: config.server.clientSecret ? '[redacted]' : undefined,
+      token: config.server.token ? '[redacted]' : undefined,
+    },
     http: { ...config.http, token: config.http.token ? '[redacted]' : undefined },
   };
 }

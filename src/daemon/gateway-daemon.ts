@@ -82,10 +82,14 @@ export class GatewayDaemon {
     this.#version = options.version ?? readPackageInfo().version;
   }
 
-  /** True when server credentials are configured and sync is enabled. */
+  /**
+   * True when server credentials are configured and sync is enabled: a client id, and a client secret — or, for a
+   * server without a token endpoint (FunkyGibbon v1, docs/protocol.md §Compatibility), its profile or a static token.
+   */
   get syncConfigured(): boolean {
     const { server, sync } = this.config;
-    return sync.enabled && server.clientId !== undefined && server.clientSecret !== undefined;
+    const credentials = server.clientSecret !== undefined || server.token !== undefined || server.profile === 'funkygibbon-v1';
+    return sync.enabled && server.clientId !== undefined && credentials;
   }
 
   start(): Promise<BrokerAddress> {
@@ -110,7 +114,13 @@ export class GatewayDaemon {
     const store = openStore({ path: storePath(config.dataDir), logger, now: this.#now, writer: config.store.writer });
     await stack.start({ name: 'store', start: () => undefined, stop: () => store.close() });
     const hub = new EventHub(logger);
-    const clock = new ServerClock({ now: this.#now, state: store.syncState, logger, maxDateDisagreementMs: this.config.server.clockMaxDisagreementMs });
+    const clock = new ServerClock({
+      now: this.#now,
+      monotonic: () => performance.now(),
+      state: store.syncState,
+      logger,
+      maxDateDisagreementMs: this.config.server.clockMaxDisagreementMs,
+    });
     let deliver: (commands: DeviceCommand[]) => void = () => undefined;
     const sync = this.#createSyncClient(store, clock, (commands) => deliver(commands));
     if (sync) await stack.start({ name: 'sync client', start: () => undefined, stop: () => sync.close() });
@@ -281,7 +291,7 @@ export class GatewayDaemon {
 
   #createSyncClient(store: GatewayStore, clock: ServerClock, onDeviceCommands: (commands: DeviceCommand[]) => void): SyncClient | undefined {
     const { server, sync } = this.config;
-    if (!this.syncConfigured || server.clientId === undefined || server.clientSecret === undefined) return undefined;
+    if (!this.syncConfigured || server.clientId === undefined) return undefined;
     return new SyncClient({
       store,
       clock,
@@ -290,7 +300,10 @@ export class GatewayDaemon {
       now: this.#now,
       serverUrl: server.url,
       clientId: server.clientId,
-      clientSecret: server.clientSecret,
+      ...(server.clientSecret === undefined ? {} : { clientSecret: server.clientSecret }),
+      profile: server.profile,
+      ...(server.token === undefined ? {} : { token: server.token }),
+      ...(server.houseId === undefined ? {} : { houseId: server.houseId }),
       hmac: server.hmac,
       gzipThresholdBytes: server.gzipThresholdBytes,
       connectTimeoutMs: server.connectTimeoutMs,
@@ -349,6 +362,7 @@ export class GatewayDaemon {
       convergence: running.sync?.convergence.status ?? null,
       brokerClients: running.bus.clientCount(),
       mqtt: running.address,
+      server: running.store.syncState.get('server_profile') ?? null,
     };
   }
 

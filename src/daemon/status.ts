@@ -1,6 +1,6 @@
 /** What the daemon reports about itself (GET /status, `status`, the systemd STATUS= line). */
 import type { BrokerAddress } from '../broker/index.js';
-import type { SyncStatus } from '../store/index.js';
+import type { ServerProfileState, SyncStatus } from '../store/index.js';
 import type { SchedulerStatus } from '../sync/index.js';
 import type { ConvergenceStatus } from '../sync/convergence.js';
 
@@ -11,4 +11,6 @@ export interface DaemonStatus extends SyncStatus {
   readonly convergence: ConvergenceStatus | null;
   readonly brokerClients: number;
   readonly mqtt: BrokerAddress | null;
+  /** The server's profile and what is wrong with it, in words (docs/protocol.md §Compatibility); null before first contact. */
+  readonly server: ServerProfileState | null;
 }

@@ -63,7 +63,13 @@ export interface SplitData {
 export function splitEnvelopeFields(
   data: Record<string, unknown>,
 ): { ok: true; value: SplitData } | { ok: false; problems: string[] } {
-  const parsed = EnvelopeFieldsSchema.safeParse({ id: data.id, sync_id: data.sync_id, updated_at: data.updated_at });
+  // null means absent: the Blowing-Off client sends `"sync_id": null` for entities it created (docs/protocol.md
+  // §Compatibility).
+  const parsed = EnvelopeFieldsSchema.safeParse({
+    id: data.id ?? undefined,
+    sync_id: data.sync_id ?? undefined,
+    updated_at: data.updated_at ?? undefined,
+  });
   if (!parsed.success) {
     return { ok: false, problems: parsed.error.issues.map((i) => `data.${i.path.map(String).join('.')}: ${i.message}`) };
   }

@@ -57,7 +57,11 @@ export const SyncRequestSchema = z.object({
   client_id: IdSchema,
   /** The `server_time` of the last completed sync; null or absent asks for everything (full sync). */
   last_sync: TimestampSchema.nullable().optional(),
-  entity_types: z.array(EntityTypeNameSchema).max(16).optional(),
+  /**
+   * Filter by type; names this server does not store (the Blowing-Off client asks for `users`) are ignored and
+   * reported in the delta's `ignored_entity_types` (docs/protocol.md §Compatibility).
+   */
+  entity_types: z.array(z.string().max(64).refine(wellFormed, WELL_FORMED)).max(16).optional(),
   include_deleted: z.boolean().optional(),
   /** Pagination (design.md §Pagination): the opaque cursor of the previous page (base64url). */
   cursor: z.string().min(1).max(512).regex(/^[A-Za-z0-9_-]+$/, 'expected the opaque cursor of the previous page').nullable().optional(),
@@ -164,6 +168,13 @@ export const SyncDeltaSchema = z.object({
   digest: DigestHexSchema.optional(),
   /** Convergence digest extension: the per-bucket digests, when asked with `digest_buckets`. */
   digest_buckets: z.array(DigestHexSchema).length(DIGEST_BUCKETS).optional(),
+  /** Extension: the request's `entity_types` this server does not store, ignored (docs/protocol.md §Compatibility). */
+  ignored_entity_types: z.array(z.string().max(64)).max(16).optional(),
+  /**
+   * Extension: the request's `last_sync` was a client's clock, never issued (INVALID_SYNC_STATE): this delta is the
+   * full resync it calls for (docs/protocol.md §Compatibility).
+   */
+  resync: z.object({ code: z.literal('INVALID_SYNC_STATE'), reason: z.string().max(64) }).optional(),
 });
 export type SyncDelta = z.infer<typeof SyncDeltaSchema>;
 
@@ -231,6 +242,8 @@ export const SyncAckResultSchema = z.object({
   type: z.literal('sync_ack_result'),
   acknowledged: z.boolean(),
   server_time: TimestampSchema,
+  /** Extension: a naive sync_completed_at slightly ahead of what was issued was clamped (docs/protocol.md §Compatibility). */
+  clamped: z.boolean().optional(),
 });
 export type SyncAckResult = z.infer<typeof SyncAckResultSchema>;
 

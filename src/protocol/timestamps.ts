@@ -57,3 +57,19 @@ export function microsToMs(us: Micros): number {
 export function nowMicros(clock: () => number = Date.now): Micros {
   return clock() * 1000;
 }
+
+/** The zone designator of an ISO-8601 timestamp: `Z`, `z` or `±hh[:mm]` at the end. */
+const ZONED_RE = /(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$/;
+
+/**
+ * Whether `text` carries no zone (read as UTC). This project never emits one; the original Python FunkyGibbon and
+ * Blowing-Off do (docs/protocol.md §Compatibility).
+ */
+export function isNaiveTimestamp(text: string): boolean {
+  return !ZONED_RE.test(text.trim());
+}
+
+/** Formats epoch microseconds as naive UTC `YYYY-MM-DDTHH:MM:SS.ffffff`, for a peer that compares naive timestamps. */
+export function formatNaiveTimestamp(us: Micros): string {
+  return formatTimestamp(us).slice(0, -1);
+}

@@ -17,6 +17,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ProtocolError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { acceptsGzip, contentEncodingOf, HEADER_CLIENT_ID } from '../protocol/index.js';
+import { RateLimitedLog } from '../util/rate-limited-log.js';
+import { IssuedToClients } from './compat.js';
 import type { ServerConfig } from './config.js';
 import { endpointTable, type BodyEndpoint, type Endpoint } from './endpoints.js';
 import { answerSyncRequest, handleHealth, parseSyncRequest, type HandlerDeps } from './handlers.js';
@@ -25,15 +27,16 @@ import { BodyBudget, readBody, type HeldBody } from './http/body.js';
 import { ClientAddresses } from './http/client-address.js';
 import { decodeJsonBody, DecodeSlots } from './http/decode.js';
 import { errorReply, sendReply, type Reply, type SigningContext } from './http/io.js';
-import { NonceCache } from './http/nonces.js';
 import { RateLimiter } from './http/rate-limit.js';
 import { capText, Refusals } from './http/refusals.js';
 import type { ChangeNotifier, LiveWaits } from './live/index.js';
 import { ServerMetrics } from './metrics.js';
-import type { ClientRecord, ServerStore } from './store/index.js';
+import type { ClientRecord } from './store/accounts.js';
+import type { SyncStore } from './store/contract.js';
 
 export interface AppOptions {
-  readonly store: ServerStore;
+  /** SQLite or PostgreSQL (store/contract.ts): the pipeline is the same on both. */
+  readonly store: SyncStore;
   readonly config: ServerConfig;
   readonly logger: Logger;
   readonly clock: () => number;
@@ -60,6 +63,8 @@ interface Exchange {
 export class App {
   readonly metrics: ServerMetrics;
   private readonly deps: HandlerDeps;
+  /** Log lines of the original Python clients' spellings met (server/compat.ts). */
+  private readonly compatNotes: RateLimitedLog;
   private readonly log: Logger;
   private readonly clock: () => number;
   private readonly config: ServerConfig;
@@ -80,6 +85,12 @@ export class App {
 
   constructor(options: AppOptions) {
     const { config } = options;
+    this.compatNotes = new RateLimitedLog({
+      logger: options.logger,
+      intervalMs: config.log.refusalIntervalSeconds * 1000,
+      level: 'info',
+      now: options.clock,
+    });
     this.live = options.live;
     this.config = config;
     this.log = options.logger;
@@ -87,8 +98,7 @@ export class App {
     this.isClosing = options.isClosing;
     this.endpoints = endpointTable(config);
     this.addresses = new ClientAddresses(config.trustedProxies);
-    const nonces = new NonceCache({ windowSeconds: config.hmac.windowSeconds });
-    this.authn = new Authenticator({ store: options.store, nonces, windowSeconds: config.hmac.windowSeconds, clock: this.clock });
+    this.authn = new Authenticator({ store: options.store, windowSeconds: config.hmac.windowSeconds, clock: this.clock });
     this.budget = new BodyBudget(config.limits.bodyMemoryBytes);
     this.slots = new DecodeSlots(config.limits.decodeConcurrency, config.limits.decodeQueue);
     this.metrics = new ServerMetrics(
@@ -99,7 +109,13 @@ export class App {
       },
       { processMetrics: config.metrics.enabled },
     );
-    this.deps = { store: options.store, config, changes: options.changes, metrics: this.metrics };
+    this.deps = {
+      store: options.store,
+      config,
+      changes: options.changes,
+      metrics: this.metrics,
+      compat: { issued: new IssuedToClients(), notes: this.compatNotes },
+    };
     this.refusals = new Refusals(this.metrics, {
       logger: this.log,
       intervalMs: config.log.refusalIntervalSeconds * 1000,
@@ -157,6 +173,7 @@ export class App {
   /** Logs what the refusal log counted but did not yet report (server close). */
   flushLogs(): void {
     this.refusals.flush();
+    this.compatNotes.flush();
   }
 
   private async process(req: IncomingMessage, res: ServerResponse, ex: Exchange): Promise<Reply> {
@@ -166,10 +183,10 @@ export class App {
     this.checkMediaType(req);
     const gzip = this.checkEncoding(req, endpoint);
     this.admit(endpoint, ex);
-    if (endpoint.kind === 'sync') ({ client: ex.client, tokenHash: ex.tokenHash } = this.authn.bearer(req));
+    if (endpoint.kind === 'sync') ({ client: ex.client, tokenHash: ex.tokenHash } = await this.authn.bearer(req));
     this.checkUnsigned(req, ex);
     ex.body = await readBody(req, endpoint.body.maxRawBytes, this.budget);
-    this.checkSignature(req, endpoint, ex, ex.body.bytes);
+    await this.checkSignature(req, endpoint, ex, ex.body.bytes);
     if (gzip) ex.releaseSlot = await this.slots.acquire();
     const body = await decodeJsonBody(ex.body.bytes, gzip, endpoint.body);
     // The raw body and the decode slot are done with: a held live wait must not keep them for up to its wait.
@@ -190,23 +207,23 @@ export class App {
     const key = `addr:${ex.address}`;
     const admitted = this.addressLimiter.peek(key);
     if (!admitted.ok) throw rateLimited(admitted.retryAfterSeconds, 'address');
-    ({ client: ex.client, tokenHash: ex.tokenHash } = this.authn.bearer(req));
+    ({ client: ex.client, tokenHash: ex.tokenHash } = await this.authn.bearer(req));
     this.checkUnsigned(req, ex);
     ex.body = await readBody(req, 0, this.budget);
-    this.verifySigned(req, ex, ex.body.bytes);
+    await this.verifySigned(req, ex, ex.body.bytes);
     this.release(ex);
     if (ex.client === undefined) throw new Error('unreachable: a query endpoint without a client');
-    return endpoint.handler(this.deps, ex.client, req.url ?? '/');
+    return await endpoint.handler(this.deps, ex.client, req.url ?? '/');
   }
 
   /**
    * The live-wait step (docs/protocol.md §Live waits): a sync_request with `wait` whose delta is empty is held until
    * another client commits in its home, its wait runs out, or the server shuts down; then answered as usual.
    */
-  private hold(client: ClientRecord, body: unknown, res: ServerResponse): Reply | Promise<Reply> {
+  private async hold(client: ClientRecord, body: unknown, res: ServerResponse): Promise<Reply> {
     const msg = parseSyncRequest(body, client);
     const waitSeconds = this.live.waitSecondsFor(msg);
-    if (waitSeconds === 0) return answerSyncRequest(this.deps, client, msg).reply;
+    if (waitSeconds === 0) return (await answerSyncRequest(this.deps, client, msg)).reply;
     const spec = { clientId: client.clientId, homeId: client.homeId, waitSeconds, connection: res };
     return this.live.hold(spec, (outcome) => answerSyncRequest(this.deps, client, msg, outcome));
   }
@@ -275,14 +292,14 @@ export class App {
   }
 
   /** Step: a signed request is verified over the body bytes as sent; then its client's bucket is charged. */
-  private checkSignature(req: IncomingMessage, endpoint: BodyEndpoint, ex: Exchange, raw: Buffer): void {
-    this.verifySigned(req, ex, raw, endpoint.kind === 'sync');
+  private async checkSignature(req: IncomingMessage, endpoint: BodyEndpoint, ex: Exchange, raw: Buffer): Promise<void> {
+    await this.verifySigned(req, ex, raw, endpoint.kind === 'sync');
   }
 
   /** The signature step (a sync POST, a signed GET, an auth request); `charge`: take from the client's bucket. */
-  private verifySigned(req: IncomingMessage, ex: Exchange, raw: Buffer, charge = true): void {
+  private async verifySigned(req: IncomingMessage, ex: Exchange, raw: Buffer, charge = true): Promise<void> {
     if (!this.authn.isSigned(req)) return;
-    const signed = this.authn.verify(req, raw, ex.client);
+    const signed = await this.authn.verify(req, raw, ex.client);
     ex.client = signed.client;
     ex.signing = { secret: signed.client.secret, nonce: signed.nonce };
     if (charge) this.chargeClient(signed.client.clientId);

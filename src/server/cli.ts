@@ -1,15 +1,19 @@
 /**
  * `server` sub-commands (wired into src/cli.ts by the lead):
- *   server [--config FILE] [--host H] [--port N] [--data-dir DIR]   start the server (flags override the file)
- *   server add-client --data-dir DIR --home HOME_ID                  print one JSON credential object
+ *   server [--config FILE] [--host H] [--port N] [--data-dir DIR]   start the server on SQLite (flags override the file)
+ *   server --database-url URL [--host H] [--port N]                  start the server on PostgreSQL (several may share it)
+ *   server add-client (--data-dir DIR | --database-url URL) --home HOME_ID   print one JSON credential object
+ * INBETWEENIES_DATABASE_URL stands for --database-url when neither --database-url nor --data-dir is given.
  * Exit codes: 0 ok, 2 bad usage or bad configuration, 1 runtime failure.
  */
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { loadServerConfig, type ServerConfigInput } from './config.js';
-import { createSyncServer } from './server.js';
+import { redactDatabaseUrl } from './pg/connect.js';
+import { openSyncServer } from './server.js';
 import { ServerStore } from './store/index.js';
+import { STORE_COMMANDS, STORE_USAGE, addPgClient, runStoreCommand } from './store-cli.js';
 
 export interface CommandIo {
   readonly stdout: (text: string) => void;
@@ -27,14 +31,16 @@ const defaultIo: CommandIo = {
 
 const USAGE = `usage:
   inbetweenies-gateway server [--config FILE] [--host H] [--port N] [--data-dir DIR]
+  inbetweenies-gateway server --database-url URL [--config FILE] [--host H] [--port N]
   inbetweenies-gateway server add-client --data-dir DIR --home HOME_ID
-`;
+${STORE_USAGE}`;
 
 /** Runs `server …`; `argv` are the arguments after `server` (a leading "server" is tolerated). */
 export async function runServerCommand(argv: string[], io: CommandIo = defaultIo): Promise<number> {
   const args = argv[0] === 'server' ? argv.slice(1) : argv;
   try {
-    if (args[0] === 'add-client') return addClientCommand(args.slice(1), io);
+    if (args[0] === 'add-client') return await addClientCommand(args.slice(1), io);
+    if (args[0] !== undefined && STORE_COMMANDS.has(args[0])) return await runStoreCommand(args[0], args.slice(1), io);
     return await serveCommand(args, io);
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -54,12 +60,21 @@ export async function runServerCommand(argv: string[], io: CommandIo = defaultIo
   }
 }
 
-function addClientCommand(args: string[], io: CommandIo): number {
+async function addClientCommand(args: string[], io: CommandIo): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: { 'data-dir': { type: 'string' }, home: { type: 'string' }, config: { type: 'string' } },
+    options: { 'data-dir': { type: 'string' }, 'database-url': { type: 'string' }, home: { type: 'string' }, config: { type: 'string' } },
     strict: true,
   });
+  const databaseUrl = values['database-url'] ?? (values['data-dir'] === undefined ? process.env.INBETWEENIES_DATABASE_URL : undefined);
+  if (databaseUrl !== undefined) {
+    if (values.home === undefined || values.home.length === 0) {
+      io.stderr(`--home HOME_ID is required\n${USAGE}`);
+      return 2;
+    }
+    io.stdout(`${await addPgClient(databaseUrl, values.home)}\n`);
+    return 0;
+  }
   const overrides: ServerConfigInput = {};
   if (values['data-dir'] !== undefined) overrides.dataDir = values['data-dir'];
   const config = loadServerConfig(values.config, overrides);
@@ -84,12 +99,20 @@ async function serveCommand(args: string[], io: CommandIo): Promise<number> {
       host: { type: 'string' },
       port: { type: 'string' },
       'data-dir': { type: 'string' },
+      'database-url': { type: 'string' },
     },
     strict: true,
   });
+  if (values['database-url'] !== undefined && values['data-dir'] !== undefined) {
+    io.stderr(`give either --database-url (PostgreSQL) or --data-dir (SQLite), not both\n${USAGE}`);
+    return 2;
+  }
   const overrides: ServerConfigInput = {};
   if (values.host !== undefined) overrides.host = values.host;
   if (values['data-dir'] !== undefined) overrides.dataDir = values['data-dir'];
+  // The environment keeps the password out of `ps`; an explicit --data-dir means SQLite whatever it says.
+  const databaseUrl = values['database-url'] ?? (values['data-dir'] === undefined ? process.env.INBETWEENIES_DATABASE_URL : undefined);
+  if (databaseUrl !== undefined) overrides.database = { url: databaseUrl };
   if (values.port !== undefined) {
     const port = Number(values.port);
     if (!/^\d+$/.test(values.port) || port > 65535) {
@@ -100,10 +123,11 @@ async function serveCommand(args: string[], io: CommandIo): Promise<number> {
   }
   const config = loadServerConfig(values.config, overrides);
   const logger = createLogger({ level: config.log.level, name: 'inbetweenies-server' });
-  const server = createSyncServer({ config, logger });
+  const server = await openSyncServer({ config, logger });
   const { url, metricsUrl } = await server.listen();
+  const store = config.database.url === undefined ? { dataDir: config.dataDir } : { database: redactDatabaseUrl(config.database.url) };
   logger.info(
-    { url, dataDir: config.dataDir, hmacRequired: config.hmac.required, tls: config.tls !== undefined, metricsUrl },
+    { url, ...store, hmacRequired: config.hmac.required, tls: config.tls !== undefined, metricsUrl },
     `listening on ${url}`,
   );
   io.onListening?.(url);

@@ -18,7 +18,22 @@ const ProxyEntry = z.string().refine((v) => parseProxyEntry(v) !== undefined, {
 export const ServerConfigSchema = z.strictObject({
   host: z.string().min(1).default('127.0.0.1'),
   port: z.number().int().min(0).max(65535).default(8000),
+  /** The SQLite store's directory (the default store); unused when `database.url` is set. */
   dataDir: z.string().min(1).default('./data'),
+  /**
+   * PostgreSQL instead of SQLite (docs/operations.md §The sync server on PostgreSQL): any number of server instances
+   * on one database serve as one server. INBETWEENIES_DATABASE_URL or `--database-url` set it too.
+   */
+  database: z
+    .strictObject({
+      url: z
+        .string()
+        .regex(/^postgres(ql)?:\/\//, { message: 'expected postgres://user:password@host:port/database' })
+        .optional(),
+      /** Connections of this instance's pool. */
+      poolSize: PositiveInt.max(1000).default(10),
+    })
+    .prefault({}),
   /** seed §Batching "Max 1000 entities per sync cycle": changes per sync_delta page. */
   pageSize: PositiveInt.max(100_000).default(1000),
   /** Changes accepted in one sync_push; more gets 413 PAYLOAD_TOO_LARGE. */

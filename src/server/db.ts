@@ -3,11 +3,11 @@
  * WAL with synchronous=FULL, so a 200 to a push means the push is on disk. The file holds client secrets (they key
  * the HMAC), so it is created with mode 0600 in a 0700 directory whatever the umask (SQLite gives its -wal and -shm
  * files the mode of the database file), and the server refuses to open it when it, its -wal or its -shm file can be
- * read or written by other users (file-modes.ts).
+ * read or written by other users (util/private-files.ts).
  */
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
-import { assertPrivateFiles, createPrivateFile, ensurePrivateDir } from './file-modes.js';
+import { assertPrivateFiles, createPrivateFile, ensurePrivateDir } from '../util/private-files.js';
 
 export type ServerDb = Database.Database;
 
@@ -138,7 +138,12 @@ const MIGRATIONS: readonly string[] = [
 export function openServerDb(dataDir: string): ServerDb {
   ensurePrivateDir(dataDir);
   const path = join(dataDir, SERVER_DB_FILE);
-  assertPrivateFiles([path, `${path}-wal`, `${path}-shm`]);
+  assertPrivateFiles([path, `${path}-wal`, `${path}-shm`], {
+    holds: 'client secrets',
+    forbidden: 0o077,
+    fix: '600',
+    afterwards: 'check who could have read it and consider replacing the client secrets (server add-client)',
+  });
   createPrivateFile(path);
   const db = new Database(path);
   db.pragma('journal_mode = WAL');

@@ -36,7 +36,7 @@ export const PUSH_VALUES_PER_CHANGE = 256;
 export type EndpointName = 'sync_request' | 'sync_push' | 'sync_ack' | 'auth_token' | 'auth_refresh' | 'health' | 'history';
 
 /** A signed GET of the sync API (extension): the request URL is its input; it has no body. */
-export type QueryHandler = (deps: HandlerDeps, client: ClientRecord, url: string) => Reply;
+export type QueryHandler = (deps: HandlerDeps, client: ClientRecord, url: string) => Promise<Reply>;
 
 interface EndpointBase {
   readonly name: EndpointName;

@@ -24,29 +24,33 @@ import {
   type SyncResult,
   type TokenResponse,
 } from '../protocol/index.js';
+import type { RateLimitedLog } from '../util/rate-limited-log.js';
+import { decideAck, decodeLegacyPush, futureLastSync, splitEntityTypes, type IssuedToClients } from './compat.js';
 import type { ServerConfig } from './config.js';
 import type { ServerMetrics } from './metrics.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { jsonReply, type Reply } from './http/io.js';
 import type { ChangeNotifier, DeltaAnswer, LiveOutcome } from './live/index.js';
-import type { ClientRecord, IssuedTokens, ServerStore } from './store/index.js';
+import type { ClientRecord, DeltaPage, IssuedTokens, OpenPageQuery, SyncStore } from './store/contract.js';
 import { ALL_TYPES_MASK, type PagePosition } from './store/pull.js';
 
 export const SERVER_VERSION = '0.1.0';
 
 export interface HandlerDeps {
-  readonly store: ServerStore;
+  readonly store: SyncStore;
   readonly config: ServerConfig;
   /** Told of every push that wrote something, so held live waits of the home wake up. */
   readonly changes: ChangeNotifier;
   /** Counts clamped changes, history records and digest reads (absent in tools that run no server). */
   readonly metrics?: ServerMetrics;
+  /** The original Python clients' spellings (compat.ts): the last watermark issued per client, and their log lines. */
+  readonly compat: { readonly issued: IssuedToClients; readonly notes: RateLimitedLog };
 }
 
 /** A sync endpoint: the parsed body of a request whose bearer token (and signature, if any) verified. */
-export type SyncHandler = (deps: HandlerDeps, client: ClientRecord, body: unknown) => Reply;
+export type SyncHandler = (deps: HandlerDeps, client: ClientRecord, body: unknown) => Promise<Reply>;
 /** An auth endpoint; `signedBy` is the client id of a verified request signature, if any. */
-export type AuthHandler = (deps: HandlerDeps, body: unknown, signedBy: string | undefined) => Reply;
+export type AuthHandler = (deps: HandlerDeps, body: unknown, signedBy: string | undefined) => Promise<Reply>;
 
 function parse<T extends z.ZodType>(schema: T, body: unknown, what: string): z.infer<T> {
   const parsed = schema.safeParse(body);
@@ -58,12 +62,14 @@ function parse<T extends z.ZodType>(schema: T, body: unknown, what: string): z.i
 
 function checkClient(messageClientId: string, client: ClientRecord): void {
   if (messageClientId !== client.clientId) {
-    throw new ProtocolError('FORBIDDEN', 'client_id does not match the authenticated client');
+    // Naming the token's own client tells its holder which client_id to send (a client started with its own uuid).
+    throw new ProtocolError('FORBIDDEN', `client_id does not match the authenticated client (this token is ${client.clientId}'s)`);
   }
 }
 
-function typesMask(types: readonly string[] | undefined): number {
-  if (types === undefined || types.length === 0) return ALL_TYPES_MASK;
+/** The types asked for; names the server does not store add nothing (only unknown names: an empty delta). */
+function typesMask(types: readonly string[], ignored: number): number {
+  if (types.length === 0) return ignored === 0 ? ALL_TYPES_MASK : 0;
   let mask = 0;
   for (const name of types) {
     const type = normaliseEntityType(name);
@@ -78,51 +84,57 @@ interface SyncWindow {
   readonly after: PagePosition | null;
   /** The home digest as of H, computed with the first page and carried by the cursor. */
   readonly digest: string | undefined;
+  /** The per-bucket digests as of H (first page only). */
+  readonly digestBuckets: readonly string[] | undefined;
+  readonly page: DeltaPage;
+  /** A naive last_sync later than anything issued (a client's clock): answered as a full resync (compat.ts). */
+  readonly resync: boolean;
 }
 
-/**
- * A watermark a client presents (last_sync, a cursor's H) must not be later than what this server issued to the
- * client's home (watermarks.ts). It is only compared, never recorded: nothing a client sends moves any clock.
- */
-function checkIssued(store: ServerStore, client: ClientRecord, value: Micros, what: string): void {
-  if (value > store.watermarks.bound(client.homeId)) {
-    throw new ProtocolError(
-      'INVALID_SYNC_STATE',
-      `${what} is later than any server_time this server issued to this home (restored from a backup?): do a full resync`,
-      { reason: 'future_watermark' },
-    );
-  }
+function futureWatermark(what: string): ProtocolError {
+  return new ProtocolError(
+    'INVALID_SYNC_STATE',
+    `${what} is later than any server_time this server issued to this home (restored from a backup?): do a full resync`,
+    { reason: 'future_watermark' },
+  );
 }
 
 /** A last_sync older than the home's purged tombstones cannot give a complete delta (design.md §Deletes). */
-function checkRetained(store: ServerStore, client: ClientRecord, w: Micros | null): void {
-  if (w !== null && w < store.purgedThrough(client.homeId)) {
-    throw new ProtocolError(
-      'INVALID_SYNC_STATE',
-      'last_sync is older than the tombstone retention horizon: do a full resync (last_sync null)',
-      { reason: 'purged' },
-    );
-  }
+function purged(): ProtocolError {
+  return new ProtocolError('INVALID_SYNC_STATE', 'last_sync is older than the tombstone retention horizon: do a full resync (last_sync null)', {
+    reason: 'purged',
+  });
 }
 
-/** The delta window (W, H] of a request: from its cursor, or a fresh watermark for a first page (design.md §Watermark). */
-function syncWindow(store: ServerStore, client: ClientRecord, msg: SyncRequest): SyncWindow {
+/**
+ * The delta window (W, H] of a request and its page (design.md §Watermark): from its cursor, or a fresh watermark
+ * issued with the first page. A watermark a client presents (last_sync, a cursor's H) must not be later than what was
+ * issued to the client's home: it is only compared, never recorded — nothing a client sends moves any clock. Checks
+ * come first: a refused request issues nothing.
+ */
+async function syncWindow(store: SyncStore, client: ClientRecord, msg: SyncRequest, query: Omit<OpenPageQuery, 'w'>): Promise<SyncWindow> {
   if (msg.cursor) {
     const c = decodeCursor(store.cursorKey, client.clientId, msg.cursor);
-    checkIssued(store, client, c.h, 'the cursor');
-    checkRetained(store, client, c.w);
-    return { w: c.w, h: c.h, after: { p: c.p, s: c.s }, digest: c.d };
+    if (c.h > (await store.issuedBound(client.homeId))) throw futureWatermark('the cursor');
+    const after = { p: c.p, s: c.s };
+    const page = await store.page({ ...query, w: c.w, h: c.h, after });
+    return { w: c.w, h: c.h, after, page, resync: false, digest: c.d, digestBuckets: undefined };
   }
-  const w = msg.last_sync ? (parseTimestamp(msg.last_sync) ?? null) : null;
-  if (w !== null) checkIssued(store, client, w, 'last_sync');
-  checkRetained(store, client, w);
+  let w = msg.last_sync ? (parseTimestamp(msg.last_sync) ?? null) : null;
+  let resync = false;
+  if (w !== null && msg.last_sync && futureLastSync(msg.last_sync) === 'full' && w > (await store.issuedBound(client.homeId))) {
+    // Seed §Error Codes INVALID_SYNC_STATE ("client too far behind"), answered with the full resync it calls for: a
+    // naive last_sync is the client's own clock, never a value this server issued. Only compared, never recorded.
+    w = null;
+    resync = true;
+  }
   if (msg.buckets !== undefined && w !== null) {
     throw new ProtocolError('BAD_REQUEST', 'buckets (a digest repair) needs last_sync null: it reads the buckets whole');
   }
-  // Checks first: a refused request issues nothing. The digest is read right after H is issued, in the same
-  // synchronous step, so it is the digest of exactly the rows with seq <= H.
-  const h = store.issueWatermark(client.homeId);
-  return { w, h, after: null, digest: undefined };
+  // The digest is read with the first page, under the same lock: it is the digest of exactly the rows with seq <= H.
+  const opened = await store.openPage({ ...query, w });
+  if (!opened.ok) throw opened.reason === 'purged' ? purged() : futureWatermark('last_sync');
+  return { w, h: opened.h, after: null, page: opened.page, resync, digest: opened.digest?.home, digestBuckets: opened.digest?.buckets };
 }
 
 /** The extensions a sync_request announced (docs/protocol.md §Capabilities). */
@@ -132,8 +144,8 @@ function capsOf(msg: SyncRequest): { partial: boolean; digest: boolean; any: boo
 }
 
 /** sync_request → sync_delta (seed §1, §2; design.md §Watermark, §Pagination). */
-export function handleSyncRequest(deps: HandlerDeps, client: ClientRecord, body: unknown): Reply {
-  return answerSyncRequest(deps, client, parseSyncRequest(body, client)).reply;
+export async function handleSyncRequest(deps: HandlerDeps, client: ClientRecord, body: unknown): Promise<Reply> {
+  return (await answerSyncRequest(deps, client, parseSyncRequest(body, client))).reply;
 }
 
 export function parseSyncRequest(body: unknown, client: ClientRecord): SyncRequest {
@@ -146,28 +158,42 @@ export function parseSyncRequest(body: unknown, client: ClientRecord): SyncReque
  * The delta of a parsed sync_request, with a fresh watermark; `live` (the live-wait extension) adds how the wait
  * ended to the delta. Called once for a plain request, and again on every wake-up of a held one.
  */
-export function answerSyncRequest(deps: HandlerDeps, client: ClientRecord, msg: SyncRequest, live?: LiveOutcome): DeltaAnswer {
+export async function answerSyncRequest(
+  deps: HandlerDeps,
+  client: ClientRecord,
+  msg: SyncRequest,
+  live?: LiveOutcome,
+): Promise<DeltaAnswer> {
   const { store, config } = deps;
   const caps = capsOf(msg);
-  const { w, h, after, digest: carried } = syncWindow(store, client, msg);
-  // The digest covers the whole home: only for a request of every type, and not for a repair of some buckets.
-  const wantsDigest = caps.digest && typesMask(msg.entity_types) === ALL_TYPES_MASK && msg.buckets === undefined;
-  const homeDigest = wantsDigest && after === null ? store.digests.of(client.homeId) : undefined;
-  const page = store.delta.page({
+  const types = splitEntityTypes(msg.entity_types);
+  if (types.ignored.length > 0) {
+    deps.compat.notes.record('ignored_entity_types', 'sync_request names entity types this server does not store: ignored', {
+      client: client.clientId,
+      ignored: types.ignored,
+    });
+  }
+  const { w, h, after, page, resync, digest, digestBuckets } = await syncWindow(store, client, msg, {
     homeId: client.homeId,
     clientId: client.clientId,
-    w,
-    h,
-    typesMask: typesMask(msg.entity_types),
+    typesMask: typesMask(types.known, types.ignored.length),
     // A client that announced extensions gets tombstones unless it says include_deleted: false.
     includeDeleted: msg.include_deleted ?? caps.any,
-    after,
+    // The digest covers the whole home: only for a request of every type, and not for a repair of some buckets.
+    digest: caps.digest && types.ignored.length === 0 && typesMask(types.known, 0) === ALL_TYPES_MASK && msg.buckets === undefined,
     limit: Math.min(config.pageSize, msg.limit ?? config.pageSize),
     partial: caps.partial,
     ...(msg.buckets === undefined ? {} : { buckets: msg.buckets }),
   });
-  const digest = carried ?? homeDigest?.home;
-  const conflicts = after === null ? store.delta.conflicts(client.clientId, w, h, config.pageSize) : [];
+  // Read with the page, in its snapshot: a purge between the pages of a sync is seen, never a half delta.
+  if (w !== null && w < page.purgedThrough) throw purged();
+  deps.compat.issued.note(client.clientId, h);
+  if (resync) {
+    deps.compat.notes.record('unissued_last_sync', 'naive last_sync later than anything issued (a client clock): full resync', {
+      client: client.clientId,
+    });
+  }
+  const conflicts = after === null ? await store.conflicts(client.clientId, w, h, config.pageSize) : [];
   const cursor =
     page.more && page.last !== null
       ? encodeCursor(store.cursorKey, client.clientId, { w, h, p: page.last.p, s: page.last.s, ...(digest === undefined ? {} : { d: digest }) })
@@ -182,11 +208,14 @@ export function answerSyncRequest(deps: HandlerDeps, client: ClientRecord, msg: 
   if (!caps.any || conflicts.length > 0) fields.push(`"conflicts":[${conflicts.join(',')}]`);
   if (!caps.any || page.more) fields.push(`"more":${page.more}`);
   if (!caps.any || cursor !== null) fields.push(`"cursor":${JSON.stringify(cursor)}`);
+  // Extensions, present only when they say something (docs/protocol.md §Compatibility, §Live waits).
   if (liveInfo !== undefined) fields.push(`"live":${JSON.stringify(liveInfo)}`);
+  if (types.ignored.length > 0) fields.push(`"ignored_entity_types":${JSON.stringify(types.ignored)}`);
+  if (resync) fields.push('"resync":{"code":"INVALID_SYNC_STATE","reason":"unissued_last_sync"}');
   if (digest !== undefined && !page.more) {
     fields.push(`"digest":"${digest}"`);
     // Per-bucket digests only on a single-page answer (the cursor carries the home digest alone).
-    if (msg.digest_buckets === true && homeDigest !== undefined) fields.push(`"digest_buckets":${JSON.stringify(homeDigest.buckets)}`);
+    if (msg.digest_buckets === true && digestBuckets !== undefined) fields.push(`"digest_buckets":${JSON.stringify(digestBuckets)}`);
     deps.metrics?.digests.inc();
   }
   const text = `{${fields.join(',')}}`;
@@ -194,7 +223,7 @@ export function answerSyncRequest(deps: HandlerDeps, client: ClientRecord, msg: 
 }
 
 /** sync_push → sync_result (seed §3, §4). */
-export function handleSyncPush(deps: HandlerDeps, client: ClientRecord, body: unknown): Reply {
+export async function handleSyncPush(deps: HandlerDeps, client: ClientRecord, body: unknown): Promise<Reply> {
   const { store, config } = deps;
   if (typeof body === 'object' && body !== null && 'changes' in body && Array.isArray(body.changes)) {
     if (body.changes.length > config.maxPushChanges) {
@@ -206,40 +235,57 @@ export function handleSyncPush(deps: HandlerDeps, client: ClientRecord, body: un
   }
   const msg = parse(SyncPushSchema, body, 'sync_push');
   checkClient(msg.client_id, client);
-  const clampUs = config.clamp.enabled ? store.sequencer.nowMicros() + Math.round(config.clamp.toleranceSeconds * 1_000_000) : undefined;
-  const result = store.push.apply({ homeId: client.homeId, clientId: client.clientId, ...(clampUs === undefined ? {} : { clampUs }) }, msg.changes);
+  // The Blowing-Off spelling of entity states (a JSON-encoded `state`, the device as `entity_id`), decoded (compat.ts).
+  const { changes, decoded } = decodeLegacyPush(msg.changes);
+  if (decoded > 0) {
+    deps.compat.notes.record('decoded_states', 'entity_state changes in the Blowing-Off spelling decoded', {
+      client: client.clientId,
+      decoded,
+    });
+  }
+  const clampToleranceUs = config.clamp.enabled ? Math.round(config.clamp.toleranceSeconds * 1_000_000) : undefined;
+  const ctx = { homeId: client.homeId, clientId: client.clientId, ...(clampToleranceUs === undefined ? {} : { clampToleranceUs }) };
+  const result = await store.applyPush(ctx, changes);
   if (result.clamped > 0) deps.metrics?.clamped.inc(result.clamped);
   if (result.history > 0) deps.metrics?.history.inc(result.history);
-  // Committed: wake the home's live waits (docs/protocol.md §Live waits). An identical resubmission also reports
-  // `applied` without writing; its wake-up finds an empty delta and the wait goes on holding.
-  if (result.applied.some((a) => a.status === 'applied')) {
+  // Committed: wake the home's live waits (docs/protocol.md §Live waits) in this process; on PostgreSQL the other
+  // instances hear the NOTIFY that rode the push's commit.
+  if (result.wrote) {
     deps.changes.publish({ homeId: client.homeId, originClientId: client.clientId, seq: result.serverTime });
   }
   const reply: SyncResult = {
     type: 'sync_result',
     applied: result.applied,
     conflicts: result.conflicts,
-    server_time: formatTimestamp(store.serverTimeFor(client.homeId)),
+    server_time: formatTimestamp(await store.serverTimeFor(client.homeId)),
   };
   return jsonReply(200, reply);
 }
 
 /** sync_ack → sync_ack_result (seed §5): records the client's last completed sync, used by the tombstone purge. */
-export function handleSyncAck(deps: HandlerDeps, client: ClientRecord, body: unknown): Reply {
+export async function handleSyncAck(deps: HandlerDeps, client: ClientRecord, body: unknown): Promise<Reply> {
   const { store } = deps;
   const msg = parse(SyncAckSchema, body, 'sync_ack');
   checkClient(msg.client_id, client);
-  const w = parseTimestamp(msg.sync_completed_at);
-  if (w === undefined || w > store.watermarks.bound(client.homeId)) {
+  const decision = decideAck(msg.sync_completed_at, await store.issuedBound(client.homeId), deps.compat.issued.lastIssued(client.clientId));
+  if (decision.kind === 'refuse') {
     throw new ProtocolError('BAD_REQUEST', 'sync_completed_at is later than any server_time this server issued to this home', {
       reason: 'future_ack',
     });
   }
-  store.accounts.recordAck(client.clientId, w);
+  // A clamped ack (a client's clock just after its sync) records the last server_time issued to that client, never
+  // its own value: an ack decides which tombstones may be purged, so it must not claim more than the client got.
+  if (decision.watermark !== undefined) await store.recordAck(client.clientId, decision.watermark);
+  if (decision.kind === 'clamp') {
+    deps.compat.notes.record('clamped_ack', 'naive sync_completed_at slightly ahead of the last server_time: clamped', {
+      client: client.clientId,
+    });
+  }
   const reply: SyncAckResult = {
     type: 'sync_ack_result',
     acknowledged: true,
-    server_time: formatTimestamp(store.serverTimeFor(client.homeId)),
+    server_time: formatTimestamp(await store.serverTimeFor(client.homeId)),
+    ...(decision.kind === 'clamp' ? { clamped: true } : {}),
   };
   return jsonReply(200, reply);
 }
@@ -257,21 +303,21 @@ function tokenReply(tokens: IssuedTokens, client: ClientRecord): Reply {
 }
 
 /** POST /auth/token. `signedBy` is the client id of a verified request signature, if any. */
-export function handleToken(deps: HandlerDeps, body: unknown, signedBy: string | undefined): Reply {
+export async function handleToken(deps: HandlerDeps, body: unknown, signedBy: string | undefined): Promise<Reply> {
   const msg = parse(TokenRequestSchema, body, 'token request');
   if (signedBy !== undefined && signedBy !== msg.client_id) {
     throw new ProtocolError('BAD_SIGNATURE', 'x-inbetweenies-client-id does not match client_id', { reason: 'client_id' });
   }
   // An unknown client id and a wrong secret get the same answer, in the same time (accounts.authenticate).
-  const client = deps.store.accounts.authenticate(msg.client_id, msg.client_secret);
+  const client = await deps.store.authenticate(msg.client_id, msg.client_secret);
   if (client === undefined) throw new ProtocolError('UNAUTHORIZED', 'invalid client credentials', { reason: 'bad_credentials' });
-  return tokenReply(deps.store.accounts.issueTokens(client.clientId, deps.config.tokens), client);
+  return tokenReply(await deps.store.issueTokens(client.clientId, deps.config.tokens), client);
 }
 
 /** POST /auth/refresh: a new pair; the old refresh token and the access token issued with it are revoked. */
-export function handleRefresh(deps: HandlerDeps, body: unknown, signedBy: string | undefined): Reply {
+export async function handleRefresh(deps: HandlerDeps, body: unknown, signedBy: string | undefined): Promise<Reply> {
   const msg = parse(RefreshRequestSchema, body, 'refresh request');
-  const lookup = deps.store.accounts.lookupToken(msg.refresh_token, 'refresh');
+  const lookup = await deps.store.lookupToken(msg.refresh_token, 'refresh');
   if (!lookup.ok) {
     throw lookup.reason === 'expired'
       ? new ProtocolError('AUTH_EXPIRED', 'refresh token expired: authenticate with the client credentials', {
@@ -284,16 +330,18 @@ export function handleRefresh(deps: HandlerDeps, body: unknown, signedBy: string
       reason: 'client_id',
     });
   }
-  const tokens = deps.store.accounts.rotateRefresh(msg.refresh_token, lookup.client.clientId, deps.config.tokens);
+  const tokens = await deps.store.rotateRefresh(msg.refresh_token, lookup.client.clientId, deps.config.tokens);
+  // Consumed meanwhile by a concurrent rotation (on any instance): that one won, this token is spent.
+  if (tokens === undefined) throw new ProtocolError('UNAUTHORIZED', 'unknown refresh token', { reason: 'unknown_refresh' });
   return tokenReply(tokens, lookup.client);
 }
 
-export function handleHealth(deps: HandlerDeps): Reply {
+export async function handleHealth(deps: HandlerDeps): Promise<Reply> {
   const live = deps.config.live;
   const reply: HealthResponse = {
     status: 'ok',
     version: SERVER_VERSION,
-    server_time: formatTimestamp(deps.store.sequencer.nowMicros()),
+    server_time: formatTimestamp(await deps.store.nowMicros()),
     // Extensions, additive: a gateway that finds no live_wait here (or a 404: a server without health) polls.
     capabilities: {
       ...(live.enabled ? { live_wait: { max_wait_seconds: live.maxWaitSeconds } } : {}),

@@ -42,12 +42,12 @@ export function parseHistoryQuery(url: string): z.infer<typeof HistoryQuerySchem
   return parsed.data;
 }
 
-export function handleHistory(deps: HandlerDeps, client: ClientRecord, url: string): Reply {
+export async function handleHistory(deps: HandlerDeps, client: ClientRecord, url: string): Promise<Reply> {
   const q = parseHistoryQuery(url);
   const max = deps.config.history.maxPageSize;
   if (q.limit !== undefined && q.limit > max) throw new ProtocolError('BAD_REQUEST', `history: limit is at most ${max}`);
   const entityType = normaliseEntityType(q.entity_type ?? 'entity_state') ?? 'entity_state';
-  const page = deps.store.history.page({
+  const page = await deps.store.history({
     homeId: client.homeId,
     entityType,
     entityId: q.entity_id,

@@ -1,8 +1,12 @@
 /**
- * The FunkyGibbon-compatible sync server: node:http (or node:https with `tls`) + the pipeline in app.ts + the SQLite
- * store, and the metrics listener when enabled. `close()` stops accepting, lets in-flight requests finish, then
- * closes the database; `destroy()` drops every connection at once; `reloadTls()` (SIGHUP) swaps the certificate for
- * new handshakes.
+ * The FunkyGibbon-compatible sync server: node:http (or node:https with `tls`) + the pipeline in app.ts + one store
+ * (store/contract.ts) — SQLite in `dataDir` by default, PostgreSQL with `database.url` — and the metrics listener
+ * when enabled. `close()` stops accepting, lets in-flight requests finish, then closes the store; `destroy()` drops
+ * every connection at once; `reloadTls()` (SIGHUP) swaps the certificate for new handshakes.
+ *
+ * On PostgreSQL any number of instances serve one database as one server: everything they share is in the database
+ * (pg/store.ts), live waits wake across instances by LISTEN/NOTIFY (pg/notifier.ts), and the scheduled maintenance
+ * runs once across instances (pg/jobs.ts).
  */
 import { createServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
@@ -10,10 +14,16 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log.js';
 import { App } from './app.js';
 import { parseServerConfig, type ServerConfig } from './config.js';
-import { InProcessChangeNotifier, LiveWaits, type LiveWaitStats } from './live/index.js';
+import { InProcessChangeNotifier, LiveWaits, type ChangeNotifier, type LiveWaitStats } from './live/index.js';
 import { MetricsListener } from './metrics.js';
-import { ServerStore, type ClientCredentials, type EntityView } from './store/index.js';
+import { redactDatabaseUrl } from './pg/connect.js';
+import { PgChangeNotifier } from './pg/notifier.js';
+import { PgStore } from './pg/store.js';
+import type { ClientCredentials } from './store/accounts.js';
+import type { StoredEntity, SyncStore } from './store/contract.js';
+import { SqliteStore } from './store/sqlite-store.js';
 import { readTlsFiles } from './tls.js';
+import { ConfigError } from '../errors.js';
 
 export interface SyncServerOptions {
   readonly config: ServerConfig;
@@ -33,26 +43,42 @@ export interface ListenAddress {
 
 export interface SyncServer {
   readonly config: ServerConfig;
-  readonly store: ServerStore;
+  /** SQLite (`store.kind === 'sqlite'`) or PostgreSQL. */
+  readonly store: SyncStore;
   listen(): Promise<ListenAddress>;
   /** Reads `tls.certFile` / `tls.keyFile` again for new handshakes; false (old certificate kept, error logged) on failure. */
   reloadTls(): boolean;
   close(): Promise<void>;
   destroy(): void;
-  addClient(homeId: string): ClientCredentials;
-  purgeTombstones(): number;
-  entities(homeId: string): EntityView[];
-  applicationCount(clientId: string, clientSyncId: string): number;
+  addClient(homeId: string): Promise<ClientCredentials>;
+  purgeTombstones(): Promise<number>;
+  entities(homeId: string): Promise<StoredEntity[]>;
+  applicationCount(clientId: string, clientSyncId: string): Promise<number>;
   /** Live waits held now and counted since start (docs/protocol.md §Live waits). */
   liveStats(): LiveWaitStats;
 }
 
 const DRAIN_TIMEOUT_MS = 5_000;
 
+/** What a server runs on: its store and the notifier its live waits listen to. */
+interface Backing {
+  readonly store: SyncStore;
+  readonly changes: ChangeNotifier;
+  /** Stops the notifier (PostgreSQL's LISTEN connection). */
+  readonly closeChanges: () => Promise<void>;
+}
+
+/**
+ * Every scheduled maintenance runs at most once per this share of the purge interval across all instances (each
+ * instance's timer fires every interval; the first to find the last run old enough runs it).
+ */
+const JOB_INTERVAL_SHARE = 0.9;
+
 class HttpSyncServer implements SyncServer {
   readonly config: ServerConfig;
-  readonly store: ServerStore;
+  readonly store: SyncStore;
   private readonly log: Logger;
+  private readonly backing: Backing;
   private readonly app: App;
   private readonly http: HttpServer | HttpsServer;
   private readonly live: LiveWaits;
@@ -61,12 +87,13 @@ class HttpSyncServer implements SyncServer {
   private closed: Promise<void> | undefined;
   private purgeTimer: NodeJS.Timeout | undefined;
 
-  constructor(options: SyncServerOptions) {
-    this.config = parseServerConfig(options.config, 'createSyncServer options.config');
+  constructor(options: SyncServerOptions & { readonly config: ServerConfig; readonly backing: Backing }) {
+    this.config = options.config;
     this.log = options.logger.child({ module: 'server' });
     const clock = options.clock ?? Date.now;
-    this.store = new ServerStore({ dataDir: this.config.dataDir, clock });
-    const changes = new InProcessChangeNotifier();
+    this.backing = options.backing;
+    this.store = options.backing.store;
+    const changes = options.backing.changes;
     this.live = new LiveWaits({ config: this.config.live, notifier: changes });
     this.app = new App({
       store: this.store,
@@ -134,17 +161,18 @@ class HttpSyncServer implements SyncServer {
 
   private startPurgeTimer(): void {
     const everyMs = this.config.tombstones.purgeIntervalSeconds * 1000;
+    const options = {
+      retentionSeconds: this.config.tombstones.retentionSeconds,
+      nonceWindowSeconds: this.config.hmac.windowSeconds,
+      minIntervalSeconds: this.config.tombstones.purgeIntervalSeconds * JOB_INTERVAL_SHARE,
+      historyRetentionSeconds: this.config.history.retentionSeconds,
+      historyMaxPerEntity: this.config.history.maxPerEntity,
+    };
     this.purgeTimer = setInterval(() => {
-      try {
-        const purged = this.purgeTombstones();
-        const tokens = this.store.accounts.deleteExpiredTokens();
-        const history = this.store.purgeHistory(this.config.tombstones.retentionSeconds);
-        const { retentionSeconds, maxPerEntity } = this.config.history;
-        const syncHistory = this.store.history.purge(this.store.sequencer.nowMicros() / 1000, retentionSeconds, maxPerEntity);
-        this.log.debug({ purged, tokens, ...history, syncHistory }, 'purge job');
-      } catch (err) {
-        this.log.error({ err }, 'purge job failed');
-      }
+      this.store.maintain(options).then(
+        (report) => this.log.debug({ ...report, ran: report !== undefined }, 'purge job'),
+        (err: unknown) => this.log.error({ err }, 'purge job failed'),
+      );
     }, everyMs);
     this.purgeTimer.unref();
   }
@@ -159,10 +187,13 @@ class HttpSyncServer implements SyncServer {
       const finish = (): void => {
         clearTimeout(force);
         this.app.flushLogs();
-        this.store.flushWatermarks();
-        this.store.close();
-        this.log.info('sync server closed');
-        resolve();
+        // The SQLite store writes its exact watermarks as it closes (only the serving process may).
+        Promise.all([this.store.close(), this.backing.closeChanges()])
+          .catch((err: unknown) => this.log.error({ err }, 'closing the store failed'))
+          .finally(() => {
+            this.log.info('sync server closed');
+            resolve();
+          });
       };
       void this.metricsListener?.close();
       if (!this.http.listening) {
@@ -182,23 +213,26 @@ class HttpSyncServer implements SyncServer {
     void this.metricsListener?.close();
     this.http.closeAllConnections();
     this.http.close();
-    this.store.close();
+    // Like a crash for the store: SQLite's watermarks are not flushed (the next start adds its slack).
+    if (this.store instanceof SqliteStore) this.store.local.close();
+    else void this.store.close().catch(() => undefined);
+    void this.backing.closeChanges().catch(() => undefined);
   }
 
-  addClient(homeId: string): ClientCredentials {
-    return this.store.accounts.addClient(homeId);
+  addClient(homeId: string): Promise<ClientCredentials> {
+    return this.store.addClient(homeId);
   }
 
-  purgeTombstones(): number {
+  purgeTombstones(): Promise<number> {
     return this.store.purgeTombstones(this.config.tombstones.retentionSeconds);
   }
 
-  entities(homeId: string): EntityView[] {
+  entities(homeId: string): Promise<StoredEntity[]> {
     return this.store.entities(homeId);
   }
 
-  applicationCount(clientId: string, clientSyncId: string): number {
-    return this.store.push.applicationCount(clientId, clientSyncId);
+  applicationCount(clientId: string, clientSyncId: string): Promise<number> {
+    return this.store.applicationCount(clientId, clientSyncId);
   }
 
   liveStats(): LiveWaitStats {
@@ -206,6 +240,42 @@ class HttpSyncServer implements SyncServer {
   }
 }
 
+function sqliteBacking(config: ServerConfig, clock: () => number): Backing {
+  const store = new SqliteStore({ dataDir: config.dataDir, clock, nonceWindowSeconds: config.hmac.windowSeconds });
+  return { store, changes: new InProcessChangeNotifier(), closeChanges: async () => undefined };
+}
+
+async function pgBacking(config: ServerConfig, url: string, logger: Logger, clock: () => number): Promise<Backing> {
+  // Migrates at open (idempotent, under an advisory lock) and refuses a schema newer than this build knows.
+  const store = await PgStore.open({ url, clock, poolSize: config.database.poolSize });
+  const changes = new PgChangeNotifier({ url, instanceId: store.instanceId, logger });
+  try {
+    await changes.start();
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  logger.info({ database: redactDatabaseUrl(url), instance: store.instanceId }, 'store: PostgreSQL');
+  return { store, changes, closeChanges: () => changes.close() };
+}
+
+/**
+ * The server on the store its config names: PostgreSQL when `database.url` is set (connected, migrated and listening
+ * for other instances' commits before this resolves), else SQLite in `dataDir`.
+ */
+export async function openSyncServer(options: SyncServerOptions): Promise<SyncServer> {
+  const config = parseServerConfig(options.config, 'openSyncServer options.config');
+  const clock = options.clock ?? Date.now;
+  const url = config.database.url;
+  const backing = url === undefined ? sqliteBacking(config, clock) : await pgBacking(config, url, options.logger, clock);
+  return new HttpSyncServer({ ...options, config, backing });
+}
+
+/** The server on SQLite, synchronously (embedding, tests); a config with `database.url` needs openSyncServer. */
 export function createSyncServer(options: SyncServerOptions): SyncServer {
-  return new HttpSyncServer(options);
+  const config = parseServerConfig(options.config, 'createSyncServer options.config');
+  if (config.database.url !== undefined) {
+    throw new ConfigError(['database.url: a PostgreSQL server is opened with openSyncServer (it connects first)'], 'createSyncServer');
+  }
+  return new HttpSyncServer({ ...options, config, backing: sqliteBacking(config, options.clock ?? Date.now) });
 }

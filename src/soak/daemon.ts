@@ -38,11 +38,18 @@ export function gatewayCli(): string {
   throw new Error(`${built} is missing: run \`npm run build\` first`);
 }
 
-/** Fast polling so a short soak exercises many cycles; one retry, then offline probing every 0.5 s. */
+/**
+ * Fast polling so a short soak exercises many cycles; one retry, then offline probing every 0.5 s. The fleets bring
+ * up to hundreds of devices from one host within seconds: device limits above the default 100 new a minute.
+ */
 function writeConfig(dataDir: string): string {
   mkdirSync(dataDir, { recursive: true });
   const path = join(dataDir, 'soak-gateway.yaml');
-  writeFileSync(path, 'sync:\n  minIntervalSeconds: 0.2\n  maxIntervalSeconds: 1\n  maxRetries: 1\n  offlineProbeSeconds: 0.5\n  criticalDebounceMs: 20\n');
+  writeFileSync(
+    path,
+    'sync:\n  minIntervalSeconds: 0.2\n  maxIntervalSeconds: 1\n  maxRetries: 1\n  offlineProbeSeconds: 0.5\n  criticalDebounceMs: 20\n' +
+      'ingest:\n  deviceLimits:\n    newPerMinute: 100000\n    total: 100000\n',
+  );
   return path;
 }
 

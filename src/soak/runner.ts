@@ -153,8 +153,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakSummary> {
   const soak = new Soak(options);
   const started = Date.now();
   await soak.startServer();
-  soak.creds = soak.server.addClient(HOME);
-  const appCreds = soak.server.addClient(HOME);
+  soak.creds = await soak.server.addClient(HOME);
+  const appCreds = await soak.server.addClient(HOME);
   const app = new AppWriter({ serverUrl: () => soak.serverUrl, clientId: appCreds.client_id, clientSecret: appCreds.client_secret });
   soak.proxy = await startChaosProxy(soak.serverUrl);
   soak.mqttPort = await freePort();

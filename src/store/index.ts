@@ -21,7 +21,7 @@ import { createWorkerWriter } from './worker-writer.js';
 import { BUMP_ATTEMPTS, PRUNE_CONFLICTS, REBASE_PENDING, SET_STATE } from './programs.js';
 import { StoreReads } from './reads.js';
 import { CachedSyncState, FileSyncState, readSyncStatus, type SyncState, type SyncStatus } from './sync-state.js';
-import type { ConflictEntry, CorruptRow, PendingChange, StoredEntity } from './types.js';
+import type { ConflictEntry, CorruptRow, PendingChange, PendingFilter, StoredEntity } from './types.js';
 import type { Discipline, StoreWriter, WriteProgram } from './writer.js';
 
 export { storePath, STORE_FILE, STORE_PAGE_SIZE } from './db.js';
@@ -31,7 +31,7 @@ export type { StoreTx } from './tx.js';
 export type { DeviceView } from './device-view.js';
 export type { BackupResult } from './backup.js';
 export { MAX_CONFLICTS_READ } from './conflict-reads.js';
-export type { SyncState, SyncStateEntries, SyncStatus, SyncStateKey, SyncStateValue, SyncMode, TokensState, LastError, LastResult } from './sync-state.js';
+export type { SyncState, SyncStateEntries, SyncStatus, SyncStateKey, SyncStateValue, SyncMode, TokensState, LastError, LastResult, ServerProfileState } from './sync-state.js';
 export type * from './types.js';
 
 /** How the latest writes went (any program, sync-state write or probe): what the health check reads. */
@@ -69,7 +69,7 @@ export interface EntitiesPart {
 
 export interface OutboxReads {
   /** Up to `limit` pending changes, highest priority first (seed §Batching); reading writes nothing. */
-  take(limit: number): PendingChange[];
+  take(limit: number, only?: PendingFilter): PendingChange[];
   count(): number;
   summary(): { pending: number; oldestQueuedAt: number | null };
   /** `type/id` of every entity with a pending change (the convergence check leaves their buckets out). */
@@ -190,7 +190,7 @@ function readParts(reads: StoreReads): { entities: EntitiesPart; outbox: OutboxR
       deviceKnown: (deviceId) => reads.deviceKnown(deviceId),
     },
     outbox: {
-      take: (limit) => reads.takePending(limit),
+      take: (limit, only) => reads.takePending(limit, only),
       count: () => reads.outboxSummary().pending,
       summary: () => reads.outboxSummary(),
       pendingKeys: () => reads.pendingKeys(),

@@ -8,7 +8,7 @@ import { normaliseEntityType } from '../protocol/entity-types.js';
 import type { Operation } from '../protocol/index.js';
 import type { Db } from './db.js';
 import { DEVICE_KNOWN_SQL, entityKey, parseJsonObject } from './tx.js';
-import type { CorruptRow, PendingChange, StoredEntity } from './types.js';
+import type { CorruptRow, PendingChange, PendingFilter, StoredEntity } from './types.js';
 
 interface EntityRow {
   entity_type: string;
@@ -49,6 +49,17 @@ function attributeNames(text: string | null): string[] | null {
   }
 }
 
+/**
+ * The pending changes, highest priority first. seed §Batching: states (0) > devices (1) > rooms (2), then oldest
+ * first. No index: each one would cost a page write per state written (docs/architecture.md §Disk writes); the scan
+ * sorts one row per entity.
+ */
+function takeSql(andWhere: string): string {
+  return `SELECT entity_type, entity_id, pending_csid, pending_op, data, updated_at, critical, first_queued_at, attempts, pending_attrs FROM entities
+     WHERE pending_csid IS NOT NULL${andWhere}
+     ORDER BY CASE entity_type WHEN 'entity_state' THEN 0 WHEN 'device' THEN 1 ELSE 2 END, first_queued_at, pending_csid LIMIT ?`;
+}
+
 export class StoreReads {
   readonly #report: (row: CorruptRow) => void;
   readonly #entity: Database.Statement<[string, string], EntityRow>;
@@ -67,7 +78,10 @@ export class StoreReads {
   readonly #allState: Database.Statement<[], { key: string; value: string }>;
   readonly #pageCount: Database.Statement<[], { page_count: number }>;
 
+  readonly #db: Db;
+
   constructor(db: Db, report: (row: CorruptRow) => void) {
+    this.#db = db;
     this.#report = report;
     this.#entity = db.prepare('SELECT * FROM entities WHERE entity_type = ? AND entity_id = ?');
     this.#entities = db.prepare('SELECT * FROM entities WHERE deleted = 0 OR ? = 1 ORDER BY entity_type, entity_id');
@@ -79,13 +93,7 @@ export class StoreReads {
     this.#deviceIds = db.prepare("SELECT entity_id FROM entities WHERE entity_type = 'device' AND deleted = 0");
     this.#isPending = db.prepare('SELECT COUNT(*) AS n FROM entities WHERE entity_type = ? AND entity_id = ? AND pending_csid IS NOT NULL');
     this.#deviceKnown = db.prepare(DEVICE_KNOWN_SQL);
-    // seed §Batching: states (0) > devices (1) > rooms (2), then oldest first. No index: each one would cost a page
-    // write per state written (docs/architecture.md §Disk writes); the scan sorts one row per entity.
-    this.#take = db.prepare(
-      `SELECT entity_type, entity_id, pending_csid, pending_op, data, updated_at, critical, first_queued_at, attempts, pending_attrs FROM entities
-       WHERE pending_csid IS NOT NULL
-       ORDER BY CASE entity_type WHEN 'entity_state' THEN 0 WHEN 'device' THEN 1 ELSE 2 END, first_queued_at, pending_csid LIMIT ?`,
-    );
+    this.#take = db.prepare(takeSql(''));
     this.#pendingKeys = db.prepare('SELECT entity_type, entity_id FROM entities WHERE pending_csid IS NOT NULL');
     this.#outboxSummary = db.prepare('SELECT COUNT(*) AS n, MIN(first_queued_at) AS oldest FROM entities WHERE pending_csid IS NOT NULL');
     this.#conflicts = db.prepare('SELECT COUNT(*) AS n FROM conflicts');
@@ -146,9 +154,10 @@ export class StoreReads {
    * Up to `limit` pending changes, highest priority first (seed §Batching). Reading writes nothing. A row whose
    * type, operation or data cannot be read is reported (logged and counted by the store) and left where it is.
    */
-  takePending(limit: number): PendingChange[] {
+  takePending(limit: number, only?: PendingFilter): PendingChange[] {
     const out: PendingChange[] = [];
-    for (const row of this.#take.all(limit)) {
+    const rows = only === undefined ? this.#take.all(limit) : this.#takeOnly(only).all(limit);
+    for (const row of rows) {
       const key = entityKey(row.entity_type, row.entity_id);
       const entityType = normaliseEntityType(row.entity_type);
       const data = parseJsonObject(row.data);
@@ -172,6 +181,25 @@ export class StoreReads {
       });
     }
     return out;
+  }
+
+  readonly #takeOnlyCache = new Map<string, Database.Statement<[number], PendingRow>>();
+
+  /**
+   * The pending query restricted to some entity types (and without deletes): a server that cannot store a type keeps
+   * those changes pending without them taking the place of the ones it can (docs/protocol.md §Compatibility).
+   */
+  #takeOnly(only: PendingFilter): Database.Statement<[number], PendingRow> {
+    const types = [...new Set(only.types.map((t) => normaliseEntityType(t)).filter((t) => t !== undefined))].sort();
+    const key = `${types.join(',')}|${only.deletes}`;
+    let stmt = this.#takeOnlyCache.get(key);
+    if (stmt === undefined) {
+      // Only normalised type names reach the SQL text (see above): nothing from outside is interpolated.
+      const inList = types.map((t) => `'${t}'`).join(', ') || "''";
+      stmt = this.#db.prepare(takeSql(` AND entity_type IN (${inList})${only.deletes ? '' : " AND pending_op != 'delete'"}`));
+      this.#takeOnlyCache.set(key, stmt);
+    }
+    return stmt;
   }
 
   /** `type/id` of every entity with a pending change. */

@@ -38,6 +38,21 @@ export type LastResult = z.infer<typeof LastResultSchema>;
 export const LastErrorSchema = z.object({ code: z.string(), message: z.string(), at: z.number() });
 export type LastError = z.infer<typeof LastErrorSchema>;
 
+/**
+ * What the gateway learnt about its server (docs/protocol.md §Compatibility): the profile in use and how it was
+ * decided, whether the server signs its answers and takes gzip bodies, the FunkyGibbon house pushes go to, and what
+ * is wrong with the server, in words, by topic (shown by `status`).
+ */
+export const ServerProfileStateSchema = z.object({
+  profile: z.enum(['inbetweenies', 'funkygibbon-v1']),
+  decided_by: z.enum(['config', 'health', 'sync_probe', 'fallback']),
+  decided_at: z.number(),
+  gzip_refused: z.boolean(),
+  house_id: z.string().nullable(),
+  problems: z.record(z.string().max(64), z.string().max(1000)),
+});
+export type ServerProfileState = z.infer<typeof ServerProfileStateSchema>;
+
 const SCHEMAS = {
   last_sync: z.string(),
   clock_offset_ms: z.number(),
@@ -47,6 +62,7 @@ const SCHEMAS = {
   last_error: LastErrorSchema,
   mode: SyncModeSchema,
   health_probe: z.number(),
+  server_profile: ServerProfileStateSchema,
 } as const;
 
 export type SyncStateKey = keyof typeof SCHEMAS;

@@ -92,3 +92,9 @@ export interface CorruptRow {
   readonly key: string;
   readonly problem: string;
 }
+
+/** Which pending changes to take: only these entity types, and deletes or not (a server that stores less). */
+export interface PendingFilter {
+  readonly types: readonly string[];
+  readonly deletes: boolean;
+}

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { GatewayError, SyncHttpError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { HealthResponseSchema, parseTimestamp, SyncAckResultSchema, type SyncAck } from '../protocol/index.js';
+import { HealthResponseSchema, parseTimestamp, type SyncAck } from '../protocol/index.js';
 import type { GatewayStore, LastError, LastResult, SyncStateEntries } from '../store/index.js';
 import type { DeviceCommand } from '../store/types.js';
 import { TokenManager } from './auth.js';
@@ -21,6 +21,9 @@ import { push } from './push.js';
 import type { PushedVersion } from './push-apply.js';
 import { ackDue, elapsedMs, type CycleReport, type LiveRoundReport, type PushOnlyReport } from './reports.js';
 import { PushSettlements } from './settlements.js';
+import { ServerPeer } from './peer.js';
+import { probeSeedShape, pullPeerOf, pushPeerOf } from './peer-phases.js';
+import { ackAccepted, decideFromHealth, PeerAckAnswerSchema, SERVER_PROFILE_SETTINGS, timestampFor } from './peer-profile.js';
 import { SyncTransport, TransportConfigSchema, type CallResult, type CallSpec } from './transport.js';
 
 export { ackDue, type AckDueInput, type CycleReport, type LiveRoundReport, type PushOnlyReport } from './reports.js';
@@ -56,6 +59,12 @@ export const SyncClientConfigSchema = TransportConfigSchema.extend({
    * (docs/protocol.md §Capabilities). For a server that mishandles the extensions, and for same-run baselines.
    */
   seedOnly: z.boolean().default(false),
+  /** What the server is (docs/protocol.md §Compatibility): decided from its answers on `auto`. */
+  profile: z.enum(SERVER_PROFILE_SETTINGS).default('auto'),
+  /** A static bearer token for a server without a token endpoint (FunkyGibbon v1). */
+  token: z.string().min(1).optional(),
+  /** The FunkyGibbon v1 house pushes go to (default: the one its pulled rooms name). */
+  houseId: z.string().min(1).optional(),
 });
 export type SyncClientConfig = z.input<typeof SyncClientConfigSchema>;
 
@@ -82,6 +91,8 @@ export class SyncClient {
   readonly transport: SyncTransport;
   readonly store: GatewayStore;
   readonly #tokens: TokenManager;
+  /** The server's profile: what it signs, takes and stores (peer.ts). */
+  readonly peer: ServerPeer;
   readonly #log: Logger;
   readonly #now: () => number;
   readonly #onCommands: (commands: DeviceCommand[]) => void;
@@ -110,13 +121,15 @@ export class SyncClient {
       now: this.#now,
       settledAfter: (serverMicros) => this.#settlements.after(serverMicros),
     });
-    this.transport = new SyncTransport({ ...this.config, logger, now: this.#now, timestampSeconds: () => this.clock.nowMs() / 1000 });
+    const { profile, token, houseId, ...transportConfig } = this.config;
+    this.peer = new ServerPeer({ setting: profile, token, houseId, state: store.syncState, logger, now: this.#now });
+    this.transport = new SyncTransport({ ...transportConfig, logger, now: this.#now, timestampSeconds: () => this.clock.nowMs() / 1000, peer: this.peer });
     this.#tokens = new TokenManager({
       transport: this.transport,
       state: store.syncState,
       logger,
       clientId: this.config.clientId,
-      clientSecret: this.config.clientSecret,
+      clientSecret: this.config.clientSecret ?? '',
       refreshAtFraction: this.config.refreshAtFraction,
       now: this.#now,
     });
@@ -155,15 +168,16 @@ export class SyncClient {
   pushPending(): Promise<PushOnlyReport> {
     return this.#recorded(async () => {
       const started = performance.now();
-      if (!this.clock.known || this.#partialPush === undefined) await this.probe();
+      if (!this.clock.known || this.peer.traits === undefined || this.#partialPush === undefined) await this.probe();
       const { common } = this.#phase();
-      const pushed = await push({ ...common, store: this.store, batchSize: this.config.pushBatchSize, settle: this.#settle, partial: this.#partialPush === true && !this.config.seedOnly });
+      const pushed = await this.#push(common);
       return { ...pushed, pulled: 0, durationMs: elapsedMs(started) };
     });
   }
 
   /** Whether the server holds live waits (GET /api/v1/health capabilities); throws when it cannot be reached. */
-  probeLive(): Promise<LiveSupport | undefined> {
+  async probeLive(): Promise<LiveSupport | undefined> {
+    if (this.peer.traits?.health === false) return undefined; // a server without health has no live waits: polled
     return probeLiveWait((spec) => this.transport.call(spec));
   }
 
@@ -237,13 +251,14 @@ export class SyncClient {
     const started = performance.now();
     const sent0 = this.transport.stats.bytesSent;
     const received0 = this.transport.stats.bytesReceived;
-    // first contact: HMAC timestamps and stamps need the offset; the health answer also says what the server merges
-    if (!this.clock.known || this.#partialPush === undefined) await this.probe();
+    // First contact: HMAC timestamps and stamps need the offset, and on `auto` the server's profile is not known yet;
+    // the health answer also says whether the server merges partial states.
+    if (!this.clock.known || this.peer.traits === undefined || this.#partialPush === undefined) await this.probe();
     const { common, commands } = this.#phase();
     const full = this.#fullRequested;
     const pulled = await this.#pull(common, { full });
     if (full && pulled.fullResync) this.#fullRequested = false;
-    const pushed = await push({ ...common, store: this.store, batchSize: this.config.pushBatchSize, settle: this.#settle, partial: this.#partialPush === true && !this.config.seedOnly });
+    const pushed = await this.#push(common);
     const acked = await this.#ackIfDue(pulled, pulled.pulled + pushed.pushed);
     const report: CycleReport = {
       pulled: pulled.pulled,
@@ -267,7 +282,7 @@ export class SyncClient {
 
   async #liveRound(options: { readonly waitSeconds: number; readonly signal?: AbortSignal }): Promise<LiveRoundReport> {
     const started = performance.now();
-    if (!this.clock.known) await this.probe();
+    if (!this.clock.known || this.peer.traits === undefined) await this.probe();
     const { common, commands } = this.#phase();
     const timeoutMs = liveTimeoutMs(options.waitSeconds, this.config.liveTimeoutMarginMs);
     const wait = { seconds: options.waitSeconds, timeoutMs, ...(options.signal ? { signal: options.signal } : {}) };
@@ -289,11 +304,30 @@ export class SyncClient {
     };
   }
 
-  /** The pull phase; a delta applied up to its watermark makes older push settlements moot. */
+  /**
+   * The pull phase; a delta applied up to its watermark makes older push settlements moot. On `auto`, a server that
+   * answers this protocol's request with a 5xx is asked the seed's plain shape before anything backs off: if that
+   * works the profile switches (remembered) and the pull is done that way.
+   */
   async #pull(common: PhaseDeps & { nowMs: () => number }, options: Pick<PullDeps, 'full' | 'wait'>): Promise<PullReport> {
     const settledAfter = (serverMicros: number): string[] => this.#settlements.after(serverMicros);
-    const base = { ...common, store: this.store, clock: this.clock, pageLimit: this.config.pageLimit, settledAfter, seedOnly: this.config.seedOnly };
-    const pulled = await pull({ ...base, ...options });
+    const peer = pullPeerOf(this.peer);
+    // A server profile that is not this protocol's (FunkyGibbon v1) is asked the seed only.
+    const base = { ...common, store: this.store, clock: this.clock, pageLimit: this.config.pageLimit, settledAfter, seedOnly: this.config.seedOnly || peer !== undefined, ...(peer ? { peer } : {}) };
+    let pulled: PullReport;
+    try {
+      pulled = await pull({ ...base, ...options });
+    } catch (err) {
+      // a 5xx for our request, or no token endpoint (404): the seed's plain shape may work
+      const status = err instanceof SyncHttpError ? (err.status ?? 0) : 0;
+      const otherShape = (status >= 500 || status === 404) && this.peer.setting === 'auto' && peer === undefined;
+      if (!otherShape) throw err;
+      this.#log.warn({ status, reason: err instanceof Error ? err.message : String(err) }, 'server failed our sync_request; trying the seed\'s plain request shape');
+      await this.#probeSeedShape('fallback').catch(() => {
+        throw err;
+      });
+      return this.#pull(common, options);
+    }
     const watermark = parseTimestamp(pulled.serverTime);
     if (watermark !== undefined) {
       await this.#verify(base, pulled, watermark);
@@ -327,8 +361,9 @@ export class SyncClient {
     else if (!pulled.watermarkSaved) this.store.syncState.remember({ last_sync: pulled.serverTime });
     if (!due) return false;
     this.#fault('before_ack');
-    const ack: SyncAck = { type: 'sync_ack', client_id: this.config.clientId, sync_completed_at: pulled.serverTime };
-    await this.#authed({ method: 'POST', path: SYNC_ACK_PATH, body: ack, schema: SyncAckResultSchema });
+    const ack: SyncAck = { type: 'sync_ack', client_id: this.config.clientId, sync_completed_at: timestampFor(this.peer.effective(), pulled.serverTime) };
+    const { value } = await this.#authed({ method: 'POST', path: SYNC_ACK_PATH, body: ack, schema: PeerAckAnswerSchema });
+    if (!ackAccepted(value)) throw new GatewayError('BAD_RESPONSE', `the server did not acknowledge the sync: ${JSON.stringify(value).slice(0, 200)}`);
     this.#lastAckAtMs = this.#now();
     return true;
   }
@@ -362,27 +397,59 @@ export class SyncClient {
     }
   }
 
-  /** GET /api/v1/health; its server_time also feeds the clock estimate. Throws when the server is not reachable. */
+  /**
+   * GET /api/v1/health; its server_time also feeds the clock estimate, and on `auto` it decides the server's profile:
+   * a 404 there is answered by a probe with the seed's own request (FunkyGibbon v1 has no health endpoint). A server
+   * known to have none is not asked: its first delta teaches the clock. Throws when the server is not reachable.
+   */
   async probe(): Promise<void> {
+    const known = this.peer.traits;
+    // A server without health (the Python FunkyGibbon v1) merges no partial states: whole states, as the seed.
+    if (known?.health === false) {
+      this.#partialPush = false;
+      return;
+    }
     let answer;
     try {
       answer = await this.transport.call({ method: 'GET', path: HEALTH_PATH, schema: HealthResponseSchema, signed: false });
     } catch (err) {
-      // A server without health (the Python FunkyGibbon v1) merges no partial states: whole states, as the seed.
-      if (err instanceof SyncHttpError && err.code === 'NOT_FOUND') {
-        this.#partialPush = false;
-        return;
+      if (!(err instanceof SyncHttpError) || decideFromHealth(err.status, false) !== 'probe-sync') throw err;
+      if (known !== undefined && this.peer.setting !== 'auto') {
+        throw new GatewayError('BAD_RESPONSE', `the server has no ${HEALTH_PATH} (HTTP ${err.status ?? '?'}): is it FunkyGibbon v1? set server.profile to funkygibbon-v1 or auto`, { cause: err });
       }
-      throw err;
+      this.#partialPush = false;
+      await this.#probeSeedShape(known === undefined ? 'sync_probe' : 'fallback');
+      return;
     }
-    const { value, sentAtMs, receivedAtMs, serverDateMs } = answer;
-    this.#partialPush = value.capabilities?.partial_state !== undefined;
-    const serverMicros = parseTimestamp(value.server_time);
-    if (serverMicros !== undefined) this.clock.observe(serverMicros, sentAtMs, receivedAtMs, serverDateMs);
+    if (known === undefined) this.peer.decide('inbetweenies', 'health');
+    this.#partialPush = answer.value.capabilities?.partial_state !== undefined;
+    const serverMicros = parseTimestamp(answer.value.server_time);
+    if (serverMicros !== undefined) this.clock.observe(serverMicros, answer.sentAtMs, answer.receivedAtMs, answer.serverDateMs);
   }
 
-  /** A request with the bearer token; on 401 AUTH_EXPIRED (or a token the server no longer knows) renew once, retry once. */
+  #probeSeedShape(by: 'sync_probe' | 'fallback'): Promise<void> {
+    return probeSeedShape({ transport: this.transport, clock: this.clock, peer: this.peer, clientId: this.config.clientId, nowMs: this.#now }, by);
+  }
+
+  /** The push phase, shaped for the server's profile (what it cannot store stays pending). */
+  #push(common: PhaseDeps & { nowMs: () => number }): ReturnType<typeof push> {
+    const peer = pushPeerOf(this.peer);
+    const partial = this.#partialPush === true && !this.config.seedOnly && peer === undefined;
+    return push({ ...common, store: this.store, batchSize: this.config.pushBatchSize, settle: this.#settle, partial, ...(peer ? { peer } : {}) });
+  }
+
+  /**
+   * A request with the bearer token; on 401 AUTH_EXPIRED (or a token the server no longer knows) renew once, retry
+   * once. A server without a token endpoint (FunkyGibbon v1) gets the static `server.token`, or no Authorization.
+   */
   async #authed<T>(spec: CallSpec<T>): Promise<CallResult<T>> {
+    if (!this.peer.effective().tokenEndpoint) {
+      const fixed = this.peer.token;
+      return this.transport.call({ ...spec, ...(fixed === undefined ? {} : { bearer: fixed }) });
+    }
+    if (this.config.clientSecret === undefined) {
+      throw new GatewayError('CONFIG_INVALID', 'the server issues tokens (profile inbetweenies): set server.clientSecret');
+    }
     const token = await this.#tokens.accessToken();
     try {
       return await this.transport.call({ ...spec, bearer: token });

@@ -36,6 +36,13 @@ export interface ServerClockOptions {
   readonly window?: number;
   /** Weight of a new estimate when smoothing (default 0.3). */
   readonly smoothing?: number;
+  /**
+   * A monotonic clock in ms (the daemon passes `performance.now`): a step of the local wall clock between two samples
+   * (an RTC-less Pi setting its time, NTP stepping it) is noticed at once and the offset follows it, so stamps stay in
+   * server time while no sample arrives (a held live wait gives one only when it is answered). Without it, only
+   * samples move the offset.
+   */
+  readonly monotonic?: () => number;
   /** A difference larger than this is a clock step, taken at once (default 1000 ms). */
   readonly stepMs?: number;
   /**
@@ -104,9 +111,13 @@ export class ServerClock implements StampClock {
   #offsetMs: number;
   #persistedMs: number;
   #known: boolean;
+  readonly #monotonic: (() => number) | undefined;
+  /** The wall clock and the monotonic clock read together last (step detection). */
+  #anchor: { wall: number; mono: number } | undefined;
 
   constructor(options: ServerClockOptions) {
     this.#now = options.now ?? Date.now;
+    this.#monotonic = options.monotonic;
     this.#state = options.state;
     this.#log = options.logger.child({ module: 'clock' });
     this.#window = options.window ?? 8;
@@ -130,7 +141,25 @@ export class ServerClock implements StampClock {
   }
 
   nowMs(): number {
-    return this.#now() + this.#offsetMs;
+    const wall = this.#now();
+    this.#followLocalStep(wall);
+    return wall + this.#offsetMs;
+  }
+
+  /** A local wall-clock step since the last reading (against the monotonic clock) moves the offset the other way. */
+  #followLocalStep(wall: number): void {
+    if (this.#monotonic === undefined) return;
+    const mono = this.#monotonic();
+    const anchor = this.#anchor;
+    this.#anchor = { wall, mono };
+    if (anchor === undefined || !this.#known) return;
+    const stepMs = wall - (anchor.wall + (mono - anchor.mono));
+    if (Math.abs(stepMs) <= this.#stepMs) return;
+    this.#offsetMs -= stepMs;
+    this.#samples.length = 0; // round trips measured on the old wall clock
+    this.#stats.steps += 1;
+    this.#warnings.record('local_step', 'local clock stepped: the server offset follows it until the next sample', { stepMs: Math.round(stepMs) });
+    this.#persist();
   }
 
   nowMicros(): Micros {
@@ -201,7 +230,11 @@ export class ServerClock implements StampClock {
     }
     if (!this.#known) this.#log.info({ offsetMs: Math.round(this.#offsetMs), rttMs: sample.rttMs }, 'server clock offset estimated');
     this.#known = true;
-    // Persist only real moves (each write is an fsync on the Pi's SD card); a few ms lost on restart do not matter.
+    this.#persist();
+  }
+
+  /** Persists only real moves (each write is an fsync on the Pi's SD card); a few ms lost on restart do not matter. */
+  #persist(): void {
     if (Number.isNaN(this.#persistedMs) || Math.abs(this.#offsetMs - this.#persistedMs) >= PERSIST_THRESHOLD_MS) {
       void this.#state?.set('clock_offset_ms', this.#offsetMs);
       this.#persistedMs = this.#offsetMs;

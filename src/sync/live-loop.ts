@@ -114,7 +114,8 @@ export class LiveLoop {
         if (signal.aborted) return;
         if (support === undefined) return this.#o.onUnsupported();
         this.#support = support;
-        if (!(await pause(openedAt + this.#o.minReopenMs - this.#o.now(), signal))) return;
+        // Bounded by minReopenMs: a wall clock stepped back since the last open must not hold the wait back.
+        if (!(await pause(Math.min(this.#o.minReopenMs, openedAt + this.#o.minReopenMs - this.#o.now()), signal))) return;
         openedAt = this.#o.now();
         const report = await this.#round(support, signal);
         if (signal.aborted) return;

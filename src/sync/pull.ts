@@ -50,6 +50,16 @@ export interface PullDeps extends PhaseDeps {
   readonly digestBuckets?: boolean;
   /** A digest repair: the whole content of these buckets, from last_sync null (docs/protocol.md §Convergence digest). */
   readonly repairBuckets?: readonly number[];
+  /** The server profile's shapes (peer-profile.ts; default: this protocol's, unchanged). */
+  readonly peer?: PullPeer;
+}
+
+/** How a server profile shapes the pull (docs/protocol.md §Compatibility). */
+export interface PullPeer {
+  /** The request in the server's shape (explicit entity_types, naive last_sync). */
+  shape(request: SyncRequest): SyncRequest;
+  /** The delta as this gateway reads it (FunkyGibbon v1's `is_deleted`; its house remembered). */
+  read(delta: SyncDelta): SyncDelta;
 }
 
 export interface PullReport {
@@ -158,7 +168,10 @@ async function pullFrom(deps: PullDeps, lastSync: string | null): Promise<PullRe
     };
     const held = wait !== undefined && cursor === undefined ? { timeoutMs: wait.timeoutMs } : {};
     const signal = wait?.signal === undefined ? {} : { signal: wait.signal };
-    const { value: delta, sentAtMs, receivedAtMs, serverDateMs } = await deps.call({ method: 'POST', path: SYNC_REQUEST_PATH, body: request, schema: SyncDeltaSchema, ...held, ...signal });
+    const body = deps.peer === undefined ? request : deps.peer.shape(request);
+    const answer = await deps.call({ method: 'POST', path: SYNC_REQUEST_PATH, body, schema: SyncDeltaSchema, ...held, ...signal });
+    const { sentAtMs, receivedAtMs, serverDateMs } = answer;
+    const delta = deps.peer === undefined ? answer.value : deps.peer.read(answer.value);
     deps.fault('after_request');
     if (tally.pages === 0) {
       live = wait === undefined ? undefined : delta.live;

@@ -5,7 +5,7 @@
  * idempotency answers with the stored result and applies nothing twice (design.md §Idempotency). If that retry fails
  * too the cycle fails; the rows stay in the outbox.
  */
-import { GatewayError } from '../errors.js';
+import { GatewayError, SyncHttpError } from '../errors.js';
 import type { Logger } from '../log.js';
 import {
   formatTimestamp,
@@ -20,7 +20,8 @@ import {
   type WirePushChange,
 } from '../protocol/index.js';
 import type { GatewayStore } from '../store/index.js';
-import type { PendingChange } from '../store/types.js';
+import type { PendingChange, PendingFilter } from '../store/types.js';
+import { PeerSyncResultSchema, type PeerSyncResult } from './peer-profile.js';
 import { conflictRecordOf } from './conflict-records.js';
 import { APPLY_PUSH_RESULT, type PushDecision, type PushedVersion, type ServerWinner } from './push-apply.js';
 import { Progress } from './progress.js';
@@ -40,6 +41,23 @@ export interface PushDeps extends PhaseDeps {
   readonly settle?: (decided: readonly PushedVersion[], serverMicros: number) => void;
   /** The server merges partial entity_states (its health announced `partial_state`): send only changed attributes. */
   readonly partial?: boolean;
+  /** The server profile's say (docs/protocol.md §Compatibility; default: every change, this protocol's shape). */
+  readonly peer?: PushPeer;
+}
+
+/** How a server profile shapes the push (peer-profile.ts). */
+export interface PushPeer {
+  /** The pending changes the server can take; undefined: all. The others stay pending. */
+  readonly only: PendingFilter | undefined;
+  /** Whether anything can be pushed now (FunkyGibbon v1 needs a house to push into). */
+  ready(): boolean;
+  shape(change: WirePushChange): WirePushChange;
+  /** The server answered none of a batch (`applied: []`): never success, the changes stay pending. */
+  unanswered(count: number): void;
+  /** A push the server refused with a 5xx: true when the cycle goes on without it (the changes stay pending). */
+  refused(err: SyncHttpError, count: number): boolean;
+  /** A batch was answered: a problem reported by `unanswered` / `refused` is gone. */
+  answered(): void;
 }
 
 export interface PushReport {
@@ -112,7 +130,7 @@ function winnerOf(conflict: WireConflict | undefined, change: PendingChange, log
   return { data: split.value.body, updatedAt, syncId: server.sync_id, deleted: server.deleted };
 }
 
-function rejection(change: PendingChange, entry: WireApplied, log: Logger): PushDecision {
+function rejection(change: PendingChange, entry: Pick<WireApplied, 'error'>, log: Logger): PushDecision {
   const code = entry.error?.code ?? 'REJECTED';
   const message = entry.error?.message ?? 'rejected by the server';
   log.warn(
@@ -139,7 +157,7 @@ function versionOf(change: PendingChange): PushDecision['version'] {
 }
 
 /** Matches a sync_result to what was pushed: one decision per answered change, by client_sync_id. */
-export function decide(result: SyncResult, pushed: readonly PendingChange[], log: Logger): { decisions: PushDecision[]; unanswered: number } {
+export function decide(result: PeerSyncResult, pushed: readonly PendingChange[], log: Logger): { decisions: PushDecision[]; unanswered: number } {
   const byId = new Map(pushed.map((change) => [change.clientSyncId, change]));
   const conflictFor = indexConflicts(result.conflicts);
   const decisions: PushDecision[] = [];
@@ -151,7 +169,7 @@ export function decide(result: SyncResult, pushed: readonly PendingChange[], log
       continue;
     }
     answered.add(entry.client_sync_id);
-    if (entry.status === 'applied') decisions.push({ status: 'applied', version: versionOf(change), serverSyncId: entry.server_sync_id });
+    if (entry.status === 'applied') decisions.push({ status: 'applied', version: versionOf(change), serverSyncId: entry.server_sync_id ?? null });
     else if (entry.status === 'conflict') decisions.push({ status: 'conflict', version: versionOf(change), winner: winnerOf(conflictFor(change), change, log) });
     else decisions.push(rejection(change, entry, log));
   }
@@ -165,14 +183,17 @@ export async function push(deps: PushDeps): Promise<PushReport> {
   const progress = new Progress({ logger: deps.logger, what: 'push', everyMs: deps.progressEveryMs });
   while (budget > 0) {
     budget -= 1;
-    const batch = deps.store.outbox.take(deps.batchSize);
+    if (deps.peer?.ready() === false) break;
+    const batch = deps.store.outbox.take(deps.batchSize, deps.peer?.only);
     if (batch.length === 0) break;
-    const body: SyncPush = { type: 'sync_push', client_id: deps.clientId, changes: batch.map((c) => toWireChange(c, { partial: deps.partial === true })) };
-    let value: SyncResult;
+    const wire = batch.map((c) => toWireChange(c, { partial: deps.partial === true }));
+    const body: SyncPush = { type: 'sync_push', client_id: deps.clientId, changes: deps.peer === undefined ? wire : wire.map((c) => deps.peer?.shape(c) ?? c) };
+    let value: PeerSyncResult;
     try {
       ({ value } = await sendWithRetry(deps, body));
     } catch (err) {
       await deps.store.outbox.recordFailedAttempt(batch).catch((e: unknown) => deps.logger.warn({ err: e }, 'could not count the failed push attempt'));
+      if (err instanceof SyncHttpError && deps.peer?.refused(err, batch.length) === true) break;
       throw err;
     }
     deps.fault('after_push_result');
@@ -188,15 +209,21 @@ export async function push(deps: PushDeps): Promise<PushReport> {
     progress.add(batch.length, { batches: tally.batches, pending: deps.store.outbox.count() });
     if (unanswered === batch.length) {
       deps.logger.warn({ batch: batch.length }, 'sync_result answered none of the pushed changes; stopping this push');
+      deps.peer?.unanswered(batch.length);
       break;
     }
+    deps.peer?.answered();
   }
   progress.finish({ batches: tally.batches });
   return tally;
 }
 
-async function sendWithRetry(deps: PushDeps, body: SyncPush): Promise<CallResult<SyncResult>> {
-  const spec = { method: 'POST' as const, path: SYNC_PUSH_PATH, body, schema: SyncResultSchema };
+/**
+ * The answer is read as the seed has it (§4: entries without `entity_type` / `entity_id`, as FunkyGibbon v1 sends
+ * them); entries are matched by `client_sync_id` only.
+ */
+async function sendWithRetry(deps: PushDeps, body: SyncPush): Promise<CallResult<PeerSyncResult>> {
+  const spec = { method: 'POST' as const, path: SYNC_PUSH_PATH, body, schema: PeerSyncResultSchema };
   try {
     return await deps.call(spec);
   } catch (err) {

@@ -32,6 +32,7 @@ import {
   verifyResponse,
 } from '../protocol/index.js';
 import { HttpPool, HttpPoolError } from './http-pool.js';
+import { refusedGzip } from './peer-profile.js';
 import { Ms, validateOptions } from './options.js';
 
 /** Base64 (44 characters, padded) or hex (64 characters) SHA-256. */
@@ -40,7 +41,8 @@ const PIN_RE = /^(?:[A-Za-z0-9+/]{43}=|[0-9a-fA-F]{64})$/;
 export const TransportConfigSchema = z.object({
   serverUrl: z.url({ protocol: /^https?$/ }),
   clientId: z.string().min(1),
-  clientSecret: z.string().min(1),
+  /** Keys the HMAC; without one nothing is signed (a server that checks no signatures: FunkyGibbon v1). */
+  clientSecret: z.string().min(1).optional(),
   hmac: z.boolean().default(true),
   connectTimeoutMs: Ms.default(5_000),
   headersTimeoutMs: Ms.default(15_000),
@@ -78,8 +80,22 @@ export function isLoopbackUrl(url: URL): boolean {
   return host === '::1';
 }
 
+/**
+ * What the transport asks of the server profile (peer.ts; docs/protocol.md §Compatibility): whether request bodies
+ * may be gzipped, whether an unsigned 2xx may be used, and who to tell that the server refused a gzip body.
+ */
+export interface TransportPeer {
+  gzip(): boolean;
+  acceptUnsigned(): boolean;
+  gzipRefused(status: number): void;
+}
+
+const TRUSTING_NOTHING: TransportPeer = { gzip: () => true, acceptUnsigned: () => false, gzipRefused: () => undefined };
+
 export interface TransportOptions extends TransportConfig {
   readonly logger: Logger;
+  /** The server profile's say (default: gzip, signed answers only). */
+  readonly peer?: TransportPeer;
   /** Seconds for HMAC timestamps; the client passes the server-corrected clock so a skewed gateway still signs fresh. */
   readonly timestampSeconds?: () => number;
   /** Local wall clock, epoch ms (round-trip timing for the clock estimate). */
@@ -104,6 +120,8 @@ export interface CallSpec<T> {
   readonly timeoutMs?: number;
   /** Aborts the request at once (a held live wait when the daemon stops); the call rejects with TRANSPORT. */
   readonly signal?: AbortSignal;
+  /** An unsigned 2xx is used for this request (probing whether the server is one that signs nothing). */
+  readonly unsignedOk?: boolean;
 }
 
 export interface CallResult<T> {
@@ -132,9 +150,11 @@ export class SyncTransport {
   readonly #now: () => number;
   readonly #origin: string;
   readonly #basePath: string;
+  readonly #peer: TransportPeer;
 
   constructor(options: TransportOptions) {
-    const { logger, timestampSeconds, now, ...config } = options;
+    const { logger, timestampSeconds, now, peer, ...config } = options;
+    this.#peer = peer ?? TRUSTING_NOTHING;
     this.config = validateOptions(TransportConfigSchema, config, 'sync transport options');
     this.#log = logger.child({ module: 'sync-transport' });
     this.#now = now ?? Date.now;
@@ -159,11 +179,26 @@ export class SyncTransport {
     }
   }
 
-  /** One request/response exchange, fully checked. */
+  /**
+   * One request/response exchange, fully checked. A gzipped request the server refused as such (a 415, or a 400 that
+   * is not this protocol's error: FunkyGibbon v1) is told to the profile, which remembers it, and sent again plain once.
+   */
   async call<T>(spec: CallSpec<T>): Promise<CallResult<T>> {
-    const path = `${this.#basePath}${spec.path}`;
     const raw = spec.body === undefined ? EMPTY : Buffer.from(JSON.stringify(spec.body), 'utf8');
-    const encoded = spec.body === undefined ? { bytes: EMPTY, gzipped: false } : await encodeBody(raw, this.config.gzipThresholdBytes);
+    const gzip = spec.body !== undefined && this.#peer.gzip();
+    const encoded = gzip ? await encodeBody(raw, this.config.gzipThresholdBytes) : { bytes: raw, gzipped: false };
+    try {
+      return await this.#exchange(spec, encoded);
+    } catch (err) {
+      if (!encoded.gzipped || !(err instanceof SyncHttpError) || !err.gzipRefusal) throw err;
+      this.#peer.gzipRefused(err.status ?? 0);
+      this.#log.warn({ status: err.status, path: spec.path }, 'server refused a gzip body; sending plain bodies from now on');
+      return this.#exchange(spec, { bytes: raw, gzipped: false });
+    }
+  }
+
+  async #exchange<T>(spec: CallSpec<T>, encoded: { bytes: Buffer; gzipped: boolean }): Promise<CallResult<T>> {
+    const path = `${this.#basePath}${spec.path}`;
     const nonce = newNonce();
     // Every header costs bytes on every exchange (a Pi on a metered link polls all day): no `accept` (the API only
     // speaks JSON), and on bearer requests no client-id header (below).
@@ -171,10 +206,11 @@ export class SyncTransport {
     if (spec.body !== undefined) headers['content-type'] = 'application/json';
     if (encoded.gzipped) headers['content-encoding'] = 'gzip';
     if (spec.bearer !== undefined) headers.authorization = `Bearer ${spec.bearer}`;
-    const signed = this.config.hmac && spec.signed !== false;
+    const secret = this.config.clientSecret;
+    const signed = this.config.hmac && spec.signed !== false && secret !== undefined;
     if (signed) {
       Object.assign(headers, signRequest({
-        secret: this.config.clientSecret,
+        secret,
         method: spec.method,
         path,
         clientId: this.config.clientId,
@@ -192,9 +228,9 @@ export class SyncTransport {
     const response = await this.#send(spec.method, path, headers, encoded.bytes, spec.timeoutMs, spec.signal);
     const receivedAtMs = this.#now();
     this.stats.bytesReceived += estimateResponseHeaderBytes(response.headers) + response.body.length;
-    if (signed) this.#verify(response, nonce);
+    if (signed) this.#verify(response, nonce, secret, spec.unsignedOk === true || this.#peer.acceptUnsigned());
     const json = await this.#decode(response);
-    if (response.status < 200 || response.status >= 300) throw toHttpError(response, json);
+    if (response.status < 200 || response.status >= 300) throw toHttpError(response, json, encoded.gzipped && refusedGzip(response.status, json));
     const parsed = spec.schema.safeParse(json);
     if (!parsed.success) {
       throw new GatewayError('BAD_RESPONSE', `${spec.method} ${spec.path}: response does not match its schema: ${describeIssues(parsed.error).join('; ')}`);
@@ -212,13 +248,17 @@ export class SyncTransport {
     }
   }
 
-  /** design.md §HMAC: a response is used only if its signature is good; a 2xx must be signed. */
-  #verify(response: RawResponse, nonce: string): void {
+  /**
+   * design.md §HMAC: a response is used only if its signature is good; a 2xx must be signed — unless the server
+   * profile says the server signs nothing (`acceptUnsigned`: logged at start, shown in `status`). A signature that
+   * is there is always checked.
+   */
+  #verify(response: RawResponse, nonce: string, secret: string, acceptUnsigned: boolean): void {
     const signature = header(response.headers, HEADER_SIGNATURE);
     const ok2xx = response.status >= 200 && response.status < 300;
-    if (signature === undefined && !ok2xx) return; // an unsigned error is still an error; its body is never applied
+    if (signature === undefined && (!ok2xx || acceptUnsigned)) return; // an unsigned error is still an error
     const check = verifyResponse({
-      secret: this.config.clientSecret,
+      secret,
       status: response.status,
       requestNonce: nonce,
       body: response.body,
@@ -295,14 +335,23 @@ export function parseRetryAfter(value: string | undefined, nowMs: number = Date.
   return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - nowMs) / 1000));
 }
 
-function toHttpError(response: RawResponse, json: unknown): SyncHttpError {
+function toHttpError(response: RawResponse, json: unknown, gzipRefusal = false): SyncHttpError {
   const parsed = ErrorBodySchema.safeParse(json);
   const retryAfter = parseRetryAfter(header(response.headers, 'retry-after')) ?? (parsed.success ? parsed.data.retry_after : undefined);
   const fallback: ErrorCode = response.status === 429 ? 'RATE_LIMITED' : response.status === 401 ? 'UNAUTHORIZED' : 'BAD_RESPONSE';
-  if (!parsed.success) return new SyncHttpError(fallback, `HTTP ${response.status} without a valid error body`, response.status, retryAfter);
+  if (!parsed.success) {
+    const message = `HTTP ${response.status} without a valid error body${describeForeignBody(json)}`;
+    return new SyncHttpError(fallback, message, response.status, retryAfter, gzipRefusal);
+  }
   const code = isErrorCode(parsed.data.code) ? parsed.data.code : fallback;
   const message = code === parsed.data.code ? parsed.data.message : `${parsed.data.code}: ${parsed.data.message}`;
-  return new SyncHttpError(code, message, response.status, retryAfter);
+  return new SyncHttpError(code, message, response.status, retryAfter, gzipRefusal);
+}
+
+/** `: "detail"` of a FastAPI-style error body (FunkyGibbon v1), capped; else nothing. */
+function describeForeignBody(json: unknown): string {
+  const detail = typeof json === 'object' && json !== null && 'detail' in json ? json.detail : undefined;
+  return typeof detail === 'string' ? `: ${JSON.stringify(detail.slice(0, 200))}` : '';
 }
 
 /** TLS options of the connector: a private CA and the key pin (docs/security.md §Sync server). */

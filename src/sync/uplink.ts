@@ -89,8 +89,13 @@ export class Uplink {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     if (this.#dueAt === null || this.#inflight !== undefined) return; // a push in flight re-arms when it ends
+    const now = this.#o.now();
+    // The wall clock stepped back (an RTC-less Pi setting its time, NTP): times taken before the step lie in its
+    // future and would hold the push back by the size of the step. Bound both by what they can mean.
+    this.#lastStartAt = Math.min(this.#lastStartAt, now);
+    this.#dueAt = Math.min(this.#dueAt, now + Math.max(this.#o.debounceMs, this.#o.windowMs));
     const at = Math.max(this.#dueAt, this.#lastStartAt + this.#o.minSpacingMs);
-    this.#timer = setTimeout(() => this.#fire(), Math.max(0, at - this.#o.now()));
+    this.#timer = setTimeout(() => this.#fire(), Math.max(0, at - now));
     this.#timer.unref?.();
   }
 

@@ -33,6 +33,8 @@ export interface PrivacyRule {
   readonly forbidden: 0o077 | 0o007;
   /** The chmod mode that fixes it: '600', or 'o-rwx' for a file the owner shares with its group on purpose. */
   readonly fix: string;
+  /** What to do after the chmod; default: consider whether someone could have read it. */
+  readonly afterwards?: string;
 }
 
 /** Throws INSECURE_PERMISSIONS naming every existing file of `paths` with a forbidden permission bit, and the fix. */
@@ -54,6 +56,6 @@ export function assertPrivateFiles(paths: readonly string[], rule: PrivacyRule):
   throw new GatewayError(
     'INSECURE_PERMISSIONS',
     `refusing to start: ${list} can be read or written by ${who}, and it holds ${rule.holds}. ` +
-      `Fix: chmod ${rule.fix} ${open.map((f) => f.path).join(' ')} (as the file's owner), then consider whether someone could have read it.`,
+      `Fix: chmod ${rule.fix} ${open.map((f) => f.path).join(' ')} (as the file's owner), then ${rule.afterwards ?? 'consider whether someone could have read it'}.`,
   );
 }

@@ -35,8 +35,8 @@ describe('adapters end to end (real broker, real server)', () => {
 
   beforeAll(async () => {
     server = await startTestServer();
-    const gw = server.addClient(HOME);
-    app = await connectApp(server.url, server.addClient(HOME));
+    const gw = await server.addClient(HOME);
+    app = await connectApp(server.url, await server.addClient(HOME));
     gateway = await startTestGateway({
       serverUrl: server.url,
       clientId: gw.client_id,
@@ -66,10 +66,10 @@ describe('adapters end to end (real broker, real server)', () => {
     const row = queryStore(gateway.daemon, (db) => db.prepare('SELECT data FROM entities WHERE entity_type = ? AND entity_id = ?').get(type, id)) as { data: string } | undefined;
     return row ? (JSON.parse(row.data) as Record<string, unknown>) : undefined;
   }
-  const onServer = (type: string, id: string) => server.server.entities(HOME).find((e) => e.entity_type === type && e.entity_id === id)?.data;
+  const onServer = async (type: string, id: string) => (await server.server.entities(HOME)).find((e) => e.entity_type === type && e.entity_id === id)?.data;
 
   async function roundTrip(deviceId: string, expectState: Record<string, unknown>, change: Record<string, unknown>, command: { topic: string; check: (payload: string) => boolean }) {
-    await waitFor(() => JSON.stringify((onServer('entity_state', deviceId) as { state?: unknown } | undefined)?.state) === JSON.stringify(expectState), 10_000, `${deviceId} on the server`);
+    await waitFor(async () => JSON.stringify(((await onServer('entity_state', deviceId)) as { state?: unknown } | undefined)?.state) === JSON.stringify(expectState), 10_000, `${deviceId} on the server`);
     expect((stored('entity_state', deviceId) as { state: unknown }).state).toEqual(expectState);
     const result = await app.setState(deviceId, { ...expectState, ...change }, Date.now() + 2000);
     expect(result.applied[0]?.status).toBe('applied');
@@ -85,7 +85,7 @@ describe('adapters end to end (real broker, real server)', () => {
       check: (p) => JSON.stringify(JSON.parse(p)) === '{"state":"OFF"}',
     });
     expect(stored('device', 'z2m:my_plug')).toMatchObject({ name: 'my_plug', device_type: 'switch', manufacturer: 'Xiaomi', model: 'ZNCZ02LM' });
-    await waitFor(() => onServer('device', 'z2m:my_plug') !== undefined, 10_000, 'z2m device on the server');
+    await waitFor(async () => (await onServer('device', 'z2m:my_plug')) !== undefined, 10_000, 'z2m device on the server');
   });
 
   it('tasmota: discovery meta, STATE, SENSOR, LWT; command to cmnd/<topic>/POWER', async () => {
@@ -135,7 +135,7 @@ describe('adapters end to end (real broker, real server)', () => {
     expect(frame.src).toBe('inbetweenies');
     await pub(`${frame.src}/rpc`, shellyRpcResponse(frame.id, SHELLY_DEVICE_INFO));
     const id = `shelly:${SHELLY_PREFIX}`;
-    await waitFor(() => (onServer('device', id) as { name?: string } | undefined)?.name === 'Hall light', 10_000, 'the named Shelly on the server');
+    await waitFor(async () => ((await onServer('device', id)) as { name?: string } | undefined)?.name === 'Hall light', 10_000, 'the named Shelly on the server');
     expect(stored('device', id)).toMatchObject({ name: 'Hall light', device_type: 'switch', manufacturer: 'Shelly', model: 'SNSW-001P16EU', room_id: 'room-hall' });
     expect(stored('room', 'room-hall')).toMatchObject({ name: 'Hall' });
     // Asked once since the start, however many messages the device sent; the first one logged once, with its topic.
@@ -159,7 +159,7 @@ describe('adapters end to end (real broker, real server)', () => {
     await pub('zigbee2mqtt/bridge/devices', [...Z2M_BRIDGE_DEVICES, ...Z2M_MOTION_AND_LIGHT], true);
     await pub('zigbee2mqtt/hall/motion', { occupancy: true, illuminance: 12, battery: 90 });
     await pub('zigbee2mqtt/hall/lamp', { state: 'ON', brightness: 200 });
-    await waitFor(() => onServer('entity_state', 'z2m:hall/lamp') !== undefined && onServer('entity_state', 'z2m:hall/motion') !== undefined, 10_000, 'motion and lamp on the server');
+    await waitFor(async () => (await onServer('entity_state', 'z2m:hall/lamp')) !== undefined && (await onServer('entity_state', 'z2m:hall/motion')) !== undefined, 10_000, 'motion and lamp on the server');
     expect((await app.setState('z2m:hall/motion', { occupancy: false, illuminance: 12, battery: 90 }, Date.now() + 2000)).applied[0]?.status).toBe('applied');
     expect((await app.setState('z2m:hall/lamp', { state: 'OFF', brightness: 200 }, Date.now() + 2000)).applied[0]?.status).toBe('applied');
     await waitFor(() => seen.some((m) => m.topic === 'zigbee2mqtt/hall/lamp/set'), 10_000, 'the lamp command');
@@ -175,7 +175,7 @@ describe('adapters end to end (real broker, real server)', () => {
     await pub('homeassistant/sensor/sensorBedroom/state', HA_BEDROOM_STATE);
     await pub('garden/irrigation/status', 'online', true);
     await pub('garden/irrigation/state', 'OFF');
-    await waitFor(() => onServer('entity_state', 'ha:bedroom01ae') !== undefined, 10_000, 'bedroom on the server');
+    await waitFor(async () => (await onServer('entity_state', 'ha:bedroom01ae')) !== undefined, 10_000, 'bedroom on the server');
     expect(stored('entity_state', 'ha:bedroom01ae')?.state).toEqual({ sensorBedroomT: 23.2, sensorBedroomH: 43.7 });
     expect(stored('device', 'ha:bedroom01ae')).toMatchObject({ name: 'Bedroom', manufacturer: 'Example sensors Ltd.', model: 'Example Sensor' });
     await roundTrip('ha:irrigation-ctl-1', { available: true, irrigation: false }, { irrigation: true }, { topic: 'garden/irrigation/set', check: (p) => p === 'ON' });

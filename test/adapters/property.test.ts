@@ -34,7 +34,14 @@ const UpdateSchema = z.discriminatedUnion('kind', [
   }),
 ]);
 const ResultSchema = z.union([
-  z.strictObject({ ok: z.literal(true), updates: z.array(UpdateSchema) }),
+  z.strictObject({
+    ok: z.literal(true),
+    updates: z.array(UpdateSchema),
+    // Answers an adapter asks for (a Shelly's GetDeviceInfo request): never to a wildcard topic.
+    publish: z
+      .array(z.strictObject({ topic: z.string().min(1).regex(/^[^+#]*$/), payload: z.instanceof(Buffer), qos: z.union([z.literal(0), z.literal(1)]), retain: z.boolean() }))
+      .optional(),
+  }),
   z.strictObject({ ok: z.literal(false), reason: z.enum(REASONS), detail: z.string() }),
 ]);
 

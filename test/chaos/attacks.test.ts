@@ -28,9 +28,9 @@ describe('attacks on the sync API store nothing', () => {
   let n = 0;
   beforeAll(async () => {
     ts = await startTestServer({ hmac: { required: true } }, { clock });
-    const own = ts.addClient('home-victim');
+    const own = await ts.addClient('home-victim');
     victim = new TestClient(ts.url, own, { sign: own });
-    const other = ts.addClient('home-attacker');
+    const other = await ts.addClient('home-attacker');
     attacker = new TestClient(ts.url, other, { sign: other });
     await victim.login();
     await attacker.login();
@@ -40,8 +40,8 @@ describe('attacks on the sync API store nothing', () => {
   });
 
   const push = (c: TestClient, id: string): Record<string, unknown> => ({ type: 'sync_push', client_id: c.creds.client_id, changes: [deviceChange(id, 'evil', isoAt(Date.now()))] });
-  const nothingStored = (id: string): void => {
-    for (const home of ['home-victim', 'home-attacker']) expect(ts.server.entities(home).filter((e) => e.entity_id === id)).toEqual([]);
+  const nothingStored = async (id: string): Promise<void> => {
+    for (const home of ['home-victim', 'home-attacker']) expect((await ts.server.entities(home)).filter((e) => e.entity_id === id)).toEqual([]);
   };
   const next = (): string => `attack-${(n += 1)}`;
 
@@ -53,7 +53,7 @@ describe('attacks on the sync API store nothing', () => {
     const res = await send(ts.url, '/api/v1/sync/push', undefined, { token: victim.token, rawBody: JSON.stringify(push(victim, id)), headers });
     expect(res.status).toBe(401);
     expect(res.json.code).toBe('BAD_SIGNATURE');
-    nothingStored(id);
+    await nothingStored(id);
   });
 
   it('a replayed request (same nonce) → 401 BAD_SIGNATURE, applied once', async () => {
@@ -64,7 +64,7 @@ describe('attacks on the sync API store nothing', () => {
     const replay = await victim.post('/api/v1/sync/push', { ...body, changes: [deviceChange(`${id}-b`, 'evil', isoAt(Date.now()))] }, { nonce });
     expect(replay.status).toBe(401);
     expect(replay.json.code).toBe('BAD_SIGNATURE');
-    nothingStored(`${id}-b`);
+    await nothingStored(`${id}-b`);
   });
 
   it('a stale signature (10 min old) → 401 BAD_SIGNATURE', async () => {
@@ -72,7 +72,7 @@ describe('attacks on the sync API store nothing', () => {
     const res = await victim.post('/api/v1/sync/push', push(victim, id), { signAt: Math.floor(now / 1000) - 600 });
     expect(res.status).toBe(401);
     expect(res.json.code).toBe('BAD_SIGNATURE');
-    nothingStored(id);
+    await nothingStored(id);
   });
 
   it('a forged token → 401; an expired token → 401 AUTH_EXPIRED', async () => {
@@ -89,7 +89,7 @@ describe('attacks on the sync API store nothing', () => {
     } finally {
       now -= 2 * 3600_000;
     }
-    nothingStored(id);
+    await nothingStored(id);
   });
 
   it('cross-home: another home’s client_id in the body → 403 FORBIDDEN for reads and writes', async () => {
@@ -99,7 +99,7 @@ describe('attacks on the sync API store nothing', () => {
     expect(write.json.code).toBe('FORBIDDEN');
     const read = await attacker.post('/api/v1/sync/request', { type: 'sync_request', client_id: victim.creds.client_id, last_sync: null });
     expect(read.status).toBe(403);
-    nothingStored(id);
+    await nothingStored(id);
   });
 
   it('an oversized body → 413, a gzip bomb → 413', async () => {
@@ -109,7 +109,7 @@ describe('attacks on the sync API store nothing', () => {
     expect(res.status).toBe(413);
     const bombed = await victim.post('/api/v1/sync/push', undefined, { rawBody: BOMB, headers: { 'content-encoding': 'gzip' } });
     expect(bombed.status).toBe(413);
-    nothingStored(id);
+    await nothingStored(id);
   }, 30_000);
 });
 
@@ -124,8 +124,8 @@ describe('no secret in the logs of a full gateway + server run', () => {
     });
     const logger = createLogger({ level: 'trace', destination: sink });
     const ts = await startTestServer({ hmac: { required: true }, tokens: { accessTtlSeconds: 2 } }, { logger });
-    const creds = ts.addClient('home-logs');
-    const appCreds = ts.addClient('home-logs');
+    const creds = await ts.addClient('home-logs');
+    const appCreds = await ts.addClient('home-logs');
     const gw = await startTestGateway({ serverUrl: ts.url, clientId: creds.client_id, clientSecret: creds.client_secret, logger });
     const secrets = new Set<string>([creds.client_secret, appCreds.client_secret]);
     try {
@@ -138,7 +138,7 @@ describe('no secret in the logs of a full gateway + server run', () => {
       secrets.add('wrong-password-123');
       // Long enough for token expiry (2 s) and a renewal, and several cycles.
       await new Promise((r) => setTimeout(r, 3500));
-      await waitFor(() => ts.server.entities('home-logs').length > 0, 5000, 'a sync');
+      await waitFor(async () => (await ts.server.entities('home-logs')).length > 0, 5000, 'a sync');
       const store = gw.daemon.store;
       if (store === undefined) throw new Error('no store');
       const tokens = store.syncState.get('tokens');

@@ -20,8 +20,8 @@ afterEach(async () => {
   cleanup = [];
 });
 
-function stateOf(ts: TestServer, id: string): { counter?: number; updatedAt?: number } {
-  const e = ts.server.entities(HOME).find((x) => x.entity_type === 'entity_state' && x.entity_id === id);
+async function stateOf(ts: TestServer, id: string): Promise<{ counter?: number; updatedAt?: number }> {
+  const e = (await ts.server.entities(HOME)).find((x) => x.entity_type === 'entity_state' && x.entity_id === id);
   return { counter: (e?.data.state as { counter?: number } | undefined)?.counter, updatedAt: e?.updated_at };
 }
 
@@ -33,11 +33,11 @@ function gatewayCounter(gw: TestGateway, id: string): number | undefined {
 async function scenario(initialOffsetMs: number, jumpToMs: number | undefined): Promise<void> {
   const ts = await startTestServer(RELAXED);
   cleanup.push(() => ts.close());
-  const creds = ts.addClient(HOME);
+  const creds = await ts.addClient(HOME);
   let offset = initialOffsetMs;
   const gw = await startTestGateway({ serverUrl: ts.url, clientId: creds.client_id, clientSecret: creds.client_secret, now: () => Date.now() + offset });
   cleanup.push(() => gw.close());
-  const app = await connectApp(ts.url, ts.addClient(HOME));
+  const app = await connectApp(ts.url, await ts.addClient(HOME));
   cleanup.push(() => app.close());
   const path = gw.daemon.store?.path;
   if (path === undefined) throw new Error('no store');
@@ -59,8 +59,8 @@ async function scenario(initialOffsetMs: number, jumpToMs: number | undefined): 
 
   // A from the gateway; then B from the app, really later; then C from the gateway, really later again.
   await device.publishAsync('devices/c-1/state', JSON.stringify({ counter: 1 }), { qos: 1 });
-  await waitFor(() => stateOf(ts, 'c-1').counter === 1, 10_000, 'A on the server');
-  expect(Math.abs((stateOf(ts, 'c-1').updatedAt ?? 0) / 1000 - Date.now())).toBeLessThan(5000); // stamped in server time
+  await waitFor(async () => (await stateOf(ts, 'c-1')).counter === 1, 10_000, 'A on the server');
+  expect(Math.abs(((await stateOf(ts, 'c-1')).updatedAt ?? 0) / 1000 - Date.now())).toBeLessThan(5000); // stamped in server time
   await sleep(1100);
   await app.setState('c-1', { counter: 2 });
   await waitFor(() => gatewayCounter(gw, 'c-1') === 2, 10_000, 'B pulled by the gateway');
@@ -68,14 +68,14 @@ async function scenario(initialOffsetMs: number, jumpToMs: number | undefined): 
   await sleep(1100);
   await device.publishAsync('devices/c-1/state', JSON.stringify({ counter: 3 }), { qos: 1 });
   // A stale edit from the app (30 s old) must lose against C.
-  await waitFor(() => stateOf(ts, 'c-1').counter === 3, 10_000, 'C on the server');
+  await waitFor(async () => (await stateOf(ts, 'c-1')).counter === 3, 10_000, 'C on the server');
   await app.setState('c-1', { counter: -1 }, Date.now() - 30_000);
   await sleep(1500);
   watching = false;
   await watcher;
-  expect(stateOf(ts, 'c-1').counter).toBe(3);
+  expect((await stateOf(ts, 'c-1')).counter).toBe(3);
   expect(gatewayCounter(gw, 'c-1')).toBe(3);
-  expect(Math.abs((stateOf(ts, 'c-1').updatedAt ?? 0) / 1000 - Date.now())).toBeLessThan(10_000);
+  expect(Math.abs(((await stateOf(ts, 'c-1')).updatedAt ?? 0) / 1000 - Date.now())).toBeLessThan(10_000);
   // Watermark: server times only (within seconds of the real clock, never the skewed one), never backwards.
   expect(watermarks.length).toBeGreaterThan(5);
   for (const w of watermarks) expect(Math.abs(w.skew)).toBeLessThan(15_000);

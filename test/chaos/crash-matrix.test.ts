@@ -28,8 +28,8 @@ async function runCase(kill: Kill): Promise<{ result: Verdict; ack: AckLog; line
   dirs.push(dir);
   // pageSize 3 + 8 app entities: the first pull has several pages, so "during delta apply" has a boundary to hit.
   const server = await restartableServer(join(dir.path, 'server'), { pageSize: 3 });
-  const creds = server.current.addClient(HOME);
-  const app = await connectApp(server.current.url, server.current.addClient(HOME));
+  const creds = await server.current.addClient(HOME);
+  const app = await connectApp(server.current.url, await server.current.addClient(HOME));
   for (let i = 0; i < 8; i += 1) await app.setState(`app-${i}`, { counter: i });
   await app.close();
   const proxy = await startProxy({ target: server.current.url });

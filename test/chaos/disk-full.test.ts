@@ -54,7 +54,7 @@ describe(`disk full (${mounted ? 'tmpfs' : 'max_page_count'})`, () => {
     const lines: string[] = [];
     const logger = createLogger({ level: 'info', destination: new Writable({ write: (c: Buffer, _e, done) => done(void lines.push(c.toString())) }) });
     ts = await startTestServer(RELAXED);
-    const creds = ts.addClient('home-disk');
+    const creds = await ts.addClient('home-disk');
     gw = await startTestGateway({
       dataDir: join(mountPoint, 'gw'),
       serverUrl: ts.url,
@@ -97,7 +97,7 @@ describe(`disk full (${mounted ? 'tmpfs' : 'max_page_count'})`, () => {
     await Promise.race([pending, sleep(15_000)]);
     expect(acked).toBe(true);
     // Sync recovers too (a failed cycle on the full disk must not stop the scheduler).
-    await waitFor(() => ts?.server.entities('home-disk').some((e) => e.entity_id === 'leak-2') ?? false, 10_000, 'leak-2 on the server');
+    await waitFor(async () => (await ts?.server.entities('home-disk'))?.some((e) => e.entity_id === 'leak-2') ?? false, 10_000, 'leak-2 on the server');
     expect(statfsSync(mountPoint).bavail).toBeGreaterThan(0);
   }, 60_000);
 });

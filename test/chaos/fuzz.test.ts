@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from 'node:net';
 import { resolveLastWriteWins, type Version } from '../../src/protocol/index.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
+import { forEachBackend } from '../helpers/backends.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { send, TestClient, deviceChange, isoAt } from '../server/client.js';
 import { queryStore } from '../helpers/store-file.js';
@@ -39,66 +40,69 @@ const asVersion = (v: GenVersion): Version => ({ updatedAt: v.at * 1000, syncId:
 const foldArrival = (order: readonly GenVersion[]): GenVersion =>
   order.slice(1).reduce((held, next) => (resolveLastWriteWins(asVersion(held), asVersion(next)).winner === 'client' ? next : held), order[0] as GenVersion);
 
-describe('conflict rules under fuzzing', () => {
-  let ts: TestServer;
-  let homes = 0;
-  beforeAll(async () => {
-    ts = await startTestServer(RELAXED);
-  });
-  afterAll(async () => {
-    await ts.close();
-  });
+// The real-server property runs on both stores (PostgreSQL: per-home clock under the home's row lock).
+forEachBackend((backend) => {
+  describe(`conflict rules under fuzzing [${backend.name}]`, () => {
+    let ts: TestServer;
+    let homes = 0;
+    beforeAll(async () => {
+      ts = await startTestServer(RELAXED, { backend });
+    });
+    afterAll(async () => {
+      await ts.close();
+    });
 
-  it('the pure rule: any arrival order of clustered versions ends with the same winner', () => {
-    fc.assert(
-      fc.property(clustered.chain((vs) => fc.tuple(fc.constant(vs), fc.shuffledSubarray(vs, { minLength: vs.length }))), ([vs, shuffled]) => {
-        expect(foldArrival(shuffled)).toEqual(foldArrival(vs));
-      }),
-      { numRuns: 500 },
-    );
-  });
+    it('the pure rule: any arrival order of clustered versions ends with the same winner', () => {
+      fc.assert(
+        fc.property(clustered.chain((vs) => fc.tuple(fc.constant(vs), fc.shuffledSubarray(vs, { minLength: vs.length }))), ([vs, shuffled]) => {
+          expect(foldArrival(shuffled)).toEqual(foldArrival(vs));
+        }),
+        { numRuns: 500 },
+      );
+    });
 
-  it('without the restriction fast-check finds an order-dependent counter-example (the window is not transitive)', () => {
-    const free = fc.uniqueArray(
-      fc.record({ at: fc.integer({ min: T0, max: T0 + 2500 }), syncId: hex(2, 4), deleted: fc.constant(false) }),
-      { minLength: 3, maxLength: 3, selector: (v) => v.syncId },
-    );
-    const result = fc.check(
-      fc.property(free.chain((vs) => fc.tuple(fc.constant(vs), fc.shuffledSubarray(vs, { minLength: 3 }))), ([vs, shuffled]) => {
-        return foldArrival(shuffled).syncId === foldArrival(vs).syncId;
-      }),
-      { numRuns: 2000, seed: 42 },
-    );
-    expect(result.failed).toBe(true);
-  });
+    it('without the restriction fast-check finds an order-dependent counter-example (the window is not transitive)', () => {
+      const free = fc.uniqueArray(
+        fc.record({ at: fc.integer({ min: T0, max: T0 + 2500 }), syncId: hex(2, 4), deleted: fc.constant(false) }),
+        { minLength: 3, maxLength: 3, selector: (v) => v.syncId },
+      );
+      const result = fc.check(
+        fc.property(free.chain((vs) => fc.tuple(fc.constant(vs), fc.shuffledSubarray(vs, { minLength: 3 }))), ([vs, shuffled]) => {
+          return foldArrival(shuffled).syncId === foldArrival(vs).syncId;
+        }),
+        { numRuns: 2000, seed: 42 },
+      );
+      expect(result.failed).toBe(true);
+    });
 
-  it('the real server: two arrival orders end in the same state, and a pulling client gets exactly that state', async () => {
-    await fc.assert(
-      fc.asyncProperty(clustered.chain((vs) => fc.tuple(fc.constant(vs), fc.shuffledSubarray(vs, { minLength: vs.length }))), async ([vs, shuffled]) => {
-        const finals: unknown[] = [];
-        for (const order of [vs, shuffled]) {
-          const home = `home-fz-${(homes += 1)}`;
-          const writer = new TestClient(ts.url, ts.addClient(home));
-          await writer.login();
-          for (const v of order) {
-            const change = { ...deviceChange('dev-x', `v-${v.syncId}`, isoAt(v.at)), sync_id: v.syncId, operation: v.deleted ? 'delete' : 'update' };
-            const res = await writer.post('/api/v1/sync/push', { type: 'sync_push', client_id: writer.creds.client_id, changes: [change] });
-            expect(res.status).toBe(200);
+    it('the real server: two arrival orders end in the same state, and a pulling client gets exactly that state', async () => {
+      await fc.assert(
+        fc.asyncProperty(clustered.chain((vs) => fc.tuple(fc.constant(vs), fc.shuffledSubarray(vs, { minLength: vs.length }))), async ([vs, shuffled]) => {
+          const finals: unknown[] = [];
+          for (const order of [vs, shuffled]) {
+            const home = `home-fz-${(homes += 1)}`;
+            const writer = new TestClient(ts.url, await ts.addClient(home));
+            await writer.login();
+            for (const v of order) {
+              const change = { ...deviceChange('dev-x', `v-${v.syncId}`, isoAt(v.at)), sync_id: v.syncId, operation: v.deleted ? 'delete' : 'update' };
+              const res = await writer.post('/api/v1/sync/push', { type: 'sync_push', client_id: writer.creds.client_id, changes: [change] });
+              expect(res.status).toBe(200);
+            }
+            const held = (await ts.server.entities(home)).find((e) => e.entity_id === 'dev-x');
+            finals.push({ deleted: held?.deleted, name: held?.deleted ? undefined : held?.data.name, at: held?.updated_at });
+            const reader = new TestClient(ts.url, await ts.addClient(home));
+            await reader.login();
+            const delta = await reader.post('/api/v1/sync/request', { type: 'sync_request', client_id: reader.creds.client_id, last_sync: null });
+            const pulled = (delta.json.changes as Array<{ entity_id: string; data: { name?: string } }>).find((c) => c.entity_id === 'dev-x');
+            expect(pulled?.data.name).toBe(held?.deleted ? undefined : held?.data.name);
           }
-          const held = ts.server.entities(home).find((e) => e.entity_id === 'dev-x');
-          finals.push({ deleted: held?.deleted, name: held?.deleted ? undefined : held?.data.name, at: held?.updated_at });
-          const reader = new TestClient(ts.url, ts.addClient(home));
-          await reader.login();
-          const delta = await reader.post('/api/v1/sync/request', { type: 'sync_request', client_id: reader.creds.client_id, last_sync: null });
-          const pulled = (delta.json.changes as Array<{ entity_id: string; data: { name?: string } }>).find((c) => c.entity_id === 'dev-x');
-          expect(pulled?.data.name).toBe(held?.deleted ? undefined : held?.data.name);
-        }
-        expect(finals[1]).toEqual(finals[0]);
-        const expected = foldArrival(vs);
-        expect(finals[0]).toMatchObject({ deleted: expected.deleted, ...(expected.deleted ? {} : { name: `v-${expected.syncId}` }) });
-      }),
-      { numRuns: 25 },
-    );
+          expect(finals[1]).toEqual(finals[0]);
+          const expected = foldArrival(vs);
+          expect(finals[0]).toMatchObject({ deleted: expected.deleted, ...(expected.deleted ? {} : { name: `v-${expected.syncId}` }) });
+        }),
+        { numRuns: 25 },
+      );
+    });
   });
 });
 
@@ -107,7 +111,7 @@ describe('random bytes', () => {
   let c: TestClient;
   beforeAll(async () => {
     ts = await startTestServer(RELAXED);
-    c = new TestClient(ts.url, ts.addClient('home-bytes'));
+    c = new TestClient(ts.url, await ts.addClient('home-bytes'));
     await c.login();
   });
   afterAll(async () => {
@@ -127,7 +131,7 @@ describe('random bytes', () => {
       }),
       { numRuns: 300 },
     );
-    expect(ts.server.entities('home-bytes')).toEqual([]);
+    expect(await ts.server.entities('home-bytes')).toEqual([]);
   });
 });
 

@@ -52,20 +52,20 @@ export interface Verdict {
   readonly maxApplications: number;
 }
 
-export function verdict(store: Pick<StoreReader, 'entities'>, server: TestServer, home: string, ack: AckLog): Verdict {
+export async function verdict(store: Pick<StoreReader, 'entities'>, server: TestServer, home: string, ack: AckLog): Promise<Verdict> {
   return {
-    convergence: compareSnapshots(gatewaySnapshot(store), serverSnapshot(server.server.entities(home))),
+    convergence: compareSnapshots(gatewaySnapshot(store), serverSnapshot(await server.server.entities(home))),
     loss: ack.missingFrom(serverCounters(server.dataDir, home)),
     maxApplications: maxApplications(server.dataDir),
   };
 }
 
 /** Waits until the gateway store equals the server and every acknowledged state is on the server. */
-export async function waitConverged(read: () => Verdict, timeoutMs: number): Promise<Verdict> {
+export async function waitConverged(read: () => Promise<Verdict>, timeoutMs: number): Promise<Verdict> {
   const deadline = Date.now() + timeoutMs;
-  let last = read();
+  let last = await read();
   while (Date.now() < deadline) {
-    last = read();
+    last = await read();
     if (last.convergence.converged && last.loss.lost === 0) return last;
     await sleep(200);
   }

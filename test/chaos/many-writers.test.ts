@@ -26,10 +26,10 @@ describe('many writers', () => {
     const server = await startTestServer(RELAXED);
     ts = server;
     for (let i = 0; i < 3; i += 1) {
-      const creds = server.addClient(HOME);
+      const creds = await server.addClient(HOME);
       gateways.push(await startTestGateway({ serverUrl: server.url, clientId: creds.client_id, clientSecret: creds.client_secret }));
     }
-    const appClient = await connectApp(server.url, server.addClient(HOME));
+    const appClient = await connectApp(server.url, await server.addClient(HOME));
     app = appClient;
     const devices = await Promise.all(gateways.map((g, i) => g.connect(`writer-${i}`)));
     let writing = true;
@@ -56,16 +56,18 @@ describe('many writers', () => {
     await Promise.all(writers);
     expect(writes).toBeGreaterThan(100);
 
-    const reports = (): ReturnType<typeof compareSnapshots>[] =>
-      gateways.map((g) => {
+    const reports = async (): Promise<ReturnType<typeof compareSnapshots>[]> => {
+      const onServer = serverSnapshot(await server.server.entities(HOME));
+      return gateways.map((g) => {
         const store = g.daemon.store;
         if (store === undefined) throw new Error('gateway stopped');
-        return compareSnapshots(gatewaySnapshot(store), serverSnapshot(server.server.entities(HOME)));
+        return compareSnapshots(gatewaySnapshot(store), onServer);
       });
-    await waitFor(() => reports().every((r) => r.converged), 20_000, 'every gateway equal to the server').catch(() => undefined);
-    const final = reports();
+    };
+    await waitFor(async () => (await reports()).every((r) => r.converged), 20_000, 'every gateway equal to the server').catch(() => undefined);
+    const final = await reports();
     for (const r of final) expect(r).toMatchObject({ converged: true, missingOnServer: [], extraOnServer: [], different: [] });
-    const states = server.server.entities(HOME).filter((e) => SHARED.includes(e.entity_id));
+    const states = (await server.server.entities(HOME)).filter((e) => SHARED.includes(e.entity_id));
     expect(states).toHaveLength(SHARED.length);
   }, 40_000);
 });

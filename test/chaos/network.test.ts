@@ -26,7 +26,7 @@ describe('network chaos', () => {
 
   it('converges with every PUBACKed state on the server and nothing applied twice', async () => {
     server = await restartableServer(dir.path);
-    const creds = server.current.addClient(HOME);
+    const creds = await server.current.addClient(HOME);
     proxy = await startProxy({ target: server.current.url });
     // Short request timeouts so a black hole costs a second, not fifteen.
     gw = await startTestGateway({

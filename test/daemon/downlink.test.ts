@@ -23,8 +23,8 @@ describe('downlink through the daemon', () => {
 
   async function setup(): Promise<{ device: MqttClient; commands: Array<{ topic: string; body: Record<string, unknown> }> }> {
     server = await startTestServer();
-    const gw = server.addClient(HOME);
-    app = await connectApp(server.url, server.addClient(HOME));
+    const gw = await server.addClient(HOME);
+    app = await connectApp(server.url, await server.addClient(HOME));
     gateway = await startTestGateway({ serverUrl: server.url, clientId: gw.client_id, clientSecret: gw.client_secret });
     const device = await gateway.connect('lamp-1-device');
     const commands: Array<{ topic: string; body: Record<string, unknown> }> = [];
@@ -51,7 +51,7 @@ describe('downlink through the daemon', () => {
     await new Promise((r) => setTimeout(r, 300));
     expect(gwd.status().pending).toBe(0);
     expect(gwd.ingest!.metrics().duplicates).toBeGreaterThanOrEqual(1);
-    const onServer = server!.server.entities(HOME).find((e) => e.entity_type === 'entity_state' && e.entity_id === 'lamp-1');
+    const onServer = (await server!.server.entities(HOME)).find((e) => e.entity_type === 'entity_state' && e.entity_id === 'lamp-1');
     expect(onServer?.data.state).toEqual({ state: 'OFF', brightness: 100 });
     expect(onServer?.origin_client).not.toBe(gwd.config.server.clientId);
   });
@@ -59,7 +59,7 @@ describe('downlink through the daemon', () => {
   it('resolves a conflict each way: a newer local change wins, a newer server change wins', async () => {
     const { device, commands } = await setup();
     const gwd = gateway!.daemon;
-    const stateOnServer = () => server!.server.entities(HOME).find((e) => e.entity_type === 'entity_state' && e.entity_id === 'lamp-1')?.data.state;
+    const stateOnServer = async () => (await server!.server.entities(HOME)).find((e) => e.entity_type === 'entity_state' && e.entity_id === 'lamp-1')?.data.state;
 
     // Client wins: an app edit stamped an hour in the past (a phone that was offline) loses to the device's report.
     await app!.setState('lamp-1', { state: 'OFF', brightness: 1 }, Date.now() - 3_600_000);
@@ -67,7 +67,7 @@ describe('downlink through the daemon', () => {
     await gwd.syncNow();
     await gwd.syncNow();
     await waitFor(() => gwd.status().pending === 0, 10_000, 'outbox drained');
-    expect(stateOnServer()).toEqual({ state: 'ON', brightness: 90 });
+    expect(await stateOnServer()).toEqual({ state: 'ON', brightness: 90 });
 
     // Server wins: the app's edit is stamped an hour ahead, the device's later report loses on push; the gateway takes
     // the server's version and tells the device.
@@ -76,7 +76,7 @@ describe('downlink through the daemon', () => {
     await gwd.syncNow();
     await gwd.syncNow();
     await waitFor(() => gwd.status().pending === 0, 10_000, 'outbox drained');
-    expect(stateOnServer()).toEqual({ state: 'ON', brightness: 7 });
+    expect(await stateOnServer()).toEqual({ state: 'ON', brightness: 7 });
     await waitFor(() => commands.some((c) => c.body.brightness === 7), 10_000, 'the server-wins command on devices/lamp-1/set');
     expect(gwd.status().conflicts).toBeGreaterThanOrEqual(1);
   });

@@ -69,7 +69,7 @@ describe('kill -9 loop', () => {
 
   it(`loses no PUBACKed state over ${KILLS} kills, and the server ends with the latest of each`, async () => {
     server = await startTestServer();
-    const creds = server.addClient('home-kill9');
+    const creds = await server.addClient('home-kill9');
     const opts = { dataDir: join(dir, 'gw'), serverUrl: server.url, clientId: creds.client_id, clientSecret: creds.client_secret };
     const acked: Acked = { latest: new Map(), count: 0 };
     let violations: string[] = [];
@@ -95,8 +95,7 @@ describe('kill -9 loop', () => {
     let onServer = new Map<string, number>();
     while (Date.now() < deadline) {
       onServer = new Map(
-        server.server
-          .entities('home-kill9')
+        (await server.server.entities('home-kill9'))
           .filter((e) => e.entity_type === 'entity_state' && !e.deleted)
           .map((e) => [e.entity_id, Number((e.data.state as { counter: number }).counter)]),
       );

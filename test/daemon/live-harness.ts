@@ -9,7 +9,7 @@ import type { ServerConfigInput } from '../../src/server/index.js';
 import type { SchedulerStatus } from '../../src/sync/index.js';
 import { connectApp, type AppClient } from '../helpers/app-client.js';
 import { startTestGateway, waitFor, type TestGateway } from '../helpers/gateway.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { startTestServer, type TestServer, sqliteStoreOf } from '../helpers/server.js';
 
 export const HOME = 'home-live';
 /** Every poll of these tests is 5 minutes away: a change that arrives in seconds came by the live path. */
@@ -64,8 +64,8 @@ export async function startLiveHome(options: LiveHomeOptions = {}): Promise<Live
   }
   const serverNow = current;
   const server = serverNow();
-  const creds = server.addClient(HOME);
-  const app = await connectApp(server.url, server.addClient(HOME));
+  const creds = await server.addClient(HOME);
+  const app = await connectApp(server.url, await server.addClient(HOME));
   const base = liveConfig(options.sync);
   const gateway = await startTestGateway({
     serverUrl: options.gatewayUrl?.(server) ?? server.url,
@@ -92,7 +92,7 @@ export async function startLiveHome(options: LiveHomeOptions = {}): Promise<Live
     commands,
     status,
     serverState: (id) => {
-      const row = serverNow().server.entities(HOME).find((e) => e.entity_type === 'entity_state' && e.entity_id === id && !e.deleted);
+      const row = sqliteStoreOf(serverNow().server).entities(HOME).find((e) => e.entity_type === 'entity_state' && e.entity_id === id && !e.deleted);
       const state = row?.data.state;
       return isRecord(state) ? state : undefined;
     },

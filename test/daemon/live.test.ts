@@ -181,6 +181,6 @@ describe('live sync through the daemon', () => {
     expect(st.live.wakes).toBeGreaterThan(10);
     const metrics = await (await fetch(`${h.gateway.daemon.httpUrl ?? ''}/metrics`)).text();
     expect(metrics).toMatch(/sync_failures_total\{code="RATE_LIMITED"\} 0\n/); // every labelled counter is there from the start
-    expect(h.server.server.entities(HOME).length).toBeGreaterThan(0);
+    expect((await h.server.server.entities(HOME)).length).toBeGreaterThan(0);
   }, 20_000);
 });

@@ -31,7 +31,7 @@ describe('offline spell', () => {
 
   it('buffers 10,000 messages offline and converges to the latest state of every entity after recovery', async () => {
     server = await startTestServer({}, { dataDir: serverDir });
-    const creds = server.addClient(HOME);
+    const creds = await server.addClient(HOME);
     proxy = await startProxy({ target: server.url });
     gateway = await startTestGateway({
       serverUrl: proxy.url,
@@ -91,14 +91,13 @@ describe('offline spell', () => {
     await waitFor(() => status().pending === 0 && status().scheduler?.mode === 'online', 30_000, 'recovery and drain');
 
     const states = new Map(
-      server.server
-        .entities(HOME)
+      (await server.server.entities(HOME))
         .filter((e) => e.entity_type === 'entity_state' && !e.deleted)
         .map((e) => [e.entity_id, (e.data.state as { value: number }).value]),
     );
     expect(states.size).toBe(DEVICES);
     for (const [device, value] of latest) expect(states.get(device), device).toBe(value);
-    const report = compareSnapshots(gatewaySnapshot(gw.daemon.store!), serverSnapshot(server.server.entities(HOME)));
+    const report = compareSnapshots(gatewaySnapshot(gw.daemon.store!), serverSnapshot(await server.server.entities(HOME)));
     expect(report).toMatchObject({ missingOnServer: [], extraOnServer: [], different: [], converged: true });
   }, 120_000);
 });

@@ -51,7 +51,7 @@ function external(url: string) {
 
 async function startGateway(dataDir?: string): Promise<TestGateway> {
   const m = mosquitto!;
-  const gw = server!.addClient(HOME);
+  const gw = await server!.addClient(HOME);
   const g = await startTestGateway({
     serverUrl: server!.url,
     clientId: gw.client_id,
@@ -64,8 +64,8 @@ async function startGateway(dataDir?: string): Promise<TestGateway> {
   return g;
 }
 
-const stateOnServer = (id: string): unknown =>
-  server!.server.entities(HOME).find((e) => e.entity_type === 'entity_state' && e.entity_id === id)?.data.state;
+const stateOnServer = async (id: string): Promise<unknown> =>
+  (await server!.server.entities(HOME)).find((e) => e.entity_type === 'entity_state' && e.entity_id === id)?.data.state;
 
 describe('external broker mode (real Mosquitto)', () => {
 
@@ -92,7 +92,7 @@ describe('external broker mode (real Mosquitto)', () => {
   it('device → Mosquitto → gateway → store → server, and server change → gateway → Mosquitto → device', async () => {
     mosquitto = await startMosquitto(USERS);
     server = await startTestServer();
-    app = await connectApp(server.url, server.addClient(HOME));
+    app = await connectApp(server.url, await server.addClient(HOME));
     gateway = await startGateway();
     expect(gateway.daemon.status().mqtt).toEqual({ host: '127.0.0.1', port: mosquitto.port });
 
@@ -103,7 +103,7 @@ describe('external broker mode (real Mosquitto)', () => {
     await lamp.publishAsync('devices/lamp-1/meta', JSON.stringify({ name: 'Lamp', type: 'light' }), { qos: 1, retain: true });
     await lamp.publishAsync('devices/lamp-1/state', JSON.stringify({ state: 'ON', brightness: 80 }), { qos: 1 });
     const gwd = gateway.daemon;
-    await waitFor(() => JSON.stringify(stateOnServer('lamp-1')) === JSON.stringify({ state: 'ON', brightness: 80 }), 10_000, 'state on the server');
+    await waitFor(async () => JSON.stringify(await stateOnServer('lamp-1')) === JSON.stringify({ state: 'ON', brightness: 80 }), 10_000, 'state on the server');
 
     await app.setState('lamp-1', { state: 'OFF', brightness: 80 }, Date.now() + 2000);
     await waitFor(() => commands.length > 0, 10_000, 'the command through mosquitto');
@@ -118,14 +118,14 @@ describe('external broker mode (real Mosquitto)', () => {
     const dataDir = gateway.dataDir;
     const lamp = await device(mosquitto.url);
     await lamp.publishAsync('devices/lamp-2/state', JSON.stringify({ on: 1 }), { qos: 1 });
-    await waitFor(() => JSON.stringify(stateOnServer('lamp-2')) === '{"on":1}', 10_000, 'first state on the server');
+    await waitFor(async () => JSON.stringify(await stateOnServer('lamp-2')) === '{"on":1}', 10_000, 'first state on the server');
 
     // Gateway away: Mosquitto queues for its session.
     await gateway.daemon.stop();
     await lamp.publishAsync('devices/lamp-2/state', JSON.stringify({ on: 2 }), { qos: 1 });
     await gateway.close();
     gateway = await startGateway(dataDir);
-    await waitFor(() => JSON.stringify(stateOnServer('lamp-2')) === '{"on":2}', 10_000, 'the queued state after the gateway came back');
+    await waitFor(async () => JSON.stringify(await stateOnServer('lamp-2')) === '{"on":2}', 10_000, 'the queued state after the gateway came back');
 
     // Mosquitto restarts: the gateway reconnects by itself (backoff 50–300 ms here).
     await mosquitto.stop();
@@ -135,7 +135,7 @@ describe('external broker mode (real Mosquitto)', () => {
     await new Promise((r) => setTimeout(r, 100));
     const again = await device(mosquitto.url);
     await again.publishAsync('devices/lamp-2/state', JSON.stringify({ on: 3 }), { qos: 1 });
-    await waitFor(() => JSON.stringify(stateOnServer('lamp-2')) === '{"on":3}', 10_000, 'state after the restart');
+    await waitFor(async () => JSON.stringify(await stateOnServer('lamp-2')) === '{"on":3}', 10_000, 'state after the restart');
   });
 
   it('does not acknowledge a message whose commit failed: Mosquitto delivers it again', async () => {

@@ -29,7 +29,10 @@ export interface ServerProcess {
 }
 
 export interface SpawnServerOptions {
+  /** The SQLite store's directory (and where the config file is written). */
   readonly dataDir: string;
+  /** Serve from this PostgreSQL database (`--database-url`) instead of the data dir. */
+  readonly databaseUrl?: string;
   /** YAML text of the config file (written next to the data dir); host/port/dataDir are set by flags. */
   readonly configYaml?: string;
   readonly nodeFlags?: readonly string[];
@@ -49,7 +52,8 @@ export function procMemory(pid: number): { rssMb: number; hwmMb: number } {
 
 export async function spawnServer(options: SpawnServerOptions): Promise<ServerProcess> {
   if (!existsSync(SERVER_CLI)) throw new Error(`${SERVER_CLI} is missing: run \`npm run build\` first`);
-  const args = [...(options.nodeFlags ?? []), SERVER_CLI, 'server', '--host', '127.0.0.1', '--port', '0', '--data-dir', options.dataDir];
+  const store = options.databaseUrl === undefined ? ['--data-dir', options.dataDir] : ['--database-url', options.databaseUrl];
+  const args = [...(options.nodeFlags ?? []), SERVER_CLI, 'server', '--host', '127.0.0.1', '--port', '0', ...store];
   if (options.configYaml !== undefined) {
     const file = `${options.dataDir.replace(/\/+$/, '')}.yaml`;
     writeFileSync(file, options.configYaml);

@@ -118,7 +118,7 @@ describe('durable ingest (design.md §Durable ingest)', () => {
   });
 
   it('tells the scheduler about committed changes, flagging critical ones', async () => {
-    const events: Array<{ critical: boolean; written: number }> = [];
+    const events: Array<{ critical: boolean; written: number; deviceIds: readonly string[] }> = [];
     h = await startHarness({ onLocalChange: (e) => events.push(e) });
     const c = await h.connect();
     await c.publishAsync('devices/door-lock/meta', JSON.stringify({ name: 'Front door', type: 'lock' }), { qos: 1 });
@@ -128,9 +128,9 @@ describe('durable ingest (design.md §Durable ingest)', () => {
     await waitFor(() => events.length >= 3, 2000, 'three events');
     await new Promise((r) => setTimeout(r, 30));
     expect(events).toEqual([
-      { critical: false, written: 1 },
-      { critical: false, written: 1 },
-      { critical: true, written: 1 },
+      { critical: false, written: 1, deviceIds: ['door-lock'] },
+      { critical: false, written: 1, deviceIds: ['lamp'] },
+      { critical: true, written: 1, deviceIds: ['door-lock'] },
     ]);
     expect(outbox(h.reader, 'entity_state', 'door-lock')[0]?.critical).toBe(1);
     expect(outbox(h.reader, 'entity_state', 'lamp')[0]?.critical).toBe(0);

@@ -97,7 +97,7 @@ describe('app set / get', () => {
   beforeAll(async () => {
     assertBuilt();
     ts = await startTestServer({ hmac: { required: true } });
-    creds = ts.addClient('home-app');
+    creds = await ts.addClient('home-app');
   });
   afterAll(async () => {
     await ts.close();
@@ -112,12 +112,12 @@ describe('app set / get', () => {
     expect(second.stderr).toBe("");
     expect(second.code).toBe(0);
     expect(JSON.parse(second.stdout)).toMatchObject({ status: 'applied', entity_type: 'entity_state', entity_id: 'plug-1', state: { power: 'off', level: 3 } });
-    const held = ts.server.entities('home-app').find((e) => e.entity_id === 'plug-1');
+    const held = (await ts.server.entities('home-app')).find((e) => e.entity_id === 'plug-1');
     expect(held?.data).toEqual({ device_id: 'plug-1', state: { power: 'off', level: 3 } });
   });
 
   it('get prints the state as the server holds it (text and --json); flags work as well as the environment', async () => {
-    const app = await connectApp(ts.url, ts.addClient('home-app'));
+    const app = await connectApp(ts.url, await ts.addClient('home-app'));
     await app.setState('lamp-7', { state: 'ON', brightness: 120 });
     await app.close();
     const text = await cli(['app', 'get', 'lamp-7'], envFor(ts.url, creds));
@@ -132,7 +132,7 @@ describe('app set / get', () => {
   });
 
   it('set pushes only the attributes it sets; history shows a version that lost, who wrote it and why', async () => {
-    const device = ts.addClient('home-app');
+    const device = await ts.addClient('home-app');
     const app = await connectApp(ts.url, device);
     await app.setState('lamp-h', { state: 'ON', brightness: 10 });
     await new Promise((r) => setTimeout(r, 1100)); // past the seed's 1 s tie window: the set is the later version
@@ -143,7 +143,7 @@ describe('app set / get', () => {
     const { TestClient } = await import('../server/client.js');
     const raw = new TestClient(ts.url, device, { sign: device });
     await raw.login();
-    const held = ts.server.entities('home-app').find((e) => e.entity_id === 'lamp-h');
+    const held = (await ts.server.entities('home-app')).find((e) => e.entity_id === 'lamp-h');
     const older = new Date(held!.updated_at / 1000 - 5000).toISOString();
     await raw.pushOk([{ entity_type: 'entity_state', entity_id: 'lamp-h', operation: 'update', data: { device_id: 'lamp-h', state: { state: 'ON' } }, updated_at: older, client_sync_id: 'late-device', partial: true }]);
     await app.close();
@@ -209,8 +209,8 @@ describe('app watch', () => {
     // Keep the data dir across a restart on the same port (the watcher must reconnect to it).
     ({ server, url, dataDir } = ts);
     port = Number(new URL(url).port);
-    creds = server.addClient('home-watch');
-    app = await connectApp(url, server.addClient('home-watch'));
+    creds = await server.addClient('home-watch');
+    app = await connectApp(url, await server.addClient('home-watch'));
   });
   afterAll(async () => {
     await app?.close();
@@ -246,7 +246,7 @@ describe('app watch', () => {
       await server.listen();
       await until(() => server.liveStats().held === 1, 20_000, 'the watcher to hold a wait on the new server');
       await app.close();
-      app = await connectApp(url, server.addClient('home-watch'));
+      app = await connectApp(url, await server.addClient('home-watch'));
       await app.setState('lamp-1', { state: 'ON' });
       const { line } = await watcher.next((l) => / entity_state lamp-1 update \{"state":"ON"\}$/.test(l), 5_000);
       expect(line).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z entity_state lamp-1 update \{"state":"ON"\}$/);

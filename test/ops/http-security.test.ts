@@ -138,7 +138,7 @@ describe('a listener off loopback needs a token', () => {
 describe('POST rates', () => {
   it('a full resync at most once a minute; a POST flood gets 429 with Retry-After', async () => {
     server = await startTestServer();
-    const creds = server.addClient();
+    const creds = await server.addClient();
     gw = await startOpsGateway({ serverUrl: server.url, clientId: creds.client_id, clientSecret: creds.client_secret });
     const full = () => raw(gw?.url ?? '', '/sync', { method: 'POST', headers: JSON_TYPE, body: '{"full":true}' });
     expect((await full()).status).toBe(200);

@@ -58,7 +58,7 @@ describe('health, metrics and control over HTTP', () => {
 
   it('sync metrics, POST /sync and a full reconcile against the real server; two daemons keep separate registries', async () => {
     server = await startTestServer();
-    const creds = server.addClient();
+    const creds = await server.addClient();
     const opts = { serverUrl: server.url, clientId: creds.client_id, clientSecret: creds.client_secret };
     gw = await startOpsGateway(opts);
     gw2 = await startOpsGateway(opts);
@@ -85,7 +85,7 @@ describe('health, metrics and control over HTTP', () => {
 
   it('/healthz turns 503 with a JSON reason once sync has failed past the threshold', async () => {
     server = await startTestServer();
-    const creds = server.addClient();
+    const creds = await server.addClient();
     const url = server.url;
     await server.close();
     server = undefined;

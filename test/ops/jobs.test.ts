@@ -87,7 +87,7 @@ describe('scheduled jobs', () => {
 
   it('the reconcile job runs a full resync through the daemon (POST /jobs/reconcile)', async () => {
     server = await startTestServer();
-    const creds = server.addClient();
+    const creds = await server.addClient();
     gw = await startOpsGateway({ serverUrl: server.url, clientId: creds.client_id, clientSecret: creds.client_secret });
     await gw.daemon.syncNow();
     const res = await getJson(`${gw.url}/jobs/reconcile`, { method: 'POST', headers: { 'content-type': 'application/json' } });

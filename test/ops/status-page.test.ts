@@ -20,7 +20,7 @@ let device: MqttClient;
 beforeAll(async () => {
   browser = await launchBrowser();
   server = await startTestServer();
-  const creds = server.addClient();
+  const creds = await server.addClient();
   gw = await startOpsGateway({ serverUrl: server.url, clientId: creds.client_id, clientSecret: creds.client_secret });
   device = await mqtt.connectAsync(gw.mqttUrl, { reconnectPeriod: 0, clientId: 'page-test-devices' });
   // Known before the page opens: comes with the snapshot.

@@ -100,9 +100,12 @@ describe('gzip codec', () => {
 });
 
 describe('messages', () => {
-  it('accepts both entity type spellings and refuses unknown ones', () => {
+  it('accepts both entity type spellings; a sync_request may name others (ignored by the server), within bounds', () => {
     expect(normaliseEntityType('devices')).toBe('device');
+    expect(normaliseEntityType('toasters')).toBeUndefined();
     expect(SyncRequestSchema.safeParse({ type: 'sync_request', client_id: 'c', entity_types: ['devices', 'entity_state'] }).success).toBe(true);
-    expect(SyncRequestSchema.safeParse({ type: 'sync_request', client_id: 'c', entity_types: ['toasters'] }).success).toBe(false);
+    expect(SyncRequestSchema.safeParse({ type: 'sync_request', client_id: 'c', entity_types: ['users'] }).success).toBe(true);
+    expect(SyncRequestSchema.safeParse({ type: 'sync_request', client_id: 'c', entity_types: ['x'.repeat(65)] }).success).toBe(false);
+    expect(SyncRequestSchema.safeParse({ type: 'sync_request', client_id: 'c', entity_types: ['\ud800'] }).success).toBe(false);
   });
 });

@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../helpers/server.js';
+import { forEachBackend } from '../helpers/backends.js';
 import { TestClient, isoAt } from './client.js';
 
 let seq = 0;
@@ -21,12 +22,13 @@ function stateWrite(id: string, state: Record<string, unknown>, at: string, extr
   };
 }
 
-function stateOf(ts: TestServer, home: string, id: string): Record<string, unknown> | undefined {
-  const row = ts.server.entities(home).find((e) => e.entity_type === 'entity_state' && e.entity_id === id);
+async function stateOf(ts: TestServer, home: string, id: string): Promise<Record<string, unknown> | undefined> {
+  const row = (await ts.server.entities(home)).find((e) => e.entity_type === 'entity_state' && e.entity_id === id);
   return row?.deleted ? undefined : (row?.data.state as Record<string, unknown> | undefined);
 }
 
-describe('attribute-level entity_state', () => {
+forEachBackend((backend) => {
+describe(`attribute-level entity_state [${backend.name}]`, () => {
   let ts: TestServer;
   let device: TestClient;
   let app: TestClient;
@@ -34,10 +36,10 @@ describe('attribute-level entity_state', () => {
   const home = 'home-attr';
   const t0 = Date.now() - 600_000;
   beforeAll(async () => {
-    ts = await startTestServer();
-    device = new TestClient(ts.url, ts.addClient(home));
-    app = new TestClient(ts.url, ts.addClient(home));
-    seed = new TestClient(ts.url, ts.addClient(home));
+    ts = await startTestServer({}, { backend });
+    device = new TestClient(ts.url, await ts.addClient(home));
+    app = new TestClient(ts.url, await ts.addClient(home));
+    seed = new TestClient(ts.url, await ts.addClient(home));
     await Promise.all([device.login(), app.login(), seed.login()]);
   });
   afterAll(async () => {
@@ -54,7 +56,7 @@ describe('attribute-level entity_state', () => {
     // Nothing lost: at most the report that the app replaced the device's earlier `state` (as the seed reports it).
     expect(fromApp.conflicts.flatMap((c) => c.attributes ?? []).filter((a) => a.resolution === 'server_wins')).toEqual([]);
     expect(fromDevice.conflicts).toEqual([]);
-    expect(stateOf(ts, home, 'lamp-1')).toEqual({ state: 'OFF', brightness: 80, color_temp: 300 });
+    expect(await stateOf(ts, home, 'lamp-1')).toEqual({ state: 'OFF', brightness: 80, color_temp: 300 });
   });
 
   it('the same attribute resolves by the seed rules and is reported with both values; the others still apply', async () => {
@@ -66,7 +68,7 @@ describe('attribute-level entity_state', () => {
     expect(conflict?.attributes).toEqual([
       expect.objectContaining({ name: 'brightness', resolution: 'server_wins', reason: 'newer_on_server', server_value: 10, client_value: 99 }),
     ]);
-    expect(stateOf(ts, home, 'lamp-2')).toEqual({ state: 'ON', brightness: 10, color: 'red' });
+    expect(await stateOf(ts, home, 'lamp-2')).toEqual({ state: 'ON', brightness: 10, color: 'red' });
     // Entirely older: status conflict, server_wins, nothing written.
     const lost = await app.pushOk([stateWrite('lamp-2', { brightness: 1 }, isoAt(t0 + 1000), { partial: true })]);
     expect(lost.applied[0]).toMatchObject({ status: 'conflict' });
@@ -75,14 +77,14 @@ describe('attribute-level entity_state', () => {
     // Within 1 s the higher sync_id wins, per attribute.
     const tie = await app.pushOk([{ ...stateWrite('lamp-2', { brightness: 55 }, isoAt(t0 + 10_500), { partial: true }), sync_id: '~high' }]);
     expect(tie.applied[0]?.status).toBe('applied');
-    expect(stateOf(ts, home, 'lamp-2')?.brightness).toBe(55);
+    expect((await stateOf(ts, home, 'lamp-2'))?.brightness).toBe(55);
   });
 
   it('a whole state from a seed peer removes the older attributes it lacks, and keeps a newer one', async () => {
     await device.pushOk([stateWrite('lamp-3', { state: 'ON', brightness: 10, linkquality: 80 }, isoAt(t0))]);
     await app.pushOk([stateWrite('lamp-3', { brightness: 42 }, isoAt(t0 + 30_000), { partial: true })]);
     await seed.pushOk([stateWrite('lamp-3', { state: 'OFF' }, isoAt(t0 + 20_000))]);
-    expect(stateOf(ts, home, 'lamp-3')).toEqual({ state: 'OFF', brightness: 42 });
+    expect(await stateOf(ts, home, 'lamp-3')).toEqual({ state: 'OFF', brightness: 42 });
   });
 
   it('a delete of the entity beats attribute updates within its 1 s window; a later update resurrects it', async () => {
@@ -92,10 +94,10 @@ describe('attribute-level entity_state', () => {
     const inWindow = await device.pushOk([stateWrite('lamp-4', { brightness: 3 }, isoAt(t0 + 5500), { partial: true })]);
     expect(inWindow.applied[0]?.status).toBe('conflict');
     expect(inWindow.conflicts[0]).toMatchObject({ reason: 'delete_wins', type: 'UPDATE_DELETE' });
-    expect(stateOf(ts, home, 'lamp-4')).toBeUndefined();
+    expect(await stateOf(ts, home, 'lamp-4')).toBeUndefined();
     const later = await device.pushOk([stateWrite('lamp-4', { brightness: 4 }, isoAt(t0 + 7000), { partial: true })]);
     expect(later.applied[0]?.status).toBe('applied');
-    expect(stateOf(ts, home, 'lamp-4')).toEqual({ brightness: 4 });
+    expect(await stateOf(ts, home, 'lamp-4')).toEqual({ brightness: 4 });
   });
 
   it('partial pulls are negotiated: a client with caps ["partial"] gets the changed attributes, a seed peer whole states', async () => {
@@ -136,16 +138,17 @@ describe('attribute-level entity_state', () => {
   });
 });
 
-describe('the clamp: a clock ahead cannot win from the future', () => {
+describe(`the clamp: a clock ahead cannot win from the future [${backend.name}]`, () => {
   let ts: TestServer;
   let ahead: TestClient;
   let honest: TestClient;
-  let now = Date.parse('2026-06-01T12:00:00Z');
   const home = 'home-clamp';
+  const toleranceMs = 500;
   beforeAll(async () => {
-    ts = await startTestServer({ metrics: { enabled: true, port: 0 } }, { clock: () => now });
-    ahead = new TestClient(ts.url, ts.addClient(home));
-    honest = new TestClient(ts.url, ts.addClient(home));
+    // The clamp's receive time is the store's clock (the database's on PostgreSQL): real time here.
+    ts = await startTestServer({ metrics: { enabled: true, port: 0 }, clamp: { toleranceSeconds: toleranceMs / 1000 } }, { backend });
+    ahead = new TestClient(ts.url, await ts.addClient(home));
+    honest = new TestClient(ts.url, await ts.addClient(home));
     await Promise.all([ahead.login(), honest.login()]);
   });
   afterAll(async () => {
@@ -153,28 +156,38 @@ describe('the clamp: a clock ahead cannot win from the future', () => {
   });
 
   it('an edit stamped an hour ahead is ordered at receive time + tolerance, so a later real edit wins; the claim is kept', async () => {
-    const claimed = isoAt(now + 3_600_000);
+    const sent = Date.now();
+    const claimed = isoAt(sent + 3_600_000);
     const first = await ahead.pushOk([stateWrite('plug-1', { power: 'on' }, claimed)]);
-    expect(first.applied[0]).toMatchObject({ status: 'applied', clamped_to: '2026-06-01T12:00:05.000000Z' });
-    now += 10_000; // ten real seconds later, an honest edit
-    const later = await honest.pushOk([stateWrite('plug-1', { power: 'off' }, isoAt(now), { partial: true })]);
+    const answered = Date.now();
+    expect(first.applied[0]?.status).toBe('applied');
+    const clampedTo = Date.parse(String(first.applied[0]?.clamped_to));
+    expect(clampedTo).toBeGreaterThanOrEqual(sent + toleranceMs - 50);
+    expect(clampedTo).toBeLessThanOrEqual(answered + toleranceMs + 50);
+    await new Promise((r) => setTimeout(r, toleranceMs + 1_200)); // past the ordering time and its 1 s window
+    const later = await honest.pushOk([stateWrite('plug-1', { power: 'off' }, isoAt(Date.now()), { partial: true })]);
     expect(later.applied[0]?.status).toBe('applied');
-    expect(stateOf(ts, home, 'plug-1')).toEqual({ power: 'off' });
+    expect(await stateOf(ts, home, 'plug-1')).toEqual({ power: 'off' });
     // The claimed time is kept: the overwritten version in history carries it.
     const history = await honest.get('/api/v1/history?entity_id=plug-1');
-    expect(history.json.entries[0]).toMatchObject({ why: 'overwritten', written_by: ahead.creds.client_id, claimed_updated_at: '2026-06-01T13:00:00.000000Z' });
+    expect(history.json.entries[0]).toMatchObject({ why: 'overwritten', written_by: ahead.creds.client_id, claimed_updated_at: claimed.replace('Z', '000Z') });
     const metrics = await fetch(ts.metricsUrl ?? '').then((r) => r.text());
     expect(metrics).toMatch(/inbetweenies_server_clamped_total 1\b/);
   });
 
   it('a clamped push that loses is flagged in its conflict entry, and its delta carries claimed_updated_at', async () => {
-    await honest.pushOk([stateWrite('plug-2', { power: 'on' }, isoAt(now + 4_500))]);
+    const now = Date.now();
+    await honest.pushOk([stateWrite('plug-2', { power: 'on' }, isoAt(now + 400))]);
     const res = await ahead.pushOk([stateWrite('plug-2', { power: 'off' }, isoAt(now + 3_600_000), { sync_id: '0-low' })]);
-    // ordered at now + 5 s: within 1 s of now + 4.5 s, and its sync_id is lower: it loses
-    expect(res.conflicts[0]).toMatchObject({ resolution: 'server_wins', clamped_to: isoAt(now + 5_000).replace('Z', '000Z') });
-    await ahead.pushOk([stateWrite('plug-3', { power: 'on' }, isoAt(now + 7_200_000))]);
+    // ordered at receive time + 0.5 s: within 1 s of now + 0.4 s, and its sync_id is lower: it loses
+    expect(res.conflicts[0]).toMatchObject({ resolution: 'server_wins' });
+    expect(res.conflicts[0]?.clamped_to).toBeDefined();
+    const claimed = isoAt(now + 7_200_000);
+    await ahead.pushOk([stateWrite('plug-3', { power: 'on' }, claimed)]);
     const delta = await honest.pullAll(null);
     const change = delta.changes.find((c) => c.entity_id === 'plug-3');
-    expect(change).toMatchObject({ updated_at: isoAt(now + 5_000).replace('Z', '000Z'), claimed_updated_at: isoAt(now + 7_200_000).replace('Z', '000Z') });
+    expect(change).toMatchObject({ claimed_updated_at: claimed.replace('Z', '000Z') });
+    expect(Date.parse(String(change?.updated_at))).toBeLessThan(now + 60_000);
   });
+});
 });

@@ -38,7 +38,7 @@ describe('private files of the server', () => {
     try {
       const ts = await startTestServer({}, { dataDir });
       cleanup.push(() => ts.close());
-      const c = new TestClient(ts.url, ts.addClient('home-m'));
+      const c = new TestClient(ts.url, await ts.addClient('home-m'));
       await c.login();
       await c.pushOk([deviceChange('d-1', 'One', isoAt(Date.now()))]);
       const db = join(dataDir, SERVER_DB_FILE);
@@ -53,7 +53,7 @@ describe('private files of the server', () => {
   it('refuses to start when server.db or its -wal can be read by others, and says how to fix it', async () => {
     const dataDir = base();
     const first = await startTestServer({}, { dataDir });
-    first.addClient('home-m');
+    await first.addClient('home-m');
     first.server.destroy();
     const db = join(dataDir, SERVER_DB_FILE);
     const holder = new Database(db); // another connection keeps the -wal (and -shm) in place

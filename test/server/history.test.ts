@@ -6,21 +6,23 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HistoryResponseSchema } from '../../src/protocol/index.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
+import { forEachBackend } from '../helpers/backends.js';
 import { TestClient, deviceChange, isoAt, responseSignatureOk, send, stateChange } from './client.js';
 
-describe('sync history', () => {
+forEachBackend((backend) => {
+describe(`sync history [${backend.name}]`, () => {
   let ts: TestServer;
   let a: TestClient;
   let b: TestClient;
   let other: TestClient;
   const t0 = Date.now() - 3_600_000;
   beforeAll(async () => {
-    ts = await startTestServer({ hmac: { required: true }, history: { maxPageSize: 5 } });
-    const credsA = ts.addClient('home-h');
-    const credsB = ts.addClient('home-h');
+    ts = await startTestServer({ hmac: { required: true }, history: { maxPageSize: 5 } }, { backend });
+    const credsA = await ts.addClient('home-h');
+    const credsB = await ts.addClient('home-h');
     a = new TestClient(ts.url, credsA, { sign: credsA });
     b = new TestClient(ts.url, credsB, { sign: credsB });
-    const credsO = ts.addClient('home-other');
+    const credsO = await ts.addClient('home-other');
     other = new TestClient(ts.url, credsO, { sign: credsO });
     await Promise.all([a.login(), b.login(), other.login()]);
   });
@@ -86,12 +88,16 @@ describe('sync history', () => {
     expect(post.status).toBe(405);
   });
 
-  it('keeps at most history.maxPerEntity entries per entity and forgets them after history.retentionSeconds', () => {
+  it('keeps at most history.maxPerEntity entries per entity and forgets them after history.retentionSeconds', async () => {
     const store = ts.server.store;
-    const now = Date.now();
-    expect(store.history.purge(now, 3600, 3)).toBeGreaterThan(0);
-    expect(store.history.page({ homeId: 'home-h', entityType: 'entity_state', entityId: 'state-p', limit: 100, before: null }).entries).toHaveLength(3);
-    store.history.purge(now + 3_601_000, 3600, 100);
-    expect(store.history.page({ homeId: 'home-h', entityType: 'entity_state', entityId: 'state-p', limit: 100, before: null }).entries).toHaveLength(0);
+    const page = async (): Promise<number> =>
+      (await store.history({ homeId: 'home-h', entityType: 'entity_state', entityId: 'state-p', limit: 100, before: null })).entries.length;
+    const options = { retentionSeconds: 3600, nonceWindowSeconds: 300, minIntervalSeconds: 0 };
+    expect((await store.maintain({ ...options, historyRetentionSeconds: 3600, historyMaxPerEntity: 3 }))?.syncHistory).toBeGreaterThan(0);
+    expect(await page()).toBe(3);
+    await new Promise((r) => setTimeout(r, 1_100));
+    await store.maintain({ ...options, historyRetentionSeconds: 1, historyMaxPerEntity: 100 });
+    expect(await page()).toBe(0);
   });
+});
 });

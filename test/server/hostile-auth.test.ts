@@ -45,7 +45,7 @@ describe('the client address, through trusted proxies only', () => {
 
   it('behind a trusted proxy, junk /auth/token calls lock out their sender only', async () => {
     const ts = await server({ trustedProxies: ['127.0.0.1'], rateLimit: { ratePerSecond: 0.01, burst: 5 } });
-    const creds = ts.addClient('home-p');
+    const creds = await ts.addClient('home-p');
     const junk: number[] = [];
     for (let i = 0; i < 8; i++) junk.push((await send(ts.url, '/api/v1/auth/token', { client_id: 'gw-nobody', client_secret: 'x' }, from(ATTACKER))).status);
     expect(junk.slice(-3)).toEqual([429, 429, 429]);
@@ -64,7 +64,7 @@ describe('the client address, through trusted proxies only', () => {
 describe('a stolen bearer token without the secret cannot starve its client', () => {
   it('HMAC required: forged requests with the victim’s token are refused and limited by address; the victim goes on', async () => {
     const ts = await server({ hmac: { required: true }, trustedProxies: ['127.0.0.1'], rateLimit: { ratePerSecond: 0.01, burst: 10 } });
-    const creds = ts.addClient('home-s');
+    const creds = await ts.addClient('home-s');
     const victim = new TestClient(ts.url, creds, { sign: creds, headers: { 'x-forwarded-for': VICTIM } });
     await victim.login();
     const statuses = new Set<number>();
@@ -81,7 +81,7 @@ describe('a stolen bearer token without the secret cannot starve its client', ()
 
   it('HMAC optional: unsigned requests are limited per token; the client’s signed requests have their own bucket', async () => {
     const ts = await server({ rateLimit: { ratePerSecond: 0.01, burst: 5 } });
-    const creds = ts.addClient('home-t');
+    const creds = await ts.addClient('home-t');
     const signer = new TestClient(ts.url, creds, { sign: creds });
     await signer.login();
     const thief = new TestClient(ts.url, creds);
@@ -97,7 +97,7 @@ describe('a stolen bearer token without the secret cannot starve its client', ()
 describe('authentication reveals nothing, and refusals are visible', () => {
   it('answers an unknown client id exactly like a wrong secret, signed or not', async () => {
     const ts = await server({ rateLimit: { ratePerSecond: 1000, burst: 1000 } });
-    const creds = ts.addClient('home-id');
+    const creds = await ts.addClient('home-id');
     const ask = async (clientId: string, sign: boolean): Promise<unknown> => {
       const opts = sign ? { sign: { client_id: clientId, client_secret: 'wrong-secret', home_id: '' } } : {};
       const res = await send(ts.url, '/api/v1/auth/token', { client_id: clientId, client_secret: 'wrong-secret' }, opts);
@@ -108,7 +108,7 @@ describe('authentication reveals nothing, and refusals are visible', () => {
 
   it('revokes the access token of the pair a refresh rotates', async () => {
     const ts = await server({});
-    const c = new TestClient(ts.url, ts.addClient('home-r'));
+    const c = new TestClient(ts.url, await ts.addClient('home-r'));
     await c.login();
     const old = c.token;
     const res = await send(ts.url, '/api/v1/auth/refresh', { refresh_token: c.refreshToken });
@@ -125,7 +125,7 @@ describe('authentication reveals nothing, and refusals are visible', () => {
     const { logger, lines } = captureLog();
     let shift = 0; // the server's clock: moved past the interval below, whatever the machine's load
     const ts = await server({ hmac: { required: true }, log: { refusalIntervalSeconds: 10 }, rateLimit: { ratePerSecond: 1000, burst: 1000 } }, logger, () => Date.now() + shift);
-    const creds = ts.addClient('home-log');
+    const creds = await ts.addClient('home-log');
     const c = new TestClient(ts.url, creds, { sign: creds });
     await c.login();
     const nonce = newNonce();
@@ -150,7 +150,7 @@ describe('authentication reveals nothing, and refusals are visible', () => {
   it('counts requests and refusals in Prometheus metrics on their own listener, with the process metrics', async () => {
     const ts = await server({ hmac: { required: true }, metrics: { enabled: true, port: 0 } });
     expect(ts.metricsUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
-    const creds = ts.addClient('home-m');
+    const creds = await ts.addClient('home-m');
     const c = new TestClient(ts.url, creds, { sign: creds });
     await c.login();
     const nonce = newNonce();

@@ -33,7 +33,7 @@ async function serverSkewMs(ts: TestServer, hostile: TestClient): Promise<number
   return Math.max(Math.abs(us(health.json.server_time) / 1000 - now), Math.abs(us(fresh.json.server_time) / 1000 - now));
 }
 
-async function loggedIn(ts: TestServer, creds: ReturnType<TestServer['addClient']>): Promise<TestClient> {
+async function loggedIn(ts: TestServer, creds: Awaited<ReturnType<TestServer['addClient']>>): Promise<TestClient> {
   const c = new TestClient(ts.url, creds, { sign: creds });
   await c.login();
   return c;
@@ -45,8 +45,8 @@ describe('a hostile client cannot move time for another home', () => {
     cleanup.push(() => rmSync(dataDir, { recursive: true, force: true }));
     let ts = await startTestServer(CONFIG, { dataDir });
     cleanup.push(() => ts.close());
-    const credsA = ts.addClient(HOME_A);
-    const credsB = ts.addClient('home-B');
+    const credsA = await ts.addClient(HOME_A);
+    const credsB = await ts.addClient('home-B');
     const proxy = await startProxy({ target: ts.url });
     cleanup.push(() => proxy.close());
     const gw = await startTestGateway({ serverUrl: proxy.url, clientId: credsA.client_id, clientSecret: credsA.client_secret });
@@ -61,8 +61,8 @@ describe('a hostile client cannot move time for another home', () => {
       await device.publishAsync('devices/lamp/state', JSON.stringify({ counter }), { qos: 1 });
       const want = counter;
       let stamp = 0;
-      await waitFor(() => {
-        const e = ts.server.entities(HOME_A).find((x) => x.entity_type === 'entity_state' && x.entity_id === 'lamp');
+      await waitFor(async () => {
+        const e = (await ts.server.entities(HOME_A)).find((x) => x.entity_type === 'entity_state' && x.entity_id === 'lamp');
         if ((e?.data.state as { counter?: number } | undefined)?.counter !== want) return false;
         stamp = e?.updated_at ?? 0;
         return true;

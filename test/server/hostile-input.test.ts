@@ -11,7 +11,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { acceptsGzip, canonicalRequest, jsonTextProblem, MAX_DATA_DEPTH, newNonce, sha256Hex } from '../../src/protocol/index.js';
 import { SERVER_DB_FILE } from '../../src/server/db.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { startTestServer, type TestServer, sqliteStoreOf } from '../helpers/server.js';
 import { deviceChange, isoAt, send, TestClient } from './client.js';
 
 const LONE = '\ud800';
@@ -21,7 +21,7 @@ describe('unpaired surrogates and lengths', () => {
   let c: TestClient;
   beforeAll(async () => {
     ts = await startTestServer({ rateLimit: { ratePerSecond: 10_000, burst: 10_000 } });
-    c = new TestClient(ts.url, ts.addClient('home-u'));
+    c = new TestClient(ts.url, await ts.addClient('home-u'));
     await c.login();
   });
   afterAll(async () => {
@@ -43,8 +43,8 @@ describe('unpaired surrogates and lengths', () => {
     expect(res.applied.map((a) => a.status)).toEqual([...bad.map(() => 'rejected'), 'applied']);
     expect(res.applied.slice(0, bad.length).map((a) => a.error?.code)).toEqual(bad.map(() => 'INVALID_ENTITY'));
     expect(res.applied[0]?.entity_id).toBe(`dev-${LONE}`); // echoed as sent (JSON-escaped on the wire)
-    expect(ts.server.entities('home-u').map((e) => e.entity_id)).toEqual(['dev-good']);
-    const stored = ts.server.store.db.prepare('SELECT client_sync_id FROM push_results').pluck().all() as string[];
+    expect((await ts.server.entities('home-u')).map((e) => e.entity_id)).toEqual(['dev-good']);
+    const stored = sqliteStoreOf(ts.server).db.prepare('SELECT client_sync_id FROM push_results').pluck().all() as string[];
     expect(stored.every((id) => id.isWellFormed())).toBe(true);
     // Python's sqlite3 decodes every text column of every table (it raised on the invalid UTF-8 stored before)
     const script = [
@@ -86,8 +86,8 @@ describe('what the independent client found', () => {
   let b: TestClient;
   beforeAll(async () => {
     ts = await startTestServer({ hmac: { required: true }, rateLimit: { ratePerSecond: 10_000, burst: 10_000 } });
-    const ca = ts.addClient('home-c');
-    const cb = ts.addClient('home-c');
+    const ca = await ts.addClient('home-c');
+    const cb = await ts.addClient('home-c');
     a = new TestClient(ts.url, ca, { sign: ca });
     b = new TestClient(ts.url, cb, { sign: cb });
     await a.login();

@@ -23,7 +23,7 @@ async function server(overrides: Parameters<typeof startTestServer>[0] = {}): Pr
 }
 
 async function signedClient(ts: TestServer, home = 'home-L'): Promise<TestClient> {
-  const creds = ts.addClient(home);
+  const creds = await ts.addClient(home);
   const c = new TestClient(ts.url, creds, { sign: creds });
   await c.login();
   return c;
@@ -136,7 +136,7 @@ describe('order: nothing costly before the request is known to be allowed', () =
 describe('reading bodies', () => {
   it('reads a body with a declared length and a chunked one alike', async () => {
     const ts = await server();
-    const c = new TestClient(ts.url, ts.addClient('home-chunked'));
+    const c = new TestClient(ts.url, await ts.addClient('home-chunked'));
     await c.login();
     const body = JSON.stringify({ type: 'sync_request', client_id: c.creds.client_id });
     expect((await c.post('/api/v1/sync/request', undefined, { rawBody: body })).status).toBe(200);

@@ -9,7 +9,7 @@ describe('HTTP surface', () => {
   let c: TestClient;
   beforeAll(async () => {
     ts = await startTestServer({ maxBodyBytes: 64 * 1024, maxInflatedBytes: 256 * 1024 });
-    c = new TestClient(ts.url, ts.addClient('home-http'));
+    c = new TestClient(ts.url, await ts.addClient('home-http'));
     await c.login();
   });
   afterAll(async () => {
@@ -59,10 +59,13 @@ describe('HTTP surface', () => {
     expect(push.json.applied[0].status).toBe('applied');
   });
 
-  it('refuses an unknown entity type in sync_request.entity_types with 400', async () => {
+  it('ignores an entity type it does not store in sync_request.entity_types and says so; a malformed one is 400', async () => {
     const res = await c.syncRequest({ entity_types: ['devices', 'toasters'] });
-    expect(res.status).toBe(400);
-    expect(res.json.message).toContain('entity_types');
+    expect(res.status).toBe(200);
+    expect(res.json.ignored_entity_types).toEqual(['toasters']);
+    const bad = await c.syncRequest({ entity_types: ['devices', 'x'.repeat(65)] });
+    expect(bad.status).toBe(400);
+    expect(bad.json.message).toContain('entity_types');
   });
 
   it('refuses an oversized body with 413 and keeps serving', async () => {

@@ -16,7 +16,7 @@ import { openStore } from '../../src/store/index.js';
 import { SyncClient, SyncTransport } from '../../src/sync/index.js';
 import { startTestGateway, waitFor } from '../helpers/gateway.js';
 import { addClientCli, spawnServer } from '../helpers/server-process.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { startTestServer, type TestServer, sqliteStoreOf } from '../helpers/server.js';
 
 let pki: string;
 const file = (name: string): string => join(pki, name);
@@ -52,10 +52,10 @@ afterAll(() => rmSync(pki, { recursive: true, force: true }));
 
 describe('HTTPS between the gateway and the server', () => {
   let ts: TestServer;
-  let creds: ReturnType<TestServer['addClient']>;
+  let creds: Awaited<ReturnType<TestServer['addClient']>>;
   beforeAll(async () => {
     ts = await startTestServer({ hmac: { required: true }, tls: { certFile: file('s1.crt'), keyFile: file('s1.key') } });
-    creds = ts.addClient('home-tls');
+    creds = await ts.addClient('home-tls');
   });
   afterAll(async () => {
     await ts.close();
@@ -87,9 +87,9 @@ describe('HTTPS between the gateway and the server', () => {
     const pin = pinOf(file('s1.crt'));
     expect(await cycle({ caFile: file('ca.crt'), pinSha256: [pin] })).toEqual({ ok: true });
     expect(await cycle({ caFile: file('ca.crt'), pinSha256: [Buffer.from(pin, 'base64').toString('hex')] })).toEqual({ ok: true });
-    const before = ts.server.store.db.prepare('SELECT count(*) FROM tokens').pluck().get();
+    const before = sqliteStoreOf(ts.server).db.prepare('SELECT count(*) FROM tokens').pluck().get();
     expect(await cycle({ caFile: file('ca.crt'), pinSha256: [pinOf(file('s2.crt'))] })).toEqual({ ok: false, code: 'TLS_PIN_MISMATCH' });
-    expect(ts.server.store.db.prepare('SELECT count(*) FROM tokens').pluck().get()).toBe(before); // nothing reached the server
+    expect(sqliteStoreOf(ts.server).db.prepare('SELECT count(*) FROM tokens').pluck().get()).toBe(before); // nothing reached the server
   });
 
   it('the gateway daemon syncs over https with server.caFile and server.pinSha256 from its config', async () => {
@@ -106,7 +106,7 @@ describe('HTTPS between the gateway and the server', () => {
     try {
       const device = await gw.connect('tls-dev');
       await device.publishAsync('devices/tls-lamp/state', JSON.stringify({ power: 'on' }), { qos: 1 });
-      await waitFor(() => ts.server.entities('home-tls').some((e) => e.entity_id === 'tls-lamp'), 15_000, 'the state on the server over https');
+      await waitFor(async () => (await ts.server.entities('home-tls')).some((e) => e.entity_id === 'tls-lamp'), 15_000, 'the state on the server over https');
     } finally {
       await gw.close();
     }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { NonceCache } from '../../src/server/http/nonces.js';
+import { NonceCache } from '../../src/server/store/nonces.js';
 import { RateLimiter } from '../../src/server/http/rate-limit.js';
 import { decodeCursor, encodeCursor } from '../../src/server/cursor.js';
 

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { formatTimestamp, parseTimestamp } from '../../src/protocol/index.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { sqliteStoreOf, startTestServer, type TestServer } from '../helpers/server.js';
 import { TestClient, deviceChange, isoAt } from './client.js';
 
 const RELAXED = { rateLimit: { ratePerSecond: 10_000, burst: 10_000 } };
@@ -33,9 +33,9 @@ async function server(dataDir: string): Promise<TestServer> {
 const us = (t: string): number => parseTimestamp(t) ?? Number.NaN;
 const plus = (t: string, micros: number): string => formatTimestamp(us(t) + micros);
 const issuedThrough = (ts: TestServer, home: string): unknown =>
-  ts.server.store.db.prepare('SELECT issued_through FROM homes WHERE home_id = ?').pluck().get(home);
+  sqliteStoreOf(ts.server).db.prepare('SELECT issued_through FROM homes WHERE home_id = ?').pluck().get(home);
 
-async function client(ts: TestServer, creds: ReturnType<TestServer['addClient']>): Promise<TestClient> {
+async function client(ts: TestServer, creds: Awaited<ReturnType<TestServer['addClient']>>): Promise<TestClient> {
   const c = new TestClient(ts.url, creds);
   await c.login();
   return c;
@@ -44,10 +44,10 @@ async function client(ts: TestServer, creds: ReturnType<TestServer['addClient']>
 describe('watermarks: nothing a client sends moves a clock', () => {
   it('a last_sync ahead of what was issued to the home is 409 INVALID_SYNC_STATE every time, and moves nothing', async () => {
     const ts = await server(dir());
-    const a = await client(ts, ts.addClient('home-A'));
-    const b = await client(ts, ts.addClient('home-B'));
+    const a = await client(ts, await ts.addClient('home-A'));
+    const b = await client(ts, await ts.addClient('home-B'));
     const issued = (await b.pullAll(null)).serverTime;
-    const floor = ts.server.store.sequencer.current();
+    const floor = sqliteStoreOf(ts.server).sequencer.current();
     const persisted = issuedThrough(ts, 'home-B');
     // the attack of the report: previous server_time + 4.9 s, over and over (and just 1 µs ahead)
     let last = issued;
@@ -58,9 +58,9 @@ describe('watermarks: nothing a client sends moves a clock', () => {
       last = plus(last, 4_900_000);
     }
     expect((await b.syncRequest({ last_sync: plus(issued, 1) })).json.code).toBe('INVALID_SYNC_STATE');
-    expect(ts.server.store.sequencer.current()).toBe(floor);
+    expect(sqliteStoreOf(ts.server).sequencer.current()).toBe(floor);
     expect(issuedThrough(ts, 'home-B')).toBe(persisted);
-    expect(ts.server.store.watermarks.bound('home-B')).toBe(us(issued));
+    expect(sqliteStoreOf(ts.server).watermarks.bound('home-B')).toBe(us(issued));
     // another home's server_time is real time, and B's own watermark still works
     const fromA = await a.pullAll(null);
     expect(Math.abs(us(fromA.serverTime) / 1000 - Date.now())).toBeLessThan(1000);
@@ -69,8 +69,8 @@ describe('watermarks: nothing a client sends moves a clock', () => {
 
   it('a watermark issued to another home is no watermark of this home', async () => {
     const ts = await server(dir());
-    const a = await client(ts, ts.addClient('home-A'));
-    const b = await client(ts, ts.addClient('home-B'));
+    const a = await client(ts, await ts.addClient('home-A'));
+    const b = await client(ts, await ts.addClient('home-B'));
     await b.pullAll(null);
     await new Promise((r) => setTimeout(r, 5));
     const fromA = (await a.pullAll(null)).serverTime;
@@ -82,18 +82,18 @@ describe('watermarks: nothing a client sends moves a clock', () => {
 
   it('a sync_ack later than anything issued to the home is 400 and records nothing', async () => {
     const ts = await server(dir());
-    const b = await client(ts, ts.addClient('home-B'));
+    const b = await client(ts, await ts.addClient('home-B'));
     const issued = (await b.pullAll(null)).serverTime;
     const res = await b.ack(plus(issued, 1_000_000));
     expect(res.status).toBe(400);
-    expect(ts.server.store.accounts.getClient(b.creds.client_id)?.lastAckWatermark).toBeNull();
+    expect(sqliteStoreOf(ts.server).accounts.getClient(b.creds.client_id)?.lastAckWatermark).toBeNull();
     expect((await b.ack(issued)).status).toBe(200);
   });
 
   it('a cursor issued after the backup the server was restored from is 409 INVALID_SYNC_STATE', async () => {
     const live = dir();
     let ts = await server(live);
-    const creds = ts.addClient('home-C');
+    const creds = await ts.addClient('home-C');
     const pusher = await client(ts, creds);
     await pusher.pushOk([deviceChange('d-1', 'One', isoAt(Date.now())), deviceChange('d-2', 'Two', isoAt(Date.now()))]);
     await pusher.pullAll(null);
@@ -116,7 +116,7 @@ describe('watermarks: nothing a client sends moves a clock', () => {
   it('after a crash, a watermark issued but not yet persisted is still accepted, and later commits sort after it', async () => {
     const dataDir = dir();
     const ts = await startTestServer(RELAXED, { dataDir });
-    const creds = ts.addClient('home-D');
+    const creds = await ts.addClient('home-D');
     const c = await client(ts, creds);
     const h1 = (await c.pullAll(null)).serverTime; // persisted (first issue)
     const h2 = (await c.pullAll(null)).serverTime; // within the slack: not persisted
@@ -124,11 +124,11 @@ describe('watermarks: nothing a client sends moves a clock', () => {
     expect(Number(issuedThrough(ts, 'home-D'))).toBeLessThan(us(h2));
     ts.server.destroy(); // crash: nothing flushed
     const after = await server(dataDir);
-    expect(after.server.store.sequencer.current()).toBeGreaterThanOrEqual(us(h2));
+    expect(sqliteStoreOf(after.server).sequencer.current()).toBeGreaterThanOrEqual(us(h2));
     const c2 = await client(after, creds);
     const delta = await c2.syncRequest({ last_sync: h2 });
     expect(delta.status).toBe(200);
-    const other = await client(after, after.addClient('home-D'));
+    const other = await client(after, await after.addClient('home-D'));
     await other.pushOk([deviceChange('d-after', 'After the crash', isoAt(Date.now()))]);
     const pulled = await c2.pullAll(h2);
     expect(pulled.changes.map((ch) => ch.entity_id)).toContain('d-after');
@@ -137,7 +137,7 @@ describe('watermarks: nothing a client sends moves a clock', () => {
   it('after a clean close the persisted watermarks are exact: no slack, and server_time stays real', async () => {
     const dataDir = dir();
     const ts = await startTestServer(RELAXED, { dataDir });
-    const creds = ts.addClient('home-E');
+    const creds = await ts.addClient('home-E');
     const c = await client(ts, creds);
     await c.pullAll(null);
     const h = (await c.pullAll(null)).serverTime;
@@ -148,6 +148,6 @@ describe('watermarks: nothing a client sends moves a clock', () => {
     const res = await c2.syncRequest({ last_sync: h });
     expect(res.status).toBe(200);
     expect(Math.abs(us(res.json.server_time) / 1000 - Date.now())).toBeLessThan(1000);
-    expect(after.server.store.sequencer.current() / 1000).toBeLessThanOrEqual(Date.now() + 5);
+    expect(sqliteStoreOf(after.server).sequencer.current() / 1000).toBeLessThanOrEqual(Date.now() + 5);
   });
 });

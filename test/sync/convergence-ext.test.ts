@@ -6,43 +6,47 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HistoryResponseSchema } from '../../src/protocol/index.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
+import { forEachBackend } from '../helpers/backends.js';
 import { TestClient, isoAt } from '../server/client.js';
 import { makeGateway, serverState, type TestGateway } from './fixtures.js';
 
-let srv: TestServer;
-const gateways: TestGateway[] = [];
 const HOME = 'home-1';
 let n = 0;
-
-beforeEach(async () => {
-  srv = await startTestServer({ hmac: { required: true } });
-});
-afterEach(async () => {
-  for (const gw of gateways.splice(0)) await gw.close();
-  await srv.close();
-});
-
-function gateway(): TestGateway {
-  const gw = makeGateway({ url: srv.url, creds: srv.addClient(HOME) });
-  gateways.push(gw);
-  return gw;
-}
-
-async function app(): Promise<TestClient> {
-  const creds = srv.addClient(HOME);
-  const client = new TestClient(srv.url, creds, { sign: creds });
-  await client.login();
-  return client;
-}
 
 function appWrite(id: string, state: Record<string, unknown>, at: number, extra: Record<string, unknown> = {}): Record<string, unknown> {
   n += 1;
   return { entity_type: 'entity_state', entity_id: id, operation: 'update', data: { device_id: id, state }, updated_at: isoAt(at), client_sync_id: `app-${n}`, ...extra };
 }
 
-describe('attribute-level state through the gateway', () => {
+forEachBackend((backend) => {
+let srv: TestServer;
+const gateways: TestGateway[] = [];
+
+
+beforeEach(async () => {
+  srv = await startTestServer({ hmac: { required: true } }, { backend });
+});
+afterEach(async () => {
+  for (const gw of gateways.splice(0)) await gw.close();
+  await srv.close();
+});
+
+async function gateway(): Promise<TestGateway> {
+  const gw = makeGateway({ url: srv.url, creds: await srv.addClient(HOME) });
+  gateways.push(gw);
+  return gw;
+}
+
+async function app(): Promise<TestClient> {
+  const creds = await srv.addClient(HOME);
+  const client = new TestClient(srv.url, creds, { sign: creds });
+  await client.login();
+  return client;
+}
+
+describe(`attribute-level state through the gateway [${backend.name}]`, () => {
   it('a device reporting brightness and an app switching power at the same moment: both survive on both sides', async () => {
-    const gw = gateway();
+    const gw = await gateway();
     const phone = await app();
     await gw.state('lamp', { power: 'on', brightness: 40, color_temp: 300 });
     await gw.client.runCycle();
@@ -53,14 +57,14 @@ describe('attribute-level state through the gateway', () => {
     await gw.state('lamp', { brightness: 80 });
     const pushed = await gw.client.pushPending(); // the push runs before any pull: it must not carry the old power
     expect(pushed).toMatchObject({ pushed: 1, applied: 1 });
-    expect(serverState(srv.server, HOME, 'lamp')).toEqual({ power: 'off', brightness: 80, color_temp: 300 });
+    expect(await serverState(srv.server, HOME, 'lamp')).toEqual({ power: 'off', brightness: 80, color_temp: 300 });
     await gw.client.runCycle();
     expect(gw.localState('lamp')).toEqual({ power: 'off', brightness: 80, color_temp: 300 });
     expect(gw.commands).toContainEqual({ deviceId: 'lamp', attributes: { power: 'off' } }); // the downlink, only what changed
   });
 
   it('an app edit pulled while a device change is pending is taken at once for the other attributes', async () => {
-    const gw = gateway();
+    const gw = await gateway();
     const phone = await app();
     await gw.state('lamp', { power: 'on', brightness: 40 });
     await gw.client.runCycle();
@@ -68,12 +72,12 @@ describe('attribute-level state through the gateway', () => {
     await gw.state('lamp', { brightness: 60 }); // pending when the pull meets the app's power
     await gw.client.runCycle();
     expect(gw.localState('lamp')).toEqual({ power: 'off', brightness: 60 });
-    expect(serverState(srv.server, HOME, 'lamp')).toEqual({ power: 'off', brightness: 60 });
+    expect(await serverState(srv.server, HOME, 'lamp')).toEqual({ power: 'off', brightness: 60 });
     expect(gw.pending()).toEqual([]);
   });
 
   it('the same attribute resolves as before, and the losing version is found in history', async () => {
-    const gw = gateway();
+    const gw = await gateway();
     const phone = await app();
     await gw.state('lamp', { power: 'on', brightness: 40 });
     await gw.client.runCycle();
@@ -87,8 +91,8 @@ describe('attribute-level state through the gateway', () => {
   });
 
   it('a peer speaking only the seed (whole states, no caps, no digest) still syncs and converges with the gateway', async () => {
-    const gw = gateway();
-    const seedCreds = srv.addClient(HOME);
+    const gw = await gateway();
+    const seedCreds = await srv.addClient(HOME);
     const seed = new TestClient(srv.url, seedCreds, { sign: seedCreds });
     await seed.login();
     await gw.state('plug', { power: 'on', energy: 1.5 });
@@ -108,13 +112,13 @@ describe('attribute-level state through the gateway', () => {
     expect(latest?.partial).toBeUndefined();
     expect(latest?.data.state).toEqual({ power: 'off', energy: 2.0 });
     expect(gw.localState('plug')).toEqual({ power: 'off', energy: 2.0 });
-    expect(serverState(srv.server, HOME, 'plug')).toEqual({ power: 'off', energy: 2.0 });
+    expect(await serverState(srv.server, HOME, 'plug')).toEqual({ power: 'off', energy: 2.0 });
   });
 });
 
-describe('convergence digest and self-repair', () => {
+describe(`convergence digest and self-repair [${backend.name}]`, () => {
   it('a hand-edited store (a row changed, a row deleted) is detected on the next sync and repaired bucket by bucket', async () => {
-    const gw = gateway();
+    const gw = await gateway();
     await gw.states(Array.from({ length: 64 }, (_, i) => [`sensor-${i}`, { value: i }] as const));
     await gw.client.runCycle();
     const quiet = await gw.client.runCycle();
@@ -136,7 +140,7 @@ describe('convergence digest and self-repair', () => {
   });
 
   it('an entity the server no longer has, left behind by hand, is removed by the repair', async () => {
-    const gw = gateway();
+    const gw = await gateway();
     await gw.states([['a', { x: 1 }], ['b', { x: 2 }]]);
     await gw.client.runCycle();
     gw.db.prepare("INSERT INTO entities (entity_type, entity_id, data, updated_at, sync_id, deleted) VALUES ('entity_state', 'ghost', '{\"device_id\":\"ghost\",\"state\":{}}', 1, 'forged', 0)").run();
@@ -146,12 +150,12 @@ describe('convergence digest and self-repair', () => {
   });
 });
 
-describe('the running daemon', () => {
+describe(`the running daemon [${backend.name}]`, () => {
   it('a device and an app edit one lamp at once through MQTT and the server: both survive; a hand edit is repaired and shown in status', async () => {
     const { fastSync, startTestGateway, waitFor } = await import('../helpers/gateway.js');
     const { formatDaemonStatus, DaemonStatusView } = await import('../../src/commands/status-view.js');
     const Database = (await import('better-sqlite3')).default;
-    const creds = srv.addClient(HOME);
+    const creds = await srv.addClient(HOME);
     const gw = await startTestGateway({
       serverUrl: srv.url,
       clientId: creds.client_id,
@@ -161,15 +165,21 @@ describe('the running daemon', () => {
     try {
       const device = await gw.connect('lamp-dev');
       await device.publishAsync('devices/lamp/state', JSON.stringify({ power: 'on', brightness: 10 }), { qos: 1 });
-      await waitFor(() => serverState(srv.server, HOME, 'lamp')?.brightness === 10, 15_000, 'the lamp on the server');
+      await waitFor(async () => (await serverState(srv.server, HOME, 'lamp'))?.brightness === 10, 15_000, 'the lamp on the server');
       const phone = await app();
       await phone.pushOk([appWrite('lamp', { power: 'off' }, Date.now(), { partial: true })]);
       await device.publishAsync('devices/lamp/state', JSON.stringify({ brightness: 80 }), { qos: 1 });
-      await waitFor(() => {
-        const s = serverState(srv.server, HOME, 'lamp');
+      await waitFor(async () => {
+        const s = await serverState(srv.server, HOME, 'lamp');
         return s?.power === 'off' && s.brightness === 80;
       }, 15_000, 'both edits on the server');
-      await waitFor(() => gw.daemon.status().convergence?.lastResult === 'match', 15_000, 'a matching digest');
+      // A check made while the device's report was still pending is skipped (its bucket differs by design); the next
+      // delta, once nothing is pending, compares everything. Another app write wakes the gateway's live wait for one.
+      await waitFor(() => gw.daemon.store?.outbox.count() === 0, 15_000, 'nothing pending');
+      await phone.pushOk([appWrite('other-0', { x: 0 }, Date.now())]);
+      await waitFor(() => gw.daemon.status().convergence?.lastResult === 'match', 15_000, 'a matching digest').catch((err: unknown) => {
+        throw new Error(`${String(err)}: ${JSON.stringify(gw.daemon.status().convergence)}`);
+      });
       const file = new Database(join(gw.dataDir, 'gateway.db'));
       file.prepare("UPDATE entities SET data = json_set(data, '$.state.brightness', 1) WHERE entity_type = 'entity_state' AND entity_id = 'lamp'").run();
       file.close();
@@ -188,10 +198,10 @@ describe('the running daemon', () => {
   });
 });
 
-describe('a gateway speaking only the seed', () => {
+describe(`a gateway speaking only the seed [${backend.name}]`, () => {
   it('syncs whole states next to a gateway with the extensions, and both converge on the server state', async () => {
-    const modern = gateway();
-    const seedGw = makeGateway({ url: srv.url, creds: srv.addClient(HOME), config: { seedOnly: true } });
+    const modern = await gateway();
+    const seedGw = makeGateway({ url: srv.url, creds: await srv.addClient(HOME), config: { seedOnly: true } });
     gateways.push(seedGw);
     await modern.state('lamp', { power: 'on', brightness: 40, color_temp: 300 });
     await modern.client.runCycle();
@@ -206,10 +216,11 @@ describe('a gateway speaking only the seed', () => {
     await seedGw.client.runCycle();
     await modern.client.runCycle();
     const expected = { power: 'off', brightness: 90, color_temp: 300 };
-    expect(serverState(srv.server, HOME, 'lamp')).toEqual(expected);
+    expect(await serverState(srv.server, HOME, 'lamp')).toEqual(expected);
     expect(modern.localState('lamp')).toEqual(expected);
     expect(seedGw.localState('lamp')).toEqual(expected);
     expect(seedGw.client.convergence.status.checks).toBe(0); // no digest asked, none sent
     expect(modern.client.convergence.status).toMatchObject({ lastResult: 'match', mismatches: 0 });
   });
+});
 });

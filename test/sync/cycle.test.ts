@@ -1,6 +1,6 @@
 /** End to end against the real server: the five phases, pagination, conflicts each way, downlink without echo. */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { startTestServer, type TestServer, sqliteStoreOf } from '../helpers/server.js';
 import { makeGateway, serverState, type TestGateway } from './fixtures.js';
 
 let srv: TestServer;
@@ -16,7 +16,7 @@ afterEach(async () => {
 });
 
 function gateway(config: Parameters<typeof makeGateway>[0]['config'] = {}): TestGateway {
-  const gw = makeGateway({ url: srv.url, creds: srv.addClient(HOME), config });
+  const gw = makeGateway({ url: srv.url, creds: sqliteStoreOf(srv.server).accounts.addClient(HOME), config });
   gateways.push(gw);
   return gw;
 }
@@ -31,13 +31,13 @@ describe('sync cycle against the real server', () => {
     expect(report).toMatchObject({ pulled: 0, pushed: 4, applied: 4, conflicts: 0, rejected: 0, pages: 1, fullResync: true });
     expect(report.bytesSent).toBeGreaterThan(0);
     expect(report.bytesReceived).toBeGreaterThan(0);
-    const ids = srv.server.entities(HOME).map((e) => `${e.entity_type}:${e.entity_id}`).sort();
+    const ids = (await srv.server.entities(HOME)).map((e) => `${e.entity_type}:${e.entity_id}`).sort();
     expect(ids).toEqual(['device:lamp-1', 'entity_state:lamp-1', 'entity_state:plug-1', 'room:room-office']);
-    expect(serverState(srv.server, HOME, 'lamp-1')).toEqual({ power: 'on', brightness: 40 });
+    expect(await serverState(srv.server, HOME, 'lamp-1')).toEqual({ power: 'on', brightness: 40 });
     expect(a.pending()).toEqual([]);
     expect(a.localSyncId('entity_state', 'lamp-1')).toMatch(/^[0-9a-f]{14}-[0-9a-f]{12}$/);
     // phase 5: the server recorded our ack of the delta's server_time
-    const record = srv.server.store.accounts.getClient(a.client.config.clientId);
+    const record = sqliteStoreOf(srv.server).accounts.getClient(a.client.config.clientId);
     expect(record?.lastAckWatermark).toBeGreaterThan(0);
     const status = a.store.status();
     expect(status).toMatchObject({ pending: 0, lastSync: report.serverTime, lastResult: { ok: true, pushed: 4 } });
@@ -76,7 +76,7 @@ describe('sync cycle against the real server', () => {
     await b.client.runCycle();
     const report = await a.client.runCycle();
     expect(report.conflicts).toBeGreaterThanOrEqual(1);
-    expect(serverState(srv.server, HOME, 'lamp')).toEqual({ power: 'dim' });
+    expect(await serverState(srv.server, HOME, 'lamp')).toEqual({ power: 'dim' });
     expect(a.localState('lamp')).toEqual({ power: 'dim' });
     expect(a.commands).toContainEqual({ deviceId: 'lamp', attributes: { power: 'dim' } });
     expect(a.pending()).toEqual([]);
@@ -97,8 +97,8 @@ describe('sync cycle against the real server', () => {
     await a.state('lamp', { power: 'on' }); // newer than b's
     const report = await a.client.runCycle();
     expect(report.pushed).toBe(1);
-    expect(serverState(srv.server, HOME, 'lamp')).toEqual({ power: 'on' });
-    const onServer = srv.server.entities(HOME).find((e) => e.entity_id === 'lamp');
+    expect(await serverState(srv.server, HOME, 'lamp')).toEqual({ power: 'on' });
+    const onServer = (await srv.server.entities(HOME)).find((e) => e.entity_id === 'lamp');
     expect(onServer?.origin_client).toBe(a.client.config.clientId);
     expect(a.localState('lamp')).toEqual({ power: 'on' });
     expect(a.pending()).toEqual([]);

@@ -9,7 +9,7 @@ import { request } from 'undici';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openWriteConnection as openStore, relaxedTransaction, type Db } from '../../src/store/db.js';
 import { ackDue } from '../../src/sync/index.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { startTestServer, type TestServer, sqliteStoreOf } from '../helpers/server.js';
 import { makeGateway, type TestGateway } from './fixtures.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -50,29 +50,29 @@ describe('idle cycles against the real server', () => {
   });
 
   it('an idle cycle is one round trip without an ack; the ack comes back with a change or after ackMaxAgeMs', async () => {
-    gw = makeGateway({ url: srv.url, creds: srv.addClient('home-1'), config: { ackMaxAgeMs: 400 } });
+    gw = makeGateway({ url: srv.url, creds: await srv.addClient('home-1'), config: { ackMaxAgeMs: 400 } });
     const clientId = gw.client.config.clientId;
     await gw.state('lamp-1', { power: 'on' });
     const first = await gw.client.runCycle();
     expect(first).toMatchObject({ pushed: 1, acked: true });
-    const ackedAt = srv.server.store.accounts.getClient(clientId)?.lastAckAt;
+    const ackedAt = sqliteStoreOf(srv.server).accounts.getClient(clientId)?.lastAckAt;
     expect(ackedAt).toBeGreaterThan(0);
 
     const requests0 = gw.client.transport.stats.requests;
     const idle = await gw.client.runCycle();
     expect(idle).toMatchObject({ pulled: 0, pushed: 0, acked: false });
     expect(gw.client.transport.stats.requests - requests0).toBe(1); // sync_request only
-    expect(srv.server.store.accounts.getClient(clientId)?.lastAckAt).toBe(ackedAt);
+    expect(sqliteStoreOf(srv.server).accounts.getClient(clientId)?.lastAckAt).toBe(ackedAt);
 
     await gw.state('lamp-1', { power: 'off' });
     expect(await gw.client.runCycle()).toMatchObject({ pushed: 1, acked: true });
-    const second = srv.server.store.accounts.getClient(clientId);
+    const second = sqliteStoreOf(srv.server).accounts.getClient(clientId);
     expect(await gw.client.runCycle()).toMatchObject({ acked: false });
 
     await sleep(450);
     const late = await gw.client.runCycle();
     expect(late).toMatchObject({ pulled: 0, pushed: 0, acked: true });
-    const record = srv.server.store.accounts.getClient(clientId);
+    const record = sqliteStoreOf(srv.server).accounts.getClient(clientId);
     expect(record?.lastAckAt).toBeGreaterThan(second?.lastAckAt ?? Infinity);
     expect(record?.lastAckWatermark).toBeGreaterThan(second?.lastAckWatermark ?? Infinity);
   });
@@ -81,7 +81,7 @@ describe('idle cycles against the real server', () => {
     const atAck: Array<string | undefined> = [];
     gw = makeGateway({
       url: srv.url,
-      creds: srv.addClient('home-1'),
+      creds: await srv.addClient('home-1'),
       config: { ackMaxAgeMs: 400 },
       faults: (point) => {
         if (point === 'before_ack') atAck.push(gw ? fileWatermark(gw.db) : undefined);
@@ -107,10 +107,10 @@ describe('idle cycles against the real server', () => {
   });
 
   it('signs bearer requests without the client-id header; replies carry no charset and no Vary when small', async () => {
-    gw = makeGateway({ url: srv.url, creds: srv.addClient('home-1') });
+    gw = makeGateway({ url: srv.url, creds: await srv.addClient('home-1') });
     await gw.state('lamp-1', { power: 'on' });
     await gw.client.runCycle(); // HMAC required: every request of the cycle verified without the header
-    expect(srv.server.entities('home-1').map((e) => e.entity_id)).toContain('lamp-1');
+    expect((await srv.server.entities('home-1')).map((e) => e.entity_id)).toContain('lamp-1');
     const res = await request(`${srv.url}/api/v1/health`);
     await res.body.text();
     expect(res.headers['content-type']).toBe('application/json');

@@ -94,7 +94,11 @@ export function makeGateway(options: {
 }
 
 /** The server's view of one entity_state's attributes. */
-export function serverState(server: { entities(home: string): Array<{ entity_type: string; entity_id: string; data: Record<string, unknown> }> }, home: string, deviceId: string): Record<string, unknown> | undefined {
-  const entity = server.entities(home).find((e) => e.entity_type === 'entity_state' && e.entity_id === deviceId);
+export async function serverState(
+  server: { entities(home: string): Promise<Array<{ entity_type: string; entity_id: string; data: Record<string, unknown> }>> },
+  home: string,
+  deviceId: string,
+): Promise<Record<string, unknown> | undefined> {
+  const entity = (await server.entities(home)).find((e) => e.entity_type === 'entity_state' && e.entity_id === deviceId);
   return entity?.data.state as Record<string, unknown> | undefined;
 }

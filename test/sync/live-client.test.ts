@@ -39,8 +39,8 @@ describe('live-wait discovery', () => {
   });
 
   it('finds the capability, its absence, and a server without health; an unreachable one is an error', async () => {
-    const a = session(on.url, on.addClient('h'));
-    const b = session(off.url, off.addClient('h'));
+    const a = session(on.url, await on.addClient('h'));
+    const b = session(off.url, await off.addClient('h'));
     const c = session(seedUrl, { client_id: 'x', client_secret: 'y' });
     const d = session('http://127.0.0.1:1', { client_id: 'x', client_secret: 'y' });
     try {
@@ -57,7 +57,7 @@ describe('live-wait discovery', () => {
   });
 
   it('reads how a wait ended; a server that ignored `wait` is "unsupported"', async () => {
-    const s = session(off.url, off.addClient('h2'));
+    const s = session(off.url, await off.addClient('h2'));
     try {
       const full = await s.delta({ last_sync: null });
       const next = await s.delta({ last_sync: full.serverTime }, 5);
@@ -71,9 +71,9 @@ describe('live-wait discovery', () => {
   });
 
   it('holds past the transport headers timeout (15 s default) without a TIMEOUT: the wait gets its own', async () => {
-    const creds = on.addClient('h3');
+    const creds = await on.addClient('h3');
     const s = session(on.url, creds);
-    const other = await connectApp(on.url, on.addClient('h3'));
+    const other = await connectApp(on.url, await on.addClient('h3'));
     try {
       const full = await s.delta({ last_sync: null });
       const held = s.delta({ last_sync: full.serverTime, include_deleted: true }, 20);

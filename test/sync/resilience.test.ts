@@ -9,7 +9,7 @@ import { createLogger } from '../../src/log.js';
 import { ClientSyncIds, openStoreReader } from '../../src/store/index.js';
 import { SyncScheduler } from '../../src/sync/index.js';
 import { startProxy, type TcpProxy } from '../helpers/proxy.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { startTestServer, type TestServer, sqliteStoreOf } from '../helpers/server.js';
 import { makeGateway, serverState, type TestGateway } from './fixtures.js';
 
 const HOME = 'home-1';
@@ -27,7 +27,7 @@ async function setup(overrides: Parameters<typeof startTestServer>[0] = {}, cloc
 }
 
 function gateway(url: string, srv: TestServer, options: Partial<Parameters<typeof makeGateway>[0]> = {}): TestGateway {
-  const gw = makeGateway({ url, creds: srv.addClient(HOME), ...options });
+  const gw = makeGateway({ url, creds: sqliteStoreOf(srv.server).accounts.addClient(HOME), ...options });
   cleanups.push(() => gw.close());
   return gw;
 }
@@ -49,7 +49,7 @@ describe('sync resilience', () => {
     const held = proxy.holdResponseTo('/api/v1/sync/push');
     const cycle = a.client.runCycle();
     await held.held; // the server has answered (applied v1); the answer is withheld
-    expect(serverState(srv.server, HOME, 'lamp')).toEqual({ power: 'on' });
+    expect(await serverState(srv.server, HOME, 'lamp')).toEqual({ power: 'on' });
     await a.state('lamp', { power: 'off' }); // v2, a new client_sync_id
     const [v2] = a.pending();
     expect(v2?.clientSyncId).not.toBe(v1?.clientSyncId);
@@ -57,9 +57,9 @@ describe('sync resilience', () => {
     const report = await cycle;
     // v1's result cleared only v1 (by client_sync_id); v2 survived and went in the next batch of the same cycle
     expect(report.pushed).toBe(2);
-    expect(srv.server.applicationCount(a.client.config.clientId, v1?.clientSyncId ?? '')).toBe(1);
-    expect(srv.server.applicationCount(a.client.config.clientId, v2?.clientSyncId ?? '')).toBe(1);
-    expect(serverState(srv.server, HOME, 'lamp')).toEqual({ power: 'off' });
+    expect(await srv.server.applicationCount(a.client.config.clientId, v1?.clientSyncId ?? '')).toBe(1);
+    expect(await srv.server.applicationCount(a.client.config.clientId, v2?.clientSyncId ?? '')).toBe(1);
+    expect(await serverState(srv.server, HOME, 'lamp')).toEqual({ power: 'off' });
     expect(a.localSyncId('entity_state', 'lamp')).toBe(v2?.clientSyncId);
     expect(a.pending()).toEqual([]);
   });
@@ -75,8 +75,8 @@ describe('sync resilience', () => {
     expect(proxy.stats.cut).toBe(1);
     expect(report.pushed).toBe(20);
     expect(a.pending()).toEqual([]);
-    for (const id of ids) expect(srv.server.applicationCount(a.client.config.clientId, id)).toBe(1);
-    expect(srv.server.entities(HOME)).toHaveLength(20);
+    for (const id of ids) expect(await srv.server.applicationCount(a.client.config.clientId, id)).toBe(1);
+    expect(await srv.server.entities(HOME)).toHaveLength(20);
   });
 
   it('token expiry mid-sync: AUTH_EXPIRED refreshes once and retries; an expired refresh falls back to credentials', async () => {
@@ -102,7 +102,7 @@ describe('sync resilience', () => {
     await a.state('lamp', { power: 'off' });
     const later = await a.client.runCycle();
     expect(later.pushed).toBe(1);
-    expect(serverState(srv.server, HOME, 'lamp')).toEqual({ power: 'off' });
+    expect(await serverState(srv.server, HOME, 'lamp')).toEqual({ power: 'off' });
     expect(Math.abs(a.client.clock.offsetMs - 86_400_000)).toBeLessThan(1_000);
   });
 
@@ -139,7 +139,7 @@ describe('sync resilience', () => {
     ).run(new ClientSyncIds().next(b.client.clock.nowMicros()), b.client.clock.nowMicros(), Date.now());
     await b.client.runCycle();
     serverAhead = 10_000;
-    expect(srv.server.purgeTombstones()).toBe(1);
+    expect(await srv.server.purgeTombstones()).toBe(1);
     // a holds an entity the server never had (known by sync_id) and a local-only pending one
     a.db.prepare(`INSERT INTO entities (entity_type, entity_id, data, updated_at, sync_id) VALUES ('entity_state', 'ghost', '{"device_id":"ghost","state":{}}', 1, 'gone-1')`).run();
     await a.state('w', { v: 2 });
@@ -147,7 +147,7 @@ describe('sync resilience', () => {
     expect(report.fullResync).toBe(true);
     const local = a.db.prepare<[], { entity_id: string }>('SELECT entity_id FROM entities WHERE deleted = 0 ORDER BY entity_id').all().map((r) => r.entity_id);
     expect(local).toEqual(['w', 'y']);
-    expect(serverState(srv.server, HOME, 'w')).toEqual({ v: 2 });
+    expect(await serverState(srv.server, HOME, 'w')).toEqual({ v: 2 });
     const again = await a.client.runCycle();
     expect(again.fullResync).toBe(false);
   });
@@ -162,14 +162,14 @@ describe('sync resilience', () => {
     await new Promise((r) => setTimeout(r, 1_100)); // beyond the 1 s tie window
     await behind.state('lamp', { power: 'off' }); // later in real time, 2 h "earlier" by the raw local clocks
     await behind.client.runCycle();
-    expect(serverState(srv.server, HOME, 'lamp')).toEqual({ power: 'off' });
-    const stamped = srv.server.entities(HOME).find((e) => e.entity_id === 'lamp');
+    expect(await serverState(srv.server, HOME, 'lamp')).toEqual({ power: 'off' });
+    const stamped = (await srv.server.entities(HOME)).find((e) => e.entity_id === 'lamp');
     expect(Math.abs((stamped?.updated_at ?? 0) / 1000 - Date.now())).toBeLessThan(5_000);
     // the ahead gateway's older pending change loses on the server, and it takes the winner
     await ahead.state('lamp', { power: 'dim' }); // now, corrected: newer than 'off' → it wins
     await ahead.client.runCycle();
     await behind.client.runCycle();
-    expect(serverState(srv.server, HOME, 'lamp')).toEqual({ power: 'dim' });
+    expect(await serverState(srv.server, HOME, 'lamp')).toEqual({ power: 'dim' });
     expect(behind.localState('lamp')).toEqual({ power: 'dim' });
     expect(Math.abs(ahead.client.clock.offsetMs + 3_600_000)).toBeLessThan(1_000);
     expect(Math.abs(behind.client.clock.offsetMs - 3_600_000)).toBeLessThan(1_000);
@@ -210,8 +210,8 @@ describe('sync resilience', () => {
     cleanups.push(() => back.close());
     proxy.setTarget(back.url);
     await until('recovery', () => scheduler.status().mode === 'online' && a.pending().length === 0);
-    expect(serverState(back.server, HOME, 'lamp')).toEqual({ power: 'off' });
-    expect(serverState(back.server, HOME, 'plug')).toEqual({ power: 'on' });
+    expect(await serverState(back.server, HOME, 'lamp')).toEqual({ power: 'off' });
+    expect(await serverState(back.server, HOME, 'plug')).toEqual({ power: 'on' });
     const transitions = lines.map((l) => JSON.parse(l) as { to?: string }).filter((l) => l.to !== undefined).map((l) => l.to);
     expect(transitions).toEqual(['online', 'backoff', 'offline', 'online']);
     const persisted = openStoreReader(a.store.path); // what the file says, not what the process remembers

@@ -118,7 +118,7 @@ describe('sync store', () => {
     const srv = await startTestServer({ hmac: { required: true } });
     cleanups.push(() => srv.close());
     const lines: string[] = [];
-    const gw = makeGateway({ url: srv.url, creds: srv.addClient('home-1') });
+    const gw = makeGateway({ url: srv.url, creds: await srv.addClient('home-1') });
     cleanups.push(() => gw.close());
     await gw.state('lamp', { power: 'on' });
     queue(gw.db, 'entity_state', 'broken', 0, Date.now(), { state: { x: 1 } }); // no device_id: INVALID_ENTITY
@@ -128,7 +128,7 @@ describe('sync store', () => {
     const report = await gw.client.runCycle();
     expect(report).toMatchObject({ pushed: 2, applied: 1, rejected: 1 });
     expect(gw.pending()).toEqual([]);
-    expect(serverState(srv.server, 'home-1', 'lamp')).toEqual({ power: 'on' });
+    expect(await serverState(srv.server, 'home-1', 'lamp')).toEqual({ power: 'on' });
     const recorded = gw.db.prepare<[], { type: string; reason: string }>('SELECT type, reason FROM conflicts').all();
     expect(recorded).toHaveLength(1);
     expect(recorded[0]?.type).toBe('REJECTED');

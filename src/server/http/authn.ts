@@ -7,8 +7,8 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { ProtocolError } from '../../errors.js';
 import { HEADER_CLIENT_ID, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP, verifyRequest } from '../../protocol/index.js';
-import { hashToken, type ClientRecord, type ServerStore } from '../store/index.js';
-import type { NonceCache } from './nonces.js';
+import { hashToken, type ClientRecord } from '../store/accounts.js';
+import type { SyncStore } from '../store/contract.js';
 
 export function header(req: IncomingMessage, name: string): string | undefined {
   const value = req.headers[name];
@@ -27,8 +27,8 @@ export interface Signed {
 }
 
 export interface AuthenticatorOptions {
-  readonly store: ServerStore;
-  readonly nonces: NonceCache;
+  /** Tokens, clients and nonces: shared by every instance on PostgreSQL (a nonce used on one is a replay on all). */
+  readonly store: SyncStore;
   readonly windowSeconds: number;
   readonly clock: () => number;
 }
@@ -42,13 +42,13 @@ export class Authenticator {
   }
 
   /** `Authorization: Bearer <access token>` → its client (UNAUTHORIZED / AUTH_EXPIRED). */
-  bearer(req: IncomingMessage): Bearer {
+  async bearer(req: IncomingMessage): Promise<Bearer> {
     const auth = header(req, 'authorization') ?? '';
     const match = /^Bearer\s+([A-Za-z0-9._~+/=-]{1,512})$/i.exec(auth.trim());
     if (match === null || match[1] === undefined) {
       throw new ProtocolError('UNAUTHORIZED', 'missing or malformed Authorization: Bearer token', { reason: 'no_token' });
     }
-    const lookup = this.o.store.accounts.lookupToken(match[1], 'access');
+    const lookup = await this.o.store.lookupToken(match[1], 'access');
     if (lookup.ok) return { client: lookup.client, tokenHash: hashToken(match[1]) };
     throw lookup.reason === 'expired'
       ? new ProtocolError('AUTH_EXPIRED', 'access token expired: refresh or re-authenticate', { reason: 'token_expired' })
@@ -64,7 +64,7 @@ export class Authenticator {
    * Verifies a signed request over its body bytes. `known` is the bearer token's client on sync endpoints; on auth
    * endpoints the key is the secret of the client named by x-inbetweenies-client-id.
    */
-  verify(req: IncomingMessage, raw: Buffer, known: ClientRecord | undefined): Signed {
+  async verify(req: IncomingMessage, raw: Buffer, known: ClientRecord | undefined): Promise<Signed> {
     const named = header(req, HEADER_CLIENT_ID);
     let client = known;
     if (known !== undefined) {
@@ -74,7 +74,7 @@ export class Authenticator {
     } else if (named === undefined) {
       throw new ProtocolError('BAD_SIGNATURE', `request signature rejected: missing ${HEADER_CLIENT_ID}`, { reason: 'missing' });
     } else {
-      client = this.o.store.accounts.getClient(named);
+      client = await this.o.store.getClient(named);
     }
     const nowSeconds = Math.floor(this.o.clock() / 1000);
     const headers = { timestamp: header(req, HEADER_TIMESTAMP), nonce: header(req, HEADER_NONCE), signature: header(req, HEADER_SIGNATURE) };
@@ -92,7 +92,7 @@ export class Authenticator {
     // A MAC can only verify under a real secret, so `client` is known here; the guard keeps the types honest.
     if (client === undefined) throw new ProtocolError('BAD_SIGNATURE', 'request signature rejected: mismatch', { reason: 'mismatch' });
     const nonce = headers.nonce ?? '';
-    const fresh = this.o.nonces.accept(client.clientId, nonce, Number(headers.timestamp), nowSeconds);
+    const fresh = await this.o.store.acceptNonce(client.clientId, nonce, Number(headers.timestamp), nowSeconds);
     if (!fresh.ok) throw new ProtocolError('BAD_SIGNATURE', `request signature rejected: ${fresh.reason}`, { reason: fresh.reason });
     return { client, nonce };
   }

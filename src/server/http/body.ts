@@ -65,6 +65,12 @@ export function readBody(req: IncomingMessage, maxBytes: number, budget: BodyBud
     held = declared;
   }
   return new Promise((resolve, reject) => {
+    // The client may have gone while an earlier step awaited the store (its 'close' is past): refuse now, never hang.
+    if (req.destroyed) {
+      release();
+      reject(new ProtocolError('BAD_REQUEST', 'request closed before its body was read', { reason: 'body_read' }));
+      return;
+    }
     // With a declared length the body is copied into one buffer as it arrives (the chunks are garbage at once);
     // only a chunked body keeps its chunks until the end.
     const into = Number.isFinite(declared) && declared > 0 ? Buffer.allocUnsafe(declared) : undefined;

@@ -157,8 +157,8 @@ export class LiveWaits {
    * (with a fresh watermark each time) and reports whether it is empty; a wake-up whose delta turns out empty (a
    * change this request filters out) keeps holding until the deadline.
    */
-  async hold(spec: HoldSpec, answer: (outcome: LiveOutcome) => DeltaAnswer): Promise<Reply> {
-    if (this.closing) return this.count(answer({ reason: 'shutdown', waitedMs: 0 }).reply, 'shutdown');
+  async hold(spec: HoldSpec, answer: (outcome: LiveOutcome) => DeltaAnswer | Promise<DeltaAnswer>): Promise<Reply> {
+    if (this.closing) return this.count((await answer({ reason: 'shutdown', waitedMs: 0 })).reply, 'shutdown');
     this.admit(spec.clientId);
     const waiter = new Waiter(spec.clientId);
     const started = this.now();
@@ -172,7 +172,7 @@ export class LiveWaits {
       let reason: LiveReason = 'data';
       for (;;) {
         // Only an answer that is sent stays referenced: an empty delta is dropped while the request is held.
-        const reply = this.replyUnlessEmpty(answer, reason, Math.round(this.now() - started));
+        const reply = await this.replyUnlessEmpty(answer, reason, Math.round(this.now() - started));
         if (reply !== undefined) return reply;
         const signal = await waiter.next();
         if (signal === 'gone') {
@@ -236,8 +236,12 @@ export class LiveWaits {
   }
 
   /** The answer for `reason`, unless it is an empty delta the request may go on holding (`data` or `change`). */
-  private replyUnlessEmpty(answer: (outcome: LiveOutcome) => DeltaAnswer, reason: LiveReason, waitedMs: number): Reply | undefined {
-    const { reply, empty } = answer({ reason, waitedMs });
+  private async replyUnlessEmpty(
+    answer: (outcome: LiveOutcome) => DeltaAnswer | Promise<DeltaAnswer>,
+    reason: LiveReason,
+    waitedMs: number,
+  ): Promise<Reply | undefined> {
+    const { reply, empty } = await answer({ reason, waitedMs });
     return empty && (reason === 'data' || reason === 'change') ? undefined : this.count(reply, reason);
   }
 

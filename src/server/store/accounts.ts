@@ -31,7 +31,7 @@ export type TokenLookup =
   | { ok: true; client: ClientRecord }
   | { ok: false; reason: 'unknown' | 'expired' };
 
-interface ClientRow {
+export interface ClientRow {
   client_id: string;
   secret: string;
   home_id: string;
@@ -45,7 +45,7 @@ interface TokenRow {
   expires_at: number;
 }
 
-function toClient(row: ClientRow): ClientRecord {
+export function toClient(row: ClientRow): ClientRecord {
   return {
     clientId: row.client_id,
     secret: row.secret,
@@ -149,18 +149,19 @@ export class AccountStore {
   /**
    * Revokes a refresh token and the access token issued with it, and issues a new pair for its client, in one
    * transaction. (Tokens issued before families existed have none: only the refresh token itself is revoked.)
+   * Undefined when the token is gone already (a concurrent refresh with the same token consumed it).
    */
   rotateRefresh(
     refreshToken: string,
     clientId: string,
     ttl: { accessTtlSeconds: number; refreshTtlSeconds: number },
-  ): IssuedTokens {
+  ): IssuedTokens | undefined {
     const hash = hashToken(refreshToken);
     // fsynced: a revocation must survive a power failure.
     return this.db.transaction(() => {
       const family = this.stmts.familyOf.get(hash) as string | null | undefined;
+      if (this.stmts.deleteToken.run(hash).changes !== 1) return undefined;
       if (typeof family === 'string') this.stmts.deleteFamily.run(family);
-      this.stmts.deleteToken.run(hash);
       return this.issueTokens(clientId, ttl);
     })();
   }

@@ -1,57 +1,32 @@
 /**
- * The convergence digest of each home, maintained incrementally (docs/protocol.md §Convergence digest;
+ * The convergence digest of each home on SQLite, maintained incrementally (docs/protocol.md §Convergence digest;
  * protocol/digest.ts): every entity row keeps its bucket and hash, and `home_digests` keeps per home and bucket the
- * sum of the hashes of its live entities. A push accumulates the changes of its writes (`DigestDelta`) and applies
- * them once, inside its own transaction, so the digest read with a watermark H is exactly that of the rows at H.
+ * sum of the hashes of its live entities. A push adds its plan's per-bucket changes (plan.ts) inside its own
+ * transaction, so the digest read with a watermark H is exactly that of the rows at H.
  */
-import {
-  addHash,
-  bucketOf,
-  digestHex,
-  DIGEST_BUCKETS,
-  entityHash,
-  homeDigest,
-  parseDigestHex,
-  subHash,
-} from '../../protocol/index.js';
+import { z } from 'zod';
+import { addHash, digestHex, DIGEST_BUCKETS, homeDigest, parseDigestHex } from '../../protocol/index.js';
+import { GatewayError } from '../../errors.js';
 import type { ServerDb } from '../db.js';
+import type { HomeDigest } from './contract.js';
+import { rowDigest } from './plan.js';
 
-/** The digest columns of a row being written: its bucket and hash (null for a tombstone). */
-export interface RowDigest {
-  readonly bucket: number;
-  readonly hash: string | null;
-}
+const SumRowSchema = z.object({ bucket: z.number().int(), sum: z.string().regex(/^[0-9a-f]{16}$/) });
+const HashRowSchema = z.object({ bucket: z.number().int().min(0).max(DIGEST_BUCKETS - 1), hash: z.string().regex(/^[0-9a-f]{16}$/) });
+const UnfilledRowSchema = z.object({
+  home_id: z.string(),
+  entity_type: z.string(),
+  entity_id: z.string(),
+  data: z.string(),
+  deleted: z.number().int(),
+});
 
-export function rowDigest(type: string, id: string, data: unknown, deleted: boolean): RowDigest {
-  return { bucket: bucketOf(type, id), hash: deleted ? null : digestHex(entityHash(type, id, data)) };
-}
-
-/** The bucket changes of one transaction, per home. */
-export class DigestDelta {
-  private readonly sums = new Map<string, bigint[]>();
-
-  /** A row of `homeId` goes from `before` (hash or null) to `after`. */
-  change(homeId: string, bucket: number, before: string | null | undefined, after: string | null): void {
-    if (before === after) return;
-    let sums = this.sums.get(homeId);
-    if (sums === undefined) {
-      sums = new Array<bigint>(DIGEST_BUCKETS).fill(0n);
-      this.sums.set(homeId, sums);
-    }
-    let value = sums[bucket] ?? 0n;
-    if (before) value = subHash(value, parseDigestHex(before));
-    if (after) value = addHash(value, parseDigestHex(after));
-    sums[bucket] = value;
-  }
-
-  entries(): IterableIterator<[string, bigint[]]> {
-    return this.sums.entries();
-  }
-}
-
-export interface HomeDigest {
-  readonly home: string;
-  readonly buckets: string[];
+function checked<T extends z.ZodType>(schema: T, rows: readonly unknown[]): z.infer<T>[] {
+  return rows.map((row) => {
+    const parsed = schema.safeParse(row);
+    if (!parsed.success) throw new GatewayError('STORE', `digest: unexpected row shape (${parsed.error.issues[0]?.message ?? 'invalid'})`);
+    return parsed.data;
+  });
 }
 
 export class DigestStore {
@@ -73,22 +48,20 @@ export class DigestStore {
     this.backfill();
   }
 
-  /** Applies a transaction's bucket changes (call inside that transaction). */
-  apply(delta: DigestDelta): void {
-    for (const [homeId, changes] of delta.entries()) {
-      const current = this.sums(homeId);
-      changes.forEach((change, bucket) => {
-        if (change === 0n) return;
-        this.stmts.put.run(homeId, bucket, digestHex(addHash(current[bucket] ?? 0n, change)));
-      });
-    }
+  /** Adds a push's per-bucket changes (mod 2^64) to the home's sums; call inside the push's transaction. */
+  add(homeId: string, changes: readonly bigint[]): void {
+    if (changes.every((c) => c === 0n)) return;
+    const current = this.sums(homeId);
+    changes.forEach((change, bucket) => {
+      if (change !== 0n) this.stmts.put.run(homeId, bucket, digestHex(addHash(current[bucket] ?? 0n, change)));
+    });
   }
 
   /** The per-bucket sums of a home. */
   sums(homeId: string): bigint[] {
     const sums = new Array<bigint>(DIGEST_BUCKETS).fill(0n);
-    for (const row of this.stmts.read.all(homeId) as { bucket: number; sum: string }[]) {
-      if (row.bucket >= 0 && row.bucket < DIGEST_BUCKETS && /^[0-9a-f]{16}$/.test(row.sum)) sums[row.bucket] = parseDigestHex(row.sum);
+    for (const row of checked(SumRowSchema, this.stmts.read.all(homeId))) {
+      if (row.bucket >= 0 && row.bucket < DIGEST_BUCKETS) sums[row.bucket] = parseDigestHex(row.sum);
     }
     return sums;
   }
@@ -102,7 +75,7 @@ export class DigestStore {
   /** Recomputes a home's sums from the rows' hashes (after a backfill; tools). */
   rebuild(homeId: string): void {
     const sums = new Array<bigint>(DIGEST_BUCKETS).fill(0n);
-    for (const row of this.stmts.rebuild.all(homeId) as { bucket: number; hash: string }[]) {
+    for (const row of checked(HashRowSchema, this.stmts.rebuild.all(homeId))) {
       sums[row.bucket] = addHash(sums[row.bucket] ?? 0n, parseDigestHex(row.hash));
     }
     this.db.transaction(() => {
@@ -115,16 +88,18 @@ export class DigestStore {
   private backfill(): void {
     let filled = 0;
     for (;;) {
-      const rows = this.stmts.unfilled.all() as { home_id: string; entity_type: string; entity_id: string; data: string; deleted: number }[];
+      const rows = checked(UnfilledRowSchema, this.stmts.unfilled.all());
       if (rows.length === 0) break;
       this.db.transaction(() => {
         for (const r of rows) {
-          const d = rowDigest(r.entity_type, r.entity_id, JSON.parse(r.data) as unknown, r.deleted === 1);
+          const d = rowDigest(r.entity_type, r.entity_id, JSON.parse(r.data), r.deleted === 1);
           this.stmts.fill.run(d.bucket, d.hash, r.home_id, r.entity_type, r.entity_id);
         }
       })();
       filled += rows.length;
     }
-    if (filled > 0) for (const home of this.stmts.homes.all() as string[]) this.rebuild(home);
+    if (filled > 0) {
+      for (const home of this.stmts.homes.all()) if (typeof home === 'string') this.rebuild(home);
+    }
   }
 }

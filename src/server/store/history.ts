@@ -3,8 +3,13 @@
  * all syncs"): every version that loses a resolution, and every stored version a newer one overwrites, is kept per
  * home with who wrote it, who decided against it and why, bounded by age and by a count per entity.
  */
-import { formatTimestamp, type Micros, type Operation, type WireHistoryEntry } from '../../protocol/index.js';
+import { z } from 'zod';
+import { DataSchema, formatTimestamp, type Micros, type Operation, type WireHistoryEntry } from '../../protocol/index.js';
+import { GatewayError } from '../../errors.js';
 import type { ServerDb } from '../db.js';
+import type { HistoryPage, HistoryQuery } from './contract.js';
+
+export type { HistoryPage, HistoryQuery } from './contract.js';
 
 export interface HistoryRecord {
   readonly homeId: string;
@@ -23,30 +28,38 @@ export interface HistoryRecord {
   readonly decidedBy: string | null;
 }
 
-export interface HistoryQuery {
-  readonly homeId: string;
-  readonly entityType: string;
-  readonly entityId: string;
-  readonly limit: number;
-  /** Entries with an id below this (the previous page's `next_before`). */
-  readonly before: number | null;
-}
+/** A history row as either database returns it, checked at the boundary (`data` and `attributes` are JSON texts). */
+export const HistoryRowSchema = z.object({
+  id: z.number().int(),
+  entity_type: z.string(),
+  entity_id: z.string(),
+  recorded_at: z.number().int(),
+  why: z.enum(['lost', 'overwritten']),
+  reason: z.string(),
+  operation: z.enum(['create', 'update', 'delete']),
+  data: z.string(),
+  attributes: z.string().nullable(),
+  updated_at: z.number().int(),
+  claimed_at: z.number().int().nullable(),
+  sync_id: z.string(),
+  written_by: z.string().nullable(),
+  decided_by: z.string().nullable(),
+});
+type HistoryRow = z.infer<typeof HistoryRowSchema>;
 
-interface HistoryRow {
-  id: number;
-  entity_type: string;
-  entity_id: string;
-  recorded_at: number;
-  why: 'lost' | 'overwritten';
-  reason: string;
-  operation: Operation;
-  data: string;
-  attributes: string | null;
-  updated_at: number;
-  claimed_at: number | null;
-  sync_id: string;
-  written_by: string | null;
-  decided_by: string | null;
+const NamesSchema = z.array(z.string());
+
+/** The rows of a page (one more than `limit` tells whether there is more), newest first, as a history page. */
+export function historyPage(rows: readonly unknown[], limit: number): HistoryPage {
+  const checked = rows.map((row) => {
+    const parsed = HistoryRowSchema.safeParse(row);
+    if (!parsed.success) throw new GatewayError('STORE', `history: unexpected row shape (${parsed.error.issues[0]?.message ?? 'invalid'})`);
+    return parsed.data;
+  });
+  const more = checked.length > limit;
+  const kept = more ? checked.slice(0, limit) : checked;
+  const last = kept[kept.length - 1];
+  return { entries: kept.map(toWire), more, nextBefore: more && last !== undefined ? last.id : null };
 }
 
 export class HistoryStore {
@@ -87,18 +100,15 @@ export class HistoryStore {
   }
 
   /** Newest first; one row more than `limit` tells whether there is more. */
-  page(q: HistoryQuery): { entries: WireHistoryEntry[]; more: boolean; nextBefore: number | null } {
+  page(q: HistoryQuery): HistoryPage {
     const rows = this.stmts.page.all({
       home: q.homeId,
       type: q.entityType,
       id: q.entityId,
       before: q.before ?? Number.MAX_SAFE_INTEGER,
       limit: q.limit + 1,
-    }) as HistoryRow[];
-    const more = rows.length > q.limit;
-    const kept = more ? rows.slice(0, q.limit) : rows;
-    const last = kept[kept.length - 1];
-    return { entries: kept.map(toWire), more, nextBefore: more && last !== undefined ? last.id : null };
+    });
+    return historyPage(rows, q.limit);
   }
 
   /** Forgets entries older than `retentionSeconds` and beyond `maxPerEntity` per entity (the newest are kept). */
@@ -116,13 +126,13 @@ function toWire(r: HistoryRow): WireHistoryEntry {
     entity_type: r.entity_type,
     entity_id: r.entity_id,
     operation: r.operation,
-    data: JSON.parse(r.data) as Record<string, unknown>, // written by record() as a JSON object
+    data: DataSchema.parse(JSON.parse(r.data)),
     updated_at: formatTimestamp(r.updated_at),
     sync_id: r.sync_id,
     written_by: r.written_by,
     decided_by: r.decided_by,
   };
-  if (r.attributes !== null) entry.attributes = JSON.parse(r.attributes) as string[];
+  if (r.attributes !== null) entry.attributes = NamesSchema.parse(JSON.parse(r.attributes));
   if (r.claimed_at !== null) entry.claimed_updated_at = formatTimestamp(r.claimed_at);
   return entry;
 }

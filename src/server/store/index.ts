@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Micros } from '../../protocol/index.js';
+import type { StoredEntity } from './contract.js';
 import { openServerDb, type ServerDb } from '../db.js';
 import { AccountStore } from './accounts.js';
 import { DigestStore } from './digests.js';
@@ -15,24 +16,14 @@ import { IssuedWatermarks } from './watermarks.js';
 
 export { AccountStore, DeltaReader, DigestStore, HistoryStore, IssuedWatermarks, PushApplier, Sequencer };
 export type { HistoryQuery, HistoryRecord } from './history.js';
-export type { HomeDigest } from './digests.js';
+export type { HomeDigest } from './contract.js';
 export { hashToken } from './accounts.js';
 export type { ClientCredentials, ClientRecord, IssuedTokens, TokenLookup } from './accounts.js';
 export type { PullPage, PullQuery, PagePosition } from './pull.js';
 export type { PushContext, PushResult } from './push.js';
 
 /** An entity as the server holds it, for tests and tools. */
-export interface EntityView {
-  readonly entity_type: string;
-  readonly entity_id: string;
-  readonly data: Record<string, unknown>;
-  readonly updated_at: Micros;
-  readonly sync_id: string;
-  readonly deleted: boolean;
-  readonly seq: Micros;
-  readonly origin_client: string | null;
-}
-
+export type EntityView = StoredEntity;
 
 export class ServerStore {
   readonly db: ServerDb;

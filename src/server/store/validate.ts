@@ -26,6 +26,8 @@ export interface PushContext {
    * time plus the tolerance. A later claimed time is kept as `claimedAt`. Absent: no clamp (the seed).
    */
   readonly clampUs?: Micros;
+  /** The clamp's tolerance, µs: the store sets `clampUs` to its receive time plus this. Absent: no clamp. */
+  readonly clampToleranceUs?: number;
 }
 
 export interface PushOutcome {
