@@ -85,6 +85,11 @@ export const GatewayConfigSchema = z.strictObject({
       token: z.string().min(1).max(4096).optional(),
       /** The FunkyGibbon v1 house pushed rooms and devices belong to (default: the house its pulled rooms name). */
       houseId: z.string().min(1).max(256).optional(),
+      /**
+       * Speak only the protocol's seed: whole states, no `caps`, no digest (docs/protocol.md §Capabilities), for a
+       * server that mishandles the extensions.
+       */
+      seedOnly: z.boolean().default(false),
       /** Sign requests and verify response signatures (design.md §HMAC). */
       hmac: z.boolean().default(true),
       gzipThresholdBytes: z.number().int().min(0).default(1024),

@@ -304,6 +304,7 @@ export class GatewayDaemon {
       profile: server.profile,
       ...(server.token === undefined ? {} : { token: server.token }),
       ...(server.houseId === undefined ? {} : { houseId: server.houseId }),
+      seedOnly: server.seedOnly,
       hmac: server.hmac,
       gzipThresholdBytes: server.gzipThresholdBytes,
       connectTimeoutMs: server.connectTimeoutMs,

@@ -10,7 +10,10 @@
  * buckets. A row whose latest write came from the requesting client is still sent to it when another client's
  * attribute in it is newer than its watermark (`foreign_seq`).
  */
-import { decodeAttrMeta, ENTITY_TYPES, ENTITY_PRIORITY, formatTimestamp, type Micros } from '../../protocol/index.js';
+import { z } from 'zod';
+import { DataSchema, decodeAttrMeta, ENTITY_TYPES, ENTITY_PRIORITY, formatTimestamp, type Micros } from '../../protocol/index.js';
+
+const StateObjectSchema = z.record(z.string(), z.unknown());
 import type { ServerDb } from '../db.js';
 
 export interface PagePosition {
@@ -94,8 +97,9 @@ export function changeJson(row: EntityRow, w: Micros | null, extra = ''): string
 export function partialJson(row: EntityRow, w: Micros, clientId: string): string | undefined | null {
   if (row.deleted || row.attrs === null || row.attrs === undefined || row.created_seq > w) return undefined;
   const meta = decodeAttrMeta(row.attrs);
-  const body = JSON.parse(row.data) as Record<string, unknown>; // stored as a JSON object by the push applier
-  const state = typeof body.state === 'object' && body.state !== null ? (body.state as Record<string, unknown>) : {};
+  const body = DataSchema.parse(JSON.parse(row.data)); // stored as a JSON object by the push
+  const parsedState = StateObjectSchema.safeParse(body.state);
+  const state = parsedState.success ? parsedState.data : {};
   const names = Object.keys(state);
   const changed: Record<string, unknown> = {};
   const removed: string[] = [];
