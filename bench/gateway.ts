@@ -9,8 +9,17 @@ import { runModuleCosts } from './gateway-modules.js';
 import { runIngestBench } from './ingest.js';
 
 const quick = process.argv.includes('--quick');
+/** `--only bytes`: only the bytes-on-the-wire and digest-cost part (the others take minutes). */
+const onlyAt = process.argv.indexOf('--only');
+const only = onlyAt >= 0 ? process.argv[onlyAt + 1] : undefined;
 
 async function main(): Promise<void> {
+  if (only === 'bytes') {
+    await runBytesBench(quick ? 30 : 100);
+    runServerDigestCost(quick ? 5 : 20);
+    return;
+  }
+  if (only !== undefined) throw new Error(`--only: expected "bytes", got ${JSON.stringify(only)}`);
   process.stdout.write('# ingest (durable QoS 1/QoS 0 into SQLite vs bare aedes)\n');
   await runIngestBench(quick ? { perClient: 5_000, runs: 1 } : {});
   process.stdout.write('# sync\n');

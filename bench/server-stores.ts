@@ -33,6 +33,7 @@ export function storeTarget(args: readonly string[]): StoreTarget | undefined {
 const COMPARED: readonly Mode[] = [
   { name: 'plain', gzip: false, hmac: false },
   { name: 'gzip+hmac', gzip: true, hmac: true },
+  { name: 'caps', gzip: false, hmac: false, caps: true },
 ];
 const REPS = Number(process.env.BENCH_REPS ?? 3);
 const HOMES_AT_ONCE = 8;

@@ -1,7 +1,8 @@
 /**
  * Sync server benchmark (`npm run bench:server`): push and pull throughput for 10,000 changes (pushes of 1000, pages
  * of 1000) and the median latency of a typical-home cycle (sync_request + sync_push of 20 changes + sync_ack), in
- * four modes in the same run — plain, gzip, hmac, gzip+hmac — with ratios against plain. One line per figure:
+ * five modes in the same run — plain, gzip, hmac, gzip+hmac, and caps (plain with the digest in every delta) — with
+ * ratios against plain. One line per figure:
  * `name: value unit`. The server runs in the main thread, the clients in a worker thread. Goals: >= 30,000
  * changes/s push, >= 50,000/s pull, cycle < 5 ms median. With `--database-url URL` or `--pg` it compares the stores
  * instead: SQLite and PostgreSQL in the same run (bench/server-stores.ts).
@@ -21,6 +22,8 @@ export interface Mode {
   readonly name: string;
   readonly gzip: boolean;
   readonly hmac: boolean;
+  /** The typical cycle's requests announce `caps: ["partial","digest"]`: every delta carries the home's digest. */
+  readonly caps?: boolean;
 }
 
 export const MODES: readonly Mode[] = [
@@ -28,6 +31,7 @@ export const MODES: readonly Mode[] = [
   { name: 'gzip', gzip: true, hmac: false },
   { name: 'hmac', gzip: false, hmac: true },
   { name: 'gzip+hmac', gzip: true, hmac: true },
+  { name: 'caps', gzip: false, hmac: false, caps: true },
 ];
 const TOTAL = 10_000;
 const BATCH = 1000;
@@ -213,7 +217,9 @@ async function typicalCycles(pool: Pool, creds: ClientCredentials, mode: Mode): 
   const times: number[] = [];
   for (let n = 0; n < CYCLES + 20; n++) {
     const start = process.hrtime.bigint();
-    const delta = await c.call('/api/v1/sync/request', { type: 'sync_request', client_id: creds.client_id, last_sync: lastSync });
+    const caps = mode.caps === true ? { caps: ['partial', 'digest'] } : {};
+    const delta = await c.call('/api/v1/sync/request', { type: 'sync_request', client_id: creds.client_id, last_sync: lastSync, ...caps });
+    if (mode.caps === true && typeof delta.digest !== 'string') throw new Error('typical cycle: caps asked, no digest');
     const at = new Date().toISOString();
     const changes = Array.from({ length: 20 }, (_, k) => change((n * 20 + k) % 50, at, `c${String(n).padStart(6, '0')}`));
     const result = await c.call('/api/v1/sync/push', { type: 'sync_push', client_id: creds.client_id, changes });
