@@ -8,7 +8,7 @@
  * written before the attribute versions and the history were carried still imports.
  */
 import Database from 'better-sqlite3';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -256,6 +256,35 @@ describe('export / import between SQLite and PostgreSQL', () => {
       } finally {
         await target.close();
       }
+    }
+  });
+
+  it('exports a file an earlier version last wrote (no attribute versions, clamped times or history yet)', async () => {
+    const earlier = join(dir, 'sqlite-earlier');
+    mkdirSync(earlier, { mode: 0o700 });
+    source.local.db.exec(`VACUUM INTO '${join(earlier, SERVER_DB_FILE)}'`);
+    const db = new Database(join(earlier, SERVER_DB_FILE));
+    try {
+      // the schema before migration 3
+      for (const column of ['attrs', 'foreign_seq', 'claimed_at', 'bucket', 'hash']) db.exec(`ALTER TABLE entities DROP COLUMN ${column}`);
+      db.exec('DROP TABLE history; DROP TABLE home_digests; PRAGMA user_version = 2');
+    } finally {
+      db.close();
+    }
+    const dump = join(dir, 'from-earlier.jsonl');
+    const counts = await exportSqlite(earlier, dump);
+    expect(counts).toMatchObject({ home: HOMES, entity: 10 * HOMES, history: 0 });
+    const url = await freshDatabase('earlier');
+    expect(await importPg(url, dump)).toEqual(counts);
+    expect((await extPg(url)).every((r) => r.attrs === null && r.foreign_seq === 0 && r.claimed_at === null)).toBe(true);
+    const target = await startTestServer({}, { databaseUrl: url });
+    try {
+      for (const home of filled.homes.slice(0, 5)) {
+        expect(await target.server.store.entities(home)).toEqual(await source.entities(home));
+        expect(await target.server.store.digest(home)).toEqual(await source.digest(home));
+      }
+    } finally {
+      await target.close();
     }
   });
 
