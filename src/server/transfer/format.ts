@@ -2,11 +2,18 @@
  * The server's portable dump (`server export` / `server import`): JSON lines, one record each, the same for both
  * stores, so a server moves from SQLite to PostgreSQL (or back) with nothing lost — homes with their watermarks and
  * purge horizons, clients with their secrets and acks, tokens (only their hashes, as stored), entities with their
- * tombstones, push results (idempotency), recorded conflicts, and meta (the cursor MAC key). The file holds client
- * secrets: it is created with mode 0600 and never overwritten.
+ * tombstones, per-attribute versions and clamped times, push results (idempotency), recorded conflicts, the sync
+ * history, and meta (the cursor MAC key). The file holds client secrets: it is created with mode 0600 and never
+ * overwritten.
+ *
+ * Not carried: what is derived. The digest columns of an entity (bucket, hash) and the per-home digest sums are
+ * left unfilled by an import (bucket -1), and the importing store computes them when it next opens.
  *
  * Every line is checked with zod on the way in; the last line counts the records of each kind, so a truncated file
  * is refused instead of half-imported.
+ *
+ * Version 1 grew additively: the entity fields `attrs`, `foreign_seq`, `claimed_at`, the `history` records and
+ * their count in the end line are optional, so a dump written before them still imports (as null / 0 / none).
  */
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { open } from 'node:fs/promises';
@@ -14,13 +21,24 @@ import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { z } from 'zod';
 import { GatewayError } from '../../errors.js';
-import { ApplyStatusSchema, ENTITY_TYPES } from '../../protocol/index.js';
+import { ApplyStatusSchema, DataSchema, ENTITY_TYPES } from '../../protocol/index.js';
 
 export const DUMP_FORMAT = 'inbetweenies-server-dump';
 export const DUMP_VERSION = 1;
 
 const Int = z.number().int();
 const Micro = Int.nonnegative();
+
+/** JSON text whose value passes `schema` (kept as text: the stores keep it byte for byte). */
+function jsonText(schema: z.ZodType, what: string): z.ZodString {
+  return z.string().refine((text) => {
+    try {
+      return schema.safeParse(JSON.parse(text)).success;
+    } catch {
+      return false;
+    }
+  }, `not the JSON text of ${what}`);
+}
 
 export const HeaderLine = z.object({
   t: z.literal('header'),
@@ -71,6 +89,12 @@ export const EntityLine = z.object({
   seq: Micro,
   created_seq: Micro,
   origin_client: z.string().nullable(),
+  /** entity_state: the per-attribute versions, the stored JSON text (absent in older dumps: none, the entity's own). */
+  attrs: z.string().nullable().default(null),
+  /** The highest seq of an attribute written by another client than origin_client (absent in older dumps: 0). */
+  foreign_seq: Micro.default(0),
+  /** µs: the writer's claimed updated_at when the clamp moved it (absent in older dumps: not clamped). */
+  claimed_at: Micro.nullable().default(null),
 });
 export const ResultLine = z.object({
   t: z.literal('result'),
@@ -85,14 +109,51 @@ export const ResultLine = z.object({
   recorded_at: Int,
 });
 export const ConflictLine = z.object({ t: z.literal('conflict'), client_id: z.string().min(1), seq: Micro, entry: z.string() });
+/**
+ * A sync history entry, every column. `id` is kept (the importing store continues after the highest), so the
+ * entries keep their order — `before` paging and "newest first" — and even a `next_before` handed out stays valid.
+ */
+export const HistoryLine = z.object({
+  t: z.literal('history'),
+  id: Int.positive(),
+  home_id: z.string().min(1),
+  entity_type: z.enum(ENTITY_TYPES),
+  entity_id: z.string().min(1),
+  recorded_at: Int,
+  why: z.enum(['lost', 'overwritten']),
+  reason: z.string(),
+  operation: z.enum(['create', 'update', 'delete']),
+  data: jsonText(DataSchema, 'an object'),
+  attributes: jsonText(z.array(z.string()), 'an array of names').nullable(),
+  updated_at: Micro,
+  claimed_at: Micro.nullable(),
+  sync_id: z.string(),
+  written_by: z.string().nullable(),
+  decided_by: z.string().nullable(),
+});
 
-export const RECORD_KINDS = ['meta', 'home', 'client', 'token', 'entity', 'result', 'conflict'] as const;
+/** The history table's columns, in HistoryLine's order (both stores name them alike). */
+export const HISTORY_COLUMNS =
+  'id, home_id, entity_type, entity_id, recorded_at, why, reason, operation, data, attributes, updated_at, claimed_at, sync_id, written_by, decided_by';
+
+export const RECORD_KINDS = ['meta', 'home', 'client', 'token', 'entity', 'result', 'conflict', 'history'] as const;
 export type RecordKind = (typeof RECORD_KINDS)[number];
 export type DumpCounts = Record<RecordKind, number>;
 
+const Count = Int.nonnegative();
 export const EndLine = z.object({
   t: z.literal('end'),
-  counts: z.object(Object.fromEntries(RECORD_KINDS.map((k) => [k, Int.nonnegative()])) as Record<RecordKind, z.ZodNumber>),
+  counts: z.object({
+    meta: Count,
+    home: Count,
+    client: Count,
+    token: Count,
+    entity: Count,
+    result: Count,
+    conflict: Count,
+    /** Absent in dumps written before the history was carried: none. */
+    history: Count.default(0),
+  } satisfies Record<RecordKind, z.ZodType>),
 });
 
 /** The records as rows (without their tag): what each store's export reads. */
@@ -103,10 +164,11 @@ export const ROWS = {
   entity: EntityLine.omit({ t: true }),
   result: ResultLine.omit({ t: true }),
   conflict: ConflictLine.omit({ t: true }),
+  history: HistoryLine.omit({ t: true }),
   meta: MetaLine.omit({ t: true }),
 } as const;
 
-export const DumpRecord = z.discriminatedUnion('t', [MetaLine, HomeLine, ClientLine, TokenLine, EntityLine, ResultLine, ConflictLine]);
+export const DumpRecord = z.discriminatedUnion('t', [MetaLine, HomeLine, ClientLine, TokenLine, EntityLine, ResultLine, ConflictLine, HistoryLine]);
 export type DumpRecord = z.infer<typeof DumpRecord>;
 export type HomeRecord = z.infer<typeof HomeLine>;
 export type ClientRecordLine = z.infer<typeof ClientLine>;
@@ -114,9 +176,10 @@ export type TokenRecord = z.infer<typeof TokenLine>;
 export type EntityRecord = z.infer<typeof EntityLine>;
 export type ResultRecordLine = z.infer<typeof ResultLine>;
 export type ConflictRecord = z.infer<typeof ConflictLine>;
+export type HistoryRecordLine = z.infer<typeof HistoryLine>;
 
 export function emptyCounts(): DumpCounts {
-  return { meta: 0, home: 0, client: 0, token: 0, entity: 0, result: 0, conflict: 0 };
+  return { meta: 0, home: 0, client: 0, token: 0, entity: 0, result: 0, conflict: 0, history: 0 };
 }
 
 /** Writes a dump: header, records in the order homes → clients → tokens → the rest, end line with the counts. */
@@ -163,7 +226,7 @@ export class DumpWriter {
 
 /**
  * Reads a dump and hands each record, checked, to `onRecord` in file order; refuses a wrong header, a bad line
- * (with its number), a missing end line or counts that do not match.
+ * (with its number), history ids out of order, a missing end line or counts that do not match.
  */
 export async function readDump(path: string, onRecord: (record: DumpRecord) => Promise<void>): Promise<{ source: 'sqlite' | 'postgres'; counts: DumpCounts }> {
   const lines = createInterface({ input: createReadStream(path, 'utf8'), crlfDelay: Infinity });
@@ -171,6 +234,7 @@ export async function readDump(path: string, onRecord: (record: DumpRecord) => P
   let source: 'sqlite' | 'postgres' | undefined;
   let ended = false;
   let n = 0;
+  let lastHistoryId = 0;
   for await (const text of lines) {
     n += 1;
     if (ended) throw new GatewayError('BAD_REQUEST', `dump line ${n}: data after the end line`);
@@ -200,6 +264,11 @@ export async function readDump(path: string, onRecord: (record: DumpRecord) => P
     if (!record.success) {
       const issue = record.error.issues[0];
       throw new GatewayError('BAD_REQUEST', `dump line ${n}: ${issue ? `${issue.path.join('.')}: ${issue.message}` : 'invalid record'}`);
+    }
+    if (record.data.t === 'history') {
+      // Ids are kept (HistoryLine): in increasing order they cannot collide, and the order they give is the file's.
+      if (record.data.id <= lastHistoryId) throw new GatewayError('BAD_REQUEST', `dump line ${n}: history id ${record.data.id} not above the previous ${lastHistoryId}`);
+      lastHistoryId = record.data.id;
     }
     counts[record.data.t] += 1;
     await onRecord(record.data);

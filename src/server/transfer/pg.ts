@@ -10,11 +10,10 @@ import { ENTITY_PRIORITY } from '../../protocol/index.js';
 import { createPgClient } from '../pg/connect.js';
 import { migratePg } from '../pg/migrate.js';
 import { rowsOf } from '../pg/rows.js';
-import { DumpWriter, ROWS, readDump, type DumpCounts, type DumpRecord } from './format.js';
+import { DumpWriter, HISTORY_COLUMNS, ROWS, readDump, type DumpCounts, type DumpRecord } from './format.js';
 
 const BATCH = 5000;
 const Int = z.number().int();
-
 
 /** Reads a table in primary-key order, BATCH rows a query; `sql` takes the last key seen as $1.. (nulls: from the start). */
 async function exportKeyed<R extends Record<string, unknown>>(
@@ -71,8 +70,8 @@ export async function exportPg(url: string, path: string): Promise<DumpCounts> {
     );
     await exportKeyed(
       client,
-      `SELECT home_id, entity_type, entity_id, data, updated_at, sync_id, deleted, seq, created_seq, origin_client FROM entities
-       WHERE ($1::text IS NULL OR (home_id, entity_type, entity_id) > ($1, $2, $3)) ORDER BY home_id, entity_type, entity_id LIMIT ${BATCH}`,
+      `SELECT home_id, entity_type, entity_id, data, updated_at, sync_id, deleted, seq, created_seq, origin_client, attrs, foreign_seq, claimed_at
+       FROM entities WHERE ($1::text IS NULL OR (home_id, entity_type, entity_id) > ($1, $2, $3)) ORDER BY home_id, entity_type, entity_id LIMIT ${BATCH}`,
       ROWS.entity,
       (r) => [r.home_id, r.entity_type, r.entity_id],
       (r) => out.write({ t: 'entity', ...r }),
@@ -91,6 +90,13 @@ export async function exportPg(url: string, path: string): Promise<DumpCounts> {
       ROWS.conflict.extend({ id: Int }),
       (r) => [r.id],
       (r) => out.write({ t: 'conflict', client_id: r.client_id, seq: r.seq, entry: r.entry }),
+    );
+    await exportKeyed(
+      client,
+      `SELECT ${HISTORY_COLUMNS} FROM history WHERE ($1::bigint IS NULL OR id > $1) ORDER BY id LIMIT ${BATCH}`,
+      ROWS.history,
+      (r) => [r.id],
+      (r) => out.write({ t: 'history', ...r }),
     );
     const meta = rowsOf(ROWS.meta, (await client.query("SELECT key, value FROM meta WHERE key = 'cursor_key'")).rows, 'meta');
     for (const m of meta) await out.write({ t: 'meta', ...m });
@@ -119,12 +125,17 @@ const INSERTS: Record<DumpRecord['t'], { sql: string; columns: (r: DumpRecord) =
     types: ['text', 'text', 'text', 'bigint', 'text'],
     columns: (r) => (r.t === 'token' ? [r.token_hash, r.kind, r.client_id, r.expires_at, r.family] : []),
   },
+  // bucket and hash are left to their default (-1, NULL): the store fills them in when it opens (pg/digests.ts).
   entity: {
-    sql: 'INSERT INTO entities (home_id, entity_type, entity_id, data, updated_at, sync_id, deleted, seq, created_seq, priority, origin_client)',
-    types: ['text', 'text', 'text', 'text', 'bigint', 'text', 'boolean', 'bigint', 'bigint', 'smallint', 'text'],
+    sql: `INSERT INTO entities (home_id, entity_type, entity_id, data, updated_at, sync_id, deleted, seq, created_seq, priority, origin_client,
+      attrs, foreign_seq, claimed_at)`,
+    types: ['text', 'text', 'text', 'text', 'bigint', 'text', 'boolean', 'bigint', 'bigint', 'smallint', 'text', 'text', 'bigint', 'bigint'],
     columns: (r) =>
       r.t === 'entity'
-        ? [r.home_id, r.entity_type, r.entity_id, r.data, r.updated_at, r.sync_id, r.deleted, r.seq, r.created_seq, ENTITY_PRIORITY[r.entity_type], r.origin_client]
+        ? [
+            r.home_id, r.entity_type, r.entity_id, r.data, r.updated_at, r.sync_id, r.deleted, r.seq, r.created_seq,
+            ENTITY_PRIORITY[r.entity_type], r.origin_client, r.attrs, r.foreign_seq, r.claimed_at,
+          ]
         : [],
   },
   result: {
@@ -139,6 +150,18 @@ const INSERTS: Record<DumpRecord['t'], { sql: string; columns: (r: DumpRecord) =
     sql: 'INSERT INTO conflicts (client_id, seq, entry)',
     types: ['text', 'bigint', 'text'],
     columns: (r) => (r.t === 'conflict' ? [r.client_id, r.seq, r.entry] : []),
+  },
+  // the ids are kept; importPg moves the id sequence past the highest afterwards
+  history: {
+    sql: `INSERT INTO history (${HISTORY_COLUMNS})`,
+    types: ['bigint', 'text', 'text', 'text', 'bigint', 'text', 'text', 'text', 'text', 'text', 'bigint', 'bigint', 'text', 'text', 'text'],
+    columns: (r) =>
+      r.t === 'history'
+        ? [
+            r.id, r.home_id, r.entity_type, r.entity_id, r.recorded_at, r.why, r.reason, r.operation, r.data, r.attributes,
+            r.updated_at, r.claimed_at, r.sync_id, r.written_by, r.decided_by,
+          ]
+        : [],
   },
   meta: {
     sql: 'INSERT INTO meta (key, value)',
@@ -175,6 +198,10 @@ export async function importPg(url: string, path: string): Promise<DumpCounts> {
       batch.rows.push(record);
     });
     await flush(client, batch);
+    // The history's ids came with the dump: the next one the database hands out must be above them.
+    await client.query(
+      "SELECT setval(pg_get_serial_sequence('history', 'id'), coalesce(max(id), 1), max(id) IS NOT NULL) FROM history",
+    );
     await client.query('COMMIT');
     return counts;
   } catch (err) {

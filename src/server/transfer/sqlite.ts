@@ -15,7 +15,7 @@ import { GatewayError } from '../../errors.js';
 import { ENTITY_PRIORITY } from '../../protocol/index.js';
 import { openServerDb, SERVER_DB_FILE, type ServerDb } from '../db.js';
 import { PERSIST_SLACK_US } from '../store/watermarks.js';
-import { DumpWriter, ROWS, readDump, type DumpCounts, type DumpRecord } from './format.js';
+import { DumpWriter, HISTORY_COLUMNS, ROWS, readDump, type DumpCounts, type DumpRecord } from './format.js';
 
 const Int = z.number().int();
 
@@ -48,6 +48,7 @@ function storeWatermark(db: ServerDb, hasIssued: boolean): number {
   );
 }
 
+
 const HomeRow = ROWS.home.omit({ watermark: true });
 /** SQLite stores the deleted flag as 0 / 1. */
 const EntityRow = ROWS.entity.extend({ deleted: z.union([z.literal(0), z.literal(1)]) });
@@ -64,6 +65,9 @@ export async function exportSqlite(dataDir: string, path: string): Promise<DumpC
   try {
     const hasIssued = columns(db, 'homes').has('issued_through');
     const hasFamily = columns(db, 'tokens').has('family');
+    // A file last opened by a build before the attribute-level state and the history (migration 3) has neither.
+    const hasAttrs = columns(db, 'entities').has('attrs');
+    const hasHistory = columns(db, 'history').size > 0;
     const out = await DumpWriter.create(path, 'sqlite');
     db.exec('BEGIN'); // one read snapshot for the whole export
     try {
@@ -82,7 +86,9 @@ export async function exportSqlite(dataDir: string, path: string): Promise<DumpC
       );
       await each(
         db,
-        'SELECT home_id, entity_type, entity_id, data, updated_at, sync_id, deleted, seq, created_seq, origin_client FROM entities ORDER BY home_id, entity_type, entity_id',
+        `SELECT home_id, entity_type, entity_id, data, updated_at, sync_id, deleted, seq, created_seq, origin_client,
+           ${hasAttrs ? 'attrs, foreign_seq, claimed_at' : 'NULL AS attrs, 0 AS foreign_seq, NULL AS claimed_at'}
+         FROM entities ORDER BY home_id, entity_type, entity_id`,
         EntityRow,
         (r) => out.write({ t: 'entity', ...r, deleted: r.deleted === 1 }),
       );
@@ -93,6 +99,7 @@ export async function exportSqlite(dataDir: string, path: string): Promise<DumpC
         (r) => out.write({ t: 'result', ...r }),
       );
       await each(db, 'SELECT client_id, seq, entry FROM conflicts ORDER BY id', ROWS.conflict, (r) => out.write({ t: 'conflict', ...r }));
+      if (hasHistory) await each(db, `SELECT ${HISTORY_COLUMNS} FROM history ORDER BY id`, ROWS.history, (r) => out.write({ t: 'history', ...r }));
       const key = metaValue(db, 'cursor_key');
       if (key !== undefined) await out.write({ t: 'meta', key: 'cursor_key', value: key });
     } finally {
@@ -125,13 +132,17 @@ export async function importSqlite(dataDir: string, path: string): Promise<DumpC
           ? 'INSERT INTO tokens (token_hash, kind, client_id, expires_at, family) VALUES (?, ?, ?, ?, ?)'
           : 'INSERT INTO tokens (token_hash, kind, client_id, expires_at) VALUES (?, ?, ?, ?)',
       ),
+      // bucket and hash are left to their default (-1, NULL): the store fills them in when it opens (store/digests.ts).
       entity: db.prepare(
-        'INSERT INTO entities (home_id, entity_type, entity_id, data, updated_at, sync_id, deleted, seq, created_seq, priority, origin_client) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        `INSERT INTO entities (home_id, entity_type, entity_id, data, updated_at, sync_id, deleted, seq, created_seq, priority, origin_client,
+           attrs, foreign_seq, claimed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       result: db.prepare(
         'INSERT INTO push_results (client_id, client_sync_id, status, server_sync_id, entity_type, entity_id, detail, applications, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
       conflict: db.prepare('INSERT INTO conflicts (client_id, seq, entry) VALUES (?, ?, ?)'),
+      // the ids are kept; SQLite hands out the next above the highest
+      history: db.prepare(`INSERT INTO history (${HISTORY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
       meta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
     };
     let floor = 0;
@@ -150,13 +161,22 @@ export async function importSqlite(dataDir: string, path: string): Promise<DumpC
           else put.token.run(r.token_hash, r.kind, r.client_id, r.expires_at);
           return;
         case 'entity':
-          put.entity.run(r.home_id, r.entity_type, r.entity_id, r.data, r.updated_at, r.sync_id, r.deleted ? 1 : 0, r.seq, r.created_seq, ENTITY_PRIORITY[r.entity_type], r.origin_client);
+          put.entity.run(
+            r.home_id, r.entity_type, r.entity_id, r.data, r.updated_at, r.sync_id, r.deleted ? 1 : 0, r.seq, r.created_seq,
+            ENTITY_PRIORITY[r.entity_type], r.origin_client, r.attrs, r.foreign_seq, r.claimed_at,
+          );
           return;
         case 'result':
           put.result.run(r.client_id, r.client_sync_id, r.status, r.server_sync_id, r.entity_type, r.entity_id, r.detail, r.applications, r.recorded_at);
           return;
         case 'conflict':
           put.conflict.run(r.client_id, r.seq, r.entry);
+          return;
+        case 'history':
+          put.history.run(
+            r.id, r.home_id, r.entity_type, r.entity_id, r.recorded_at, r.why, r.reason, r.operation, r.data, r.attributes,
+            r.updated_at, r.claimed_at, r.sync_id, r.written_by, r.decided_by,
+          );
           return;
         case 'meta':
           put.meta.run(r.key, r.value);
