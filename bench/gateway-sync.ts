@@ -1,5 +1,5 @@
 /**
- * Sync figures of the gateway (issue 3 item 11), against the project's server in the same process on loopback,
+ * Sync figures of the gateway, against the project's server in the same process on loopback,
  * HMAC and gzip on: a typical-home cycle (30 devices, 20 changed states, all five phases), an idle poll, and draining
  * a backlog of 10,000 changed entities. Baselines from the same run: a bare undici round trip to the same server,
  * and the same 10,000 changes pushed by a bare transport with no gateway store.

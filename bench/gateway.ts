@@ -1,6 +1,6 @@
 /**
- * `npm run bench:gateway` (issue 3 item 11): every figure as `name: value unit`, each with a baseline measured in
- * the same run. Figures, not pass/fail: nothing here fails on timing.
+ * `npm run bench:gateway` (docs/testing.md §Benchmarks): every figure as `name: value unit`, each with a baseline
+ * measured in the same run. Figures, not pass/fail: nothing here fails on timing.
  */
 import { runBytesBench, runServerDigestCost } from './gateway-bytes.js';
 import { runBacklogBench, runSyncBench } from './gateway-sync.js';

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * inbetweenies-gateway command line (design.md §Suggested layout): run | server | status | sync | devices |
+ * inbetweenies-gateway command line (docs/operations.md §Command line): run | server | status | sync | devices |
  * conflicts | backup | check-config | demo | simulate | app. Each command lives in its own module; this file only
  * dispatches.
  */

@@ -1,6 +1,6 @@
 /**
  * Typed errors with stable codes (the undici style): callers branch on `code`, never on message text.
- * Wire codes come from the seed §Error Codes plus those design.md adds "as needed".
+ * Wire codes come from the seed §Error Codes plus those this profile adds (docs/protocol.md §Errors).
  */
 export type ErrorCode =
   // seed §Error Codes
@@ -8,7 +8,7 @@ export type ErrorCode =
   | 'INVALID_SYNC_STATE'
   | 'RATE_LIMITED'
   | 'AUTH_EXPIRED'
-  // design.md additions
+  // this profile's additions (docs/protocol.md §Errors)
   | 'BAD_REQUEST'
   | 'BAD_SIGNATURE'
   | 'FORBIDDEN'

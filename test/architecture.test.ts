@@ -6,6 +6,9 @@
  * Layers, bottom to top: errors.ts, log.ts · util · protocol · store, broker · ingest, sync, server · config, sim ·
  * daemon, soak · commands · cli.ts. A file may import its own folder and any lower layer; never a higher one, never
  * another folder of its own layer. Static, type-only and dynamic (`import()`) imports all count.
+ *
+ * The package ships dist/ with its comments, and dist/ is built from src/: every file under src/ must read on its
+ * own, so none cites the internal design notes (design.md, ../shared/) or an internal tracker number ("issue 4").
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -47,6 +50,17 @@ function sourceFiles(dir: string): string[] {
     return name.endsWith('.ts') ? [path] : [];
   });
 }
+
+/** Every file under `dir`, whatever its type (the status page's HTML ships as it is). */
+function allFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? allFiles(path) : [path];
+  });
+}
+
+/** Citations of what is not shipped: the design notes and internal tracker numbers ("issue 4", "issues 3 and 5"). */
+const INTERNAL_REFERENCE = /design\.md|\.\.\/shared\/|\/work\/shared\b|\bshared\/(?:design|seed|peers)\b|\bissues? #?\d+/i;
 
 /** The code of a file without comments (so prose naming SQL or modules does not count). */
 function code(text: string): string {
@@ -147,5 +161,16 @@ describe('architecture (src/)', () => {
     for (const root of roots) walk(root, []);
     expect(offenders).toEqual([]);
     expect(reached.size).toBeGreaterThan(roots.length); // the walk followed imports
+  });
+
+  it('no file cites design.md, ../shared/ or an issue number (dist/ ships the comments; they must stand alone)', () => {
+    const shipped = allFiles(SRC);
+    const citations = shipped.flatMap((file) =>
+      readFileSync(file, 'utf8')
+        .split('\n')
+        .flatMap((line, i) => (INTERNAL_REFERENCE.test(line) ? [`${show(file)}:${i + 1}: ${line.trim()}`] : [])),
+    );
+    expect(citations).toEqual([]);
+    expect(shipped.length).toBeGreaterThan(files.length); // the walk saw the non-TypeScript files too
   });
 });

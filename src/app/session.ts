@@ -1,7 +1,7 @@
 /**
  * An app-side session with a sync server, as a phone app would hold one: the real transport (bearer token, HMAC on
  * both directions, gzip), a token kept in memory and renewed once when the server says it expired or does not know
- * it, and a server-corrected clock (design.md §Clock) to stamp what the app writes.
+ * it, and a server-corrected clock (docs/architecture.md §Time) to stamp what the app writes.
  */
 import { SyncHttpError } from '../errors.js';
 import type { Logger } from '../log.js';

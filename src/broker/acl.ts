@@ -1,5 +1,5 @@
 /**
- * Topic access control for the embedded broker (issue 4 item 2), pure rules:
+ * Topic access control for the embedded broker (docs/security.md §Topic ACL), pure rules:
  *
  * - A rule applies to authenticated users (all of them, or those listed in `users`) or, with `anonymous: true`, to
  *   clients that sent no username. Its `publish` and `subscribe` lists allow, its `deny.publish` and `deny.subscribe`

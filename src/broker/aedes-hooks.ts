@@ -124,7 +124,7 @@ export function createGatewayAedes(deps: AedesDeps): GatewayAedes {
     preConnect: connect.preConnect,
     authenticate: connect.authenticate,
     authorizeSubscribe: (client, sub, callback) => {
-      // design.md §Broker refusals follow MQTT: (null, null) grants 0x80 for this filter, the connection stays.
+      // docs/security.md §Topic ACL: (null, null) grants 0x80 for this filter, the connection stays.
       const refused = sub.topic.split('/', 1)[0] === DROPPED_LEVEL || !auth.maySubscribe(client, sub.topic);
       callback(null, refused ? null : sub);
     },

@@ -1,8 +1,8 @@
 /**
- * Password checks under attack (issue 5 of the broker review: 400 wrong-password CONNECTs delayed a valid CONNECT by
- * 14 s). scrypt runs on libuv's threadpool, four threads by default, first come first served: one host sending
- * hundreds of CONNECTs queued every other client behind its hashes. Here, per host (peers.ts: all of loopback is
- * one host), before any hashing:
+ * Password checks under attack (docs/security.md §Password checks under attack; unthrottled, 400 wrong-password
+ * CONNECTs delayed a valid CONNECT by 14 s). scrypt runs on libuv's threadpool, four threads by default, first come
+ * first served: one host sending hundreds of CONNECTs queued every other client behind its hashes. Here, per host
+ * (peers.ts: all of loopback is one host), before any hashing:
  *
  * - failures: a token bucket of `failureBurst` failed checks refilled at `failuresPerMinute`. An empty bucket refuses
  *   the host's CONNECTs with a username without hashing (CONNACK 5) until it refills — the backoff. It applies alike

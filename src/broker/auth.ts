@@ -1,6 +1,6 @@
 /**
- * Who may connect to the embedded broker and what they may do (issue 4 item 2; design.md §Broker refusals follow
- * MQTT):
+ * Who may connect to the embedded broker and what they may do (docs/security.md §Who may connect, §Topic ACL);
+ * refusals follow MQTT:
  *
  * - Users are configured with scrypt hashes (password.ts). A CONNECT with a username must carry that user's password,
  *   else CONNACK 4 "bad user name or password" (MQTT 3.1.1 §3.2.2.3). An unknown username costs the same scrypt work

@@ -1,8 +1,8 @@
 /**
- * The embedded MQTT broker (design.md §What runs): aedes 1.2 behind the gateway's listeners (TCP, TLS, WebSocket).
+ * The embedded MQTT broker (docs/security.md): aedes 1.2 behind the gateway's listeners (TCP, TLS, WebSocket).
  * Ingest hooks in through `addPublishInterceptor`, which runs inside aedes's `authorizePublish` — the one hook aedes
  * calls before it writes a PUBACK (lib/handlers/publish.js: authorizePublish → enqueuePublish → PUBACK → publish), so
- * a QoS 1 message is acknowledged only when every interceptor has called back (design.md §Durable ingest).
+ * a QoS 1 message is acknowledged only when every interceptor has called back (docs/architecture.md §Durability).
  *
  * Every raw socket passes the ConnectionGate (limits.ts) and every byte the PacketScanner (packet-scan.ts) before
  * aedes sees it; aedes's hooks are in aedes-hooks.ts. Garbage on the port (random bytes, half packets, a socket that

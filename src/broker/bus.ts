@@ -1,6 +1,6 @@
 /**
  * The daemon's MQTT side from the `mqtt` config section: the embedded broker (aedes with users, ACLs, TLS and
- * WebSocket listeners, limits) or, with `mode: external`, a connection to an existing broker (issue 4 items 2–3).
+ * WebSocket listeners, limits) or, with `mode: external`, a connection to an existing broker (docs/security.md).
  * Either way ingest sees one MessageBus.
  */
 import type { Logger } from '../log.js';

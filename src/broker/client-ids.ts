@@ -1,5 +1,5 @@
 /**
- * Client ids tied to users (issue 2 of the broker review), like Mosquitto's `use_username_as_clientid` or
+ * Client ids tied to users (docs/security.md §Sessions and client ids), like Mosquitto's `use_username_as_clientid` or
  * `clientid_prefixes`, per user:
  *
  * - a user with `clientIds` patterns (or, without its own, the broker-wide `userClientIds`) may connect only with a

@@ -1,5 +1,5 @@
 /**
- * The `mqtt` section of the gateway config (issue 4 items 2–3): the embedded broker's listeners, users, ACLs and
+ * The `mqtt` section of the gateway config: the embedded broker's listeners, users, ACLs and
  * limits, or — with `mode: external` — the existing broker (e.g. the Mosquitto zigbee2mqtt already uses) the gateway
  * connects to instead. Documented in docs/security.md and config/gateway.example.yaml.
  */

@@ -1,9 +1,9 @@
 /**
- * External broker mode (issue 4 item 3; design.md §What runs): instead of embedding aedes, the gateway connects with
+ * External broker mode (docs/security.md §External broker mode): instead of embedding aedes, the gateway connects with
  * mqtt.js to an existing broker (e.g. the Mosquitto zigbee2mqtt already uses), subscribes to the adapters' filters
  * and feeds the same ingest interceptors; downlink commands go out through the same connection.
  *
- * Durability (design.md §Durable ingest) carries over: the subscription is QoS 1 on a persistent session (fixed
+ * Durability (docs/architecture.md §Durability) carries over: the subscription is QoS 1 on a persistent session (fixed
  * client id, clean = false; MQTT 5: a session expiry), and the broker's PUBLISH is acknowledged only after its state
  * is committed. mqtt.js sends the PUBACK when `handleMessage`'s callback is called (lib/handlers/publish.js: for
  * QoS 1 `customHandleAcks` → 'message' → handleMessage → PUBACK, in both MQTT 3.1.1 and 5), so the callback is

@@ -1,7 +1,7 @@
 /**
- * Limits that keep a misbehaving client from exhausting the gateway's memory or locking others out (issue 4 item 2;
- * issue 5): the `mqtt.limits` schema, and the ConnectionGate every raw socket passes before any MQTT, TLS or
- * WebSocket work is done for it:
+ * Limits that keep a misbehaving client from exhausting the gateway's memory or locking others out
+ * (docs/security.md §Limits): the `mqtt.limits` schema, and the ConnectionGate every raw socket passes before any MQTT,
+ * TLS or WebSocket work is done for it:
  *
  * - at most `maxConnections` sockets over every listener, and at most `maxConnectionsPerAddress` from one host
  *   (peers.ts: all of loopback is one host) — loopback included, so one local process cannot take every slot;

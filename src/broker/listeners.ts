@@ -1,5 +1,5 @@
 /**
- * The broker's listeners (design.md §What runs: "listeners (tcp, tls, ws)"): plain MQTT on TCP, MQTT over TLS
+ * The broker's listeners (docs/security.md §Listeners): plain MQTT on TCP, MQTT over TLS
  * (certificate and key files read at start), and MQTT over WebSocket (the `ws` server aedes's examples use, behind a
  * node:http server so the upgrade can be refused before any WebSocket work). Each hands the accepted stream to one
  * handler; every raw socket first passes the shared ConnectionGate.

@@ -1,6 +1,6 @@
 /**
  * Client-supplied strings (client ids, usernames, topics, filters) go into log lines only clipped: a CONNECT may
- * carry a 64 KiB client id, and one such line per event would fill the journal (issue 10: a 60 KB log line).
+ * carry a 64 KiB client id, and one such line per event would fill the journal (a 60 KB log line each).
  */
 
 /** Characters of a client-supplied string kept in a log line. */

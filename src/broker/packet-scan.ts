@@ -1,5 +1,5 @@
 /**
- * Reads the MQTT byte stream as it arrives, before mqtt-packet parses it (issue 4 item 2; issue 6):
+ * Reads the MQTT byte stream as it arrives, before mqtt-packet parses it (docs/security.md §Limits):
  *
  * - the fixed header of every packet (MQTT 3.1.1 §2.2.3, remaining length): a packet declaring more than
  *   `maxPacketBytes` is refused after its first five bytes instead of being buffered by the parser (mqtt-packet has

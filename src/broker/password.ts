@@ -1,5 +1,5 @@
 /**
- * MQTT user passwords (issue 4 item 2): stored only as scrypt hashes, in the PHC-like form
+ * MQTT user passwords (docs/security.md §Who may connect): stored only as scrypt hashes, in the PHC-like form
  *
  *     scrypt$<N>$<r>$<p>$<salt base64>$<hash base64>
  *

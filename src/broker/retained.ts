@@ -1,5 +1,5 @@
 /**
- * Limits on retained messages (issue 4 of the broker review): aedes keeps every retained message in memory for ever,
+ * Limits on retained messages (docs/security.md §Limits): aedes keeps every retained message in memory for ever,
  * so 50,000 × 10 KB from one client took the gateway from 223 to 804 MiB. RetainedQuota accounts every retained
  * topic — its bytes (payload + topic) and the identity that retained it — in total and per identity:
  *

@@ -1,6 +1,6 @@
 /**
- * Who owns each client id's session (issue 2 of the broker review: anyone could connect with a device's client id
- * and clean session 0, kick the device off, and receive the QoS 1 messages queued for it).
+ * Who owns each client id's session (docs/security.md §Sessions and client ids: without it, anyone could connect with
+ * a device's client id and clean session 0, kick the device off, and receive the QoS 1 messages queued for it).
  *
  * MQTT 3.1.1 §3.1.2.4 keys a session by client id alone, and §3.1.4 lets a new connection with that id take over
  * (MQTT-3.1.4-2). Here a session also remembers the identity that created it: a username, or anonymous from this

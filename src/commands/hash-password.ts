@@ -1,4 +1,4 @@
-/** `hash-password` (issue 5 §5): an scrypt hash for a broker user's password (format in src/broker/password.ts). */
+/** `hash-password`: an scrypt hash for a broker user's password (format in src/broker/password.ts). */
 import { DEFAULT_SCRYPT_PARAMS as DEFAULT_SCRYPT } from '../broker/password.js';
 import { parseCommandArgs, withUsage, UsageError } from './args.js';
 

@@ -1,5 +1,5 @@
 /**
- * `server` under systemd (issue 5 §1): runs the project's sync server (src/server/cli.ts) and tells systemd READY=1
+ * `server` under systemd: runs the project's sync server (src/server/cli.ts) and tells systemd READY=1
  * once it listens, WATCHDOG=1 while its event loop runs, STOPPING=1 on SIGTERM. Outside systemd it adds nothing.
  */
 import { createLogger } from '../log.js';

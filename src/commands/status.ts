@@ -1,7 +1,7 @@
 /**
- * `status` (issue 5 §5): asks the running daemon over its HTTP listener (health, MQTT clients, jobs too), found as
+ * `status`: asks the running daemon over its HTTP listener (health, MQTT clients, jobs too), found as
  * `sync` finds it; when nothing answers there it reads the store the config names, and `--data-dir DIR` alone reads
- * that store (the issue 3 interface, works while the daemon runs). The first line says which (source.ts).
+ * that store (the original interface; it works while the daemon runs). The first line says which (source.ts).
  */
 import { parseCommandArgs, withUsage } from './args.js';
 import { formatStoreStatus } from './inspect.js';

@@ -1,4 +1,4 @@
-/** `sync` (issue 5 §5): asks the running daemon to sync now (or to reconcile in full) and prints the cycle report. */
+/** `sync`: asks the running daemon to sync now (or to reconcile in full) and prints the cycle report. */
 import { ConfigError } from '../errors.js';
 import { parseCommandArgs, withUsage } from './args.js';
 import { askDaemon, isUnreachable, portFlag, resolveTarget, DEFAULT_CONFIG_FILE } from './daemon-client.js';

@@ -49,7 +49,7 @@ export const GatewayConfigSchema = z.strictObject({
       qos0WindowMs: z.number().min(0).max(10_000).default(1000),
       maxBatch: z.number().int().min(1).max(100_000).default(2000),
       native: z.strictObject({ enabled: z.boolean().default(true), baseTopic: z.string().min(1).default('devices') }).prefault({}),
-      /** Device ecosystems (issue 4): zigbee2mqtt, tasmota, shelly, homeassistant, generic; each on by default. */
+      /** Device ecosystems: zigbee2mqtt, tasmota, shelly, homeassistant, generic; each on by default. */
       adapters: AdaptersConfigSchema.prefault({}),
       /**
        * A rogue client must not fill the store with devices: new device ids per MQTT identity (a user, or the anonymous
@@ -90,7 +90,7 @@ export const GatewayConfigSchema = z.strictObject({
        * server that mishandles the extensions.
        */
       seedOnly: z.boolean().default(false),
-      /** Sign requests and verify response signatures (design.md §HMAC). */
+      /** Sign requests and verify response signatures (docs/protocol.md §HMAC). */
       hmac: z.boolean().default(true),
       gzipThresholdBytes: z.number().int().min(0).default(1024),
       connectTimeoutMs: z.number().int().min(100).default(5000),
@@ -157,7 +157,7 @@ export const GatewayConfigSchema = z.strictObject({
         .prefault({}),
     })
     .prefault({}),
-  /** Health checks behind /healthz and the systemd watchdog (issue 5 §2, §6). */
+  /** Health checks behind /healthz and the systemd watchdog (docs/operations.md §systemd). */
   health: z
     .strictObject({
       /** How often health is evaluated (and WATCHDOG=1 sent while healthy; at least twice per WatchdogSec). */
@@ -204,7 +204,7 @@ export const ENV_OVERRIDES: ReadonlyArray<{ name: string; path: readonly string[
   { name: 'INBETWEENIES_LOG_LEVEL', path: ['log', 'level'], type: 'string' },
 ];
 
-/** Command-line overrides of `run` (issue 3 §Interfaces). */
+/** Command-line overrides of `run` (docs/operations.md §Command line). */
 export interface GatewayFlags {
   readonly dataDir?: string;
   readonly mqttHost?: string;

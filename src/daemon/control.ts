@@ -1,5 +1,5 @@
 /**
- * What the loopback listener (http.ts) and the scheduled jobs do with the running pipeline (issue 5 §5–§7): health
+ * What the loopback listener (http.ts) and the scheduled jobs do with the running pipeline (docs/operations.md): health
  * (side-effect free), Prometheus metrics, the full status, a sync now (or a full reconcile), a job now; and the job
  * specs themselves (reconcile, store maintenance, conflict-log pruning).
  */

@@ -381,7 +381,7 @@ export class GatewayDaemon {
     };
   }
 
-  /** STATUS= line: devices, pending, last sync, mode (issue 5 §2). */
+  /** STATUS= line: devices, pending, last sync, mode (docs/operations.md §systemd). */
   #statusLine(running: Running, report: HealthReport): string {
     const st = this.#statusOf(running);
     const oldest = st.oldestPendingAgeMs === null ? '' : ` (oldest ${Math.round(st.oldestPendingAgeMs / 1000)}s)`;

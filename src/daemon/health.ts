@@ -1,6 +1,6 @@
 /**
- * Pipeline health (issue 5 §2, §6): the event loop answers, the broker listens, the store takes writes, ingest
- * commits, and sync is not failing past a threshold. Two verdicts: `healthy` (GET /healthz: all of it) and
+ * Pipeline health (docs/operations.md §systemd): the event loop answers, the broker listens, the store takes writes,
+ * ingest commits, and sync is not failing past a threshold. Two verdicts: `healthy` (GET /healthz: all of it) and
  * `watchdogOk` (systemd's WATCHDOG=1: everything a restart could fix — not sync, which a restart cannot).
  */
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';

@@ -1,10 +1,10 @@
 /**
- * The daemon's HTTP listener (issue 5 §6): GET /healthz, GET /metrics (Prometheus), and the local control
+ * The daemon's HTTP listener (docs/operations.md): GET /healthz, GET /metrics (Prometheus), and the local control
  * endpoints the CLI uses: GET /status, POST /sync, POST /jobs/<name>; the status page and its data come as extra
  * routes (status-page.ts). Errors are JSON `{"type":"error","code","message"}` with the status of the code
- * (design.md §Errors), never a 500 for bad input. Every request passes the guard first (http-guard.ts: Host, token,
- * POST rates). POSTs must say `Content-Type: application/json`: a browser on the Pi cannot send that cross-origin
- * without a preflight this server never answers, so a web page cannot trigger a sync.
+ * (docs/protocol.md §Errors), never a 500 for bad input. Every request passes the guard first (http-guard.ts: Host,
+ * token, POST rates). POSTs must say `Content-Type: application/json`: a browser on the Pi cannot send that
+ * cross-origin without a preflight this server never answers, so a web page cannot trigger a sync.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';

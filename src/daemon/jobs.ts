@@ -1,7 +1,7 @@
 /**
- * Scheduled jobs (issue 5 §7) on cron schedules (util/cron.ts): a periodic full reconcile, WAL checkpoint + PRAGMA
- * optimize, and pruning of the conflict log. A job never overlaps itself: a run that finds the previous one still
- * going — scheduled or manual — is skipped and logged.
+ * Scheduled jobs (docs/operations.md §Scheduled jobs) on cron schedules (util/cron.ts): a periodic full reconcile, WAL
+ * checkpoint + PRAGMA optimize, and pruning of the conflict log. A job never overlaps itself: a run that finds the
+ * previous one still going — scheduled or manual — is skipped and logged.
  */
 import type { Logger } from '../log.js';
 import { CronTimer, parseCron, zonedTime, type WallClock } from '../util/cron.js';

@@ -1,5 +1,5 @@
 /**
- * Prometheus metrics (issue 5 §6) with prom-client, in a Registry of this daemon's own (no global default registry,
+ * Prometheus metrics with prom-client, in a Registry of this daemon's own (no global default registry,
  * so two daemons in one process — tests — never mix). Counters mirror cumulative component counters at scrape time;
  * the sync latency histogram is observed as cycles end. Names are listed in docs/operations.md §Metrics.
  */

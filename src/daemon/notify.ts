@@ -1,7 +1,7 @@
 /**
  * systemd notification protocol (sd_notify(3)): READY=1, WATCHDOG=1, STATUS=…, STOPPING=1 sent to $NOTIFY_SOCKET.
- * Backends, in order (design.md §Dependencies): the `sd-notify` native module (libsystemd's sd_notify) when it loads,
- * else the `systemd-notify` binary. Node has no unix datagram sockets, hence no pure-JS backend. Without
+ * Backends, in order (docs/operations.md §systemd): the `sd-notify` native module (libsystemd's sd_notify) when it
+ * loads, else the `systemd-notify` binary. Node has no unix datagram sockets, hence no pure-JS backend. Without
  * $NOTIFY_SOCKET (not under systemd, tests) the notifier does nothing.
  */
 import { execFile } from 'node:child_process';

@@ -1,8 +1,8 @@
 /**
- * The supervisor (issue 5 §2): the last component the daemon starts and the first it stops. Start: READY=1 with a
- * status line (the broker listens and the store is open), then a timer that ticks the health monitor and, while
- * everything a restart could fix is fine, feeds systemd's watchdog (WATCHDOG=1) and keeps STATUS= current. Stop:
- * STOPPING=1, timer off, histogram off, and every queued notification handed to systemd.
+ * The supervisor (docs/operations.md §systemd): the last component the daemon starts and the first it stops. Start:
+ * READY=1 with a status line (the broker listens and the store is open), then a timer that ticks the health monitor
+ * and, while everything a restart could fix is fine, feeds systemd's watchdog (WATCHDOG=1) and keeps STATUS= current.
+ * Stop: STOPPING=1, timer off, histogram off, and every queued notification handed to systemd.
  */
 import type { Logger } from '../log.js';
 import type { HealthMonitor, HealthReport } from './health.js';

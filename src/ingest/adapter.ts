@@ -1,5 +1,5 @@
 /**
- * The ingest adapter interface (issue 3 item 2; issue 4 adds zigbee2mqtt, Tasmota, Shelly, Home Assistant): an
+ * The ingest adapter interface (native, zigbee2mqtt, Tasmota, Shelly, Home Assistant, generic; docs/devices.md): an
  * adapter owns some topic filters, turns a (topic, payload) into typed updates or a typed rejection, and maps a
  * DeviceCommand to the PUBLISHes its devices understand (downlink).
  */
@@ -17,9 +17,9 @@ export type RejectReason =
   | 'invalid_schema'
   | 'invalid_device_id'
   | 'invalid_availability'
-  /** issue 4: a topic in an adapter's own namespace whose shape is wrong (e.g. a bad Shelly component key). */
+  /** A topic in an adapter's own namespace whose shape is wrong (e.g. a bad Shelly component key). */
   | 'invalid_topic'
-  /** issue 4: a Home Assistant value template this gateway cannot evaluate (only `{{ value }}` / `{{ value_json.x }}` forms). */
+  /** A Home Assistant value template this gateway cannot evaluate (only `{{ value }}` / `{{ value_json.x }}` forms). */
   | 'unsupported_template';
 
 export type ParseResult =
@@ -53,7 +53,7 @@ export interface IngestAdapter {
   /** Whether a device id is one of this adapter's (used before the device has been heard from); optional. */
   ownsDevice?(deviceId: string): boolean;
   /**
-   * Filters learnt at run time (issue 4: the state and availability topics Home Assistant discovery configs name).
+   * Filters learnt at run time (e.g. the state and availability topics Home Assistant discovery configs name).
    * The router offers a topic that no static filter took to the adapters whose dynamic filters match it; an
    * external-broker client subscribes to them as well as to `filters`. Optional.
    */

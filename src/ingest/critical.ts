@@ -1,5 +1,5 @@
 /**
- * Which local changes are critical (seed §Polling "Instant push for critical changes"; issue 3 item 6: defaults for
+ * Which local changes are critical (seed §Polling "Instant push for critical changes"; by default
  * locks, alarms, smoke and leak sensors). Pure: the scheduler decides what to do with the answer.
  */
 export interface CriticalConfig {

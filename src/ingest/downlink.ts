@@ -1,6 +1,6 @@
 /**
- * Downlink (design.md §Downlink; issue 3 item 8): commands go to each device through the adapter that owns it
- * (native: `devices/<id>/set`, JSON of the attributes, QoS 1, not retained), published by the broker itself. A
+ * Downlink (docs/architecture.md §The life of a device state): commands go to each device through the adapter that owns
+ * it (native: `devices/<id>/set`, JSON of the attributes, QoS 1, not retained), published by the broker itself. A
  * broker-originated publish does not pass aedes's authorizePublish, and no adapter ingests a command topic, so a
  * command is never read back as a state (no echo); the device's own next report closes the loop.
  */

@@ -1,5 +1,5 @@
 /**
- * Group commit (design.md §Durable ingest): items submitted within a window (or until the batch is full) are
+ * Group commit (docs/architecture.md §Durability): items submitted within a window (or until the batch is full) are
  * committed together in one transaction — one fsync for many messages — and then every waiter is called back. One
  * commit is in flight at a time: what arrives meanwhile forms the next batch, which is committed once the current one
  * has returned and its own window has passed (so batches grow with the load, and per-device order is kept). A failed

@@ -1,5 +1,5 @@
 /**
- * The durable ingest pipeline (design.md §Durable ingest; issue 3 items 2–3): every PUBLISH passes through the
+ * The durable ingest pipeline (docs/architecture.md §Durability): every PUBLISH passes through the
  * broker's publish interceptor (aedes `authorizePublish`, which runs before the PUBACK is written). A message on an
  * adapter's topic is parsed into updates and handed to the group commit; a QoS ≥ 1 message is called back — and so
  * acknowledged — only after its batch is committed durably by the store's writer (fsynced: store/writer.ts). QoS 0

@@ -1,6 +1,6 @@
 /**
- * Local writes from ingest (design.md §Durable ingest, §Outbox, §Clock): the write program the group commit runs in
- * the store's writer, durable for a batch holding a QoS 1 message.
+ * Local writes from ingest (docs/architecture.md §The life of a device state): the write program the group commit runs
+ * in the store's writer, durable for a batch holding a QoS 1 message.
  *
  * - entity ids: device = device_id; entity_state = device_id with data {device_id, state}; room = `room-<slug>`.
  * - A state update merges its attributes into the stored state (shallow); a merged state equal to the stored one
@@ -37,7 +37,7 @@ export type LocalUpdate =
 
 export interface LocalWriteArgs {
   readonly updates: readonly LocalUpdate[];
-  /** Server-corrected epoch µs when the batch was committed (design.md §Clock). */
+  /** Server-corrected epoch µs when the batch was committed (docs/architecture.md §Time). */
   readonly nowMicros: number;
   /** Local wall clock, epoch ms (outbox first_queued_at). */
   readonly nowMs: number;
@@ -216,7 +216,7 @@ export function applyLocalUpdates(tx: StoreTx, args: LocalWriteArgs): LocalWrite
 }
 
 function writeEntity(tx: StoreTx, w: Working, args: LocalWriteArgs): void {
-  // design.md §Clock: server-corrected time, monotonic per entity.
+  // docs/architecture.md §Time: server-corrected time, monotonic per entity.
   const updatedAt = Math.max(Math.floor(args.nowMicros), (w.stored?.updatedAt ?? 0) + 1);
   // Attribute-level state (docs/protocol.md, an extension): the push sends only what changed from the stored version.
   const changed = w.type === 'entity_state' && w.stored !== undefined && !w.stored.deleted ? changedAttributes(w.storedData, w.data) : undefined;

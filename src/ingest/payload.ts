@@ -21,7 +21,7 @@ export function payloadText(payload: Buffer, maxBytes: number): PayloadResult<st
   return { ok: true, value: payload.toString('utf8') };
 }
 
-/** Decodes a JSON payload of any shape within `maxBytes` (issue 4: zigbee2mqtt's bridge/devices is an array). */
+/** Decodes a JSON payload of any shape within `maxBytes` (zigbee2mqtt's bridge/devices is an array). */
 export function parseJsonValue(payload: Buffer, maxBytes: number): PayloadResult<unknown> {
   const text = payloadText(payload, maxBytes);
   if (!text.ok) return text;

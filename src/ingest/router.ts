@@ -23,7 +23,7 @@ export class TopicRouter {
   readonly #filters: CompiledFilter[] = [];
   readonly #adapters: IngestAdapter[];
   readonly #deviceAdapter = new Map<string, IngestAdapter>();
-  /** Adapters with run-time filters (issue 4, Home Assistant discovery), recompiled lazily after a change. */
+  /** Adapters with run-time filters (Home Assistant discovery), recompiled lazily after a change. */
   readonly #dynamic: DynamicFilters[] = [];
 
   constructor(adapters: readonly IngestAdapter[]) {

@@ -2,7 +2,7 @@
  * Last-write-wins, exactly as the seed §Conflict Resolution states it, as a pure function:
  *   1. Timestamp comparison: the version with the later `updated_at` wins.
  *   2. Tie breaking: if the timestamps are within 1 second, the higher `sync_id` wins.
- *   3. Delete priority: within that window a delete beats an update (design.md §Conflicts).
+ *   3. Delete priority: within that window a delete beats an update (docs/protocol.md §Conflicts).
  *   4. Client notification: every conflict is reported (the caller builds the report from the `Decision`).
  *
  * "Within 1 second" is read as |Δ| < 1 s (a difference of exactly one second is decided by timestamp). The window

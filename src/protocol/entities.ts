@@ -1,5 +1,5 @@
 /**
- * The `data` object of each entity type (design.md §Data model; field list in docs/protocol.md §Data model).
+ * The `data` object of each entity type (field list in docs/protocol.md §Data model).
  * Extra fields are kept (loose objects): a FunkyGibbon may carry more than this profile knows about. DATA_SCHEMAS
  * check the known fields only and build a small object of those (strict copies of large states would double the
  * memory of a push); callers keep the data they validated.

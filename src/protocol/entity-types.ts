@@ -1,5 +1,5 @@
 /**
- * Entity types of the data model (design.md §Data model): rooms, devices and entity_states. The wire spells them
+ * Entity types of the data model (docs/protocol.md §Data model): rooms, devices and entity_states. The wire spells them
  * singular inside `changes` and plural in `entity_types` (seed §Message Formats); both spellings are accepted
  * everywhere (original Python FunkyGibbon compatibility) and normalised to the singular.
  */

@@ -1,6 +1,6 @@
 /**
- * gzip codec (seed §Compression "Gzip compression for payloads >1KB"; design.md §gzip). Inflation is capped so a
- * compressed bomb fails fast with PAYLOAD_TOO_LARGE instead of exhausting memory.
+ * gzip codec (seed §Compression "Gzip compression for payloads >1KB"; docs/protocol.md §Compression). Inflation is
+ * capped so a compressed bomb fails fast with PAYLOAD_TOO_LARGE instead of exhausting memory.
  */
 import { gunzip, gunzipSync, gzip, gzipSync } from 'node:zlib';
 import { promisify } from 'node:util';

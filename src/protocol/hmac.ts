@@ -1,8 +1,8 @@
 /**
- * HMAC signing of sync messages (seed §Data Integrity; scheme fixed by design.md §HMAC and written byte by byte in
- * docs/protocol.md §HMAC). HMAC-SHA256 keyed by the client secret over a canonical string that binds the method,
- * path, timestamp, nonce, client id and the SHA-256 of the body bytes exactly as sent (after gzip, if any).
- * Responses are signed too, bound to the request's nonce so a recorded response cannot be replayed to another request.
+ * HMAC signing of sync messages (seed §Data Integrity; the scheme written byte by byte in docs/protocol.md §HMAC).
+ * HMAC-SHA256 keyed by the client secret over a canonical string that binds the method, path, timestamp, nonce, client
+ * id and the SHA-256 of the body bytes exactly as sent (after gzip, if any). Responses are signed too, bound to the
+ * request's nonce so a recorded response cannot be replayed to another request.
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
@@ -11,7 +11,7 @@ export const HEADER_CLIENT_ID = 'x-inbetweenies-client-id';
 export const HEADER_TIMESTAMP = 'x-inbetweenies-timestamp';
 export const HEADER_NONCE = 'x-inbetweenies-nonce';
 export const HEADER_SIGNATURE = 'x-inbetweenies-signature';
-/** design.md §HMAC: ±300 s. */
+/** docs/protocol.md §HMAC: ±300 s. */
 export const DEFAULT_SKEW_WINDOW_SECONDS = 300;
 
 const NONCE_RE = /^[A-Za-z0-9_-]{16,64}$/;

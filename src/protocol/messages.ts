@@ -63,7 +63,7 @@ export const SyncRequestSchema = z.object({
    */
   entity_types: z.array(z.string().max(64).refine(wellFormed, WELL_FORMED)).max(16).optional(),
   include_deleted: z.boolean().optional(),
-  /** Pagination (design.md §Pagination): the opaque cursor of the previous page (base64url). */
+  /** Pagination (docs/protocol.md §Pagination): the opaque cursor of the previous page (base64url). */
   cursor: z.string().min(1).max(512).regex(/^[A-Za-z0-9_-]+$/, 'expected the opaque cursor of the previous page').nullable().optional(),
   /** Page size wish; the server caps it at its own limit (default 1000, seed §Batching). */
   limit: z.number().int().min(1).max(100_000).optional(),
@@ -281,7 +281,7 @@ export const HistoryResponseSchema = z.object({
 });
 export type HistoryResponse = z.infer<typeof HistoryResponseSchema>;
 
-// ---- error body (design.md §Errors) --------------------------------------------------------------------------
+// ---- error body (docs/protocol.md §Errors) -------------------------------------------------------------------
 export const ErrorBodySchema = z.object({
   type: z.literal('error'),
   code: z.string().max(64),
@@ -290,7 +290,7 @@ export const ErrorBodySchema = z.object({
 });
 export type ErrorBody = z.infer<typeof ErrorBodySchema>;
 
-// ---- auth (design.md §Endpoints) -----------------------------------------------------------------------------
+// ---- auth (docs/protocol.md §Authentication) -----------------------------------------------------------------
 export const TokenRequestSchema = z.object({
   client_id: IdSchema,
   client_secret: z.string().min(1).max(512).refine(wellFormed, WELL_FORMED),

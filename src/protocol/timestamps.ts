@@ -1,5 +1,5 @@
 /**
- * Timestamps on the wire (design.md §Timestamps): emit UTC ISO-8601 with microseconds; accept `Z`, `±hh:mm` /
+ * Timestamps on the wire (docs/protocol.md §Transport): emit UTC ISO-8601 with microseconds; accept `Z`, `±hh:mm` /
  * `±hhmm` offsets, and naive strings (read as UTC, as the original Python FunkyGibbon emits them).
  *
  * Internally every instant is an integer count of microseconds since the Unix epoch (fits a double exactly until

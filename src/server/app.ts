@@ -10,7 +10,7 @@
  * is admitted, nothing is inflated or parsed before the signature is checked, and nothing is charged to a client's
  * own bucket before its signature verified (a stolen bearer token without the secret cannot starve the client).
  * Every step fails with a ProtocolError that becomes `{"type":"error","code","message","retry_after"?}`
- * (design.md §Errors), is counted and logged rate-limited (refusals.ts); anything else is a genuine bug and is a
+ * (docs/protocol.md §Errors), is counted and logged rate-limited (refusals.ts); anything else is a genuine bug and is a
  * logged 500 INTERNAL. Bad input never produces a 500.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';

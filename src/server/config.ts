@@ -40,7 +40,7 @@ export const ServerConfigSchema = z.strictObject({
   maxPushChanges: PositiveInt.max(100_000).default(1000),
   /** sync_push body cap on the wire (possibly compressed); the other endpoints have small fixed caps (endpoints.ts). */
   maxBodyBytes: PositiveInt.max(256 * 1024 * 1024).default(4 * 1024 * 1024),
-  /** sync_push body cap after gzip inflation (design.md §gzip: a bomb gets 413). */
+  /** sync_push body cap after gzip inflation (docs/protocol.md §Compression: a bomb gets 413). */
   maxInflatedBytes: PositiveInt.max(256 * 1024 * 1024).default(8 * 1024 * 1024),
   /** Memory bounds across requests (docs/protocol.md §Limits): beyond them 503 SERVER_BUSY + Retry-After. */
   limits: z
@@ -83,7 +83,7 @@ export const ServerConfigSchema = z.strictObject({
     .strictObject({
       /** Unsigned requests are refused with BAD_SIGNATURE when true. */
       required: z.boolean().default(false),
-      /** design.md §HMAC: ±300 s. */
+      /** docs/protocol.md §HMAC: ±300 s. */
       windowSeconds: PositiveInt.max(3600).default(300),
     })
     .prefault({}),

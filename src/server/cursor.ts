@@ -1,5 +1,5 @@
 /**
- * The pagination cursor (design.md §Pagination: "more: true plus an opaque cursor"; the format fills a seed gap).
+ * The opaque pagination cursor (docs/protocol.md §Pagination; the format fills a seed gap).
  * base64url of JSON {v, w, h, p, s, m}: v version, w the sync's last_sync (µs, null for a full sync), h its
  * watermark H (µs), p/s the priority and seq of the last change sent, m a MAC over the rest and the client id keyed
  * by a per-database server key, so a cursor is opaque, cannot be forged, and is valid only for the client it was

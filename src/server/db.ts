@@ -49,7 +49,7 @@ const MIGRATIONS: readonly string[] = [
     updated_at     INTEGER NOT NULL,            -- µs, the version's own timestamp (LWW)
     sync_id        TEXT    NOT NULL,
     deleted        INTEGER NOT NULL DEFAULT 0,
-    seq            INTEGER NOT NULL,            -- commit sequence (design.md §Watermark), unique
+    seq            INTEGER NOT NULL,            -- commit sequence (docs/protocol.md §Watermark and delta), unique
     created_seq    INTEGER NOT NULL,
     priority       INTEGER NOT NULL,            -- seed §Batching: entity_state 0, device 1, room 2
     origin_client  TEXT,

@@ -1,5 +1,5 @@
 /**
- * The server's endpoints (design.md §Endpoints) and what each accepts as a body (docs/protocol.md §Limits). The auth
+ * The server's endpoints and what each accepts as a body (docs/protocol.md §Endpoints, §Limits). The auth
  * endpoints answer anyone, so they take small uncompressed bodies only; sync_request and sync_ack carry a few hundred
  * bytes; only sync_push may be large, up to `maxBodyBytes` on the wire and `maxInflatedBytes` inflated. Every body is
  * also bounded in JSON nesting depth and value count before it is parsed, so what JSON.parse builds stays a small

@@ -1,6 +1,6 @@
 /**
- * Endpoint logic (seed §Message Formats, §Server Endpoints; design.md §Endpoints): each takes the parsed JSON body
- * and the authenticated client and returns a reply, or throws a ProtocolError that becomes the error body.
+ * Endpoint logic (seed §Message Formats, §Server Endpoints; docs/protocol.md §Endpoints): each takes the parsed JSON
+ * body and the authenticated client and returns a reply, or throws a ProtocolError that becomes the error body.
  */
 import type { z } from 'zod';
 import { ProtocolError } from '../errors.js';
@@ -99,7 +99,7 @@ function futureWatermark(what: string): ProtocolError {
   );
 }
 
-/** A last_sync older than the home's purged tombstones cannot give a complete delta (design.md §Deletes). */
+/** A last_sync older than the home's purged tombstones cannot give a complete delta (docs/protocol.md §Tombstones). */
 function purged(): ProtocolError {
   return new ProtocolError('INVALID_SYNC_STATE', 'last_sync is older than the tombstone retention horizon: do a full resync (last_sync null)', {
     reason: 'purged',
@@ -107,10 +107,10 @@ function purged(): ProtocolError {
 }
 
 /**
- * The delta window (W, H] of a request and its page (design.md §Watermark): from its cursor, or a fresh watermark
- * issued with the first page. A watermark a client presents (last_sync, a cursor's H) must not be later than what was
- * issued to the client's home: it is only compared, never recorded — nothing a client sends moves any clock. Checks
- * come first: a refused request issues nothing.
+ * The delta window (W, H] of a request and its page (docs/protocol.md §Watermark and delta): from its cursor, or a
+ * fresh watermark issued with the first page. A watermark a client presents (last_sync, a cursor's H) must not be later
+ * than what was issued to the client's home: it is only compared, never recorded — nothing a client sends moves any
+ * clock. Checks come first: a refused request issues nothing.
  */
 async function syncWindow(store: SyncStore, client: ClientRecord, msg: SyncRequest, query: Omit<OpenPageQuery, 'w'>): Promise<SyncWindow> {
   if (msg.cursor) {
@@ -143,7 +143,7 @@ function capsOf(msg: SyncRequest): { partial: boolean; digest: boolean; any: boo
   return { partial: caps.includes('partial'), digest: caps.includes('digest'), any: caps.length > 0 };
 }
 
-/** sync_request → sync_delta (seed §1, §2; design.md §Watermark, §Pagination). */
+/** sync_request → sync_delta (seed §1, §2; docs/protocol.md §Watermark and delta, §Pagination). */
 export async function handleSyncRequest(deps: HandlerDeps, client: ClientRecord, body: unknown): Promise<Reply> {
   return (await answerSyncRequest(deps, client, parseSyncRequest(body, client))).reply;
 }

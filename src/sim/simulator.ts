@@ -1,7 +1,7 @@
 /**
  * A device simulator: ~30 realistic devices as real MQTT clients on the native topic convention
  * (devices/<id>/meta retained, devices/<id>/state), which also obey commands on devices/<id>/set and report the
- * new state back, as a real device closes the loop (design.md §Downlink).
+ * new state back, as a real device closes the loop (docs/architecture.md §The life of a device state).
  */
 import mqtt, { type MqttClient } from 'mqtt';
 import type { Logger } from '../log.js';

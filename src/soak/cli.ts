@@ -1,6 +1,6 @@
 /**
- * `npm run soak -- --minutes N [--devices D] [--interval-ms MS] [--keep]` (issue 6 §9). Prints progress, then a
- * summary of `name: value` lines (faults_injected, kills, messages, acknowledged, on_server, lost, …) and exits
+ * `npm run soak -- --minutes N [--devices D] [--interval-ms MS] [--keep]` (docs/testing.md §The soak). Prints progress,
+ * then a summary of `name: value` lines (faults_injected, kills, messages, acknowledged, on_server, lost, …) and exits
  * 1 when any acknowledged state was lost, a change was applied twice, or gateway and server did not converge.
  */
 import { parseArgs } from 'node:util';

@@ -1,8 +1,8 @@
 /**
- * The "loses nothing" oracle (issue 6), shared by the soak runner and the chaos tests: which states devices had
+ * The "loses nothing" oracle (docs/testing.md), shared by the soak runner and the chaos tests: which states devices had
  * PUBACKed, what the gateway store and the server database hold, and whether any change was applied twice.
  * Devices publish `{counter: n}` with n rising per device, so "state n is on the server" means the server's counter
- * for that device is ≥ n: last-write-wins keeps only the latest state of an entity (design.md §Outbox).
+ * for that device is ≥ n: last-write-wins, like the outbox (one row per entity), keeps only the latest state.
  */
 import { z } from 'zod';
 import { liveStateData, maxPushApplications } from '../server/store/inspect.js';

@@ -1,8 +1,8 @@
 /**
- * The soak (issue 6 §9): a real server, the gateway as a real child process, real MQTT devices and a second app
- * client, with faults injected at random for N minutes — kill -9 of the gateway (at a random moment or at an armed
- * sync phase), server restarts, latency, bandwidth caps, black holes, connection resets — then healing, convergence
- * and the oracle (oracle.ts): every PUBACKed state on the server, nothing applied twice.
+ * The soak (docs/testing.md §The soak): a real server, the gateway as a real child process, real MQTT devices and a
+ * second app client, with faults injected at random for N minutes — kill -9 of the gateway (at a random moment or at an
+ * armed sync phase), server restarts, latency, bandwidth caps, black holes, connection resets — then healing,
+ * convergence and the oracle (oracle.ts): every PUBACKed state on the server, nothing applied twice.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';

@@ -1,8 +1,8 @@
 /**
- * The gateway store's SQLite connections: file layout, pragmas, migrations. better-sqlite3 (design.md
- * §Dependencies). Only src/store/ opens connections: the writer owns the one write connection (WAL,
- * synchronous=FULL, so a durable commit is fsynced before it returns — design.md §Durable ingest), readers open
- * read-only ones.
+ * The gateway store's SQLite connections: file layout, pragmas, migrations. better-sqlite3 (its synchronous
+ * transactions keep group commit simple). Only src/store/ opens connections: the writer owns the one write connection
+ * (WAL, synchronous=FULL, so a durable commit is fsynced before it returns — docs/architecture.md §Durability),
+ * readers open read-only ones.
  */
 import Database from 'better-sqlite3';
 import { dirname, join } from 'node:path';
@@ -31,7 +31,7 @@ const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (entity_type, entity_id)
   ) WITHOUT ROWID;
 
-  -- design.md §Outbox: one pending change per entity, the latest wins. client_sync_id changes with every new local
+  -- The outbox: one pending change per entity, the latest wins. client_sync_id changes with every new local
   -- version, so a result for an older version (matched by client_sync_id) never clears a newer one.
   CREATE TABLE outbox (
     entity_type     TEXT    NOT NULL,

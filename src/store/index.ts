@@ -79,7 +79,7 @@ export interface OutboxReads {
 export interface OutboxPart extends OutboxReads {
   /** Counts a push of these versions that got no result (relaxed). */
   recordFailedAttempt(changes: readonly PendingChange[]): Promise<void>;
-  /** Re-stamps pending changes by `deltaMicros` (clock step, design.md §Clock); returns the rows shifted. */
+  /** Re-stamps pending changes by `deltaMicros` (clock step, docs/architecture.md §Time); returns the rows shifted. */
   rebase(deltaMicros: number): Promise<number>;
 }
 

@@ -1,5 +1,5 @@
 /**
- * Client sync ids (design.md §Outbox): every new local version of an entity gets a new id, so a push result for an
+ * Client sync ids: every new local version of an entity gets a new id, so a push result for an
  * older version (matched by client_sync_id) never clears a newer one. The id doubles as the version's `sync_id` on the
  * server, which breaks ties inside the 1 s window (seed §Last-Write-Wins Rules "higher sync_id wins"): it is
  * time-ordered — 14 lowercase hex digits of epoch microseconds, then '-' and 12 random hex digits — so a later change

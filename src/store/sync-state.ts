@@ -1,8 +1,8 @@
 /**
  * Sync state of the gateway (seed §Client State): key/value rows of JSON in `sync_state`. Keys: last_sync (the
- * watermark, a server_time string — design.md §Watermark), clock_offset_ms, tokens, last_sync_at, last_result,
- * last_error, mode. Every value is checked with its schema when read; a row that fails is logged and counted as
- * corrupt and reads as absent, never a crash.
+ * watermark, a server_time string — docs/protocol.md §Watermark and delta), clock_offset_ms, tokens, last_sync_at,
+ * last_result, last_error, mode. Every value is checked with its schema when read; a row that fails is logged and
+ * counted as corrupt and reads as absent, never a crash.
  *
  * In the daemon the store owns the only writer, so the values live in memory (loaded once, kept up to date by every
  * committed write, including the watermark a delta page writes in its own transaction): reads cost nothing, and a

@@ -293,7 +293,7 @@ export class StoreTx {
 
   /**
    * Records a conflict entry the server reported, once: the same entry can come back in a retried push's stored
-   * result and in the next sync_delta's `conflicts` (design.md §Idempotency). True when it was new.
+   * result and in the next sync_delta's `conflicts` (docs/protocol.md §Idempotency). True when it was new.
    */
   recordConflictOnce(record: ConflictRecord, nowMs: number): boolean {
     const client = jsonOrNull(record.clientVersion);

@@ -2,7 +2,7 @@
 import type { EntityType, Operation } from '../protocol/index.js';
 import type { Micros } from '../protocol/timestamps.js';
 
-/** A clock in server-corrected time (design.md §Clock); implemented by sync/clock.ts. */
+/** A clock in server-corrected time (docs/architecture.md §Time); implemented by sync/clock.ts. */
 export interface StampClock {
   /** Epoch microseconds, corrected by the offset estimated from the server's `server_time`. */
   nowMicros(): Micros;
@@ -36,7 +36,7 @@ export interface PendingChange {
   readonly attributes?: readonly string[] | null;
 }
 
-/** Attributes to send to a device (downlink, design.md §Downlink). */
+/** Attributes to send to a device (downlink, docs/architecture.md §The life of a device state). */
 export interface DeviceCommand {
   readonly deviceId: string;
   readonly attributes: Record<string, unknown>;

@@ -1,5 +1,5 @@
 /**
- * Pure schedule rules of the sync scheduler (seed §Polling, §Retry Strategy; design.md §Scheduler).
+ * Pure schedule rules of the scheduler (seed §Polling, §Retry Strategy; docs/architecture.md §Scheduler: live first).
  * - Polling: adaptive between 5 s and 5 min — back to the minimum after a cycle that moved changes, doubling toward
  *   the maximum while idle.
  * - Retries: the seed's "1s, 2s, 4s, 8s, 16s, 30s" with "Max retries: 5": retry n waits the n-th delay (1, 2, 4, 8,

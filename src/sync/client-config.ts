@@ -30,7 +30,7 @@ export const SyncClientConfigSchema = TransportConfigSchema.extend({
   clockMaxDisagreementMs: z.number().int().min(0).default(5_000),
   /**
    * A cycle that pulled and pushed nothing sends no sync_ack unless the last ack is older than this (default 10 min):
-   * the ack only lets the server purge tombstones (design.md §Deletes), so a later ack is enough (ackDue()).
+   * the ack only lets the server purge tombstones (docs/protocol.md §Tombstones), so a later ack is enough (ackDue()).
    */
   ackMaxAgeMs: Ms.default(600_000),
   /**
@@ -53,11 +53,11 @@ export interface SyncClientOptions extends SyncClientConfig {
   /** Local wall clock, epoch ms (tests inject a skewed one). */
   readonly now?: () => number;
   /**
-   * The server-corrected clock (design.md §Clock), shared with ingest's stamps. When left out the client builds its
-   * own on the store's sync state. Either way a clock step re-stamps the pending changes (SyncClient.rebase).
+   * The server-corrected clock (docs/architecture.md §Time), shared with ingest's stamps. Left out, the client builds
+   * its own on the store's sync state. Either way a clock step re-stamps the pending changes (SyncClient.rebase).
    */
   readonly clock?: ServerClock;
-  /** design.md §Downlink: called with the device commands a cycle produced, as soon as their page is committed. */
+  /** Downlink: called with the device commands a cycle produced, as soon as their page is committed. */
   readonly onDeviceCommands?: (commands: DeviceCommand[]) => void;
   /** Phase boundaries for the crash tests (fault-points.ts); default none. */
   readonly faults?: FaultHook;

@@ -1,7 +1,7 @@
 /**
  * The sync client: one cycle runs the five phases of seed §Sync Flow — pull (request + delta pages), push (outbox
- * batches + results), ack (sync_completed_at = the delta's server_time, design.md §Watermark). It owns the transport,
- * the token manager and the server-corrected clock; the scheduler (scheduler.ts) decides when cycles run.
+ * batches + results), ack (sync_completed_at = the delta's server_time, docs/protocol.md §Watermark and delta). It owns
+ * the transport, the token manager and the server-corrected clock; the scheduler (scheduler.ts) decides when they run.
  */
 import type { z } from 'zod';
 import { GatewayError, SyncHttpError } from '../errors.js';
@@ -38,7 +38,7 @@ export const HEALTH_PATH = '/api/v1/health';
 
 export class SyncClient {
   readonly config: z.output<typeof SyncClientConfigSchema>;
-  /** The server-corrected clock: ingest stamps updated_at with it (design.md §Clock). */
+  /** The server-corrected clock: ingest stamps updated_at with it (docs/architecture.md §Time). */
   readonly clock: ServerClock;
   readonly transport: SyncTransport;
   readonly store: GatewayStore;
@@ -89,8 +89,8 @@ export class SyncClient {
 
   /**
    * The operator's full resync (`sync --full`, the reconcile job): the next cycle pulls everything from last_sync
-   * null and removes what the server no longer has (design.md §Deletes). The watermark stays until that pull has
-   * saved the new one, so a failed attempt is simply tried again by the next cycle.
+   * null and removes what the server no longer has (docs/protocol.md §Tombstones). The watermark stays until that pull
+   * has saved the new one, so a failed attempt is simply tried again by the next cycle.
    */
   requestFullResync(): void {
     this.#fullRequested = true;
@@ -307,7 +307,7 @@ export class SyncClient {
   /** seed §Sync Flow step 5, when ackDue says so; `moved`: changes that count as progress for the rule. */
   async #ackIfDue(pulled: PullReport, moved: number): Promise<boolean> {
     const due = ackDue({ moved, fullResync: pulled.fullResync, lastAckAtMs: this.#lastAckAtMs, nowMs: this.#now(), maxAgeMs: this.config.ackMaxAgeMs });
-    // design.md §Watermark: the watermark an ack announces is in the file before the ack leaves (else a crash could
+    // The watermark an ack announces is in the file before the ack leaves (else a crash could
     // leave us behind what the server may purge tombstones up to); otherwise an idle pull's is only remembered.
     if (due && !pulled.watermarkSaved) await this.store.syncState.setMany({ last_sync: pulled.serverTime });
     else if (!pulled.watermarkSaved) this.store.syncState.remember({ last_sync: pulled.serverTime });
@@ -326,10 +326,10 @@ export class SyncClient {
   #lastAckAtMs: number | undefined;
 
   /**
-   * design.md §Clock: when the server offset is first learnt (or the local clock steps), pending changes were stamped
-   * with the old offset; they (and the local versions they carry) are shifted by the difference, so a Pi that booted
-   * with a wrong clock neither writes a wrong time upstream nor loses every conflict. The writer runs it after every
-   * write queued before the step and before every one queued after it.
+   * docs/architecture.md §Time: when the server offset is first learnt (or the local clock steps), pending changes were
+   * stamped with the old offset; they (and the local versions they carry) are shifted by the difference, so a Pi that
+   * booted with a wrong clock neither writes a wrong time upstream nor loses every conflict. The writer runs it after
+   * every write queued before the step and before every one queued after it.
    */
   rebase(deltaMs: number): void {
     if (Math.round(deltaMs * 1000) === 0) return;

@@ -1,8 +1,8 @@
 /**
- * Server-corrected clock (design.md §Clock): offset = server_time − midpoint(send, receive), estimated from each
- * sync_request round trip. Among recent samples the one with the lowest round-trip time is the most trustworthy (its
- * midpoint error is at most RTT/2); small moves are smoothed, a large step (first sample, an RTC-less Pi that booted
- * in 1970, a clock stepped by NTP) is taken at once. The offset is persisted so a restart stamps correctly at once.
+ * Server-corrected clock (docs/architecture.md §Time): offset = server_time − midpoint(send, receive), estimated from
+ * each sync_request round trip. Among recent samples the one with the lowest round-trip time is the most trustworthy
+ * (its midpoint error is at most RTT/2); small moves are smoothed, a large step (first sample, an RTC-less Pi that
+ * booted in 1970, a clock stepped by NTP) is taken at once. The offset is persisted: a restart stamps right at once.
  *
  * The HTTP `Date` header of the same response (RFC 9110 §6.6.1: the server's clock, 1 s resolution) is a sanity
  * bound: a server_time that disagrees with it by more than `maxDateDisagreementMs` (beyond the round trip and the

@@ -5,18 +5,18 @@
  *
  * - an echo of our own version (same sync_id) is skipped;
  * - an unpushed local change is never overwritten: the pulled version is recorded as a conflict and the push that
- *   follows lets the server arbitrate (design.md §Conflicts);
- * - a changed device state yields a downlink command (design.md §Downlink); nothing is written to the outbox, so
- *   nothing is echoed upstream. Where the entity has an unpushed local change, nothing is published here: the push
- *   result decides (push-apply.ts publishes the server's version if it won), so a losing value never reaches the
- *   device (design.md §Downlink, revised);
+ *   follows lets the server arbitrate (docs/protocol.md §Conflicts);
+ * - a changed device state yields a downlink command; nothing is written to the outbox, so nothing is echoed
+ *   upstream. Where the entity has an unpushed local change, nothing is published here: the push result decides
+ *   (push-apply.ts publishes the server's version if it won), so a losing value never reaches the device
+ *   (docs/architecture.md §The life of a device state);
  * - a pulled version of an entity that a push result already decided after this page's watermark is skipped (a push
  *   on another connection while a live wait is held: the page was computed before the push committed, so what the
  *   push result said is newer);
- * - the watermark (last_sync, the server's time — design.md §Watermark) is saved with the LAST page only, so an
- *   interrupted sync is redone whole;
+ * - the watermark (last_sync, the server's time — docs/protocol.md §Watermark and delta) is saved with the LAST page
+ *   only, so an interrupted sync is redone whole;
  * - a full resync (from last_sync null) reconciles on its last page: local entities the server knew (sync_id set),
- *   did not send, and that have nothing pending are removed (design.md §Deletes).
+ *   did not send, and that have nothing pending are removed (docs/protocol.md §Tombstones).
  *
  * The changes arrive already checked and normalised by the pull phase (pull.ts); this module runs on the writer's
  * thread and loads no zod.
@@ -125,11 +125,11 @@ function applyChange(tx: StoreTx, change: RemoteChange, page: DeltaPage, settled
       },
       nowMs,
     );
-    return; // design.md §Downlink (revised): the device hears of it only if the push result says the server's won
+    return; // the device hears of it only if the push result says the server's won
   }
   const body = change.partial === true && !change.deleted ? applyRemoteState(local?.data, change.body, { partial: true, removed: change.removedAttributes ?? [] }, NO_KEEP).data : change.body;
   const command = change.deleted ? undefined : downlinkFor(local, body);
-  if (command !== undefined) tally.commands.push(command); // design.md §Downlink: at once
+  if (command !== undefined) tally.commands.push(command); // downlink: at once
   tx.upsertEntity({
     entityType: change.entityType,
     entityId: change.entityId,
@@ -195,7 +195,7 @@ export function applyDeltaPage(tx: StoreTx, page: DeltaPage): DeltaOutcome {
   if (page.last) {
     const buckets = page.repairBuckets === undefined ? undefined : new Set(page.repairBuckets);
     if (page.reconcileSeen !== undefined) tally.removed = reconcile(tx, new Set(page.reconcileSeen), buckets);
-    // design.md §Watermark: the server's time, never ours. A repair is not a delta: the watermark stays.
+    // The watermark is the server's time, never ours. A repair is not a delta: the watermark stays.
     if (buckets === undefined) tx.setState('last_sync', JSON.stringify(page.serverTime));
   }
   return tally;

@@ -1,5 +1,5 @@
 /**
- * design.md §Downlink: the attributes of an incoming entity_state that differ from the local one, as a command for
+ * Downlink: the attributes of an incoming entity_state that differ from the local one, as a command for
  * the device. Only entities the gateway already holds (live) produce commands: an unknown device is not ours to drive.
  * Pure; runs in the store's writer (delta pages, push results), so it loads no zod.
  */

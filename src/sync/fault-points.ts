@@ -1,7 +1,7 @@
 /**
- * Fault points for the crash-matrix tests (issue 6): a no-op unless armed with a phase boundary, in which case the
- * process kills itself with SIGKILL when it reaches that boundary — a deterministic power cut at an exact phase of a
- * sync cycle. The daemon arms it from `INBETWEENIES_FAULT` (`name` fires on the first hit, `name:N` on the N-th);
+ * Fault points for the crash-matrix tests (docs/testing.md): a no-op unless armed with a phase boundary, in which case
+ * the process kills itself with SIGKILL when it reaches that boundary — a deterministic power cut at an exact phase of
+ * a sync cycle. The daemon arms it from `INBETWEENIES_FAULT` (`name` fires on the first hit, `name:N` on the N-th);
  * production never sets it. ("After the push is sent, before its result arrives" is hit from outside instead:
  * test/chaos holds the push response at a TCP proxy and kills the process.)
  */

@@ -1,4 +1,4 @@
-/** The gateway's sync client (design.md §What runs): transport, auth, clock, five-phase client, scheduler. */
+/** The gateway's sync client (docs/architecture.md §Folders): transport, auth, clock, five-phase client, scheduler. */
 export { SyncClient, SyncClientConfigSchema, SYNC_ACK_PATH, HEALTH_PATH, ackDue } from './client.js';
 export type { SyncClientConfig, SyncClientOptions, CycleReport, AckDueInput, LiveRoundReport, PushOnlyReport } from './client.js';
 export { SyncScheduler, SchedulerConfigSchema } from './scheduler.js';

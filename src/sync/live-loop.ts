@@ -1,5 +1,5 @@
 /**
- * The live loop (design.md §Scheduler: live first; docs/protocol.md §Live waits): while it runs, the gateway holds
+ * The live loop (docs/architecture.md §Scheduler; docs/protocol.md §Live waits): while it runs, the gateway holds
  * exactly one live wait — a sync_request the server keeps until the home changes (another client's push) or the wait
  * runs out — and opens the next as soon as one is answered. An answer's pages are applied and their device commands
  * published by the sync client before the loop hears of it (SyncClient.liveRound). The loop first asks the server

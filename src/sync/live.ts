@@ -54,9 +54,9 @@ export function liveTimeoutMs(waitSeconds: number, marginMs = LIVE_TIMEOUT_MARGI
 }
 
 /**
- * The part of a live request's round trip that says something about the clock (design.md §Clock): the server issues
- * the answer's `server_time` when it stops holding, so the held time is taken off the front of the round trip; what
- * is left is the request's way in plus the answer's way out. Without `live` the round trip is used as it is.
+ * The part of a live request's round trip that says something about the clock (docs/architecture.md §Scheduler):
+ * the server issues the answer's `server_time` when it stops holding, so the held time is taken off the front of the
+ * round trip; what is left is the request's way in plus the answer's way out. Without `live`, all of it counts.
  */
 export function unheldRoundTrip(sentAtMs: number, receivedAtMs: number, live: LiveInfo | undefined): { sentAtMs: number; receivedAtMs: number } {
   const held = Math.min(Math.max(0, live?.waited_ms ?? 0), Math.max(0, receivedAtMs - sentAtMs));

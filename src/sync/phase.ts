@@ -10,7 +10,7 @@ export interface PhaseDeps {
   readonly clientId: string;
   readonly logger: Logger;
   readonly progressEveryMs: number;
-  /** Hands device commands to the daemon (design.md §Downlink). */
+  /** Hands device commands to the daemon (downlink). */
   readonly emit: (commands: DeviceCommand[]) => void;
   /** Phase boundaries for the crash tests (fault-points.ts); a no-op in production. */
   readonly fault: FaultHook;

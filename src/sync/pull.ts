@@ -1,8 +1,8 @@
 /**
  * Phases 1–2 of a cycle (seed §Sync Flow): sync_request with the stored watermark, then every sync_delta page until
- * `more` is false (design.md §Pagination), each checked here and applied atomically by the store's writer
+ * `more` is false (docs/protocol.md §Pagination), each checked here and applied atomically by the store's writer
  * (delta-apply.ts). INVALID_SYNC_STATE (409: the server was restored or purged tombstones we never saw) → a full
- * resync from last_sync null that reconciles (design.md §Deletes); so does a full resync asked for by the operator.
+ * resync from last_sync null that reconciles (docs/protocol.md §Tombstones); so does the operator's full resync.
  *
  * A live wait (docs/protocol.md §Live waits, an extension) is this same pull with `wait` on its first request: the
  * server holds it until the home changes; the request gets an HTTP timeout of its own (the wait plus a margin, so a
@@ -175,7 +175,7 @@ async function pullFrom(deps: PullDeps, lastSync: string | null): Promise<PullRe
     deps.fault('after_request');
     if (tally.pages === 0) {
       live = wait === undefined ? undefined : delta.live;
-      // design.md §Clock: every page repeats the first page's server_time, so only the first round trip is a sample.
+      // Every page repeats the first page's server_time, so only the first round trip is a clock sample.
       const serverMicros = parseTimestamp(delta.server_time);
       const trip = unheldRoundTrip(sentAtMs, receivedAtMs, live);
       if (serverMicros !== undefined) deps.clock.observe(serverMicros, trip.sentAtMs, trip.receivedAtMs, serverDateMs);

@@ -1,7 +1,7 @@
 /**
  * Applying a sync_result (seed §Sync Flow step 4) — the write program the push phase runs in the store's writer,
  * relaxed: if a power cut loses it, the rows are still in the outbox, are pushed again with the same
- * client_sync_ids, and the server answers with its stored result (design.md §Idempotency). Rules:
+ * client_sync_ids, and the server answers with its stored result (docs/protocol.md §Idempotency). Rules:
  *
  * - only what was decided is cleared, by client_sync_id, so a newer local version that arrived while the older one
  *   was in flight survives;

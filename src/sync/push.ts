@@ -2,8 +2,8 @@
  * Phases 3–4 of a cycle (seed §Sync Flow): sync_push of the outbox in batches of at most 1000 (seed §Batching, states
  * first), each sync_result matched to what was pushed here and applied at once by the store's writer (push-apply.ts).
  * A push whose response is lost (connection cut, timeout) is sent again with the same client_sync_ids: the server's
- * idempotency answers with the stored result and applies nothing twice (design.md §Idempotency). If that retry fails
- * too the cycle fails; the rows stay in the outbox.
+ * idempotency answers with the stored result and applies nothing twice (docs/protocol.md §Idempotency). If that retry
+ * fails too the cycle fails; the rows stay in the outbox.
  */
 import { GatewayError, SyncHttpError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -98,7 +98,7 @@ export function toWireChange(change: PendingChange, options?: { readonly partial
     entity_type: change.entityType,
     entity_id: change.entityId,
     operation: change.operation,
-    // `id` inside data: original Python FunkyGibbon spelling (design.md §Compatibility).
+    // `id` inside data: original Python FunkyGibbon spelling (docs/protocol.md §Compatibility).
     data: { ...change.data, id: change.entityId },
     updated_at: formatTimestamp(change.updatedAt),
     client_sync_id: change.clientSyncId,

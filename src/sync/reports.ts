@@ -62,10 +62,10 @@ export interface AckDueInput {
 
 /**
  * Pure rule: whether a cycle ends with a sync_ack (seed §Sync Flow step 5). The server uses acks only to know how far
- * every client of a home has synced before it purges tombstones (design.md §Deletes), so an idle cycle (nothing
- * pulled, nothing pushed) skips it: an ack is sent by every cycle that moved something, after a full resync, on the
- * first cycle of the process, and at least every `maxAgeMs` (also when the local clock stepped back). A live wait
- * asks with `moved` 0: it acks by age, after a full resync or as the process's first only — one answer per change
+ * every client of a home has synced before it purges tombstones (docs/protocol.md §Tombstones), so an idle cycle
+ * (nothing pulled, nothing pushed) skips it: an ack is sent by every cycle that moved something, after a full resync,
+ * on the first cycle of the process, and at least every `maxAgeMs` (also when the local clock stepped back). A live
+ * wait asks with `moved` 0: it acks by age, after a full resync or as the process's first only — one answer per change
  * burst would otherwise cost an ack each.
  */
 export function ackDue(input: AckDueInput): boolean {

@@ -1,5 +1,5 @@
 /**
- * When sync work runs (design.md §Scheduler; rules in backoff.ts). Live first: while online, the live loop
+ * When sync work runs (docs/architecture.md §Scheduler; rules in backoff.ts). Live first: while online, the live loop
  * (live-loop.ts) holds one live wait, so a change made on the server reaches the gateway — and the device — at once;
  * no poll runs meanwhile. Local changes are pushed by the uplink (uplink.ts): critical ones after a short debounce,
  * ordinary ones within the uplink window. A server without live waits is polled adaptively between 5 s and 5 min
@@ -187,7 +187,7 @@ export class SyncScheduler {
   }
 
   /**
-   * A local change was committed (design.md §Scheduler): pushed at once after the debounce when critical, within the
+   * A local change was committed: pushed at once after the debounce when critical, within the
    * uplink window otherwise. In backoff and offline nothing is brought forward: the change is buffered.
    */
   notifyLocalChange(critical = false): void {
@@ -429,7 +429,7 @@ export class SyncScheduler {
   #transition(mode: SyncMode, why: string, extra: Record<string, unknown> = {}): void {
     const from = this.#mode;
     this.#mode = mode;
-    // A full or read-only disk must not stop the schedule: the mode row is only a status mirror (issue 6 §3); a failed
+    // A full or read-only disk must not stop the schedule: the mode row is only a status mirror; a failed
     // write is logged and counted by the store and never rejects.
     void this.#state?.set('mode', mode);
     const fields = { from, to: mode, ...extra };

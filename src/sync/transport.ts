@@ -249,7 +249,7 @@ export class SyncTransport {
   }
 
   /**
-   * design.md §HMAC: a response is used only if its signature is good; a 2xx must be signed — unless the server
+   * docs/protocol.md §HMAC: a response is used only if its signature is good; a 2xx must be signed — unless the server
    * profile says the server signs nothing (`acceptUnsigned`: logged at start, shown in `status`). A signature that
    * is there is always checked.
    */

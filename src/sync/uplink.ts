@@ -1,5 +1,5 @@
 /**
- * When local changes are pushed (design.md §Scheduler; seed §Polling "Instant push for critical changes"): a critical
+ * When local changes are pushed (seed §Polling "Instant push for critical changes"): a critical
  * change (locks, alarms, smoke, leaks: ingest's policy) after `debounceMs`, an ordinary one within `windowMs` of its
  * arrival — every change in between rides along, so a busy home costs one push per window, not one per message. The
  * push is the push phase alone (SyncClient.pushPending); while a live wait is held it goes on another connection.

@@ -1,5 +1,5 @@
 /**
- * issue 4 "Done when", per adapter: real-shaped payloads published through the REAL broker reach the store and the
+ * Per adapter: real-shaped payloads published through the REAL broker reach the store and the
  * server, and a server-side change comes back out as the right command on the right topic.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -204,7 +204,7 @@ describe('adapters end to end (real broker, real server)', () => {
     ];
     for (const [topic, payload] of bad) await device.publishAsync(topic, payload, { qos: 1 });
     expect(dropped() - start).toBe(bad.length);
-    // Over mqtt.maxPayloadBytes: the broker itself refuses it before ingest (issue 4 item 2); nothing stored either.
+    // Over mqtt.maxPayloadBytes: the broker itself refuses it before ingest; nothing stored either.
     await device.publishAsync('zigbee2mqtt/huge', `{"a":"${'x'.repeat(300 * 1024)}"}`, { qos: 1 });
     gateway.daemon.ingest?.flush();
     expect(JSON.stringify(queryStore(gateway.daemon, (db) => db.prepare('SELECT entity_type, entity_id, data FROM entities ORDER BY 1, 2').all()))).toBe(before);

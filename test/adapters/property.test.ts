@@ -1,5 +1,5 @@
 /**
- * issue 4 item 4: random topics and payloads thrown at every adapter's parse(): never a throw; the result is
+ * Random topics and payloads thrown at every adapter's parse(): never a throw; the result is
  * undefined, a well-formed ok (typed updates) or a well-formed rejection with a stable reason. Then a sample of
  * rejected messages goes through the real broker: each is counted and the stored state does not change.
  */

@@ -1,5 +1,5 @@
 /**
- * One local process must not starve the broker (broker review, item 5): per-identity and per-host connection caps
+ * One local process must not starve the broker (docs/security.md §Limits): per-identity and per-host connection caps
  * that apply to loopback too, and password checks throttled per host before any hashing, in turn across hosts.
  * Real aedes, real sockets, real scrypt where the cost is the point.
  */

@@ -1,6 +1,6 @@
 /**
  * Attacker-controlled strings are clipped in log lines, client ids are bounded, and `$SYS/…` (every client id and
- * subscription) is not readable without an ACL rule that allows it (broker review, item 10). Real aedes, real clients.
+ * subscription) is not readable without an ACL rule that allows it. Real aedes, real clients.
  */
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';

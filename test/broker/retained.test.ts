@@ -1,5 +1,5 @@
 /**
- * Retained-message limits (broker review, item 4): per identity and in total, a replace counts only the difference,
+ * Retained-message limits (docs/security.md §Limits): per identity and in total, a replace counts only the difference,
  * an empty payload deletes and frees quota, an over-limit message is acknowledged but not retained (and the topic's
  * previous retained message goes too), counted and logged once per window. A property test checks the accounting
  * against a model over random retains, replaces and deletes; the broker tests use a real aedes and mqtt.js clients.

@@ -1,7 +1,7 @@
 /**
- * Session takeover (broker review, item 2): a stored session is resumed only by the identity that created it, a
- * takeover by another identity gets CONNACK 5 and leaves the owner connected, client ids can be tied to users.
- * Real aedes, real mqtt.js clients, real ingest into SQLite (test/security/harness.ts).
+ * Session takeover (docs/security.md §Sessions and client ids): a stored session is resumed only by the identity that
+ * created it, a takeover by another identity gets CONNACK 5 and leaves the owner connected, client ids can be tied to
+ * users. Real aedes, real mqtt.js clients, real ingest into SQLite (test/security/harness.ts).
  */
 import type { MqttClient } from 'mqtt';
 import { describe, expect, it } from 'vitest';

@@ -1,6 +1,6 @@
 /**
- * Ill-formed UTF-8 and U+0000 in MQTT strings close the connection (MQTT-1.5.3-1, MQTT-1.5.3-2; broker review,
- * item 6): topic names, topic filters, client ids, usernames, will topics. mqtt-packet turns bad bytes into U+FFFD
+ * Ill-formed UTF-8 and U+0000 in MQTT strings close the connection (MQTT-1.5.3-1, MQTT-1.5.3-2):
+ * topic names, topic filters, client ids, usernames, will topics. mqtt-packet turns bad bytes into U+FFFD
  * silently, so the raw bytes are checked (packet-scan.ts). Real aedes, raw sockets.
  */
 import { describe, expect, it } from 'vitest';

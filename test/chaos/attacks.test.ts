@@ -1,5 +1,5 @@
 /**
- * issue 6 §7, HTTP/sync side: each attack is refused with the right error AND stores nothing (no entity, no push
+ * Attacks, HTTP/sync side: each attack is refused with the right error AND stores nothing (no entity, no push
  * result). The single-refusal cases are in test/server/{hmac,auth,http}.test.ts; this file checks the "nothing
  * stored" half. Then a full gateway + server run logs at trace level into memory and no secret appears in the logs.
  */

@@ -1,5 +1,5 @@
 /**
- * issue 6 §4: the gateway's clock an hour ahead, an hour behind, and jumping back an hour mid-run (a Pi without RTC
+ * The gateway's clock an hour ahead, an hour behind, and jumping back an hour mid-run (a Pi without RTC
  * after a power cut). Last-write-wins still picks the write that was really last, stamps land in server time, and the
  * watermark (last_sync) only ever holds server times and never moves backwards.
  */

@@ -1,5 +1,5 @@
 /**
- * issue 6 §2: kill -9 of the gateway (a real child process) in each phase of a sync — after the request, during a
+ * kill -9 of the gateway (a real child process) in each phase of a sync — after the request, during a
  * paged delta apply, after the push is sent (its response withheld at the proxy), after the result arrives but before
  * it is committed, before the ack — and a server crash mid-push (before and after it commits). Every case restarts
  * and converges with nothing lost and nothing applied twice. Phases are hit deterministically with

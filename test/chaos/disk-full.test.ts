@@ -1,5 +1,5 @@
 /**
- * issue 6 §3: the gateway's store on a full disk (a 3 MB tmpfs, filled up; where mounting is not allowed, SQLite's
+ * The gateway's store on a full disk (a 3 MB tmpfs, filled up; where mounting is not allowed, SQLite's
  * max_page_count plays the full disk). The broker stops acknowledging QoS 1 states instead of acknowledging what it
  * cannot keep, the daemon says so in its logs, /healthz and /metrics, and it recovers by itself when space returns:
  * the withheld state is PUBACKed, stored and synced.

@@ -1,5 +1,5 @@
 /**
- * issue 6 §6 (fast-check): conflict rules — any order of arrival ends in the same server state, and what a client
+ * Fuzzing (fast-check): conflict rules — any order of arrival ends in the same server state, and what a client
  * pulls afterwards is the server's decision; random bytes to every HTTP endpoint only ever get a typed 4xx (random
  * JSON is test/server/fuzz.test.ts); random bytes on the MQTT port leave the broker up.
  *

@@ -1,5 +1,5 @@
 /**
- * Shared pieces of the chaos tests (issue 6): a restartable server on a data dir the test owns, the convergence
+ * Shared pieces of the chaos tests (docs/testing.md): a restartable server on a data dir the test owns, the convergence
  * wait (gateway store = server, every PUBACKed state on the server, nothing applied twice) and small utilities.
  * The oracle itself lives in src/soak/oracle.ts so the soak and the tests judge by the same rule.
  */

@@ -1,5 +1,5 @@
 /**
- * issue 6 §8, CI variant: 200 MQTT clients publishing QoS 1 for 15 s at a sustained rate into the gateway (a real
+ * Load, CI variant: 200 MQTT clients publishing QoS 1 for 15 s at a sustained rate into the gateway (a real
  * child process) while it syncs: no acknowledged state lost, resident memory flat after warm-up. The minute-long
  * run is `npm run soak -- --minutes 1 --devices 200` (with faults on top).
  */

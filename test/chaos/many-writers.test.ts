@@ -1,5 +1,5 @@
 /**
- * issue 6 §5: three gateways and one app client of the same home edit the same entities concurrently; when the
+ * Three gateways and one app client of the same home edit the same entities concurrently; when the
  * writing stops, every gateway and the server hold one and the same state (last-write-wins, the server arbitrates).
  */
 import { afterAll, describe, expect, it } from 'vitest';

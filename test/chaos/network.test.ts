@@ -1,5 +1,5 @@
 /**
- * issue 6 §1: network chaos between gateway and server (latency, bandwidth cap, reset mid-request and mid-response,
+ * Network chaos between gateway and server (latency, bandwidth cap, reset mid-request and mid-response,
  * black hole, server restart) while devices publish. Afterwards the gateway and the server converge, every PUBACKed
  * state is on the server, and no pushed change was applied twice.
  */

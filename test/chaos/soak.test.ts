@@ -1,5 +1,5 @@
 /**
- * issue 6 §9, CI variant: `node dist/soak/cli.js --minutes 0.4` (what `npm run soak` runs after building) — real
+ * The soak, CI variant: `node dist/soak/cli.js --minutes 0.4` (what `npm run soak` runs after building) — real
  * server, the gateway as a child process, real devices, random faults — ends with `name: value` lines and lost: 0.
  */
 import { describe, expect, it } from 'vitest';

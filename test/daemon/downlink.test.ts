@@ -1,7 +1,7 @@
 /**
- * issue 3 item 8 (design.md §Downlink), end to end: a server-side change to a device's state is published to
- * devices/<id>/set on the real broker, is not sent back upstream, and the device's own confirming report writes
- * nothing new. Also a conflict each way through the whole daemon.
+ * Downlink (docs/architecture.md §The life of a device state), end to end: a server-side change to a device's state is
+ * published to devices/<id>/set on the real broker, is not sent back upstream, and the device's own confirming report
+ * writes nothing new. Also a conflict each way through the whole daemon.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { MqttClient } from 'mqtt';

@@ -1,5 +1,5 @@
 /**
- * issue 3 item 3 / 10: after kill -9 at any moment, every PUBACKed state is in the store when the daemon restarts,
+ * After kill -9 at any moment, every PUBACKed state is in the store when the daemon restarts,
  * and, once the gateway is back online, on the server. The daemon runs as a real child process (node dist/cli.js
  * run), devices are real mqtt.js clients, the server is the project's own on port 0.
  */

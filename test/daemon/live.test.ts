@@ -1,7 +1,7 @@
 /**
- * Live sync through the whole daemon (design.md §Scheduler: live first): the real server, the real gateway with its
- * polls 5 minutes apart, a phone app and a device as real MQTT clients. Only the live path (a held live wait, the
- * uplink's pushes) can meet these bounds.
+ * Live sync through the whole daemon (docs/architecture.md §Scheduler: live first): the real server, the real gateway
+ * with its polls 5 minutes apart, a phone app and a device as real MQTT clients. Only the live path (a held live wait,
+ * the uplink's pushes) can meet these bounds.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/gateway.js';

@@ -1,5 +1,5 @@
 /**
- * issue 3 item 10: an offline spell with 10,000 messages (about ten minutes of a busy home at ~17 messages/s), then
+ * An offline spell with 10,000 messages (about ten minutes of a busy home at ~17 messages/s), then
  * recovery: the server ends with the latest state of every entity and nothing else, and the outbox held one row per
  * entity, not one per message. Real daemon, real aedes, real mqtt.js devices, the real server behind a TCP proxy.
  */
@@ -82,7 +82,7 @@ describe('offline spell', () => {
     );
     expect(sent).toBe(MESSAGES);
     await waitFor(() => status().scheduler?.mode === 'offline', 20_000, 'offline mode');
-    // One pending change per entity (design.md §Outbox), however many messages arrived.
+    // One pending change per entity (the outbox), however many messages arrived.
     expect(status().pending).toBe(DEVICES);
 
     // The server comes back (same database, new port); the gateway recovers by itself.

@@ -1,8 +1,8 @@
 /**
- * External broker mode (issue 4 item 3) against a real Mosquitto: device → Mosquitto → gateway → store → server, and
- * server change → gateway → Mosquitto → device; QoS 1 messages published while the gateway is away arrive after it
- * comes back (persistent session); a message whose commit fails is not acknowledged and comes again; the gateway
- * reconnects by itself when Mosquitto restarts.
+ * External broker mode (docs/security.md §External broker mode) against a real Mosquitto: device → Mosquitto → gateway
+ * → store → server, and server change → gateway → Mosquitto → device; QoS 1 messages published while the gateway is
+ * away arrive after it comes back (persistent session); a message whose commit fails is not acknowledged and comes
+ * again; the gateway reconnects by itself when Mosquitto restarts.
  */
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';

@@ -7,7 +7,7 @@ afterEach(async () => {
   h = undefined;
 });
 
-describe('downlink (design.md §Downlink)', () => {
+describe('downlink', () => {
   it('publishes a command to devices/<id>/set (JSON, QoS 1, not retained) and never ingests it', async () => {
     h = await startHarness();
     const device = await h.connect({ clientId: 'lamp-1-device' });

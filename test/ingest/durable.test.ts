@@ -9,7 +9,7 @@ afterEach(async () => {
 
 const state = (s: Record<string, unknown>): string => JSON.stringify(s);
 
-describe('durable ingest (design.md §Durable ingest)', () => {
+describe('durable ingest', () => {
   it('QoS 1: when PUBACK arrives the state is visible from a second connection to the same file', async () => {
     h = await startHarness({ groupCommitWindowMs: 20 });
     const c = await h.connect();

@@ -7,7 +7,7 @@ afterEach(async () => {
   h = undefined;
 });
 
-describe('commit failure (design.md §Durable ingest)', () => {
+describe('commit failure (durable ingest)', () => {
   it('does not PUBACK while the store refuses writes, and recovers by itself when it accepts them again', async () => {
     h = await startHarness({ groupCommitWindowMs: 2 });
     const harness = h;

@@ -1,4 +1,4 @@
-/** The CLI as users run it (issue 5 §5): status / sync against the running daemon, hash-password, --help, --json. */
+/** The CLI as users run it: status / sync against the running daemon, hash-password, --help, --json. */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -36,7 +36,7 @@ afterAll(async () => {
 const CLOSED = '1';
 
 describe('CLI against the running daemon', () => {
-  it('status --data-dir DIR --json reads the store exactly as before (issue 3 interface), daemon running', () => {
+  it('status --data-dir DIR --json reads the store exactly as before (the original interface), daemon running', () => {
     const r = cli(['status', '--data-dir', dataDir, '--json']);
     expect(r.status).toBe(0);
     expect(Object.keys(JSON.parse(r.stdout) as object).sort()).toEqual(

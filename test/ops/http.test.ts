@@ -1,5 +1,5 @@
 /**
- * The loopback listener (issue 5 §6): /healthz, Prometheus /metrics, GET /status, POST /sync and POST /jobs/<name>,
+ * The loopback listener: /healthz, Prometheus /metrics, GET /status, POST /sync and POST /jobs/<name>,
  * against the real daemon in-process, real MQTT clients and the real sync server on port 0.
  */
 import mqtt from 'mqtt';

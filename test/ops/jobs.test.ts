@@ -1,4 +1,4 @@
-/** Scheduled jobs (issue 5 §7): node-cron fires them, a job never overlaps itself, the three built-in jobs work. */
+/** Scheduled jobs: node-cron fires them, a job never overlaps itself, the three built-in jobs work. */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -1,7 +1,7 @@
 /**
- * sd_notify against a real unix datagram socket given as NOTIFY_SOCKET (issue 5 §2): the built daemon as a child
- * process (native sd-notify module, and the systemd-notify fallback), the server command, and the watchdog withheld
- * while the store refuses writes (in-process).
+ * sd_notify against a real unix datagram socket given as NOTIFY_SOCKET (docs/operations.md §systemd): the built daemon
+ * as a child process (native sd-notify module, and the systemd-notify fallback), the server command, and the watchdog
+ * withheld while the store refuses writes (in-process).
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';

@@ -1,5 +1,5 @@
 /**
- * systemd/*.service pass `systemd-analyze verify` (issue 5 §Interfaces), checked on copies whose ExecStart names
+ * systemd/*.service pass `systemd-analyze verify`, checked on copies whose ExecStart names
  * binaries that exist here (this node, this checkout's dist/cli.js); the shipped files keep /usr/bin/node and /opt/….
  * Fails, never skips, when systemd-analyze is missing (scripts/test.sh installs systemd).
  */

@@ -1,6 +1,6 @@
 /**
  * Broker authentication and ACLs through a real aedes broker, real mqtt.js clients and real ingest into SQLite
- * (issue 4 item 2; design.md §Broker refusals follow MQTT).
+ * (docs/security.md §Who may connect, §Topic ACL: refusals follow MQTT).
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { createBrokerAuth, isLoopbackAddress } from '../../src/broker/auth.js';

@@ -1,6 +1,6 @@
 /**
- * Limits that keep a misbehaving client from exhausting memory (issue 4 item 2): payload and packet size, in-flight
- * QoS 1, connections at once and connection rate per source address. Real broker, real sockets.
+ * Limits that keep a misbehaving client from exhausting memory (docs/security.md §Limits): payload and packet size,
+ * in-flight QoS 1, connections at once and connection rate per source address. Real broker, real sockets.
  */
 import { connect as tcpConnect, type Socket } from 'node:net';
 import mqtt from 'mqtt';

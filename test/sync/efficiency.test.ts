@@ -1,5 +1,5 @@
 /**
- * The cheap cycle (issue 3 benchmark goals): idle cycles skip the sync_ack until it is older than ackMaxAgeMs,
+ * The cheap cycle: idle cycles skip the sync_ack until it is older than ackMaxAgeMs,
  * sync-side commits run with relaxed durability and restore FULL for ingest, and bearer requests carry lean headers.
  */
 import { mkdtempSync, rmSync } from 'node:fs';

@@ -104,7 +104,7 @@ describe('sync store', () => {
       last: true,
     });
     // The fan has a pending local change: the device hears of speed 3 only if the push result says it won
-    // (design.md §Downlink, revised; test/sync/live-rules.test.ts).
+    // (docs/architecture.md §The life of a device state; test/sync/live-rules.test.ts).
     expect(second).toMatchObject({ applied: 0, echoes: 1, conflicts: 1, commands: [] });
     expect(state.get('last_sync')).toBe('T2');
     const fan = db.prepare<[], { data: string }>("SELECT data FROM entities WHERE entity_id = 'fan'").get();

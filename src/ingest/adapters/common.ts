@@ -1,5 +1,5 @@
 /**
- * Helpers the device adapters share (issue 4 item 1): device ids, availability words, plain-text values, option
+ * Helpers the device adapters share: device ids, availability words, plain-text values, option
  * checks, and the command attributes no device can obey.
  */
 import { MAX_ID_LENGTH } from '../../protocol/index.js';

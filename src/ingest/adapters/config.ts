@@ -1,5 +1,5 @@
 /**
- * The `ingest.adapters` section of the gateway config (issue 4 item 1): one sub-section per adapter, each enabled by
+ * The `ingest.adapters` section of the gateway config (docs/devices.md): one sub-section per adapter, each enabled by
  * default and each with its tuning. Validated with the rest of the config (config/gateway-config.ts).
  */
 import { z } from 'zod';

@@ -1,5 +1,5 @@
 /**
- * Generic topics (issue 4 item 1): configured patterns whose levels may be named wildcards, e.g.
+ * Generic topics (docs/devices.md §Generic topics): configured patterns whose levels may be named wildcards, e.g.
  *   home/{device}/{attribute}   plain or JSON value of one attribute
  *   sensors/{device}            JSON object of attributes (or a plain value stored as `valueAttribute`)
  * `{device}` is required; `{attribute}` and `+` (an unnamed wildcard) are optional. Plain payloads have numbers and

@@ -1,5 +1,5 @@
 /**
- * Home Assistant MQTT discovery (issue 4 item 1; HA docs "MQTT discovery"). The gateway reads the discovery configs
+ * Home Assistant MQTT discovery (docs/devices.md; HA docs "MQTT discovery"). The gateway reads the discovery configs
  * devices publish for Home Assistant and then ingests the state topics they name:
  *   <prefix>/<component>/[<node_id>/]<object_id>/config  one entity (abbreviations and `~` expanded)
  *   <prefix>/device/<id>/config                          a device with its entities in `cmps`

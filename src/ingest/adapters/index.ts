@@ -1,5 +1,5 @@
 /**
- * Builds the enabled ingest adapters from config (issue 4 item 1). Order matters to the router: the ecosystem
+ * Builds the enabled ingest adapters from config (docs/devices.md). Order matters to the router: the ecosystem
  * adapters (their device ids carry a prefix) come before `native`, whose ownsDevice claims any plain id; Home
  * Assistant discovery comes after the adapters that may publish discovery for their own devices, and skips the
  * state topics they already ingest.

@@ -1,5 +1,5 @@
 /**
- * The project's own topic convention (issue 3 item 2, documented in the README):
+ * The project's own topic convention (documented in the README, §The native topic convention):
  *   <base>/<device_id>/state         JSON object of attributes (a device may report a subset)
  *   <base>/<device_id>/meta          retained JSON {name, type, room, manufacturer?, model?}
  *   <base>/<device_id>/availability  `online` | `offline` (a device's LWT); becomes the `available` attribute

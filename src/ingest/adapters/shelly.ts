@@ -1,5 +1,5 @@
 /**
- * Shelly (issue 4 item 1), topics as the Shelly Gen2 API docs "MQTT" and "Notifications" define them:
+ * Shelly (docs/devices.md §Shelly), topics as the Shelly Gen2 API docs "MQTT" and "Notifications" define them:
  *   <prefix>/status/<component>:<id>  the component's whole status (status_ntf), e.g. switch:0 {output, apower, …}
  *   <prefix>/events/rpc               NotifyStatus / NotifyFullStatus deltas: params.<component>:<id> (rpc_ntf)
  *   <prefix>/online                   `true` / `false` (the device's LWT); becomes `available`

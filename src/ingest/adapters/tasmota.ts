@@ -1,5 +1,5 @@
 /**
- * Tasmota (issue 4 item 1), topics as the Tasmota docs "MQTT" define them (FullTopic `%prefix%/%topic%/`):
+ * Tasmota (docs/devices.md §Tasmota), topics as the Tasmota docs "MQTT" define them (FullTopic `%prefix%/%topic%/`):
  *   tele/<topic>/STATE    JSON telemetry (POWER, Dimmer, …; uptime/heap/wifi noise dropped)
  *   tele/<topic>/SENSOR   JSON sensor readings ({"AM2301":{"Temperature":…}, "ENERGY":{…}}; `Time` dropped)
  *   tele/<topic>/LWT      `Online` / `Offline`; becomes `available`

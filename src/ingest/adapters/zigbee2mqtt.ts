@@ -1,5 +1,5 @@
 /**
- * zigbee2mqtt (issue 4 item 1), topics as the zigbee2mqtt docs "MQTT topics and messages" define them:
+ * zigbee2mqtt (docs/devices.md §zigbee2mqtt), topics as the zigbee2mqtt docs "MQTT topics and messages" define them:
  *   <base>/<friendly_name>               JSON state (friendly names may contain `/`)
  *   <base>/<friendly_name>/availability  `online`/`offline` (legacy) or {"state":"online"}; becomes `available`
  *   <base>/bridge/devices                retained JSON array: model, vendor, exposes → device meta

@@ -1,5 +1,5 @@
 /**
- * Who sent a request (seed §Authentication, design.md §HMAC): the bearer token of the sync endpoints, and the HMAC
+ * Who sent a request (seed §Authentication, §Data Integrity): the bearer token of the sync endpoints, and the HMAC
  * signature (docs/protocol.md §HMAC). An unknown client id is checked against a random dummy secret, exactly as a
  * known one, so the answer (and its timing) is the same as for a wrong secret: client ids cannot be confirmed.
  */

@@ -1,6 +1,6 @@
 /**
  * Replies: JSON text, gzipped when the client accepts it and the body is over 1 KB (seed §Compression), signed when
- * the request was signed (design.md §HMAC: over the body bytes as sent, i.e. after gzip, bound to the request nonce),
+ * the request was signed (docs/protocol.md §HMAC: over the body bytes as sent, after gzip, bound to the request nonce),
  * with a `Date` header from the server's own clock (the one its server_time comes from). Request bodies: body.ts.
  */
 import type { ServerResponse } from 'node:http';

@@ -1,5 +1,5 @@
 /**
- * Token bucket (seed §Error Codes RATE_LIMITED; design.md §Errors "429 + Retry-After"). The keys — per client after
+ * Token bucket (seed §Error Codes RATE_LIMITED: 429 + Retry-After). The keys — per client after
  * its signature verified, per bearer token for unsigned requests, per client address for the auth endpoints and for
  * refused credentials — are chosen by the pipeline (app.ts, docs/protocol.md §Rate limits). Buckets that have refilled
  * completely carry no information and are dropped, so the map stays bounded by the number of recently active keys.

@@ -1,6 +1,6 @@
 /**
- * Homes, clients and tokens (seed §Authentication, design.md §Endpoints). A client belongs to exactly one home;
- * its secret is stored as-is because it keys the HMAC. Tokens are random 32 bytes (base64url) and only their
+ * Homes, clients and tokens (seed §Authentication; docs/protocol.md §Authentication). A client belongs to exactly one
+ * home; its secret is stored as-is because it keys the HMAC. Tokens are random 32 bytes (base64url) and only their
  * SHA-256 is stored.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';

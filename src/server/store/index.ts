@@ -97,7 +97,7 @@ export class ServerStore {
 
   /**
    * Deletes tombstones every client of their home has acknowledged past, or older than `retentionSeconds`
-   * (design.md §Deletes); records per home the highest purged seq. Returns how many were deleted.
+   * (docs/protocol.md §Tombstones); records per home the highest purged seq. Returns how many were deleted.
    */
   purgeTombstones(retentionSeconds: number): number {
     const horizon = this.sequencer.nowMicros() - retentionSeconds * 1_000_000;

@@ -1,6 +1,6 @@
 /**
- * Replay protection for signed requests (design.md §HMAC "a nonce is accepted once"): per client, the nonces seen
- * within the freshness window. An entry expires when its request timestamp leaves the window (the request would be
+ * Replay protection for signed requests (docs/protocol.md §HMAC: a nonce is accepted once): per client, the nonces
+ * seen within the freshness window. An entry expires when its request timestamp leaves the window (the request would be
  * stale anyway). The cache is bounded per client: when full, the oldest entry is evicted and the client's
  * `minTimestamp` rises to that entry's timestamp, so a request not newer than an evicted one is refused as stale —
  * eviction never opens a replay.

@@ -1,8 +1,8 @@
 /**
- * Reading deltas (seed §2 Sync Delta; design.md §Watermark, §Pagination). A delta is the rows of one home with
- * W < seq <= H, ordered by priority then seq (seed §Batching "states > devices > rooms"), at most `limit` a page.
- * Rows are turned into wire JSON by string splicing: `data` is stored as a JSON object text, so it is never parsed
- * on the way out.
+ * Reading deltas (seed §2 Sync Delta; docs/protocol.md §Watermark and delta, §Pagination). A delta is the rows of
+ * one home with W < seq <= H, ordered by priority then seq (seed §Batching "states > devices > rooms"), at most `limit`
+ * a page. Rows are turned into wire JSON by string splicing: `data` is stored as a JSON object text, so it is never
+ * parsed on the way out.
  *
  * Extensions (docs/protocol.md): a client that announced `partial` gets, for an entity_state it already has, only
  * the attributes other clients changed since its watermark (`partial: true`, `removed_attributes`); a version the

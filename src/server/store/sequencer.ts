@@ -1,5 +1,5 @@
 /**
- * The commit sequence (design.md §Watermark: "the server orders changes by its own commit order").
+ * The commit sequence (docs/protocol.md §Watermark and delta: the server orders changes by its own commit order).
  *
  * Every committed write gets `seq = max(now, floor + 1)`, where `floor` is the highest of every seq written and
  * every watermark ever issued. A sync's watermark H = max(floor, now) is recorded as issued, so anything committed
@@ -7,8 +7,8 @@
  * is never missed. Values are epoch microseconds so `server_time` is a real timestamp.
  *
  * Only the server moves the floor: its own commits and the watermarks it issues. Nothing a client presents (a
- * last_sync, a cursor, an ack) ever raises it (design.md "nothing a client sends moves any clock"); those are checked
- * against what was issued to the client's home (watermarks.ts).
+ * last_sync, a cursor, an ack) ever raises it; those are checked against what was issued to the client's home
+ * (watermarks.ts).
  *
  * The floor lives in memory. It is seeded at start from max(seq), the persisted `meta.floor` and the persisted
  * per-home watermarks, the persisted values plus the start slack (the most an issued watermark can have run ahead of

@@ -1,6 +1,6 @@
 /**
- * What the server issued to each home (design.md "Watermarks are per home and only the server's own commits move
- * them; nothing a client sends moves any clock"; docs/protocol.md §Watermark and delta).
+ * What the server issued to each home (docs/protocol.md §Watermark and delta: watermarks are per home and only the
+ * server's own commits move them; nothing a client sends moves any clock).
  *
  * Every `server_time` the server sends to a client of a home (a sync_delta's watermark H, a sync_result's or a
  * sync_ack_result's server_time) is recorded here as issued to that home. A `last_sync`, cursor or
