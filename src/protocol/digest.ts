@@ -17,18 +17,39 @@ import { createHash } from 'node:crypto';
 export const DIGEST_BUCKETS = 16;
 const MASK = (1n << 64n) - 1n;
 
-/** Canonical JSON (sorted keys), so key order never makes two equal values differ. */
+/**
+ * Canonical JSON (keys sorted by UTF-16 code units, no spaces), so key order never makes two equal values differ.
+ * Written as loops: it runs for every entity a push writes and every entity a gateway check reads.
+ */
 export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i++) out += (i === 0 ? '' : ',') + canonicalJson(value[i]);
+    return `${out}]`;
   }
-  return JSON.stringify(value) ?? 'null';
+  const record = value as Record<string, unknown>;
+  const keys = Object.keys(record).sort();
+  let out = '{';
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i] as string;
+    out += `${i === 0 ? '' : ','}${JSON.stringify(key)}:${canonicalJson(record[key])}`;
+  }
+  return `${out}}`;
+}
+
+/** The first 8 bytes of the entity's SHA-256 (see above). */
+function entityHashBytes(type: string, id: string, data: unknown): Buffer {
+  return createHash('sha256').update(`${type}\u0000${id}\u0000${canonicalJson(data)}`).digest();
 }
 
 export function entityHash(type: string, id: string, data: unknown): bigint {
-  return createHash('sha256').update(`${type}\u0000${id}\u0000${canonicalJson(data)}`).digest().readBigUInt64BE(0);
+  return entityHashBytes(type, id, data).readBigUInt64BE(0);
+}
+
+/** The entity hash as its wire/storage form, 16 lowercase hex digits (no BigInt on the way). */
+export function entityHashHex(type: string, id: string, data: unknown): string {
+  return entityHashBytes(type, id, data).toString('hex', 0, 8);
 }
 
 export function bucketOf(type: string, id: string): number {
@@ -57,13 +78,53 @@ export function parseDigestHex(text: string): bigint {
   return BigInt(`0x${text}`);
 }
 
+const TWO_32 = 0x1_0000_0000;
+
+/**
+ * Per-bucket sums modulo 2^64 kept as two unsigned 32-bit halves: adding or subtracting a hash allocates nothing
+ * (a push of 1000 changes, a gateway check over thousands of entities). `toBigInts` gives the sums.
+ */
+export class BucketSums {
+  readonly #hi = new Array<number>(DIGEST_BUCKETS).fill(0);
+  readonly #lo = new Array<number>(DIGEST_BUCKETS).fill(0);
+
+  /** Adds (`sign` 1) or subtracts (-1) a hash given as its halves. */
+  add(bucket: number, hi: number, lo: number, sign: 1 | -1 = 1): void {
+    let low = (this.#lo[bucket] ?? 0) + sign * lo;
+    let carry = 0;
+    if (low >= TWO_32) {
+      low -= TWO_32;
+      carry = 1;
+    } else if (low < 0) {
+      low += TWO_32;
+      carry = -1;
+    }
+    this.#lo[bucket] = low;
+    this.#hi[bucket] = ((this.#hi[bucket] ?? 0) + sign * hi + carry) >>> 0;
+  }
+
+  /** Adds or subtracts a hash in its 16-hex-digit form. */
+  addHex(bucket: number, hex: string, sign: 1 | -1 = 1): void {
+    this.add(bucket, parseInt(hex.slice(0, 8), 16), parseInt(hex.slice(8, 16), 16), sign);
+  }
+
+  toBigInts(): bigint[] {
+    return this.#hi.map((hi, b) => (BigInt(hi) << 32n) | BigInt(this.#lo[b] ?? 0));
+  }
+}
+
 /** Per-bucket digests of a set of entities, computed from scratch (the gateway's check, the server's rebuild). */
 export class DigestBuilder {
-  readonly buckets: bigint[] = new Array<bigint>(DIGEST_BUCKETS).fill(0n);
+  readonly #sums = new BucketSums();
 
   add(type: string, id: string, data: unknown): void {
-    const b = bucketOf(type, id);
-    this.buckets[b] = addHash(this.buckets[b] ?? 0n, entityHash(type, id, data));
+    const hash = entityHashBytes(type, id, data);
+    this.#sums.add(bucketOf(type, id), hash.readUInt32BE(0), hash.readUInt32BE(4));
+  }
+
+  /** The bucket digests. */
+  get buckets(): bigint[] {
+    return this.#sums.toBigInts();
   }
 
   home(): bigint {

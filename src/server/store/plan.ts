@@ -15,19 +15,15 @@ import { z } from 'zod';
 import {
   ConflictSchema,
   DataSchema,
-  DIGEST_BUCKETS,
+  BucketSums,
   ENTITY_PRIORITY,
   TimestampSchema,
-  addHash,
   bucketOf,
-  digestHex,
   encodeAttrMeta,
-  entityHash,
+  entityHashHex,
   metaOfWrite,
   normaliseEntityType,
-  parseDigestHex,
   resolveLastWriteWins,
-  subHash,
   type ApplyStatus,
   type EntityType,
   type Micros,
@@ -154,7 +150,7 @@ export function outcomeFromRecord(row: ResultRecord): PushOutcome {
 
 /** The digest columns of a row: its bucket and entity hash (null for a tombstone). */
 export function rowDigest(type: string, id: string, data: unknown, deleted: boolean): { bucket: number; hash: string | null } {
-  return { bucket: bucketOf(type, id), hash: deleted ? null : digestHex(entityHash(type, id, data)) };
+  return { bucket: bucketOf(type, id), hash: deleted ? null : entityHashHex(type, id, data) };
 }
 
 function objectOf(value: unknown): Record<string, unknown> {
@@ -170,7 +166,7 @@ class Planner {
   readonly written = new Map<string, EntityWrite>();
   readonly conflictRows: { seq: Micros; entry: string }[] = [];
   readonly history: HistoryWrite[] = [];
-  readonly digest = new Array<bigint>(DIGEST_BUCKETS).fill(0n);
+  readonly digest = new BucketSums();
 
   constructor(private readonly input: PlanInput) {
     this.current = new Map(input.stored);
@@ -267,12 +263,26 @@ class Planner {
     const digest = rowDigest(c.type, c.entityId, body, draft.deleted);
     const before = stored?.hash ?? null;
     if (before !== digest.hash) {
-      let value = this.digest[digest.bucket] ?? 0n;
-      if (before !== null) value = subHash(value, parseDigestHex(before));
-      if (digest.hash !== null) value = addHash(value, parseDigestHex(digest.hash));
-      this.digest[digest.bucket] = value;
+      if (before !== null) this.digest.addHex(digest.bucket, before, -1);
+      if (digest.hash !== null) this.digest.addHex(digest.bucket, digest.hash);
     }
-    const row: EntityWrite = { ...columns, hash: digest.hash, bucket: digest.bucket, entity_type: c.type, entity_id: c.entityId, priority: ENTITY_PRIORITY[c.type] };
+    const row: EntityWrite = {
+      entity_type: c.type,
+      entity_id: c.entityId,
+      priority: ENTITY_PRIORITY[c.type],
+      bucket: digest.bucket,
+      hash: digest.hash,
+      data: columns.data,
+      updated_at: columns.updated_at,
+      claimed_at: columns.claimed_at,
+      sync_id: columns.sync_id,
+      deleted: columns.deleted,
+      origin_client: columns.origin_client,
+      seq: columns.seq,
+      created_seq: columns.created_seq,
+      attrs: columns.attrs,
+      foreign_seq: columns.foreign_seq,
+    };
     const key = entityKey(c.type, c.entityId);
     this.current.set(key, row);
     this.written.set(key, row);
@@ -309,7 +319,7 @@ export function planPush(input: PlanInput): PushPlan {
     results,
     conflictRows: planner.conflictRows,
     history: planner.history,
-    digest: planner.digest,
+    digest: planner.digest.toBigInts(),
     clamped,
     wrote: wroteAny,
   };
