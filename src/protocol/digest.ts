@@ -12,7 +12,7 @@
  * - Home digest: the sum modulo 2^64 of the bucket digests. Wire form: 16 lowercase hex digits.
  * Tombstones are not in it (a client may or may not keep them).
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 export const DIGEST_BUCKETS = 16;
 const MASK = (1n << 64n) - 1n;
@@ -38,18 +38,13 @@ export function canonicalJson(value: unknown): string {
   return `${out}}`;
 }
 
-/** The first 8 bytes of the entity's SHA-256 (see above). */
-function entityHashBytes(type: string, id: string, data: unknown): Buffer {
-  return createHash('sha256').update(`${type}\u0000${id}\u0000${canonicalJson(data)}`).digest();
+/** The first 8 bytes of the entity's SHA-256 (see above), as 16 hex digits: `crypto.hash` is the one-shot form. */
+export function entityHashHex(type: string, id: string, data: unknown): string {
+  return hash('sha256', `${type}\u0000${id}\u0000${canonicalJson(data)}`, 'hex').slice(0, 16);
 }
 
 export function entityHash(type: string, id: string, data: unknown): bigint {
-  return entityHashBytes(type, id, data).readBigUInt64BE(0);
-}
-
-/** The entity hash as its wire/storage form, 16 lowercase hex digits (no BigInt on the way). */
-export function entityHashHex(type: string, id: string, data: unknown): string {
-  return entityHashBytes(type, id, data).toString('hex', 0, 8);
+  return BigInt(`0x${entityHashHex(type, id, data)}`);
 }
 
 export function bucketOf(type: string, id: string): number {
@@ -118,8 +113,7 @@ export class DigestBuilder {
   readonly #sums = new BucketSums();
 
   add(type: string, id: string, data: unknown): void {
-    const hash = entityHashBytes(type, id, data);
-    this.#sums.add(bucketOf(type, id), hash.readUInt32BE(0), hash.readUInt32BE(4));
+    this.#sums.addHex(bucketOf(type, id), entityHashHex(type, id, data));
   }
 
   /** The bucket digests. */
