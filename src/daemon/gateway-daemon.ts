@@ -4,7 +4,7 @@
  * supervisor. The server-corrected clock is built right after the store (on its sync state) and handed to ingest
  * (stamps) and the sync client (which learns the offset): one clock, sync on or off. What changes (ingest commits,
  * server changes sent to devices, sync cycles) is said on the daemon's event hub (events.ts), which the bridge and
- * the status page listen to. One process, no singletons.
+ * the status page listen to. One process, no singletons. The sync client and scheduler are built in sync-wiring.ts.
  */
 import type { BrokerAddress } from '../broker/index.js';
 import { createMqttBus, type MqttBus } from '../broker/bus.js';
@@ -14,7 +14,7 @@ import { createIngest, type Ingest } from '../ingest/index.js';
 import type { Logger } from '../log.js';
 import { openStore, storePath, type GatewayStore } from '../store/index.js';
 import type { DeviceCommand } from '../store/types.js';
-import { faultHook, ServerClock, SyncClient, SyncScheduler, type CycleReport } from '../sync/index.js';
+import { ServerClock, type CycleReport, type SyncClient, type SyncScheduler } from '../sync/index.js';
 import { readPackageInfo } from '../version.js';
 import { countByAdapter } from './adapter-counts.js';
 import { Bridge, bridgeBirth, bridgeWill } from './bridge.js';
@@ -28,6 +28,7 @@ import { SystemdNotifier } from './notify.js';
 import type { DaemonStatus } from './status.js';
 import { Supervisor } from './supervisor.js';
 import { InstrumentedRunner } from './sync-stats.js';
+import { createScheduler, createSyncClient, schedulerComponent, syncConfigured } from './sync-wiring.js';
 
 export type { DaemonStatus } from './status.js';
 
@@ -82,14 +83,9 @@ export class GatewayDaemon {
     this.#version = options.version ?? readPackageInfo().version;
   }
 
-  /**
-   * True when server credentials are configured and sync is enabled: a client id, and a client secret — or, for a
-   * server without a token endpoint (FunkyGibbon v1, docs/protocol.md §Compatibility), its profile or a static token.
-   */
+  /** True when server credentials are configured and sync is enabled (sync-wiring.ts). */
   get syncConfigured(): boolean {
-    const { server, sync } = this.config;
-    const credentials = server.clientSecret !== undefined || server.token !== undefined || server.profile === 'funkygibbon-v1';
-    return sync.enabled && server.clientId !== undefined && credentials;
+    return syncConfigured(this.config);
   }
 
   start(): Promise<BrokerAddress> {
@@ -122,12 +118,12 @@ export class GatewayDaemon {
       maxDateDisagreementMs: this.config.server.clockMaxDisagreementMs,
     });
     let deliver: (commands: DeviceCommand[]) => void = () => undefined;
-    const sync = this.#createSyncClient(store, clock, (commands) => deliver(commands));
+    const sync = createSyncClient({ config, store, clock, logger, env: this.#env, now: this.#now, onDeviceCommands: (commands) => deliver(commands) });
     if (sync) await stack.start({ name: 'sync client', start: () => undefined, stop: () => sync.close() });
     const runner = sync ? new InstrumentedRunner({ inner: sync }) : undefined;
     // A live round reports what it pulled too; only the count matters to the listeners (devices may have changed).
     runner?.onCycle((o) => hub.emit({ kind: 'sync', ok: o.ok, pulled: o.report?.pulled ?? 0 }));
-    const scheduler = runner ? this.#createScheduler(runner, store) : undefined;
+    const scheduler = runner ? createScheduler({ config, runner, store, logger, now: this.#now }) : undefined;
     const ingest = await this.#startIngestAndBus(stack, store, clock, scheduler, hub);
     deliver = (commands) => {
       hub.emit({ kind: 'devices', ids: commands.map((c) => c.deviceId) });
@@ -137,7 +133,7 @@ export class GatewayDaemon {
     this.#running = running;
     this.#log.info({ mqtt: `${running.address.host}:${running.address.port}`, store: store.path, server: config.server.url }, 'gateway started');
     if (config.bridge.enabled) await stack.start(this.#bridge(running));
-    await stack.start(this.#schedulerComponent(scheduler, store));
+    await stack.start(schedulerComponent(scheduler, store, config.sync.enabled, this.#log));
     await this.#startOps(running);
     return running.address;
   }
@@ -193,24 +189,6 @@ export class GatewayDaemon {
     await stack.start({ name: 'mqtt', start: async () => void (address = await bus.start()), stop: () => bus.stop() });
     if (address === undefined) throw new Error('mqtt bus started without an address');
     return { ingest, bus, address };
-  }
-
-  #schedulerComponent(scheduler: SyncScheduler | undefined, store: GatewayStore): Component {
-    return {
-      name: 'scheduler',
-      start: () => {
-        if (scheduler) {
-          scheduler.start();
-          return;
-        }
-        void store.syncState.set('mode', 'offline');
-        this.#log.warn(
-          { hint: 'set server.clientId and server.clientSecret (or INBETWEENIES_CLIENT_ID / INBETWEENIES_CLIENT_SECRET)' },
-          this.config.sync.enabled ? 'no server credentials configured: offline, buffering every change' : 'sync disabled: buffering every change',
-        );
-      },
-      stop: () => scheduler?.stop(),
-    };
   }
 
   /** Jobs, the control listener (when configured) and last the supervisor: READY=1 now means the pipeline runs. */
@@ -286,54 +264,6 @@ export class GatewayDaemon {
       info: () => bridgeInfo({ ...this.#statusOf(running), devices: running.store.entities.deviceCount() }, this.#version),
       hub: running.hub,
       logger: this.#root,
-    });
-  }
-
-  #createSyncClient(store: GatewayStore, clock: ServerClock, onDeviceCommands: (commands: DeviceCommand[]) => void): SyncClient | undefined {
-    const { server, sync } = this.config;
-    if (!this.syncConfigured || server.clientId === undefined) return undefined;
-    return new SyncClient({
-      store,
-      clock,
-      logger: this.#root,
-      faults: faultHook(this.#env.INBETWEENIES_FAULT),
-      now: this.#now,
-      serverUrl: server.url,
-      clientId: server.clientId,
-      ...(server.clientSecret === undefined ? {} : { clientSecret: server.clientSecret }),
-      profile: server.profile,
-      ...(server.token === undefined ? {} : { token: server.token }),
-      ...(server.houseId === undefined ? {} : { houseId: server.houseId }),
-      seedOnly: server.seedOnly,
-      hmac: server.hmac,
-      gzipThresholdBytes: server.gzipThresholdBytes,
-      connectTimeoutMs: server.connectTimeoutMs,
-      headersTimeoutMs: server.requestTimeoutMs,
-      bodyTimeoutMs: server.requestTimeoutMs,
-      ...(server.caFile === undefined ? {} : { caFile: server.caFile }),
-      ...(server.pinSha256 === undefined ? {} : { pinSha256: server.pinSha256 }),
-      clockMaxDisagreementMs: server.clockMaxDisagreementMs,
-      pushBatchSize: sync.pushBatchSize,
-      liveTimeoutMarginMs: Math.round(sync.liveTimeoutMarginSeconds * 1000),
-      onDeviceCommands,
-    });
-  }
-
-  #createScheduler(runner: InstrumentedRunner, store: GatewayStore): SyncScheduler {
-    const s = this.config.sync;
-    return new SyncScheduler({
-      runner,
-      logger: this.#root,
-      state: store.syncState,
-      now: this.#now,
-      minIntervalMs: Math.round(s.minIntervalSeconds * 1000),
-      maxIntervalMs: Math.round(s.maxIntervalSeconds * 1000),
-      criticalDebounceMs: s.criticalDebounceMs,
-      uplinkWindowMs: s.uplinkWindowMs,
-      live: s.live,
-      liveWaitSeconds: s.liveWaitSeconds,
-      maxRetries: s.maxRetries,
-      probeIntervalMs: Math.round(s.offlineProbeSeconds * 1000),
     });
   }
 

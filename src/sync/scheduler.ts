@@ -1,9 +1,10 @@
 /**
- * When sync work runs (docs/architecture.md §Scheduler; rules in backoff.ts). Live first: while online, the live loop
- * (live-loop.ts) holds one live wait, so a change made on the server reaches the gateway — and the device — at once;
- * no poll runs meanwhile. Local changes are pushed by the uplink (uplink.ts): critical ones after a short debounce,
- * ordinary ones within the uplink window. A server without live waits is polled adaptively between 5 s and 5 min
- * (seed §Polling), and asked again for the capability every `liveRecheckMs`.
+ * When sync work runs (docs/architecture.md §Scheduler; rules in backoff.ts, options in scheduler-config.ts, what it
+ * reports in scheduler-status.ts). Live first: while online, the live loop (live-loop.ts) holds one live wait, so a
+ * change made on the server reaches the gateway — and the device — at once; no poll runs meanwhile. Local changes
+ * are pushed by the uplink (uplink.ts): critical ones after a short debounce, ordinary ones within the uplink window.
+ * A server without live waits is polled adaptively between 5 s and 5 min (seed §Polling), and asked again for the
+ * capability every `liveRecheckMs`.
  *
  * Modes: online → backoff (any failure — a cycle, a live wait that died or timed out, a push: retries after 1, 2, 4,
  * 8, 16 s ± 20 %, each retry a full cycle, after which live waits resume) → offline (after `maxRetries` failed retries:
@@ -12,97 +13,21 @@
  * Retry-After has passed. Every transition is logged and visible in status(). Never two pulls at once, never two
  * pushes at once; a full cycle runs alone.
  */
-import { z } from 'zod';
-import { GatewayError, SyncHttpError } from '../errors.js';
+import type { z } from 'zod';
+import { GatewayError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { SyncMode, SyncState } from '../store/sync-state.js';
-import { isOffline, localChangeDelay, nextPollInterval, retryDelayMs, SEED_RETRY_DELAYS_MS } from './backoff.js';
-import { DEFAULT_LIVE_WAIT_SECONDS, type LiveEnd, type LiveSupport } from './live.js';
+import { afterFailure, liveRefusalWaitMs, localChangeDelay, nextPollInterval } from './backoff.js';
 import { LiveLoop } from './live-loop.js';
-import { Ms, validateOptions } from './options.js';
+import { validateOptions } from './options.js';
 import type { CycleReport, LiveRoundReport, PushOnlyReport } from './reports.js';
+import { SchedulerConfigSchema, type SchedulerOptions, type SyncRunner } from './scheduler-config.js';
+import { liveStatus, type PollingReason, type SchedulerStatus } from './scheduler-status.js';
 import { Uplink } from './uplink.js';
 
-export const SchedulerConfigSchema = z
-  .object({
-    minIntervalMs: Ms.default(5_000),
-    maxIntervalMs: Ms.default(300_000),
-    /** A critical local change is pushed this long after it arrived (more critical changes ride along). */
-    criticalDebounceMs: z.number().int().nonnegative().default(20),
-    /** An ordinary local change is pushed within this window (docs/operations.md §Uplink window). */
-    uplinkWindowMs: z.number().int().nonnegative().default(1_000),
-    maxRetries: z.number().int().nonnegative().default(5),
-    retryDelaysMs: z.array(Ms).min(1).default([...SEED_RETRY_DELAYS_MS]),
-    jitter: z.number().min(0).max(1).default(0.2),
-    probeIntervalMs: Ms.default(30_000),
-    stopTimeoutMs: z.number().int().nonnegative().default(5_000),
-    /** Hold live waits when the server offers them (false: poll only). */
-    live: z.boolean().default(true),
-    liveWaitSeconds: z.number().positive().max(3600).default(DEFAULT_LIVE_WAIT_SECONDS),
-    /** While polling a server without live waits, ask it again this often. */
-    liveRecheckMs: Ms.default(600_000),
-    shutdownPauseMs: z.number().int().nonnegative().default(500),
-    /** At most one live wait opened, and at most one push started, per this many ms (the server's rate limit). */
-    minRequestSpacingMs: z.number().int().nonnegative().default(100),
-  })
-  .refine((c) => c.minIntervalMs <= c.maxIntervalMs, { message: 'minIntervalMs must be ≤ maxIntervalMs' });
-export type SchedulerConfig = z.input<typeof SchedulerConfigSchema>;
-
-/** What the scheduler drives: SyncClient implements it. Without the live and push methods it polls and cycles only. */
-export interface SyncRunner {
-  runCycle(): Promise<CycleReport>;
-  probe(): Promise<void>;
-  /** The next cycle is a full resync from last_sync null (SyncClient.requestFullResync). */
-  requestFullResync?(): void;
-  destroy?(): Promise<void>;
-  probeLive?(): Promise<LiveSupport | undefined>;
-  liveRound?(options: { readonly waitSeconds: number; readonly signal?: AbortSignal }): Promise<LiveRoundReport>;
-  pushPending?(): Promise<PushOnlyReport>;
-}
-
-export interface SchedulerOptions extends SchedulerConfig {
-  readonly runner: SyncRunner;
-  readonly logger: Logger;
-  /** Where `mode` is persisted for `status` (sync_state). */
-  readonly state?: Pick<SyncState, 'set'>;
-  readonly random?: () => number;
-  readonly now?: () => number;
-}
-
-/** Why server changes come by polling instead of a live wait. */
-export type PollingReason = 'disabled' | 'unsupported' | 'refused' | 'not_online';
-
-export interface LiveStatus {
-  /** Live waits are configured and the runner can hold them. */
-  readonly enabled: boolean;
-  /** Local epoch ms when the live wait held now was sent; null while none is held. */
-  readonly heldSince: number | null;
-  /** How long it has been held, ms (null while none is). */
-  readonly heldForMs: number | null;
-  readonly pollingReason: PollingReason | null;
-  readonly rounds: number;
-  readonly wakes: number;
-  /** Live waits re-opened after one was lost: a `shutdown` answer, or a failure the backoff recovered from. */
-  readonly reconnects: number;
-  readonly lastEnd: LiveEnd | null;
-  /** Pushes of local changes alone (the uplink), and when the next is due. */
-  readonly pushes: number;
-  readonly pushDueAt: number | null;
-}
-
-export interface SchedulerStatus {
-  readonly mode: SyncMode;
-  /** How server changes reach the gateway now: a held live wait, or polling. */
-  readonly via: 'live' | 'polling';
-  readonly live: LiveStatus;
-  readonly consecutiveFailures: number;
-  readonly intervalMs: number;
-  readonly nextSyncAt: number | null;
-  readonly syncing: boolean;
-  readonly lastReport: CycleReport | null;
-  readonly lastError: { code: string; message: string; at: number } | null;
-  readonly lastSuccessAt: number | null;
-}
+export { SchedulerConfigSchema } from './scheduler-config.js';
+export type { SchedulerConfig, SchedulerOptions, SyncRunner } from './scheduler-config.js';
+export type { LiveStatus, PollingReason, SchedulerStatus } from './scheduler-status.js';
 
 export class SyncScheduler {
   readonly config: z.output<typeof SchedulerConfigSchema>;
@@ -203,24 +128,10 @@ export class SyncScheduler {
   }
 
   status(): SchedulerStatus {
-    const heldSince = this.#live?.heldSince ?? null;
-    const live = this.#live?.running === true && this.#mode === 'online';
-    const counters = this.#live?.counters() ?? { rounds: 0, wakes: 0, shutdowns: 0 };
+    const mode = this.#mode;
     return {
-      mode: this.#mode,
-      via: live ? 'live' : 'polling',
-      live: {
-        enabled: this.#live !== undefined,
-        heldSince,
-        heldForMs: heldSince === null ? null : Math.max(0, this.#now() - heldSince),
-        pollingReason: live ? null : this.#mode === 'online' ? this.#pollingReason : 'not_online',
-        rounds: counters.rounds,
-        wakes: counters.wakes,
-        reconnects: this.#reconnects + counters.shutdowns,
-        lastEnd: this.#live?.lastEnd ?? null,
-        pushes: this.#uplink?.pushes ?? 0,
-        pushDueAt: this.#uplink?.dueAt ?? null,
-      },
+      mode,
+      ...liveStatus({ mode, live: this.#live, uplink: this.#uplink, pollingReason: this.#pollingReason, reconnects: this.#reconnects, now: this.#now() }),
       consecutiveFailures: this.#failures,
       intervalMs: this.#interval,
       nextSyncAt: this.#nextAt,
@@ -376,12 +287,12 @@ export class SyncScheduler {
   }
 
   #onLiveFailure(err: unknown): void {
-    if (err instanceof SyncHttpError && (err.code === 'TOO_MANY_WAITS' || err.code === 'SERVER_BUSY')) {
+    const waitMs = liveRefusalWaitMs(err);
+    if (waitMs !== undefined) {
       // Refused, not failed: poll until the server's Retry-After has passed, then try again.
-      const waitMs = Math.max(1, err.retryAfterSeconds ?? 1) * 1000;
       this.#pollingReason = 'refused';
       this.#liveRetryAt = this.#now() + waitMs;
-      this.#log.warn({ code: err.code, retryAfterMs: waitMs }, 'the server refused a live wait: polling meanwhile');
+      this.#log.warn({ code: codeOf(err), retryAfterMs: waitMs }, 'the server refused a live wait: polling meanwhile');
       this.#schedule(waitMs);
       return;
     }
@@ -407,23 +318,21 @@ export class SyncScheduler {
       this.#lostLive = true;
       void this.#live.stop();
     }
-    if (err instanceof SyncHttpError && err.code === 'RATE_LIMITED') {
-      const waitMs = (err.retryAfterSeconds ?? 0) * 1000 || retryDelayMs(1, this.#random, this.config.jitter, this.config.retryDelaysMs);
-      this.#log.warn({ retryAfterMs: waitMs }, 'rate limited by the server: waiting Retry-After');
+    const step = afterFailure(err, this.#failures, this.#mode === 'offline', this.config, this.#random);
+    if (step.kind === 'rate_limited') {
+      this.#log.warn({ retryAfterMs: step.waitMs }, 'rate limited by the server: waiting Retry-After');
       if (this.#mode === 'online') this.#transition('backoff', 'rate limited');
-      this.#schedule(waitMs);
+      this.#schedule(step.waitMs);
       return;
     }
-    this.#failures += 1;
-    if (this.#mode === 'offline' || isOffline(this.#failures, this.config.maxRetries)) {
+    this.#failures = step.failures;
+    if (step.kind === 'offline') {
       if (this.#mode !== 'offline') this.#transition('offline', `sync failed ${this.#failures} times: offline, buffering and probing`, { code, message });
-      this.#schedule(this.config.probeIntervalMs);
-      return;
+    } else {
+      if (this.#mode !== 'backoff') this.#transition('backoff', 'sync failed: backing off', { code, message });
+      this.#log.warn({ failures: this.#failures, retryInMs: step.waitMs, code, message }, 'sync failed; retry scheduled');
     }
-    const delay = retryDelayMs(this.#failures, this.#random, this.config.jitter, this.config.retryDelaysMs);
-    if (this.#mode !== 'backoff') this.#transition('backoff', 'sync failed: backing off', { code, message });
-    this.#log.warn({ failures: this.#failures, retryInMs: delay, code, message }, 'sync failed; retry scheduled');
-    this.#schedule(delay);
+    this.#schedule(step.waitMs);
   }
 
   #transition(mode: SyncMode, why: string, extra: Record<string, unknown> = {}): void {

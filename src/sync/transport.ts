@@ -5,7 +5,7 @@
  * protocol/hmac.ts), `Accept-Encoding: gzip`. Every response: signature verified against the request's nonce
  * (before it is used at all), gunzipped with a cap, validated with its zod schema. Errors are typed: SyncHttpError
  * for the server's error bodies, GatewayError TRANSPORT / TIMEOUT / BAD_RESPONSE / BAD_SIGNATURE / TLS_PIN_MISMATCH
- * for the rest.
+ * for the rest (what a response means, and a failed request: transport-response.ts).
  *
  * HTTPS (seed §Data Integrity "TLS for transport encryption"): the server certificate is verified against the system
  * CAs or `caFile` (a private CA), and optionally its key is pinned (`pinSha256`: SHA-256 of the certificate's
@@ -16,24 +16,24 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { z } from 'zod';
-import { GatewayError, HTTP_STATUS_BY_CODE, SyncHttpError, type ErrorCode } from '../errors.js';
+import { GatewayError, SyncHttpError } from '../errors.js';
 import type { Logger } from '../log.js';
-import {
-  decodeGzip,
-  encodeBody,
-  ErrorBodySchema,
-  HEADER_CLIENT_ID,
-  HEADER_SIGNATURE,
-  HEADER_TIMESTAMP,
-  contentEncodingOf,
-  describeIssues,
-  newNonce,
-  signRequest,
-  verifyResponse,
-} from '../protocol/index.js';
-import { HttpPool, HttpPoolError } from './http-pool.js';
+import { describeIssues, encodeBody, HEADER_CLIENT_ID, newNonce, signRequest } from '../protocol/index.js';
+import { HttpPool } from './http-pool.js';
 import { refusedGzip } from './peer-profile.js';
 import { Ms, validateOptions } from './options.js';
+import {
+  decodeResponse,
+  estimateResponseHeaderBytes,
+  header,
+  httpDateMs,
+  toHttpError,
+  toTransportError,
+  verifyResponseSignature,
+  type RawResponse,
+} from './transport-response.js';
+
+export { httpDateMs, parseRetryAfter } from './transport-response.js';
 
 /** Base64 (44 characters, padded) or hex (64 characters) SHA-256. */
 const PIN_RE = /^(?:[A-Za-z0-9+/]{43}=|[0-9a-fA-F]{64})$/;
@@ -228,8 +228,8 @@ export class SyncTransport {
     const response = await this.#send(spec.method, path, headers, encoded.bytes, spec.timeoutMs, spec.signal);
     const receivedAtMs = this.#now();
     this.stats.bytesReceived += estimateResponseHeaderBytes(response.headers) + response.body.length;
-    if (signed) this.#verify(response, nonce, secret, spec.unsignedOk === true || this.#peer.acceptUnsigned());
-    const json = await this.#decode(response);
+    if (signed) verifyResponseSignature(response, nonce, secret, spec.unsignedOk === true || this.#peer.acceptUnsigned());
+    const json = await decodeResponse(response, this.config.maxResponseBytes);
     if (response.status < 200 || response.status >= 300) throw toHttpError(response, json, encoded.gzipped && refusedGzip(response.status, json));
     const parsed = spec.schema.safeParse(json);
     if (!parsed.success) {
@@ -248,47 +248,6 @@ export class SyncTransport {
     }
   }
 
-  /**
-   * docs/protocol.md §HMAC: a response is used only if its signature is good; a 2xx must be signed — unless the server
-   * profile says the server signs nothing (`acceptUnsigned`: logged at start, shown in `status`). A signature that
-   * is there is always checked.
-   */
-  #verify(response: RawResponse, nonce: string, secret: string, acceptUnsigned: boolean): void {
-    const signature = header(response.headers, HEADER_SIGNATURE);
-    const ok2xx = response.status >= 200 && response.status < 300;
-    if (signature === undefined && (!ok2xx || acceptUnsigned)) return; // an unsigned error is still an error
-    const check = verifyResponse({
-      secret,
-      status: response.status,
-      requestNonce: nonce,
-      body: response.body,
-      headers: { timestamp: header(response.headers, HEADER_TIMESTAMP), signature },
-    });
-    if (!check.ok) {
-      throw new GatewayError('BAD_SIGNATURE', `response signature ${check.reason} (HTTP ${response.status}); response discarded`, { status: 401 });
-    }
-  }
-
-  async #decode(response: RawResponse): Promise<unknown> {
-    let body = response.body;
-    const encoding = contentEncodingOf(response.headers['content-encoding']);
-    if (encoding === 'unsupported') throw new GatewayError('BAD_RESPONSE', 'response has an unsupported Content-Encoding');
-    if (encoding === 'gzip') {
-      try {
-        body = await decodeGzip(body, this.config.maxResponseBytes);
-      } catch (err) {
-        throw new GatewayError('BAD_RESPONSE', `response gzip: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-      }
-    }
-    if (body.length === 0) return undefined;
-    try {
-      return JSON.parse(body.toString('utf8')) as unknown;
-    } catch (err) {
-      if (response.status >= 400) return undefined;
-      throw new GatewayError('BAD_RESPONSE', `response is not JSON (HTTP ${response.status})`, { cause: err });
-    }
-  }
-
   /** Drains: waits for requests in flight, then closes the connections. */
   async close(): Promise<void> {
     await this.#pool.close();
@@ -302,56 +261,6 @@ export class SyncTransport {
   get log(): Logger {
     return this.#log;
   }
-}
-
-interface RawResponse {
-  readonly status: number;
-  readonly headers: Record<string, string | string[] | undefined>;
-  readonly body: Buffer;
-}
-
-function header(headers: RawResponse['headers'], name: string): string | undefined {
-  const value = headers[name];
-  return Array.isArray(value) ? value[0] : value;
-}
-
-function isErrorCode(code: string): code is ErrorCode {
-  return Object.prototype.hasOwnProperty.call(HTTP_STATUS_BY_CODE, code);
-}
-
-/** An HTTP date (RFC 9110 §5.6.7) as epoch ms; undefined when absent or unreadable. */
-export function httpDateMs(value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const at = Date.parse(value);
-  return Number.isNaN(at) ? undefined : at;
-}
-
-/** Retry-After: delay-seconds or an HTTP date (RFC 9110 §10.2.3). */
-export function parseRetryAfter(value: string | undefined, nowMs: number = Date.now()): number | undefined {
-  if (value === undefined) return undefined;
-  const text = value.trim();
-  if (/^\d+$/.test(text)) return Number(text);
-  const at = Date.parse(text);
-  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - nowMs) / 1000));
-}
-
-function toHttpError(response: RawResponse, json: unknown, gzipRefusal = false): SyncHttpError {
-  const parsed = ErrorBodySchema.safeParse(json);
-  const retryAfter = parseRetryAfter(header(response.headers, 'retry-after')) ?? (parsed.success ? parsed.data.retry_after : undefined);
-  const fallback: ErrorCode = response.status === 429 ? 'RATE_LIMITED' : response.status === 401 ? 'UNAUTHORIZED' : 'BAD_RESPONSE';
-  if (!parsed.success) {
-    const message = `HTTP ${response.status} without a valid error body${describeForeignBody(json)}`;
-    return new SyncHttpError(fallback, message, response.status, retryAfter, gzipRefusal);
-  }
-  const code = isErrorCode(parsed.data.code) ? parsed.data.code : fallback;
-  const message = code === parsed.data.code ? parsed.data.message : `${parsed.data.code}: ${parsed.data.message}`;
-  return new SyncHttpError(code, message, response.status, retryAfter, gzipRefusal);
-}
-
-/** `: "detail"` of a FastAPI-style error body (FunkyGibbon v1), capped; else nothing. */
-function describeForeignBody(json: unknown): string {
-  const detail = typeof json === 'object' && json !== null && 'detail' in json ? json.detail : undefined;
-  return typeof detail === 'string' ? `: ${JSON.stringify(detail.slice(0, 200))}` : '';
 }
 
 /** TLS options of the connector: a private CA and the key pin (docs/security.md §Sync server). */
@@ -384,36 +293,10 @@ function tlsOptions(config: z.output<typeof TransportConfigSchema>, url: URL): {
   return out;
 }
 
-/** The first GatewayError in an error's cause chain (the pool wraps what a TLS check returned). */
-function gatewayCause(err: unknown): GatewayError | undefined {
-  for (let e: unknown = err, i = 0; e instanceof Error && i < 5; e = e.cause, i++) {
-    if (e instanceof GatewayError) return e;
-  }
-  return undefined;
-}
-
-function toTransportError(err: unknown, method: string, path: string): GatewayError {
-  const typed = gatewayCause(err);
-  if (typed !== undefined) return typed;
-  const what = `${method} ${path}`;
-  const message = err instanceof Error ? err.message : String(err);
-  if (err instanceof HttpPoolError && err.code === 'TIMEOUT') return new GatewayError('TIMEOUT', `${what}: ${message}`, { cause: err });
-  if (err instanceof HttpPoolError && err.code === 'TOO_LARGE') return new GatewayError('BAD_RESPONSE', `${what}: ${message}`, { cause: err });
-  return new GatewayError('TRANSPORT', `${what}: ${message}`, { cause: err });
-}
-
 function estimateRequestHeaderBytes(method: string, path: string, headers: Record<string, string>, origin: string, length: number): number {
   // request line + host + content-length + connection + each header line + blank line
   let n = `${method} ${path} HTTP/1.1\r\n`.length + `host: ${new URL(origin).host}\r\n`.length + 24 + 2;
   if (length > 0) n += `content-length: ${length}\r\n`.length;
   for (const [name, value] of Object.entries(headers)) n += name.length + value.length + 4;
-  return n;
-}
-
-function estimateResponseHeaderBytes(headers: RawResponse['headers']): number {
-  let n = 'HTTP/1.1 200 OK\r\n'.length + 2;
-  for (const [name, value] of Object.entries(headers)) {
-    for (const v of Array.isArray(value) ? value : [value ?? '']) n += name.length + v.length + 4;
-  }
   return n;
 }

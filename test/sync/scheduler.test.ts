@@ -68,6 +68,7 @@ describe('scheduler (fake timers)', () => {
     await vi.advanceTimersByTimeAsync(0);
     expect(runner.cycles).toHaveLength(1);
     expect(s.status().mode).toBe('backoff');
+    expect(s.status()).toMatchObject({ via: 'polling', live: { enabled: false, pollingReason: 'not_online' } });
     const start = runner.cycles[0]!;
     await vi.advanceTimersByTimeAsync(1000 + 2000 + 4000 + 8000 + 16000);
     expect(runner.cycles.map((t) => t - start)).toEqual([0, 1000, 3000, 7000, 15000, 31000]);

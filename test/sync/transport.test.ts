@@ -58,6 +58,10 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
     res.end('{"ok":true,"size":1,"items":[]}');
   } else if (path === '/limited') {
     send(429, Buffer.from('{"type":"error","code":"RATE_LIMITED","message":"slow down","retry_after":7}'), { 'retry-after': '7' });
+  } else if (path === '/proxy-limited') {
+    // A proxy in front of the server: plain text, unsigned, only the status and Retry-After say what happened.
+    res.writeHead(429, { 'content-type': 'text/plain', 'retry-after': '3' });
+    res.end('Too Many Requests');
   } else if (path === '/bad-shape') send(200, Buffer.from('{"ok":false}'));
   else if (path === '/expired') send(401, Buffer.from('{"type":"error","code":"AUTH_EXPIRED","message":"token expired"}'), {}, 'none');
   else if (path === '/slow') {
@@ -115,6 +119,8 @@ describe('sync transport (against a node:http server)', () => {
     const limited = await t.call({ method: 'GET', path: '/limited', schema: EchoSchema }).catch((e: unknown) => e);
     expect(limited).toBeInstanceOf(SyncHttpError);
     expect(limited).toMatchObject({ code: 'RATE_LIMITED', status: 429, retryAfterSeconds: 7 });
+    const proxied = await t.call({ method: 'GET', path: '/proxy-limited', schema: EchoSchema }).catch((e: unknown) => e);
+    expect(proxied).toMatchObject({ code: 'RATE_LIMITED', status: 429, retryAfterSeconds: 3 });
     const expired = await t.call({ method: 'GET', path: '/expired', schema: EchoSchema }).catch((e: unknown) => e);
     expect(expired).toMatchObject({ code: 'AUTH_EXPIRED', status: 401 });
     const bad = await t.call({ method: 'GET', path: '/bad-shape', schema: EchoSchema }).catch((e: unknown) => e);
