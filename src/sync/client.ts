@@ -22,7 +22,7 @@ import type { PushedVersion } from './push-apply.js';
 import { ackDue, elapsedMs, type CycleReport, type LiveRoundReport, type PushOnlyReport } from './reports.js';
 import { PushSettlements } from './settlements.js';
 import { ServerPeer } from './peer.js';
-import { probeSeedShape, pullPeerOf, pushPeerOf } from './peer-phases.js';
+import { HEALTH_PATH, probeHealth, probeSeedShape, pullPeerOf, pushPeerOf, type ProbeDeps } from './peer-phases.js';
 import { ackAccepted, decideFromHealth, PeerAckAnswerSchema, timestampFor } from './peer-profile.js';
 import { SyncTransport, type CallResult, type CallSpec } from './transport.js';
 import { SyncClientConfigSchema, type SyncClientOptions } from './client-config.js';
@@ -34,7 +34,7 @@ export { ackDue, type AckDueInput, type CycleReport, type LiveRoundReport, type 
 export const SYNC_ACK_PATH = '/api/v1/sync/ack';
 /** Status rows whose outcome did not change are written at most this often (the rest is remembered). */
 const STATUS_WRITE_EVERY_MS = 60_000;
-export const HEALTH_PATH = '/api/v1/health';
+export { HEALTH_PATH };
 
 export class SyncClient {
   readonly config: z.output<typeof SyncClientConfigSchema>;
@@ -282,26 +282,10 @@ export class SyncClient {
     }
     const watermark = parseTimestamp(pulled.serverTime);
     if (watermark !== undefined) {
-      await this.#verify(base, pulled, watermark);
+      await this.convergence.verify(pulled, watermark, (extra) => pull({ ...base, full: false, ...extra }));
       this.#settlements.prune(watermark);
     }
     return pulled;
-  }
-
-  /**
-   * The convergence check after a pull (docs/protocol.md §Convergence digest): a home digest that differs is narrowed
-   * with the per-bucket digests (one more, normally empty, pull), and the differing buckets are pulled whole.
-   */
-  async #verify(base: Omit<PullDeps, 'full'>, pulled: PullReport, watermark: number): Promise<void> {
-    let verdict = this.convergence.check(pulled, watermark);
-    if (verdict?.result === 'mismatch' && verdict.buckets === null) {
-      const narrowed = await pull({ ...base, full: false, digestBuckets: true });
-      const at = parseTimestamp(narrowed.serverTime);
-      verdict = at === undefined ? undefined : this.convergence.check(narrowed, at);
-    }
-    if (verdict?.result !== 'mismatch' || verdict.buckets === null) return;
-    const repair = await pull({ ...base, full: false, repairBuckets: verdict.buckets });
-    this.convergence.repaired(verdict.buckets, repair.applied + repair.removed, repair.pulled);
   }
 
   /** seed §Sync Flow step 5, when ackDue says so; `moved`: changes that count as progress for the rule. */
@@ -349,38 +333,18 @@ export class SyncClient {
     }
   }
 
-  /**
-   * GET /api/v1/health; its server_time also feeds the clock estimate, and on `auto` it decides the server's profile:
-   * a 404 there is answered by a probe with the seed's own request (FunkyGibbon v1 has no health endpoint). A server
-   * known to have none is not asked: its first delta teaches the clock. Throws when the server is not reachable.
-   */
+  /** GET /api/v1/health (peer-phases.ts `probeHealth`): the clock, the profile on `auto`, partial states. */
   async probe(): Promise<void> {
-    const known = this.peer.traits;
-    // A server without health (the Python FunkyGibbon v1) merges no partial states: whole states, as the seed.
-    if (known?.health === false) {
-      this.#partialPush = false;
-      return;
-    }
-    let answer;
-    try {
-      answer = await this.transport.call({ method: 'GET', path: HEALTH_PATH, schema: HealthResponseSchema, signed: false });
-    } catch (err) {
-      if (!(err instanceof SyncHttpError) || decideFromHealth(err.status, false) !== 'probe-sync') throw err;
-      if (known !== undefined && this.peer.setting !== 'auto') {
-        throw new GatewayError('BAD_RESPONSE', `the server has no ${HEALTH_PATH} (HTTP ${err.status ?? '?'}): is it FunkyGibbon v1? set server.profile to funkygibbon-v1 or auto`, { cause: err });
-      }
-      this.#partialPush = false;
-      await this.#probeSeedShape(known === undefined ? 'sync_probe' : 'fallback');
-      return;
-    }
-    if (known === undefined) this.peer.decide('inbetweenies', 'health');
-    this.#partialPush = answer.value.capabilities?.partial_state !== undefined;
-    const serverMicros = parseTimestamp(answer.value.server_time);
-    if (serverMicros !== undefined) this.clock.observe(serverMicros, answer.sentAtMs, answer.receivedAtMs, answer.serverDateMs);
+    const { partialState } = await probeHealth(this.#probeDeps());
+    this.#partialPush = partialState;
+  }
+
+  #probeDeps(): ProbeDeps {
+    return { transport: this.transport, clock: this.clock, peer: this.peer, clientId: this.config.clientId, nowMs: this.#now };
   }
 
   #probeSeedShape(by: 'sync_probe' | 'fallback'): Promise<void> {
-    return probeSeedShape({ transport: this.transport, clock: this.clock, peer: this.peer, clientId: this.config.clientId, nowMs: this.#now }, by);
+    return probeSeedShape(this.#probeDeps(), by);
   }
 
   /** The push phase, shaped for the server's profile (what it cannot store stays pending). */

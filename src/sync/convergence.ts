@@ -6,6 +6,7 @@
  * shown in `status`; the periodic full reconcile stays as the backstop.
  */
 import type { Logger } from '../log.js';
+import { parseTimestamp } from '../protocol/index.js';
 import type { GatewayStore } from '../store/index.js';
 import { compareDigest, type DigestVerdict } from './digest-check.js';
 import type { PullReport } from './pull.js';
@@ -83,6 +84,27 @@ export class ConvergenceChecker {
       totalCheckMs: s.totalCheckMs + ms,
     };
     return verdict;
+  }
+
+  /**
+   * The check after a pull, and its repair: a home digest that differs is narrowed with the per-bucket digests (one
+   * more, normally empty, pull), then the differing buckets are pulled whole (`pullAgain` runs a pull phase with
+   * those options).
+   */
+  async verify(
+    pulled: PullReport,
+    serverMicros: number,
+    pullAgain: (extra: { readonly digestBuckets?: true; readonly repairBuckets?: readonly number[] }) => Promise<PullReport>,
+  ): Promise<void> {
+    let verdict = this.check(pulled, serverMicros);
+    if (verdict?.result === 'mismatch' && verdict.buckets === null) {
+      const narrowed = await pullAgain({ digestBuckets: true });
+      const at = parseTimestamp(narrowed.serverTime);
+      verdict = at === undefined ? undefined : this.check(narrowed, at);
+    }
+    if (verdict?.result !== 'mismatch' || verdict.buckets === null) return;
+    const repair = await pullAgain({ repairBuckets: verdict.buckets });
+    this.repaired(verdict.buckets, repair.applied + repair.removed, repair.pulled);
   }
 
   /**

@@ -3,8 +3,10 @@
  * the server at hand, and the probe with the seed's own request that tells a plain seed server (FunkyGibbon v1: no
  * health endpoint) from an unreachable one. On this protocol's profile nothing is shaped (undefined).
  */
+import { GatewayError, SyncHttpError } from '../errors.js';
 import {
   formatNaiveTimestamp,
+  HealthResponseSchema,
   parseTimestamp,
   SyncDeltaSchema,
   type SyncRequest,
@@ -12,6 +14,7 @@ import {
 import type { ServerClock } from './clock.js';
 import type { DecidedBy, ServerPeer } from './peer.js';
 import {
+  decideFromHealth,
   FUNKYGIBBON_V1_TRAITS,
   readPulledChange,
   shapePushChange,
@@ -67,15 +70,48 @@ export function pushPeerOf(peer: ServerPeer): PushPeer | undefined {
   };
 }
 
+export const HEALTH_PATH = '/api/v1/health';
+
+export interface ProbeDeps {
+  readonly transport: SyncTransport;
+  readonly clock: ServerClock;
+  readonly peer: ServerPeer;
+  readonly clientId: string;
+  readonly nowMs: () => number;
+}
+
+/**
+ * GET /api/v1/health: its server_time feeds the clock estimate, and on `auto` it decides the server's profile; a 404
+ * there is answered by a probe with the seed's own request (FunkyGibbon v1 has no health endpoint). A server known to
+ * have none is not asked: its first delta teaches the clock. Says whether the server merges partial states (its
+ * `capabilities.partial_state`; never a server without health). Throws when the server is not reachable.
+ */
+export async function probeHealth(deps: ProbeDeps): Promise<{ readonly partialState: boolean }> {
+  const known = deps.peer.traits;
+  if (known?.health === false) return { partialState: false };
+  let answer;
+  try {
+    answer = await deps.transport.call({ method: 'GET', path: HEALTH_PATH, schema: HealthResponseSchema, signed: false });
+  } catch (err) {
+    if (!(err instanceof SyncHttpError) || decideFromHealth(err.status, false) !== 'probe-sync') throw err;
+    if (known !== undefined && deps.peer.setting !== 'auto') {
+      throw new GatewayError('BAD_RESPONSE', `the server has no ${HEALTH_PATH} (HTTP ${err.status ?? '?'}): is it FunkyGibbon v1? set server.profile to funkygibbon-v1 or auto`, { cause: err });
+    }
+    await probeSeedShape(deps, known === undefined ? 'sync_probe' : 'fallback');
+    return { partialState: false };
+  }
+  if (known === undefined) deps.peer.decide('inbetweenies', 'health');
+  const serverMicros = parseTimestamp(answer.value.server_time);
+  if (serverMicros !== undefined) deps.clock.observe(serverMicros, answer.sentAtMs, answer.receivedAtMs, answer.serverDateMs);
+  return { partialState: answer.value.capabilities?.partial_state !== undefined };
+}
+
 /**
  * Asks the server the seed's own sync_request in FunkyGibbon v1's shape (explicit `entity_types`, naive `last_sync`
  * = now, so the delta is small), with the static token if any, accepting an unsigned answer. A `sync_delta` back
  * decides `funkygibbon-v1` (remembered) and teaches the clock; anything else throws.
  */
-export async function probeSeedShape(
-  deps: { readonly transport: SyncTransport; readonly clock: ServerClock; readonly peer: ServerPeer; readonly clientId: string; readonly nowMs: () => number },
-  by: DecidedBy,
-): Promise<void> {
+export async function probeSeedShape(deps: ProbeDeps, by: DecidedBy): Promise<void> {
   const request: SyncRequest = shapeSyncRequest(FUNKYGIBBON_V1_TRAITS, {
     type: 'sync_request',
     client_id: deps.clientId,
