@@ -3,8 +3,7 @@
  * that does not have the shape the schema below says is a STORE error, never a value cast with `as`.
  */
 import { z } from 'zod';
-import { GatewayError } from '../../errors.js';
-import { ApplyStatusSchema, ENTITY_TYPES } from '../../protocol/index.js';
+import { ENTITY_TYPES } from '../../protocol/index.js';
 
 const Int = z.number().int();
 
@@ -88,29 +87,6 @@ export const UnhashedRowSchema = z.object({
 
 export const HashRowSchema = z.object({ bucket: Int.min(0).max(15), hash: z.string().regex(/^[0-9a-f]{16}$/) });
 
-export const ResultRowSchema = z.object({
-  client_sync_id: z.string(),
-  status: ApplyStatusSchema,
-  server_sync_id: z.string().nullable(),
-  entity_type: z.string(),
-  entity_id: z.string(),
-  detail: z.string().nullable(),
-});
-
 export const EntityRowSchema = StoredVersionRowSchema.extend({ seq: Int, priority: Int });
 
-/** Checks every row of a result against `schema`. */
-export function rowsOf<T extends z.ZodType>(schema: T, rows: readonly unknown[], what: string): z.infer<T>[] {
-  const out: z.infer<T>[] = [];
-  for (const row of rows) {
-    const parsed = schema.safeParse(row);
-    if (!parsed.success) throw new GatewayError('STORE', `${what}: unexpected row shape (${parsed.error.issues[0]?.message ?? 'invalid'})`);
-    out.push(parsed.data);
-  }
-  return out;
-}
-
-/** The single row of a result, checked; undefined when there is none. */
-export function rowOf<T extends z.ZodType>(schema: T, rows: readonly unknown[], what: string): z.infer<T> | undefined {
-  return rows.length === 0 ? undefined : rowsOf(schema, rows.slice(0, 1), what)[0];
-}
+export { ResultRowSchema, rowOf, rowsOf } from '../store/rows.js';

@@ -6,10 +6,10 @@
  */
 import { z } from 'zod';
 import { addHash, digestHex, DIGEST_BUCKETS, homeDigest, parseDigestHex } from '../../protocol/index.js';
-import { GatewayError } from '../../errors.js';
 import type { ServerDb } from '../db.js';
 import type { HomeDigest } from './contract.js';
 import { rowDigest } from './plan.js';
+import { rowsOf } from './rows.js';
 
 const SumRowSchema = z.object({ bucket: z.number().int(), sum: z.string().regex(/^[0-9a-f]{16}$/) });
 const HashRowSchema = z.object({ bucket: z.number().int().min(0).max(DIGEST_BUCKETS - 1), hash: z.string().regex(/^[0-9a-f]{16}$/) });
@@ -20,14 +20,6 @@ const UnfilledRowSchema = z.object({
   data: z.string(),
   deleted: z.number().int(),
 });
-
-function checked<T extends z.ZodType>(schema: T, rows: readonly unknown[]): z.infer<T>[] {
-  return rows.map((row) => {
-    const parsed = schema.safeParse(row);
-    if (!parsed.success) throw new GatewayError('STORE', `digest: unexpected row shape (${parsed.error.issues[0]?.message ?? 'invalid'})`);
-    return parsed.data;
-  });
-}
 
 export class DigestStore {
   private readonly db: ServerDb;
@@ -60,7 +52,7 @@ export class DigestStore {
   /** The per-bucket sums of a home. */
   sums(homeId: string): bigint[] {
     const sums = new Array<bigint>(DIGEST_BUCKETS).fill(0n);
-    for (const row of checked(SumRowSchema, this.stmts.read.all(homeId))) {
+    for (const row of rowsOf(SumRowSchema, this.stmts.read.all(homeId), 'home_digests')) {
       if (row.bucket >= 0 && row.bucket < DIGEST_BUCKETS) sums[row.bucket] = parseDigestHex(row.sum);
     }
     return sums;
@@ -75,7 +67,7 @@ export class DigestStore {
   /** Recomputes a home's sums from the rows' hashes (after a backfill; tools). */
   rebuild(homeId: string): void {
     const sums = new Array<bigint>(DIGEST_BUCKETS).fill(0n);
-    for (const row of checked(HashRowSchema, this.stmts.rebuild.all(homeId))) {
+    for (const row of rowsOf(HashRowSchema, this.stmts.rebuild.all(homeId), 'entities')) {
       sums[row.bucket] = addHash(sums[row.bucket] ?? 0n, parseDigestHex(row.hash));
     }
     this.db.transaction(() => {
@@ -88,7 +80,7 @@ export class DigestStore {
   private backfill(): void {
     let filled = 0;
     for (;;) {
-      const rows = checked(UnfilledRowSchema, this.stmts.unfilled.all());
+      const rows = rowsOf(UnfilledRowSchema, this.stmts.unfilled.all(), 'entities');
       if (rows.length === 0) break;
       this.db.transaction(() => {
         for (const r of rows) {

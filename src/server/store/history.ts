@@ -5,9 +5,9 @@
  */
 import { z } from 'zod';
 import { DataSchema, formatTimestamp, type Micros, type Operation, type WireHistoryEntry } from '../../protocol/index.js';
-import { GatewayError } from '../../errors.js';
 import type { ServerDb } from '../db.js';
 import type { HistoryPage, HistoryQuery } from './contract.js';
+import { rowsOf } from './rows.js';
 
 export type { HistoryPage, HistoryQuery } from './contract.js';
 
@@ -51,11 +51,7 @@ const NamesSchema = z.array(z.string());
 
 /** The rows of a page (one more than `limit` tells whether there is more), newest first, as a history page. */
 export function historyPage(rows: readonly unknown[], limit: number): HistoryPage {
-  const checked = rows.map((row) => {
-    const parsed = HistoryRowSchema.safeParse(row);
-    if (!parsed.success) throw new GatewayError('STORE', `history: unexpected row shape (${parsed.error.issues[0]?.message ?? 'invalid'})`);
-    return parsed.data;
-  });
+  const checked = rowsOf(HistoryRowSchema, rows, 'history');
   const more = checked.length > limit;
   const kept = more ? checked.slice(0, limit) : checked;
   const last = kept[kept.length - 1];

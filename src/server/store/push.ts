@@ -8,7 +8,7 @@
  * §Convergence digest).
  */
 import { z } from 'zod';
-import { ApplyStatusSchema, type WirePushChange } from '../../protocol/index.js';
+import type { WirePushChange } from '../../protocol/index.js';
 import type { AppliedPush } from './contract.js';
 import type { ServerDb } from '../db.js';
 import type { DigestStore } from './digests.js';
@@ -16,7 +16,7 @@ import type { HistoryStore } from './history.js';
 import { entityKey, outcomeFromRecord, planPush, pushedKeys, type PushPlan, type StoredVersion } from './plan.js';
 import type { Sequencer } from './sequencer.js';
 import { isAddressable, type PushContext, type PushOutcome } from './validate.js';
-import { GatewayError } from '../../errors.js';
+import { ResultRowSchema, rowsOf } from './rows.js';
 
 export type { PushContext, PushOutcome } from './validate.js';
 export type PushResult = AppliedPush;
@@ -39,23 +39,6 @@ const StoredRowSchema = z.object({
   claimed_at: Int.nullable(),
   hash: z.string().nullable(),
 });
-
-const ResultRowSchema = z.object({
-  client_sync_id: z.string(),
-  status: ApplyStatusSchema,
-  server_sync_id: z.string().nullable(),
-  entity_type: z.string(),
-  entity_id: z.string(),
-  detail: z.string().nullable(),
-});
-
-function rowsOf<T extends z.ZodType>(schema: T, rows: readonly unknown[], what: string): z.infer<T>[] {
-  return rows.map((row) => {
-    const parsed = schema.safeParse(row);
-    if (!parsed.success) throw new GatewayError('STORE', `${what}: unexpected row shape (${parsed.error.issues[0]?.message ?? 'invalid'})`);
-    return parsed.data;
-  });
-}
 
 export class PushApplier {
   private readonly db: ServerDb;
